@@ -1,0 +1,216 @@
+//! Given/when/then tests of the detect handler with in-memory ports.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use chrono::{DateTime, Duration, Utc};
+use detect::{Deps, handle};
+use serde_json::json;
+use shared::detection::default_rules;
+use shared::envelope::{Envelope, Lineage};
+use shared::events::alert_stream;
+use shared::memory::*;
+use shared::reading::{Reading, VitalType};
+use shared::routing::DirectoryEntry;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn envelope(patient: &str, vital: VitalType, value: f64, minute: i64) -> Envelope<Reading> {
+    let reading = Reading {
+        patient_id: patient.into(),
+        vital,
+        value,
+        unit: vital.unit().into(),
+        timestamp: t0() + Duration::minutes(minute),
+        device_id: "dev-1".into(),
+    };
+    let lineage = Lineage {
+        correlation_id: format!("corr-{patient}"),
+        causation_id: "req".into(),
+    };
+    Envelope::new(reading.event_id(), "ingest", lineage, t0(), reading)
+}
+
+/// A Kinesis event as Lambda delivers it, built from raw data payloads.
+fn kinesis_event(payloads: &[Vec<u8>]) -> KinesisEvent {
+    use base64::Engine;
+    let records: Vec<_> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "pk",
+                    "sequenceNumber": format!("{:020}", i + 1),
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "approximateArrivalTimestamp": 1_764_000_000.0
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:{:020}", i + 1),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn payloads(envs: &[Envelope<Reading>]) -> Vec<Vec<u8>> {
+    envs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+}
+
+struct World {
+    state: MemoryStateStore,
+    events: MemoryEventStore,
+    directory: MemoryDirectory,
+    publisher: MemoryPublisher,
+    rules: Vec<shared::detection::Rule>,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            state: MemoryStateStore::default(),
+            events: MemoryEventStore::default(),
+            directory: MemoryDirectory::with([DirectoryEntry {
+                patient_id: "p-sick".into(),
+                patient_name: "Amina".into(),
+                village: "Kisumu".into(),
+                worker_id: "w-1".into(),
+                worker_name: "Joseph".into(),
+                worker_phone: "+254700000001".into(),
+            }]),
+            publisher: MemoryPublisher::default(),
+            rules: default_rules(),
+        }
+    }
+
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            rules: &self.rules,
+            state: &self.state,
+            events: &self.events,
+            directory: &self.directory,
+            publisher: &self.publisher,
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
+    let world = World::new();
+    let batch = kinesis_event(&payloads(&[
+        envelope("p-sick", VitalType::HeartRate, 120.0, 0),
+        envelope("p-well", VitalType::HeartRate, 70.0, 0),
+        envelope("p-sick", VitalType::HeartRate, 125.0, 1),
+        envelope("p-sick", VitalType::HeartRate, 130.0, 2),
+    ]));
+
+    let response = handle(&world.deps(), &batch, Utc::now()).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 1);
+    let alert = &published[0];
+    assert_eq!(alert.data.patient_id, "p-sick");
+    assert_eq!(alert.data.village, "Kisumu");
+    assert_eq!(alert.correlation_id, "corr-p-sick");
+    let stream = world.events.stream(&alert_stream(&alert.data.alert_id));
+    assert_eq!(stream.len(), 1);
+    assert_eq!(stream[0].event_type, "AlertRaised");
+    // One state save per patient per batch.
+    assert_eq!(*world.state.saves.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_same_batch_twice_stores_one_alert_and_publishes_once() {
+    let world = World::new();
+    let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
+    handle(&world.deps(), &batch, Utc::now()).await;
+    handle(&world.deps(), &batch, Utc::now()).await;
+    assert_eq!(world.events.all().len(), 1);
+    assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_state_save_re_raises_the_same_alert_id_without_a_second_copy() {
+    let world = World::new();
+    let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
+    handle(&world.deps(), &batch, Utc::now()).await;
+    world.state.states.lock().unwrap().clear(); // as if the save had not happened
+    handle(&world.deps(), &batch, Utc::now()).await;
+    assert_eq!(world.events.all().len(), 1, "one alert in the store");
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 2, "published again: the first publish may have been lost");
+    assert_eq!(published[0].data.alert_id, published[1].data.alert_id);
+}
+
+#[tokio::test]
+async fn a_poison_record_is_reported_and_nothing_after_it_is_processed() {
+    let world = World::new();
+    let mut data = payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]);
+    data.push(b"not json".to_vec());
+    data.extend(payloads(&[envelope("p-other", VitalType::Spo2, 80.0, 0)]));
+    let batch = kinesis_event(&data);
+
+    let response = handle(&world.deps(), &batch, Utc::now()).await;
+
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failed, vec![format!("{:020}", 2)]);
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].data.patient_id, "p-sick");
+}
+
+#[tokio::test]
+async fn a_state_conflict_reports_the_patients_first_record() {
+    let world = World::new();
+    // Someone else saved p-sick's state meanwhile: our save at version 0 conflicts.
+    struct Racing<'a>(&'a MemoryStateStore);
+    #[async_trait::async_trait]
+    impl shared::ports::PatientStateStore for Racing<'_> {
+        async fn load(
+            &self,
+            id: &str,
+        ) -> Result<shared::ports::Versioned<shared::detection::PatientState>, shared::ports::PortError>
+        {
+            let loaded = self.0.load(id).await?;
+            self.0.save(id, loaded.version, &Default::default()).await?;
+            Ok(loaded)
+        }
+        async fn save(
+            &self,
+            id: &str,
+            v: u64,
+            s: &shared::detection::PatientState,
+        ) -> Result<(), shared::ports::PortError> {
+            self.0.save(id, v, s).await
+        }
+    }
+    let racing = Racing(&world.state);
+    let deps = Deps {
+        state: &racing,
+        ..world.deps()
+    };
+    let batch = kinesis_event(&payloads(&[
+        envelope("p-well", VitalType::HeartRate, 70.0, 0),
+        envelope("p-sick", VitalType::HeartRate, 70.0, 0),
+    ]));
+    let response = handle(&deps, &batch, Utc::now()).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failed, vec![format!("{:020}", 1)]);
+}

@@ -1,0 +1,21 @@
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::aws::{KinesisSink, load_config};
+use shared::config::required_env;
+use shared::retry::RetryPolicy;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = load_config().await;
+    let sink = KinesisSink::new(&config, required_env("READINGS_STREAM")?, RetryPolicy::default());
+    let sink = &sink;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<ApiGatewayV2httpResponse, Error>(
+                ingest::handle(sink, &event.payload, chrono::Utc::now()).await,
+            )
+        },
+    ))
+    .await
+}

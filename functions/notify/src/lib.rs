@@ -1,0 +1,93 @@
+//! `notify`: notify queue -> outbox row (claimed once per notification id) -> message
+//! sent on the configured channel -> `NotificationSent` (event table).
+//!
+//! Idempotent by notification id: a redelivered request finds the outbox row `sent` and
+//! sends nothing. A crash between sending and marking the row can resend once: delivery is
+//! at-least-once, the record of it exactly-once.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use shared::batch::{BatchError, body, process_sqs};
+use shared::envelope::{Envelope, decode};
+use shared::events::{NotificationRequested, NotificationSent, notification_stream};
+use shared::ids::deterministic_id;
+use shared::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+
+/// The function name recorded as the `source` of the events it emits.
+pub const SOURCE: &str = "notify";
+
+pub struct Deps<'a> {
+    pub outbox: &'a dyn Outbox,
+    pub sender: &'a dyn MessageSender,
+    pub events: &'a dyn EventStore,
+}
+
+/// Handles one SQS batch; failed messages are reported for redelivery.
+pub async fn handle(
+    deps: &Deps<'_>,
+    event: &SqsEvent,
+    now: DateTime<Utc>,
+) -> Result<SqsBatchResponse, BatchError> {
+    process_sqs(&event.records, |message| notify_one(deps, message, now)).await
+}
+
+async fn notify_one(deps: &Deps<'_>, message: &SqsMessage, now: DateTime<Utc>) -> Result<(), String> {
+    let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
+    let n = &request.data;
+    let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %n.notification_id);
+    let _enter = span.enter();
+
+    let entry = OutboxEntry {
+        notification_id: n.notification_id.clone(),
+        alert_id: n.alert_id.clone(),
+        recipient_id: n.recipient_id.clone(),
+        recipient_phone: n.recipient_phone.clone(),
+        message: n.message.clone(),
+        channel: deps.sender.channel().to_string(),
+        correlation_id: request.correlation_id.clone(),
+    };
+    let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
+        Claim::AlreadySent => {
+            tracing::info!("notification already sent; skipping");
+            None
+        }
+        claim @ (Claim::New | Claim::Pending) => {
+            if claim == Claim::Pending {
+                tracing::warn!("an earlier attempt did not finish; sending again");
+            }
+            let id = deps
+                .sender
+                .send(&n.recipient_phone, &n.message)
+                .await
+                .map_err(|e| e.to_string())?;
+            deps.outbox
+                .mark_sent(&n.notification_id, id.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(channel = deps.sender.channel(), recipient_id = %n.recipient_id, "notification sent");
+            id
+        }
+    };
+
+    // Appended even when the row was already sent: the earlier attempt may have stopped
+    // before this point. The deterministic event id makes a repeat a no-op.
+    let sent = Envelope::new(
+        deterministic_id(&["NotificationSent", &n.notification_id]),
+        SOURCE,
+        request.child_lineage(),
+        now,
+        NotificationSent {
+            notification_id: n.notification_id.clone(),
+            alert_id: n.alert_id.clone(),
+            recipient_id: n.recipient_id.clone(),
+            channel: deps.sender.channel().to_string(),
+            provider_message_id,
+        },
+    );
+    let stored = StoredEvent::from_envelope(&sent).map_err(|e| e.to_string())?;
+    deps.events
+        .append(&notification_stream(&n.notification_id), 0, &stored)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

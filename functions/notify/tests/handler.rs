@@ -1,0 +1,96 @@
+//! Given/when/then tests of the notify handler with in-memory ports.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::Utc;
+use notify::{Deps, handle};
+use shared::envelope::{Envelope, Lineage};
+use shared::events::{NotificationRequested, Severity, notification_stream};
+use shared::memory::*;
+
+fn request() -> Envelope<NotificationRequested> {
+    Envelope::new(
+        "req-evt-1",
+        "route",
+        Lineage {
+            correlation_id: "corr-1".into(),
+            causation_id: "routed-1".into(),
+        },
+        Utc::now(),
+        NotificationRequested {
+            notification_id: "n-1".into(),
+            alert_id: "a-1".into(),
+            patient_id: "p-1".into(),
+            severity: Severity::Critical,
+            recipient_id: "w-1".into(),
+            recipient_phone: "+254700000001".into(),
+            message: "[CRITICAL] Amina: spo2 below 90 %".into(),
+        },
+    )
+}
+
+fn sqs(body: String) -> SqsEvent {
+    let mut m = SqsMessage::default();
+    m.message_id = Some("m-1".into());
+    m.body = Some(body);
+    let mut event = SqsEvent::default();
+    event.records = vec![m];
+    event
+}
+
+#[derive(Default)]
+struct World {
+    outbox: MemoryOutbox,
+    sender: MemorySender,
+    events: MemoryEventStore,
+}
+
+impl World {
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            outbox: &self.outbox,
+            sender: &self.sender,
+            events: &self.events,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_is_sent_recorded_in_the_outbox_and_the_event_store() {
+    let world = World::default();
+    let response = handle(&world.deps(), &sqs(serde_json::to_string(&request()).unwrap()), Utc::now())
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        world.sender.sent.lock().unwrap().as_slice(),
+        [("+254700000001".to_string(), "[CRITICAL] Amina: spo2 below 90 %".to_string())]
+    );
+    let rows = world.outbox.rows.lock().unwrap();
+    assert_eq!(rows["n-1"].1, "sent");
+    let stream = world.events.stream(&notification_stream("n-1"));
+    assert_eq!(stream.len(), 1);
+    assert_eq!(stream[0].event_type, "NotificationSent");
+    assert_eq!(stream[0].correlation_id, "corr-1");
+}
+
+#[tokio::test]
+async fn a_redelivered_request_sends_nothing_more() {
+    let world = World::default();
+    let body = serde_json::to_string(&request()).unwrap();
+    for _ in 0..3 {
+        handle(&world.deps(), &sqs(body.clone()), Utc::now()).await.unwrap();
+    }
+    assert_eq!(world.sender.sent.lock().unwrap().len(), 1);
+    assert_eq!(world.events.all().len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_event_type_is_reported_failed_and_nothing_is_sent() {
+    let world = World::default();
+    let mut json = serde_json::to_value(request()).unwrap();
+    json["eventType"] = "AlertRaised".into();
+    let response = handle(&world.deps(), &sqs(json.to_string()), Utc::now()).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(world.sender.sent.lock().unwrap().is_empty());
+    assert!(world.outbox.rows.lock().unwrap().is_empty());
+}

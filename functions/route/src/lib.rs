@@ -1,0 +1,76 @@
+//! `route`: alerts queue (SNS fan-out, raw delivery) -> the patient's health worker ->
+//! `AlertRouted` (event table) + `NotificationRequested` (notify queue).
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use shared::batch::{BatchError, body, process_sqs};
+use shared::envelope::{Envelope, decode};
+use shared::events::{AlertRaised, AlertRouted, alert_stream};
+use shared::ids::deterministic_id;
+use shared::ports::{Directory, EventStore, NotificationQueue, StoredEvent};
+use shared::routing::notification_for;
+
+/// The function name recorded as the `source` of the events it emits.
+pub const SOURCE: &str = "route";
+
+pub struct Deps<'a> {
+    pub directory: &'a dyn Directory,
+    pub events: &'a dyn EventStore,
+    pub queue: &'a dyn NotificationQueue,
+}
+
+/// Handles one SQS batch; failed messages are reported for redelivery.
+pub async fn handle(
+    deps: &Deps<'_>,
+    event: &SqsEvent,
+    now: DateTime<Utc>,
+) -> Result<SqsBatchResponse, BatchError> {
+    process_sqs(&event.records, |message| route_one(deps, message, now)).await
+}
+
+async fn route_one(deps: &Deps<'_>, message: &SqsMessage, now: DateTime<Utc>) -> Result<(), String> {
+    let alert = decode::<AlertRaised>(body(message)).map_err(|e| e.to_string())?;
+    let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
+    let _enter = span.enter();
+
+    let patient_id = &alert.data.patient_id;
+    let entry = deps
+        .directory
+        .get(patient_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("patient {patient_id} has no health worker in the directory"))?;
+    let request = notification_for(&alert.data, &entry);
+
+    let routed = Envelope::new(
+        deterministic_id(&["AlertRouted", &alert.data.alert_id]),
+        SOURCE,
+        alert.child_lineage(),
+        now,
+        AlertRouted {
+            alert_id: alert.data.alert_id.clone(),
+            patient_id: patient_id.clone(),
+            worker_id: entry.worker_id.clone(),
+            notification_id: request.notification_id.clone(),
+        },
+    );
+    let stored = StoredEvent::from_envelope(&routed).map_err(|e| e.to_string())?;
+    let appended = deps
+        .events
+        .append(&alert_stream(&alert.data.alert_id), 1, &stored)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Sent on a duplicate too (an earlier attempt may have failed before sending);
+    // notify is idempotent per notification id.
+    let request = Envelope::new(
+        deterministic_id(&["NotificationRequested", &request.notification_id]),
+        SOURCE,
+        routed.child_lineage(),
+        now,
+        request,
+    );
+    deps.queue.send(&request).await.map_err(|e| e.to_string())?;
+    tracing::info!(worker_id = %entry.worker_id, ?appended, "alert routed");
+    Ok(())
+}

@@ -1,0 +1,361 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+use crate::detection::PatientState;
+use crate::ports::*;
+use crate::routing::DirectoryEntry;
+
+use super::describe;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn is_conditional_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+// ------------------------------------------------------------------------ event store
+
+/// The event table: partition key `streamId`, sort key `version` (from 1). Every append is
+/// a `PutItem` conditioned on `attribute_not_exists(streamId)`, so one version of one
+/// stream is written exactly once.
+pub struct DynamoEventStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEventStore {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
+        DynamoEventStore {
+            client: Client::new(config),
+            table,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventItem<'a> {
+    stream_id: &'a str,
+    version: u64,
+    #[serde(flatten)]
+    event: &'a StoredEvent,
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected_version: u64,
+        event: &StoredEvent,
+    ) -> Result<Appended, PortError> {
+        let version = expected_version + 1;
+        let item: Item = to_item(EventItem {
+            stream_id,
+            version,
+            event,
+        })
+        .map_err(|e| PortError::backend("serialising the event item", e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(streamId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Appended::Written),
+            Err(err) if is_conditional_failure(&err) => {
+                let existing = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("streamId", s(stream_id))
+                    .key("version", n(version))
+                    .consistent_read(true)
+                    .projection_expression("eventId")
+                    .send()
+                    .await
+                    .map_err(|e| PortError::Backend(format!("GetItem: {}", describe(&e))))?;
+                let same = existing
+                    .item()
+                    .and_then(|item| item.get("eventId"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|id| *id == event.event_id);
+                if same {
+                    Ok(Appended::Duplicate)
+                } else {
+                    Err(PortError::Conflict {
+                        key: stream_id.to_string(),
+                        expected: expected_version,
+                        actual: None,
+                    })
+                }
+            }
+            Err(err) => Err(PortError::Backend(format!(
+                "PutItem {}: {}",
+                self.table,
+                describe(&err)
+            ))),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------ patient state
+
+/// Detection state per patient: `{patientId, version, state}`; saves are conditioned on
+/// the version read (optimistic concurrency).
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStateStore {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
+        DynamoStateStore {
+            client: Client::new(config),
+            table,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateItem {
+    patient_id: String,
+    version: u64,
+    state: PatientState,
+}
+
+#[async_trait]
+impl PatientStateStore for DynamoStateStore {
+    async fn load(&self, patient_id: &str) -> Result<Versioned<PatientState>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("patientId", s(patient_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
+        match out.item {
+            None => Ok(Versioned::default()),
+            Some(item) => {
+                let stored: StateItem = from_item(item).map_err(|e| {
+                    PortError::backend(&format!("decoding the state of patient {patient_id}"), e)
+                })?;
+                Ok(Versioned {
+                    version: stored.version,
+                    value: stored.state,
+                })
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        patient_id: &str,
+        expected_version: u64,
+        state: &PatientState,
+    ) -> Result<(), PortError> {
+        let item: Item = to_item(StateItem {
+            patient_id: patient_id.to_string(),
+            version: expected_version + 1,
+            state: state.clone(),
+        })
+        .map_err(|e| PortError::backend("serialising patient state", e))?;
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = if expected_version == 0 {
+            request.condition_expression("attribute_not_exists(patientId)")
+        } else {
+            request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected_version))
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Err(PortError::Conflict {
+                key: patient_id.to_string(),
+                expected: expected_version,
+                actual: None,
+            }),
+            Err(err) => Err(PortError::Backend(format!(
+                "PutItem {}: {}",
+                self.table,
+                describe(&err)
+            ))),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------ directory
+
+/// The patient directory table (items are [`DirectoryEntry`] in camelCase).
+pub struct DynamoDirectory {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDirectory {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
+        DynamoDirectory {
+            client: Client::new(config),
+            table,
+        }
+    }
+
+    /// Writes (or replaces) an entry: used by seeding scripts, the demo and tests.
+    pub async fn put(&self, entry: &DirectoryEntry) -> Result<(), PortError> {
+        let item: Item =
+            to_item(entry).map_err(|e| PortError::backend("serialising directory entry", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("PutItem {}: {}", self.table, describe(&e))))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Directory for DynamoDirectory {
+    async fn get(&self, patient_id: &str) -> Result<Option<DirectoryEntry>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("patientId", s(patient_id))
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
+        out.item
+            .map(|item| {
+                from_item(item).map_err(|e| {
+                    PortError::backend(&format!("decoding directory entry {patient_id}"), e)
+                })
+            })
+            .transpose()
+    }
+}
+
+// ------------------------------------------------------------------------ outbox
+
+/// The notifications outbox: one item per notification id, created `pending` by a
+/// conditional put (the claim), then marked `sent`.
+pub struct DynamoOutbox {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOutbox {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
+        DynamoOutbox {
+            client: Client::new(config),
+            table,
+        }
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoOutbox {
+    async fn claim(&self, entry: &OutboxEntry) -> Result<Claim, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("notificationId", s(&entry.notification_id))
+            .item("alertId", s(&entry.alert_id))
+            .item("recipientId", s(&entry.recipient_id))
+            .item("recipientPhone", s(&entry.recipient_phone))
+            .item("message", s(&entry.message))
+            .item("channel", s(&entry.channel))
+            .item("correlationId", s(&entry.correlation_id))
+            .item("status", s("pending"))
+            .item("attempts", n(1))
+            .item("createdAt", s(&Utc::now().to_rfc3339()))
+            .condition_expression("attribute_not_exists(notificationId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::New),
+            Err(err) if is_conditional_failure(&err) => {
+                // Count the attempt and learn the status in one conditional-free update.
+                let out = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("notificationId", s(&entry.notification_id))
+                    .update_expression("ADD attempts :one")
+                    .expression_attribute_values(":one", n(1))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        PortError::Backend(format!("UpdateItem {}: {}", self.table, describe(&e)))
+                    })?;
+                let status = out
+                    .attributes()
+                    .and_then(|a| a.get("status"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str);
+                Ok(if status == Some("sent") {
+                    Claim::AlreadySent
+                } else {
+                    Claim::Pending
+                })
+            }
+            Err(err) => Err(PortError::Backend(format!(
+                "PutItem {}: {}",
+                self.table,
+                describe(&err)
+            ))),
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        notification_id: &str,
+        provider_message_id: Option<&str>,
+    ) -> Result<(), PortError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("notificationId", s(notification_id))
+            .condition_expression("attribute_exists(notificationId)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sent", s("sent"))
+            .expression_attribute_values(":at", s(&Utc::now().to_rfc3339()));
+        request = match provider_message_id {
+            Some(id) => request
+                .update_expression("SET #status = :sent, sentAt = :at, providerMessageId = :pid")
+                .expression_attribute_values(":pid", s(id)),
+            None => request.update_expression("SET #status = :sent, sentAt = :at"),
+        };
+        request.send().await.map_err(|e| {
+            PortError::Backend(format!("UpdateItem {}: {}", self.table, describe(&e)))
+        })?;
+        Ok(())
+    }
+}

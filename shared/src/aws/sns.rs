@@ -1,0 +1,88 @@
+use async_trait::async_trait;
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::envelope::Envelope;
+use crate::events::AlertRaised;
+use crate::ports::{AlertPublisher, MessageSender, PortError};
+
+use super::describe;
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| PortError::backend("building a message attribute", e))
+}
+
+/// Publishes alerts to the alerts topic. The message is the JSON envelope; the attributes
+/// (`eventType`, `severity`, `alertType`, `village`, `correlationId`) drive the
+/// subscriptions' filter policies.
+pub struct SnsAlertPublisher {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsAlertPublisher {
+    pub fn new(config: &aws_config::SdkConfig, topic_arn: String) -> Self {
+        SnsAlertPublisher {
+            client: Client::new(config),
+            topic_arn,
+        }
+    }
+}
+
+#[async_trait]
+impl AlertPublisher for SnsAlertPublisher {
+    async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError> {
+        let body = serde_json::to_string(alert)
+            .map_err(|e| PortError::backend("serialising the alert", e))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(body)
+            .message_attributes("eventType", attribute(&alert.event_type)?)
+            .message_attributes("severity", attribute(alert.data.severity.as_str())?)
+            .message_attributes("alertType", attribute(&alert.data.alert_type)?)
+            .message_attributes("village", attribute(&alert.data.village)?)
+            .message_attributes("correlationId", attribute(&alert.correlation_id)?)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;
+        Ok(())
+    }
+}
+
+/// Sends text messages as SMS through SNS (`Publish` with `PhoneNumber`).
+pub struct SnsSms {
+    client: Client,
+}
+
+impl SnsSms {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        SnsSms {
+            client: Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageSender for SnsSms {
+    fn channel(&self) -> &'static str {
+        "sms"
+    }
+
+    async fn send(&self, phone: &str, message: &str) -> Result<Option<String>, PortError> {
+        let out = self
+            .client
+            .publish()
+            .phone_number(phone)
+            .message(message)
+            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SNS SMS Publish: {}", describe(&e))))?;
+        Ok(out.message_id().map(str::to_string))
+    }
+}

@@ -1,0 +1,165 @@
+//! The envelope every event on the wire and in the event store uses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One event: metadata shared by every event type plus the typed payload in `data`.
+///
+/// `correlation_id` follows a reading from the HTTP request to the last notification;
+/// `causation_id` is the id of the event (or request) that directly caused this one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<T> {
+    pub event_id: String,
+    pub event_type: String,
+    /// Schema version of `data` for this `event_type`.
+    pub version: u32,
+    pub timestamp: DateTime<Utc>,
+    /// The function (or system) that emitted the event.
+    pub source: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub data: T,
+}
+
+/// An event payload type: names its `eventType` and current schema version.
+pub trait EventData {
+    const EVENT_TYPE: &'static str;
+    const VERSION: u32;
+}
+
+/// Who emitted an event and why: carried from one envelope to the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    pub correlation_id: String,
+    pub causation_id: String,
+}
+
+impl<T: EventData> Envelope<T> {
+    /// A new envelope for `data` with the given id, emitter and lineage.
+    pub fn new(
+        event_id: impl Into<String>,
+        source: &str,
+        lineage: Lineage,
+        timestamp: DateTime<Utc>,
+        data: T,
+    ) -> Self {
+        Envelope {
+            event_id: event_id.into(),
+            event_type: T::EVENT_TYPE.to_string(),
+            version: T::VERSION,
+            timestamp,
+            source: source.to_string(),
+            correlation_id: lineage.correlation_id,
+            causation_id: lineage.causation_id,
+            data,
+        }
+    }
+
+    /// The lineage for an event caused by this one: same correlation, caused by this event.
+    pub fn child_lineage(&self) -> Lineage {
+        Lineage {
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.event_id.clone(),
+        }
+    }
+}
+
+/// Why a message could not be decoded into the expected envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message is not valid JSON for an event envelope: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("expected eventType {expected}, got {actual}")]
+    WrongType { expected: &'static str, actual: String },
+    #[error("eventType {event_type} version {actual} is newer than supported version {supported}")]
+    UnsupportedVersion {
+        event_type: &'static str,
+        actual: u32,
+        supported: u32,
+    },
+}
+
+/// Decodes a JSON message into an envelope of `T`, checking its type and schema version.
+pub fn decode<T>(bytes: &[u8]) -> Result<Envelope<T>, DecodeError>
+where
+    T: EventData + for<'de> Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Header {
+        event_type: String,
+        version: u32,
+    }
+    let header: Header = serde_json::from_slice(bytes)?;
+    if header.event_type != T::EVENT_TYPE {
+        return Err(DecodeError::WrongType {
+            expected: T::EVENT_TYPE,
+            actual: header.event_type,
+        });
+    }
+    if header.version > T::VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type: T::EVENT_TYPE,
+            actual: header.version,
+            supported: T::VERSION,
+        });
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::AlertRouted;
+
+    fn routed() -> Envelope<AlertRouted> {
+        Envelope::new(
+            "e-1",
+            "route",
+            Lineage {
+                correlation_id: "c-1".into(),
+                causation_id: "a-1".into(),
+            },
+            Utc::now(),
+            AlertRouted {
+                alert_id: "a-1".into(),
+                patient_id: "p-1".into(),
+                worker_id: "w-1".into(),
+                notification_id: "n-1".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn round_trips_with_camel_case_fields() {
+        let env = routed();
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["eventType"], "AlertRouted");
+        assert_eq!(json["correlationId"], "c-1");
+        assert_eq!(json["data"]["alertId"], "a-1");
+        let back: Envelope<AlertRouted> = decode(json.to_string().as_bytes()).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn rejects_wrong_type_and_newer_version() {
+        let mut json = serde_json::to_value(routed()).unwrap();
+        json["eventType"] = "AlertRaised".into();
+        let err = decode::<AlertRouted>(json.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("expected eventType AlertRouted"));
+
+        let mut json = serde_json::to_value(routed()).unwrap();
+        json["version"] = 99.into();
+        let err = decode::<AlertRouted>(json.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("newer than supported"));
+    }
+
+    #[test]
+    fn child_lineage_keeps_correlation_and_points_at_parent() {
+        let env = routed();
+        let child = env.child_lineage();
+        assert_eq!(child.correlation_id, "c-1");
+        assert_eq!(child.causation_id, "e-1");
+    }
+}

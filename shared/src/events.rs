@@ -1,0 +1,129 @@
+//! The domain events of the pipeline (the `data` of an [`Envelope`](crate::Envelope)).
+//! JSON Schemas of these contracts live in `events/contracts/`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::EventData;
+use crate::reading::{Reading, VitalType};
+
+/// A reading was accepted by `ingest` (Kinesis record data).
+pub type ReadingRecorded = Reading;
+
+impl EventData for Reading {
+    const EVENT_TYPE: &'static str = "ReadingRecorded";
+    const VERSION: u32 = 1;
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The readings that made a rule fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub reading_event_id: String,
+    #[serde(rename = "type")]
+    pub vital: VitalType,
+    pub value: f64,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// `detect` found an anomaly for a patient (stream `alert-{alertId}`, version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRaised {
+    /// Deterministic: patient, rule and the start of the episode.
+    pub alert_id: String,
+    pub patient_id: String,
+    pub rule_id: String,
+    pub alert_type: String,
+    pub severity: Severity,
+    pub village: String,
+    pub description: String,
+    pub evidence: Vec<Evidence>,
+    /// Event time of the reading that completed the condition.
+    pub detected_at: DateTime<Utc>,
+}
+
+impl EventData for AlertRaised {
+    const EVENT_TYPE: &'static str = "AlertRaised";
+    const VERSION: u32 = 1;
+}
+
+/// `route` chose the health worker for an alert (stream `alert-{alertId}`, version 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRouted {
+    pub alert_id: String,
+    pub patient_id: String,
+    pub worker_id: String,
+    pub notification_id: String,
+}
+
+impl EventData for AlertRouted {
+    const EVENT_TYPE: &'static str = "AlertRouted";
+    const VERSION: u32 = 1;
+}
+
+/// `route` asks `notify` to deliver a message (notify queue message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRequested {
+    /// Deterministic: alert, recipient and channel.
+    pub notification_id: String,
+    pub alert_id: String,
+    pub patient_id: String,
+    pub severity: Severity,
+    pub recipient_id: String,
+    pub recipient_phone: String,
+    pub message: String,
+}
+
+impl EventData for NotificationRequested {
+    const EVENT_TYPE: &'static str = "NotificationRequested";
+    const VERSION: u32 = 1;
+}
+
+/// `notify` delivered a notification (stream `notification-{notificationId}`, version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSent {
+    pub notification_id: String,
+    pub alert_id: String,
+    pub recipient_id: String,
+    pub channel: String,
+    /// The provider's message id (SNS) where there is one.
+    pub provider_message_id: Option<String>,
+}
+
+impl EventData for NotificationSent {
+    const EVENT_TYPE: &'static str = "NotificationSent";
+    const VERSION: u32 = 1;
+}
+
+/// Stream id of an alert's events.
+pub fn alert_stream(alert_id: &str) -> String {
+    format!("alert-{alert_id}")
+}
+
+/// Stream id of a notification's events.
+pub fn notification_stream(notification_id: &str) -> String {
+    format!("notification-{notification_id}")
+}

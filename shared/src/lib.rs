@@ -1,0 +1,25 @@
+//! Shared library of the health alerting pipeline.
+//!
+//! Layout (hexagonal):
+//! - [`envelope`], [`events`]: the event contracts every message on the wire uses.
+//! - [`reading`], [`detection`], [`routing`]: pure domain logic, no AWS types.
+//! - [`ports`]: the small traits handlers depend on.
+//! - [`aws`]: adapters implementing the ports with the AWS SDK (honours `AWS_ENDPOINT_URL`).
+//! - [`memory`]: in-memory adapters for handler unit tests.
+//! - [`telemetry`], [`config`]: structured logging and environment configuration.
+
+pub mod aws;
+pub mod batch;
+pub mod config;
+pub mod detection;
+pub mod envelope;
+pub mod events;
+pub mod ids;
+pub mod memory;
+pub mod ports;
+pub mod reading;
+pub mod retry;
+pub mod routing;
+pub mod telemetry;
+
+pub use envelope::Envelope;

@@ -1,0 +1,197 @@
+//! The small traits handlers depend on. AWS adapters live in [`crate::aws`], in-memory
+//! ones for tests in [`crate::memory`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::detection::PatientState;
+use crate::envelope::{Envelope, EventData};
+use crate::events::{AlertRaised, NotificationRequested};
+use crate::routing::DirectoryEntry;
+
+/// Why a port call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PortError {
+    /// An optimistic-concurrency check failed: someone else wrote `key` first.
+    #[error("version conflict on {key}: expected version {expected}, found {actual:?}")]
+    Conflict {
+        key: String,
+        expected: u64,
+        actual: Option<u64>,
+    },
+    /// The backing service failed or refused the call.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl PortError {
+    pub fn backend(context: &str, err: impl std::fmt::Display) -> PortError {
+        PortError::Backend(format!("{context}: {err}"))
+    }
+}
+
+/// One record for the readings stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Where `ingest` puts accepted readings (Kinesis).
+#[async_trait]
+pub trait ReadingSink: Send + Sync {
+    /// Writes every record or fails; records the stream rejects are retried with backoff.
+    async fn put(&self, records: Vec<StreamRecord>) -> Result<(), PortError>;
+}
+
+/// An event as the event store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub timestamp: DateTime<Utc>,
+    pub source: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub data: Value,
+}
+
+impl StoredEvent {
+    pub fn from_envelope<T: EventData + Serialize>(env: &Envelope<T>) -> Result<Self, PortError> {
+        Ok(StoredEvent {
+            event_id: env.event_id.clone(),
+            event_type: env.event_type.clone(),
+            schema_version: env.version,
+            timestamp: env.timestamp,
+            source: env.source.clone(),
+            correlation_id: env.correlation_id.clone(),
+            causation_id: env.causation_id.clone(),
+            data: serde_json::to_value(&env.data)
+                .map_err(|e| PortError::backend("serialising event data", e))?,
+        })
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The event was written as the new version.
+    Written,
+    /// The same event (same id) was already stored at that version: nothing written.
+    Duplicate,
+}
+
+/// The append-only event store.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `event` to `stream_id` as version `expected_version + 1`, only if that
+    /// version does not exist yet. A different event already at that version is a
+    /// [`PortError::Conflict`]; the same event id there is [`Appended::Duplicate`].
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected_version: u64,
+        event: &StoredEvent,
+    ) -> Result<Appended, PortError>;
+}
+
+/// A value with the version it was read at (0 = never written).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Versioned<T> {
+    pub version: u64,
+    pub value: T,
+}
+
+/// Per-patient detection state, with optimistic concurrency.
+#[async_trait]
+pub trait PatientStateStore: Send + Sync {
+    async fn load(&self, patient_id: &str) -> Result<Versioned<PatientState>, PortError>;
+    /// Stores `state` as version `expected_version + 1` if the stored version is still
+    /// `expected_version`; otherwise [`PortError::Conflict`].
+    async fn save(
+        &self,
+        patient_id: &str,
+        expected_version: u64,
+        state: &PatientState,
+    ) -> Result<(), PortError>;
+}
+
+/// The patient -> health worker directory.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn get(&self, patient_id: &str) -> Result<Option<DirectoryEntry>, PortError>;
+}
+
+/// Publishes raised alerts for fan-out (SNS alerts topic).
+#[async_trait]
+pub trait AlertPublisher: Send + Sync {
+    async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError>;
+}
+
+/// Hands notification requests to `notify` (SQS).
+#[async_trait]
+pub trait NotificationQueue: Send + Sync {
+    async fn send(&self, request: &Envelope<NotificationRequested>) -> Result<(), PortError>;
+}
+
+/// A notification row of the outbox table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub notification_id: String,
+    pub alert_id: String,
+    pub recipient_id: String,
+    pub recipient_phone: String,
+    pub message: String,
+    pub channel: String,
+    pub correlation_id: String,
+}
+
+/// What claiming a notification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First attempt: the row was created as pending; deliver it.
+    New,
+    /// An earlier attempt claimed it but did not finish: deliver it again.
+    Pending,
+    /// Already delivered: do nothing.
+    AlreadySent,
+}
+
+/// The notifications outbox: one row per notification, the record of what was sent.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    async fn claim(&self, entry: &OutboxEntry) -> Result<Claim, PortError>;
+    async fn mark_sent(
+        &self,
+        notification_id: &str,
+        provider_message_id: Option<&str>,
+    ) -> Result<(), PortError>;
+}
+
+/// Delivers a text message to a phone.
+#[async_trait]
+pub trait MessageSender: Send + Sync {
+    /// The channel name recorded with the notification.
+    fn channel(&self) -> &'static str;
+    /// Sends and returns the provider's message id, if it gives one.
+    async fn send(&self, phone: &str, message: &str) -> Result<Option<String>, PortError>;
+}
+
+/// The `outbox` notification channel: the outbox row is the delivery (local runs and dry
+/// runs); nothing leaves the system.
+pub struct OutboxOnlySender;
+
+#[async_trait]
+impl MessageSender for OutboxOnlySender {
+    fn channel(&self) -> &'static str {
+        "outbox"
+    }
+
+    async fn send(&self, _phone: &str, _message: &str) -> Result<Option<String>, PortError> {
+        Ok(None)
+    }
+}
