@@ -56,13 +56,25 @@ mod tests {
 
     #[tokio::test]
     async fn reports_only_failed_messages() {
-        let messages = vec![message(Some("a"), "ok"), message(Some("b"), "bad"), message(Some("c"), "ok")];
+        let messages = vec![
+            message(Some("a"), "ok"),
+            message(Some("b"), "bad"),
+            message(Some("c"), "ok"),
+        ];
         let response = process_sqs(&messages, |m| async move {
-            if body(m) == b"bad" { Err("bad body") } else { Ok(()) }
+            if body(m) == b"bad" {
+                Err("bad body")
+            } else {
+                Ok(())
+            }
         })
         .await
         .unwrap();
-        let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let ids: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(ids, ["b"]);
     }
 

@@ -247,7 +247,11 @@ mod tests {
     #[test]
     fn heart_rate_over_100_three_times_in_a_row_raises_one_alert() {
         let mut state = PatientState::default();
-        let eval = evaluate(&mut state, &default_rules(), &hr(&[101.0, 120.0, 130.0, 140.0]));
+        let eval = evaluate(
+            &mut state,
+            &default_rules(),
+            &hr(&[101.0, 120.0, 130.0, 140.0]),
+        );
         assert_eq!(eval.alerts.len(), 1);
         let alert = &eval.alerts[0];
         assert_eq!(alert.rule.id, "hr-high-3");

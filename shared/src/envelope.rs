@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `correlation_id` follows a reading from the HTTP request to the last notification;
 /// `causation_id` is the id of the event (or request) that directly caused this one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope<T> {
     pub event_id: String,
@@ -71,7 +71,10 @@ pub enum DecodeError {
     #[error("message is not valid JSON for an event envelope: {0}")]
     Json(#[from] serde_json::Error),
     #[error("expected eventType {expected}, got {actual}")]
-    WrongType { expected: &'static str, actual: String },
+    WrongType {
+        expected: &'static str,
+        actual: String,
+    },
     #[error("eventType {event_type} version {actual} is newer than supported version {supported}")]
     UnsupportedVersion {
         event_type: &'static str,

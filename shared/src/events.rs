@@ -16,7 +16,7 @@ impl EventData for Reading {
 }
 
 /// How urgent an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -35,7 +35,7 @@ impl Severity {
 }
 
 /// The readings that made a rule fire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
     pub reading_event_id: String,
@@ -46,7 +46,7 @@ pub struct Evidence {
 }
 
 /// `detect` found an anomaly for a patient (stream `alert-{alertId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRaised {
     /// Deterministic: patient, rule and the start of the episode.
@@ -68,7 +68,7 @@ impl EventData for AlertRaised {
 }
 
 /// `route` chose the health worker for an alert (stream `alert-{alertId}`, version 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRouted {
     pub alert_id: String,
@@ -83,7 +83,7 @@ impl EventData for AlertRouted {
 }
 
 /// `route` asks `notify` to deliver a message (notify queue message).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRequested {
     /// Deterministic: alert, recipient and channel.
@@ -102,7 +102,7 @@ impl EventData for NotificationRequested {
 }
 
 /// `notify` delivered a notification (stream `notification-{notificationId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationSent {
     pub notification_id: String,

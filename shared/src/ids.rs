@@ -31,6 +31,9 @@ mod tests {
     fn same_parts_same_id_and_parts_do_not_run_together() {
         assert_eq!(deterministic_id(&["a", "b"]), deterministic_id(&["a", "b"]));
         assert_ne!(deterministic_id(&["a", "b"]), deterministic_id(&["ab"]));
-        assert_ne!(deterministic_id(&["a", "bc"]), deterministic_id(&["ab", "c"]));
+        assert_ne!(
+            deterministic_id(&["a", "bc"]),
+            deterministic_id(&["ab", "c"])
+        );
     }
 }

@@ -35,22 +35,25 @@ impl ReadingSink for MemorySink {
     }
 }
 
-/// Streams of events keyed by stream id, versions from 1.
+/// Streams of events keyed by stream id, then version (from 1).
 #[derive(Default)]
 pub struct MemoryEventStore {
-    pub streams: Mutex<BTreeMap<String, Vec<StoredEvent>>>,
+    pub streams: Mutex<BTreeMap<String, BTreeMap<u64, StoredEvent>>>,
 }
 
 impl MemoryEventStore {
     pub fn stream(&self, stream_id: &str) -> Vec<StoredEvent> {
         lock(&self.streams)
             .get(stream_id)
-            .cloned()
+            .map(|s| s.values().cloned().collect())
             .unwrap_or_default()
     }
 
     pub fn all(&self) -> Vec<StoredEvent> {
-        lock(&self.streams).values().flatten().cloned().collect()
+        lock(&self.streams)
+            .values()
+            .flat_map(|s| s.values().cloned())
+            .collect()
     }
 }
 
@@ -64,23 +67,18 @@ impl EventStore for MemoryEventStore {
     ) -> Result<Appended, PortError> {
         let mut streams = lock(&self.streams);
         let stream = streams.entry(stream_id.to_string()).or_default();
-        let index = usize::try_from(expected_version).unwrap_or(usize::MAX);
-        match stream.get(index) {
+        let version = expected_version + 1;
+        match stream.get(&version) {
             Some(existing) if existing.event_id == event.event_id => Ok(Appended::Duplicate),
             Some(_) => Err(PortError::Conflict {
                 key: stream_id.to_string(),
                 expected: expected_version,
-                actual: Some(stream.len() as u64),
+                actual: stream.keys().next_back().copied(),
             }),
-            None if stream.len() == index => {
-                stream.push(event.clone());
+            None => {
+                stream.insert(version, event.clone());
                 Ok(Appended::Written)
             }
-            None => Err(PortError::Conflict {
-                key: stream_id.to_string(),
-                expected: expected_version,
-                actual: Some(stream.len() as u64),
-            }),
         }
     }
 }
@@ -173,10 +171,18 @@ impl NotificationQueue for MemoryQueue {
     }
 }
 
-/// Outbox rows with their status (`pending` / `sent`) and provider message id.
+/// One outbox row: the entry, its status (`pending` / `sent`) and provider message id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub entry: OutboxEntry,
+    pub status: &'static str,
+    pub provider_message_id: Option<String>,
+}
+
+/// Outbox rows by notification id.
 #[derive(Default)]
 pub struct MemoryOutbox {
-    pub rows: Mutex<BTreeMap<String, (OutboxEntry, &'static str, Option<String>)>>,
+    pub rows: Mutex<BTreeMap<String, OutboxRow>>,
 }
 
 #[async_trait]
@@ -184,12 +190,16 @@ impl Outbox for MemoryOutbox {
     async fn claim(&self, entry: &OutboxEntry) -> Result<Claim, PortError> {
         let mut rows = lock(&self.rows);
         match rows.get(&entry.notification_id) {
-            Some((_, "sent", _)) => Ok(Claim::AlreadySent),
+            Some(row) if row.status == "sent" => Ok(Claim::AlreadySent),
             Some(_) => Ok(Claim::Pending),
             None => {
                 rows.insert(
                     entry.notification_id.clone(),
-                    (entry.clone(), "pending", None),
+                    OutboxRow {
+                        entry: entry.clone(),
+                        status: "pending",
+                        provider_message_id: None,
+                    },
                 );
                 Ok(Claim::New)
             }
@@ -205,8 +215,8 @@ impl Outbox for MemoryOutbox {
         let row = rows
             .get_mut(notification_id)
             .ok_or_else(|| PortError::Backend(format!("no outbox row {notification_id}")))?;
-        row.1 = "sent";
-        row.2 = provider_message_id.map(str::to_string);
+        row.status = "sent";
+        row.provider_message_id = provider_message_id.map(str::to_string);
         Ok(())
     }
 }
@@ -227,5 +237,23 @@ impl MessageSender for MemorySender {
         let mut sent = lock(&self.sent);
         sent.push((phone.to_string(), message.to_string()));
         Ok(Some(format!("msg-{}", sent.len())))
+    }
+}
+
+/// Keeps poison records; fails every call while `fail_with` is set.
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    pub records: Mutex<Vec<PoisonRecord>>,
+    pub fail_with: Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl DeadLetters for MemoryDeadLetters {
+    async fn send(&self, record: &PoisonRecord) -> Result<(), PortError> {
+        if let Some(problem) = lock(&self.fail_with).clone() {
+            return Err(PortError::Backend(problem));
+        }
+        lock(&self.records).push(record.clone());
+        Ok(())
     }
 }

@@ -91,6 +91,9 @@ pub trait EventStore: Send + Sync {
     /// Appends `event` to `stream_id` as version `expected_version + 1`, only if that
     /// version does not exist yet. A different event already at that version is a
     /// [`PortError::Conflict`]; the same event id there is [`Appended::Duplicate`].
+    ///
+    /// Limit (until the event store of issue #3): only the target version is checked, not
+    /// that `expected_version` itself exists, so a caller that skips a version leaves a gap.
     async fn append(
         &self,
         stream_id: &str,
@@ -194,4 +197,29 @@ impl MessageSender for OutboxOnlySender {
     async fn send(&self, _phone: &str, _message: &str) -> Result<Option<String>, PortError> {
         Ok(None)
     }
+}
+
+/// A record that can never be processed (it does not decode), kept with its payload so
+/// nothing is lost: an operator can fix and replay it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoisonRecord {
+    /// Always `PoisonRecord`: tells these apart from Lambda's own on-failure records.
+    pub kind: &'static str,
+    /// The function that gave up on it.
+    pub function: String,
+    pub reason: String,
+    pub event_source_arn: Option<String>,
+    /// `shardId:sequenceNumber` for Kinesis, the message id for SQS.
+    pub event_id: Option<String>,
+    pub sequence_number: Option<String>,
+    pub partition_key: Option<String>,
+    /// The record's data, base64.
+    pub data: String,
+}
+
+/// Where poison records go (an SQS dead-letter queue).
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn send(&self, record: &PoisonRecord) -> Result<(), PortError>;
 }

@@ -14,7 +14,19 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 pub const MAX_READING_AGE: Duration = Duration::days(7);
 
 /// The kind of vital sign measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum VitalType {
     HeartRate,
@@ -71,7 +83,7 @@ impl VitalType {
 }
 
 /// One validated vital-sign reading.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Reading {
     pub patient_id: String,
@@ -114,7 +126,14 @@ pub enum RequestError {
     Invalid(Vec<FieldError>),
 }
 
-const FIELDS: [&str; 6] = ["patientId", "type", "value", "unit", "timestamp", "deviceId"];
+const FIELDS: [&str; 6] = [
+    "patientId",
+    "type",
+    "value",
+    "unit",
+    "timestamp",
+    "deviceId",
+];
 
 /// Parses and validates a request body: one reading object or an array of them.
 /// Either every reading is valid and all are returned, or nothing is.
@@ -163,12 +182,12 @@ pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, R
         };
         match validate_reading(item, now) {
             Ok(reading) => readings.push(reading),
-            Err(problems) => errors.extend(problems.into_iter().map(|(field, message)| {
-                FieldError {
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(field, message)| FieldError {
                     field: format!("{prefix}{field}"),
                     message,
-                }
-            })),
+                }))
+            }
         }
     }
     if errors.is_empty() {
@@ -278,18 +297,21 @@ fn validate_reading(item: &Value, now: DateTime<Utc>) -> Result<Reading, Problem
     }
 
     match (patient_id, vital, value, unit, timestamp, device_id) {
-        (Some(patient_id), Some(vital), Some(value), Some(unit), Some(timestamp), Some(device_id))
-            if problems.is_empty() =>
-        {
-            Ok(Reading {
-                patient_id,
-                vital,
-                value,
-                unit,
-                timestamp,
-                device_id,
-            })
-        }
+        (
+            Some(patient_id),
+            Some(vital),
+            Some(value),
+            Some(unit),
+            Some(timestamp),
+            Some(device_id),
+        ) if problems.is_empty() => Ok(Reading {
+            patient_id,
+            vital,
+            value,
+            unit,
+            timestamp,
+            device_id,
+        }),
         _ => Err(problems),
     }
 }
@@ -320,7 +342,9 @@ fn identifier(
             if s.is_empty() || s.len() > max_len || !valid_chars {
                 problems.push((
                     field.into(),
-                    format!("must be 1 to {max_len} characters of A-Z, a-z, 0-9, '.', '_', ':', '-'"),
+                    format!(
+                        "must be 1 to {max_len} characters of A-Z, a-z, 0-9, '.', '_', ':', '-'"
+                    ),
                 ));
                 None
             } else {
@@ -374,7 +398,11 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["readings[1].type", "readings[2].patientId", "readings[2].value"]
+            [
+                "readings[1].type",
+                "readings[2].patientId",
+                "readings[2].value"
+            ]
         );
         assert!(errs[0].message.contains("unknown type \"glucose\""));
     }

@@ -126,7 +126,12 @@ mod tests {
         let result = put_all(records(3), &fast(), |batch| {
             let n = {
                 let mut calls = calls.lock().unwrap();
-                calls.push(batch.iter().map(|r| r.partition_key.clone()).collect::<Vec<_>>());
+                calls.push(
+                    batch
+                        .iter()
+                        .map(|r| r.partition_key.clone())
+                        .collect::<Vec<_>>(),
+                );
                 calls.len()
             };
             async move {
@@ -155,7 +160,10 @@ mod tests {
         })
         .await;
         let err = result.unwrap_err().to_string();
-        assert!(err.contains("2 records not accepted after 4 attempts"), "{err}");
+        assert!(
+            err.contains("2 records not accepted after 4 attempts"),
+            "{err}"
+        );
         assert!(err.contains("network down"));
         assert_eq!(*attempts.lock().unwrap(), 4);
     }

@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(a.notification_id, b.notification_id);
         let mut other = entry();
         other.worker_id = "w-3".into();
-        assert_ne!(a.notification_id, notification_for(&alert(), &other).notification_id);
+        assert_ne!(
+            a.notification_id,
+            notification_for(&alert(), &other).notification_id
+        );
     }
 }

@@ -6,10 +6,12 @@
 //! raises an alert twice) and published to the alerts topic; the state is saved once per
 //! patient with an optimistic version check.
 //!
-//! Failures are reported Kinesis-style: the sequence number of the first record not fully
-//! processed. Lambda then checkpoints everything before it and retries from it, so an
-//! undecodable (poison) record blocks only until the event source mapping's retries run
-//! out and sends it to the on-failure destination.
+//! A record that does not decode (poison) can never succeed, so it is not retried: it is
+//! sent, payload and all, to the dead-letter queue and the batch goes on. Other failures
+//! (a DynamoDB or SNS error, a version conflict) are transient: they are reported
+//! Kinesis-style, as the sequence number of the first record not fully processed. Lambda
+//! checkpoints everything before it and retries from it; when its retries run out, the
+//! event source mapping's on-failure destination receives the batch's coordinates.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,8 @@ use shared::envelope::{Envelope, Lineage, decode};
 use shared::events::{AlertRaised, alert_stream};
 use shared::ids::deterministic_id;
 use shared::ports::{
-    AlertPublisher, Directory, EventStore, PatientStateStore, PortError, StoredEvent,
+    AlertPublisher, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord, PortError,
+    StoredEvent,
 };
 use shared::reading::Reading;
 use shared::routing::UNKNOWN_VILLAGE;
@@ -36,6 +39,7 @@ pub struct Deps<'a> {
     pub events: &'a dyn EventStore,
     pub directory: &'a dyn Directory,
     pub publisher: &'a dyn AlertPublisher,
+    pub dead_letters: &'a dyn DeadLetters,
 }
 
 /// One decoded record and where it sits in the batch.
@@ -45,11 +49,16 @@ struct Decoded {
 }
 
 /// Handles one Kinesis batch and reports the first record that was not fully processed.
-pub async fn handle(deps: &Deps<'_>, event: &KinesisEvent, now: DateTime<Utc>) -> KinesisEventResponse {
+pub async fn handle(
+    deps: &Deps<'_>,
+    event: &KinesisEvent,
+    now: DateTime<Utc>,
+) -> KinesisEventResponse {
     let records = &event.records;
     let mut first_failure: Option<usize> = None;
 
-    // Decode in order; stop at the first poison record (everything after it is retried).
+    // Decode in order. Poison records go to the dead-letter queue; if that fails too,
+    // stop there (everything from it on is retried).
     let mut decoded = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
         match decode::<Reading>(&record.kinesis.data.0) {
@@ -59,10 +68,17 @@ pub async fn handle(deps: &Deps<'_>, event: &KinesisEvent, now: DateTime<Utc>) -
                     sequence_number = %record.kinesis.sequence_number,
                     partition_key = %record.kinesis.partition_key,
                     error = %err,
-                    "undecodable record: reporting it as failed"
+                    "undecodable record: sending it to the dead-letter queue"
                 );
-                first_failure = Some(index);
-                break;
+                if let Err(send_err) = deps
+                    .dead_letters
+                    .send(&poison(record, &err.to_string()))
+                    .await
+                {
+                    tracing::error!(error = %send_err, "dead-letter queue unavailable: reporting the record as failed");
+                    first_failure = Some(index);
+                    break;
+                }
             }
         }
     }
@@ -91,6 +107,20 @@ pub async fn handle(deps: &Deps<'_>, event: &KinesisEvent, now: DateTime<Utc>) -
     response
 }
 
+fn poison(record: &KinesisEventRecord, reason: &str) -> PoisonRecord {
+    use base64::Engine;
+    PoisonRecord {
+        kind: "PoisonRecord",
+        function: SOURCE.to_string(),
+        reason: reason.to_string(),
+        event_source_arn: record.event_source_arn.clone(),
+        event_id: record.event_id.clone(),
+        sequence_number: Some(record.kinesis.sequence_number.clone()),
+        partition_key: Some(record.kinesis.partition_key.clone()),
+        data: base64::engine::general_purpose::STANDARD.encode(&record.kinesis.data.0),
+    }
+}
+
 fn sequence_number(record: &KinesisEventRecord) -> String {
     record.kinesis.sequence_number.clone()
 }
@@ -110,10 +140,18 @@ async fn process_patient(
     let evaluation = evaluate(&mut state, deps.rules, &input);
 
     if !evaluation.duplicates.is_empty() {
-        tracing::info!(patient_id, duplicates = evaluation.duplicates.len(), "skipped redelivered readings");
+        tracing::info!(
+            patient_id,
+            duplicates = evaluation.duplicates.len(),
+            "skipped redelivered readings"
+        );
     }
     for event_id in &evaluation.late {
-        tracing::warn!(patient_id, event_id, "late reading: older than the newest of its type, not evaluated");
+        tracing::warn!(
+            patient_id,
+            event_id,
+            "late reading: older than the newest of its type, not evaluated"
+        );
     }
 
     for candidate in &evaluation.alerts {
@@ -165,7 +203,11 @@ async fn raise(
     let envelope = Envelope::new(event_id, SOURCE, lineage, now, alert);
     let appended = deps
         .events
-        .append(&alert_stream(&candidate.alert_id), 0, &StoredEvent::from_envelope(&envelope)?)
+        .append(
+            &alert_stream(&candidate.alert_id),
+            0,
+            &StoredEvent::from_envelope(&envelope)?,
+        )
         .await?;
     // Published on a duplicate too: an earlier attempt may have stored the alert and then
     // failed before publishing. Consumers are idempotent by alert id.

@@ -1,7 +1,10 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::{DynamoDirectory, DynamoEventStore, DynamoStateStore, SnsAlertPublisher, load_config};
+use shared::aws::{
+    DynamoDirectory, DynamoEventStore, DynamoStateStore, SnsAlertPublisher, SqsDeadLetters,
+    load_config,
+};
 use shared::config::required_env;
 use shared::detection::default_rules;
 
@@ -14,16 +17,22 @@ async fn main() -> Result<(), Error> {
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let publisher = SnsAlertPublisher::new(&config, required_env("ALERTS_TOPIC_ARN")?);
+    let dead_letters = SqsDeadLetters::new(&config, required_env("DEAD_LETTER_QUEUE_URL")?);
     let deps = detect::Deps {
         rules: &rules,
         state: &state,
         events: &events,
         directory: &directory,
         publisher: &publisher,
+        dead_letters: &dead_letters,
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        Ok::<KinesisEventResponse, Error>(detect::handle(deps, &event.payload, chrono::Utc::now()).await)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            Ok::<KinesisEventResponse, Error>(
+                detect::handle(deps, &event.payload, chrono::Utc::now()).await,
+            )
+        },
+    ))
     .await
 }

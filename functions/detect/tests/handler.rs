@@ -62,7 +62,9 @@ fn kinesis_event(payloads: &[Vec<u8>]) -> KinesisEvent {
 }
 
 fn payloads(envs: &[Envelope<Reading>]) -> Vec<Vec<u8>> {
-    envs.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+    envs.iter()
+        .map(|e| serde_json::to_vec(e).unwrap())
+        .collect()
 }
 
 struct World {
@@ -70,6 +72,7 @@ struct World {
     events: MemoryEventStore,
     directory: MemoryDirectory,
     publisher: MemoryPublisher,
+    dead_letters: MemoryDeadLetters,
     rules: Vec<shared::detection::Rule>,
 }
 
@@ -87,6 +90,7 @@ impl World {
                 worker_phone: "+254700000001".into(),
             }]),
             publisher: MemoryPublisher::default(),
+            dead_letters: MemoryDeadLetters::default(),
             rules: default_rules(),
         }
     }
@@ -98,6 +102,7 @@ impl World {
             events: &self.events,
             directory: &self.directory,
             publisher: &self.publisher,
+            dead_letters: &self.dead_letters,
         }
     }
 }
@@ -147,19 +152,51 @@ async fn a_lost_state_save_re_raises_the_same_alert_id_without_a_second_copy() {
     handle(&world.deps(), &batch, Utc::now()).await;
     assert_eq!(world.events.all().len(), 1, "one alert in the store");
     let published = world.publisher.published.lock().unwrap();
-    assert_eq!(published.len(), 2, "published again: the first publish may have been lost");
+    assert_eq!(
+        published.len(),
+        2,
+        "published again: the first publish may have been lost"
+    );
     assert_eq!(published[0].data.alert_id, published[1].data.alert_id);
 }
 
-#[tokio::test]
-async fn a_poison_record_is_reported_and_nothing_after_it_is_processed() {
-    let world = World::new();
+fn poison_batch() -> KinesisEvent {
     let mut data = payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]);
     data.push(b"not json".to_vec());
     data.extend(payloads(&[envelope("p-other", VitalType::Spo2, 80.0, 0)]));
-    let batch = kinesis_event(&data);
+    kinesis_event(&data)
+}
 
-    let response = handle(&world.deps(), &batch, Utc::now()).await;
+#[tokio::test]
+async fn a_poison_record_is_dead_lettered_with_its_payload_and_the_rest_is_processed() {
+    let world = World::new();
+    let response = handle(&world.deps(), &poison_batch(), Utc::now()).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let letters = world.dead_letters.records.lock().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].sequence_number.as_deref(),
+        Some("00000000000000000002")
+    );
+    assert_eq!(letters[0].data, "bm90IGpzb24="); // base64 of "not json"
+    let mut patients: Vec<_> = world
+        .publisher
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.data.patient_id.clone())
+        .collect();
+    patients.sort();
+    assert_eq!(patients, ["p-other", "p-sick"]);
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_queue_the_poison_record_is_reported_and_nothing_after_it_runs() {
+    let world = World::new();
+    *world.dead_letters.fail_with.lock().unwrap() = Some("queue unavailable".into());
+    let response = handle(&world.deps(), &poison_batch(), Utc::now()).await;
 
     let failed: Vec<_> = response
         .batch_item_failures
@@ -182,8 +219,10 @@ async fn a_state_conflict_reports_the_patients_first_record() {
         async fn load(
             &self,
             id: &str,
-        ) -> Result<shared::ports::Versioned<shared::detection::PatientState>, shared::ports::PortError>
-        {
+        ) -> Result<
+            shared::ports::Versioned<shared::detection::PatientState>,
+            shared::ports::PortError,
+        > {
             let loaded = self.0.load(id).await?;
             self.0.save(id, loaded.version, &Default::default()).await?;
             Ok(loaded)
@@ -213,4 +252,17 @@ async fn a_state_conflict_reports_the_patients_first_record() {
         .map(|f| f.item_identifier.clone().unwrap())
         .collect();
     assert_eq!(failed, vec![format!("{:020}", 1)]);
+}
+
+#[tokio::test]
+async fn sample_kinesis_event_raises_the_tachycardia_alert() {
+    let world = World::new();
+    let text = include_str!("../../../events/samples/kinesis-readings.json");
+    let event: KinesisEvent = serde_json::from_str(text).unwrap();
+    let response = handle(&world.deps(), &event, Utc::now()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].data.alert_type, "tachycardia");
+    assert_eq!(published[0].correlation_id, "clinic-upload-0042");
 }

@@ -68,7 +68,13 @@ pub async fn handle(
             Ok(data) => data,
             Err(e) => {
                 tracing::error!(error = %e, "could not serialise a reading");
-                return error_response(500, "InternalError", "could not encode a reading", &[], &correlation_id);
+                return error_response(
+                    500,
+                    "InternalError",
+                    "could not encode a reading",
+                    &[],
+                    &correlation_id,
+                );
             }
         };
         event_ids.push(event_id);
@@ -106,7 +112,8 @@ fn correlation_id(headers: &HeaderMap) -> String {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         })
         .map(str::to_string)
         .unwrap_or_else(random_id)
@@ -228,7 +235,12 @@ mod tests {
         let body = json!(vec![reading("p-1", 80.0); 501]).to_string();
         let resp = handle(&sink, &request(&body, None), now()).await;
         assert_eq!(resp.status_code, 413);
-        assert!(body_json(&resp)["message"].as_str().unwrap().contains("501"));
+        assert!(
+            body_json(&resp)["message"]
+                .as_str()
+                .unwrap()
+                .contains("501")
+        );
         assert!(sink.records.lock().unwrap().is_empty());
     }
 
@@ -245,7 +257,8 @@ mod tests {
     #[tokio::test]
     async fn base64_bodies_are_decoded() {
         let sink = MemorySink::default();
-        let body = base64::engine::general_purpose::STANDARD.encode(reading("p-1", 80.0).to_string());
+        let body =
+            base64::engine::general_purpose::STANDARD.encode(reading("p-1", 80.0).to_string());
         let mut req = request(&body, None);
         req.is_base64_encoded = true;
         let resp = handle(&sink, &req, now()).await;

@@ -8,7 +8,11 @@ use shared::retry::RetryPolicy;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = load_config().await;
-    let sink = KinesisSink::new(&config, required_env("READINGS_STREAM")?, RetryPolicy::default());
+    let sink = KinesisSink::new(
+        &config,
+        required_env("READINGS_STREAM")?,
+        RetryPolicy::default(),
+    );
     let sink = &sink;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {

@@ -31,7 +31,11 @@ pub async fn handle(
     process_sqs(&event.records, |message| notify_one(deps, message, now)).await
 }
 
-async fn notify_one(deps: &Deps<'_>, message: &SqsMessage, now: DateTime<Utc>) -> Result<(), String> {
+async fn notify_one(
+    deps: &Deps<'_>,
+    message: &SqsMessage,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
     let n = &request.data;
     let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %n.notification_id);

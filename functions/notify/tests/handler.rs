@@ -57,16 +57,24 @@ impl World {
 #[tokio::test]
 async fn a_request_is_sent_recorded_in_the_outbox_and_the_event_store() {
     let world = World::default();
-    let response = handle(&world.deps(), &sqs(serde_json::to_string(&request()).unwrap()), Utc::now())
-        .await
-        .unwrap();
+    let response = handle(
+        &world.deps(),
+        &sqs(serde_json::to_string(&request()).unwrap()),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         world.sender.sent.lock().unwrap().as_slice(),
-        [("+254700000001".to_string(), "[CRITICAL] Amina: spo2 below 90 %".to_string())]
+        [(
+            "+254700000001".to_string(),
+            "[CRITICAL] Amina: spo2 below 90 %".to_string()
+        )]
     );
     let rows = world.outbox.rows.lock().unwrap();
-    assert_eq!(rows["n-1"].1, "sent");
+    assert_eq!(rows["n-1"].status, "sent");
+    assert_eq!(rows["n-1"].provider_message_id.as_deref(), Some("msg-1"));
     let stream = world.events.stream(&notification_stream("n-1"));
     assert_eq!(stream.len(), 1);
     assert_eq!(stream[0].event_type, "NotificationSent");
@@ -78,7 +86,9 @@ async fn a_redelivered_request_sends_nothing_more() {
     let world = World::default();
     let body = serde_json::to_string(&request()).unwrap();
     for _ in 0..3 {
-        handle(&world.deps(), &sqs(body.clone()), Utc::now()).await.unwrap();
+        handle(&world.deps(), &sqs(body.clone()), Utc::now())
+            .await
+            .unwrap();
     }
     assert_eq!(world.sender.sent.lock().unwrap().len(), 1);
     assert_eq!(world.events.all().len(), 1);
@@ -89,8 +99,22 @@ async fn a_wrong_event_type_is_reported_failed_and_nothing_is_sent() {
     let world = World::default();
     let mut json = serde_json::to_value(request()).unwrap();
     json["eventType"] = "AlertRaised".into();
-    let response = handle(&world.deps(), &sqs(json.to_string()), Utc::now()).await.unwrap();
+    let response = handle(&world.deps(), &sqs(json.to_string()), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(world.sender.sent.lock().unwrap().is_empty());
     assert!(world.outbox.rows.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sample_sqs_notification_event_is_delivered() {
+    let world = World::default();
+    let text = include_str!("../../../events/samples/sqs-notification-requested.json");
+    let event: SqsEvent = serde_json::from_str(text).unwrap();
+    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let sent = world.sender.sent.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "+254700000001");
 }

@@ -28,7 +28,11 @@ pub async fn handle(
     process_sqs(&event.records, |message| route_one(deps, message, now)).await
 }
 
-async fn route_one(deps: &Deps<'_>, message: &SqsMessage, now: DateTime<Utc>) -> Result<(), String> {
+async fn route_one(
+    deps: &Deps<'_>,
+    message: &SqsMessage,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let alert = decode::<AlertRaised>(body(message)).map_err(|e| e.to_string())?;
     let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
     let _enter = span.enter();

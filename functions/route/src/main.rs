@@ -17,7 +17,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(route::handle(deps, &event.payload, chrono::Utc::now()).await?)
+        Ok::<SqsBatchResponse, Error>(
+            route::handle(deps, &event.payload, chrono::Utc::now()).await?,
+        )
     }))
     .await
 }

@@ -72,7 +72,11 @@ impl World {
             let a = alert(p);
             world
                 .events
-                .append(&alert_stream(&a.data.alert_id), 0, &StoredEvent::from_envelope(&a).unwrap())
+                .append(
+                    &alert_stream(&a.data.alert_id),
+                    0,
+                    &StoredEvent::from_envelope(&a).unwrap(),
+                )
                 .await
                 .unwrap();
         }
@@ -110,8 +114,12 @@ async fn an_alert_is_routed_to_the_patients_health_worker() {
 async fn a_redelivered_alert_is_routed_once() {
     let world = World::new().await;
     let body = serde_json::to_string(&alert("p-1")).unwrap();
-    handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now()).await.unwrap();
-    handle(&world.deps(), &sqs(&[body]), Utc::now()).await.unwrap();
+    handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
+        .await
+        .unwrap();
+    handle(&world.deps(), &sqs(&[body]), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(world.events.stream("alert-alert-p-1").len(), 2);
     let sent = world.queue.sent.lock().unwrap();
     // The request is sent again (notify dedupes); it is the same notification.
@@ -134,4 +142,30 @@ async fn garbage_and_unknown_patients_fail_alone() {
         .collect();
     assert_eq!(failed, ["m-0", "m-1"]);
     assert_eq!(world.queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sample_sqs_alert_event_is_routed() {
+    let world = World::new().await;
+    world.directory.entries.lock().unwrap().insert(
+        "p-001".into(),
+        DirectoryEntry {
+            patient_id: "p-001".into(),
+            patient_name: "Amina".into(),
+            village: "Kisumu".into(),
+            worker_id: "w-01".into(),
+            worker_name: "CHW Kisumu".into(),
+            worker_phone: "+254700000001".into(),
+        },
+    );
+    let text = include_str!("../../../events/samples/sqs-alert-raised.json");
+    let event: SqsEvent = serde_json::from_str(text).unwrap();
+    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    // The sample alert was never stored by detect here, so version 1 is free: the append
+    // of AlertRouted at version 2 still succeeds (the store does not require v1 to exist).
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let sent = world.queue.sent.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].data.recipient_id, "w-01");
+    assert_eq!(sent[0].correlation_id, "clinic-upload-0042");
 }

@@ -183,7 +183,11 @@ impl PatientStateStore for DynamoStateStore {
             state: state.clone(),
         })
         .map_err(|e| PortError::backend("serialising patient state", e))?;
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         let request = if expected_version == 0 {
             request.condition_expression("attribute_not_exists(patientId)")
         } else {

@@ -52,9 +52,8 @@ impl ReadingSink for KinesisSink {
                 .records()
                 .iter()
                 .map(|r| {
-                    r.error_code().map(|code| {
-                        format!("{code}: {}", r.error_message().unwrap_or_default())
-                    })
+                    r.error_code()
+                        .map(|code| format!("{code}: {}", r.error_message().unwrap_or_default()))
                 })
                 .collect())
         })

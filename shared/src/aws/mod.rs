@@ -9,7 +9,7 @@ mod sqs;
 pub use dynamodb::{DynamoDirectory, DynamoEventStore, DynamoOutbox, DynamoStateStore};
 pub use kinesis::KinesisSink;
 pub use sns::{SnsAlertPublisher, SnsSms};
-pub use sqs::SqsNotificationQueue;
+pub use sqs::{SqsDeadLetters, SqsNotificationQueue};
 
 /// Loads the SDK configuration from the environment.
 pub async fn load_config() -> aws_config::SdkConfig {

@@ -48,3 +48,35 @@ impl NotificationQueue for SqsNotificationQueue {
         Ok(())
     }
 }
+
+/// Sends poison records to a dead-letter queue as JSON.
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(config: &aws_config::SdkConfig, queue_url: String) -> Self {
+        SqsDeadLetters {
+            client: Client::new(config),
+            queue_url,
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeadLetters for SqsDeadLetters {
+    async fn send(&self, record: &crate::ports::PoisonRecord) -> Result<(), PortError> {
+        let body = serde_json::to_string(record)
+            .map_err(|e| PortError::backend("serialising the poison record", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("kind", attribute(record.kind)?)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SQS SendMessage: {}", describe(&e))))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! `devstack`: run the pipeline locally.
+//!
+//! ```text
+//! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N]
+//! devstack up   [--port N]
+//! ```
+//! Both honour `DEVSTACK_ENDPOINT` (use a running emulator such as LocalStack instead of
+//! starting moto).
+
+mod demo;
+mod simulator;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use devstack::{Stack, StackConfig};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `--name value` pairs after the subcommand.
+fn flags(args: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let Some(name) = flag.strip_prefix("--") else {
+            bail!("unexpected argument {flag:?}");
+        };
+        let value = it
+            .next()
+            .with_context(|| format!("--{name} needs a value"))?;
+        out.push((name.to_string(), value.clone()));
+    }
+    Ok(out)
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{name} expects a number, got {value:?}"))
+}
+
+async fn run() -> Result<bool> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        bail!("usage: devstack demo|up [--flags]; see devstack/src/main.rs");
+    };
+    let root = workspace_root();
+    let mut config = StackConfig::for_workspace(&root);
+    config.function_log_dir = Some(root.join(".local/logs"));
+    match command.as_str() {
+        "demo" => {
+            let mut options = demo::Options {
+                patients: 12,
+                abnormal: 4,
+                rounds: 6,
+                seed: 7,
+            };
+            for (name, value) in flags(&args[1..])? {
+                match name.as_str() {
+                    "patients" => options.patients = number(&name, &value)?,
+                    "unwell" => options.abnormal = number(&name, &value)?,
+                    "rounds" => options.rounds = number(&name, &value)?,
+                    "seed" => options.seed = number(&name, &value)?,
+                    _ => bail!("unknown flag --{name} for demo"),
+                }
+            }
+            demo::run(config, options).await
+        }
+        "up" => {
+            // Function logs go to the terminal while the stack is up.
+            config.function_log_dir = None;
+            for (name, value) in flags(&args[1..])? {
+                match name.as_str() {
+                    "port" => config.http_port = number(&name, &value)?,
+                    _ => bail!("unknown flag --{name} for up"),
+                }
+            }
+            let stack = Stack::start(config).await?;
+            let entries: Vec<_> = simulator::patients(12, 4)
+                .into_iter()
+                .map(|p| p.entry)
+                .collect();
+            devstack::inspect::seed_directory(&stack, &entries).await?;
+            println!("local stack up; directory seeded with patients p-001..p-012");
+            println!("  HTTP API  {}  (POST /readings)", stack.api_url());
+            println!(
+                "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
+                stack.endpoint_url()
+            );
+            println!("Ctrl-C to stop");
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            let _ = stack.wait_idle(Duration::from_secs(1)).await;
+            stack.shutdown().await?;
+            Ok(true)
+        }
+        other => bail!("unknown command {other:?}; expected demo or up"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DEVSTACK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("devstack: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! A simulator of patients with home devices: seeds the directory and posts vital-sign
+//! readings to the HTTP API. Some patients have abnormal vitals; the rest are healthy.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use shared::routing::DirectoryEntry;
+
+/// What a simulated patient's vitals look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Healthy,
+    /// Heart rate persistently over 100: expect a `tachycardia` alert.
+    Tachycardic,
+    /// SpO2 under 90: expect a `hypoxemia` alert.
+    Hypoxemic,
+}
+
+impl Profile {
+    /// The alert type detection should raise for this profile, if any.
+    pub fn expected_alert(self) -> Option<&'static str> {
+        match self {
+            Profile::Healthy => None,
+            Profile::Tachycardic => Some("tachycardia"),
+            Profile::Hypoxemic => Some("hypoxemia"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Patient {
+    pub entry: DirectoryEntry,
+    pub profile: Profile,
+}
+
+const VILLAGES: [&str; 4] = ["Kisumu", "Bondo", "Siaya", "Homa Bay"];
+const NAMES: [&str; 8] = [
+    "Amina", "Baraka", "Chausiku", "Daudi", "Eshe", "Faraji", "Gathoni", "Hamisi",
+];
+
+/// `count` patients, `abnormal` of them unwell (alternating tachycardia and hypoxemia),
+/// spread over villages, each village with its own health worker.
+pub fn patients(count: usize, abnormal: usize) -> Vec<Patient> {
+    (0..count)
+        .map(|i| {
+            let village_index = i % VILLAGES.len();
+            let profile = if i < abnormal {
+                if i % 2 == 0 {
+                    Profile::Tachycardic
+                } else {
+                    Profile::Hypoxemic
+                }
+            } else {
+                Profile::Healthy
+            };
+            Patient {
+                entry: DirectoryEntry {
+                    patient_id: format!("p-{:03}", i + 1),
+                    patient_name: NAMES[i % NAMES.len()].to_string(),
+                    village: VILLAGES[village_index].to_string(),
+                    worker_id: format!("w-{:02}", village_index + 1),
+                    worker_name: format!("CHW {}", VILLAGES[village_index]),
+                    worker_phone: format!("+2547000000{:02}", village_index + 1),
+                },
+                profile,
+            }
+        })
+        .collect()
+}
+
+/// One round of readings for one patient at event time `at`.
+pub fn readings(patient: &Patient, at: DateTime<Utc>, rng: &mut StdRng) -> Vec<Value> {
+    let heart_rate = match patient.profile {
+        Profile::Tachycardic => rng.random_range(112.0..140.0),
+        _ => rng.random_range(62.0..90.0),
+    };
+    let spo2 = match patient.profile {
+        Profile::Hypoxemic => rng.random_range(84.0..88.5),
+        _ => rng.random_range(95.0..99.5),
+    };
+    let timestamp = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let device = format!("dev-{}", patient.entry.patient_id);
+    let id = &patient.entry.patient_id;
+    let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    vec![
+        json!({"patientId": id, "type": "heart_rate", "value": round1(heart_rate), "unit": "bpm", "timestamp": timestamp, "deviceId": device}),
+        json!({"patientId": id, "type": "spo2", "value": round1(spo2), "unit": "%", "timestamp": timestamp, "deviceId": device}),
+        json!({"patientId": id, "type": "temperature", "value": round1(rng.random_range(36.4..37.3)), "unit": "celsius", "timestamp": timestamp, "deviceId": device}),
+        json!({"patientId": id, "type": "systolic_bp", "value": round1(rng.random_range(110.0..130.0)), "unit": "mmHg", "timestamp": timestamp, "deviceId": device}),
+        json!({"patientId": id, "type": "diastolic_bp", "value": round1(rng.random_range(70.0..85.0)), "unit": "mmHg", "timestamp": timestamp, "deviceId": device}),
+    ]
+}
+
+/// What a simulation run posted.
+#[derive(Debug, Default, Clone)]
+pub struct Posted {
+    pub requests: usize,
+    pub readings: usize,
+}
+
+/// Posts `rounds` rounds of readings (one minute of event time apart, ending now) for
+/// every patient, one request per round, calling `progress` after each round.
+pub async fn run(
+    api_url: &str,
+    patients: &[Patient],
+    rounds: usize,
+    seed: u64,
+    mut progress: impl FnMut(usize, &Posted),
+) -> anyhow::Result<Posted> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let now = Utc::now();
+    let mut posted = Posted::default();
+    for round in 0..rounds {
+        let minutes_ago = i64::try_from(rounds - round).unwrap_or(i64::MAX);
+        let at = now - chrono::Duration::minutes(minutes_ago);
+        let batch: Vec<Value> = patients
+            .iter()
+            .flat_map(|p| readings(p, at, &mut rng))
+            .collect();
+        for chunk in batch.chunks(shared::reading::MAX_READINGS_PER_REQUEST) {
+            let response = client
+                .post(format!("{api_url}/readings"))
+                .header(
+                    "x-correlation-id",
+                    format!("sim-round-{}-{}", round + 1, posted.requests + 1),
+                )
+                .json(chunk)
+                .send()
+                .await
+                .with_context(|| format!("posting round {}", round + 1))?;
+            let status = response.status();
+            if status.as_u16() != 202 {
+                let body = response.text().await.unwrap_or_default();
+                bail!("POST /readings answered {status}: {body}");
+            }
+            posted.requests += 1;
+            posted.readings += chunk.len();
+        }
+        progress(round + 1, &posted);
+    }
+    Ok(posted)
+}

@@ -1,0 +1,20 @@
+//! The sample event in events/samples runs through the handler as API Gateway sends it.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use chrono::{DateTime, Utc};
+use shared::memory::MemorySink;
+
+#[tokio::test]
+async fn sample_post_readings_event_is_accepted() {
+    let text = include_str!("../../../events/samples/apigw-post-readings.json");
+    let request: ApiGatewayV2httpRequest = serde_json::from_str(text).unwrap();
+    let now: DateTime<Utc> = "2026-11-24T08:00:00Z".parse().unwrap();
+    let sink = MemorySink::default();
+    let response = ingest::handle(&sink, &request, now).await;
+    assert_eq!(response.status_code, 202);
+    let records = sink.records.lock().unwrap();
+    assert_eq!(records.len(), 2);
+    let first: serde_json::Value = serde_json::from_slice(&records[0].data).unwrap();
+    assert_eq!(first["correlationId"], "clinic-upload-0042");
+    assert_eq!(first["causationId"], "Jx1sAiH4IAMEV0Q=");
+}

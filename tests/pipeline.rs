@@ -1,0 +1,371 @@
+//! End-to-end tests: real function binaries, real emulator (moto by default), driven
+//! through the local HTTP API and the runner's event source mappings. Every assertion
+//! reads the emulator: stream records, table items, queue messages.
+
+use aws_sdk_kinesis::primitives::Blob;
+use devstack::inspect;
+use e2e::*;
+use serde_json::{Value, json};
+
+fn data_of<'a>(events: &'a [Value], field: &str) -> Vec<&'a str> {
+    events
+        .iter()
+        .map(|e| e["data"][field].as_str().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_flow_from_the_http_api_to_a_health_worker_notification() {
+    let stack = start_stack("happy_path").await;
+    inspect::seed_directory(
+        &stack,
+        &[
+            entry("p-1", "w-1", "+254700000101"),
+            entry("p-2", "w-2", "+254700000102"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    // Given p-1's heart races three readings in a row and p-2 is fine.
+    let body = json!([
+        reading("p-1", "heart_rate", 121.0, 3),
+        reading("p-2", "heart_rate", 72.0, 3),
+        reading("p-1", "heart_rate", 128.0, 2),
+        reading("p-2", "spo2", 97.0, 2),
+        reading("p-1", "heart_rate", 133.0, 1),
+        reading("p-1", "spo2", 96.0, 1),
+    ]);
+    let (status, response) = post(&stack, &body, Some("corr-e2e-1")).await;
+    assert_eq!(status, 202, "{response}");
+    assert_eq!(response["accepted"], 6);
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // The readings are on the stream, partitioned by patient.
+    let records = inspect::stream_records(&stack, "ReadingsStream")
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 6);
+    assert_eq!(records.iter().filter(|(pk, _)| pk == "p-1").count(), 4);
+
+    // One alert, for p-1, in the event table; routed to w-1; one notification.
+    let alerts = inspect::events_of_type(&stack, "AlertRaised")
+        .await
+        .unwrap();
+    assert_eq!(data_of(&alerts, "patientId"), ["p-1"]);
+    assert_eq!(data_of(&alerts, "alertType"), ["tachycardia"]);
+    let routed = inspect::events_of_type(&stack, "AlertRouted")
+        .await
+        .unwrap();
+    assert_eq!(data_of(&routed, "workerId"), ["w-1"]);
+    let sent = inspect::events_of_type(&stack, "NotificationSent")
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    // The caller's correlation id followed every event.
+    for e in alerts.iter().chain(&routed).chain(&sent) {
+        assert_eq!(e["correlationId"], "corr-e2e-1", "{e}");
+    }
+
+    let outbox = inspect::scan(&stack, "OutboxTable").await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["status"], "sent");
+    assert_eq!(outbox[0]["channel"], "outbox");
+    assert_eq!(outbox[0]["recipientPhone"], "+254700000101");
+    assert!(
+        outbox[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("heart_rate above 100")
+    );
+
+    for (queue, depth) in inspect::dead_letter_depths(&stack).await.unwrap() {
+        assert_eq!(depth, 0, "{queue} is not empty");
+    }
+    stack.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_batches_and_messages_raise_one_alert_and_one_notification() {
+    let stack = start_stack("redelivery").await;
+    inspect::seed_directory(&stack, &[entry("p-7", "w-7", "+254700000107")])
+        .await
+        .unwrap();
+    let (status, _) = post(&stack, &json!([reading("p-7", "spo2", 86.0, 1)]), None).await;
+    assert_eq!(status, 202);
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // Redeliver every Kinesis batch and every SQS message each function received.
+    for function in ["DetectFunction", "RouteFunction", "NotifyFunction"] {
+        let delivered = stack.invocations(function);
+        assert!(!delivered.is_empty(), "{function} was never invoked");
+        for record in delivered {
+            stack
+                .invoke(function, record.payload.clone())
+                .await
+                .unwrap();
+        }
+    }
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    assert_eq!(
+        inspect::events_of_type(&stack, "AlertRaised")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        inspect::events_of_type(&stack, "AlertRouted")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        inspect::events_of_type(&stack, "NotificationSent")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let outbox = inspect::scan(&stack, "OutboxTable").await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["status"], "sent");
+    // The redelivered requests did reach notify, which recognised them.
+    assert!(
+        outbox[0]["attempts"].as_u64().unwrap() >= 2,
+        "{}",
+        outbox[0]
+    );
+    stack.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_get_4xx_naming_the_problem_and_nothing_reaches_the_stream() {
+    let stack = start_stack("invalid_input").await;
+    let good = reading("p-1", "heart_rate", 80.0, 1);
+    let mut unknown_type = good.clone();
+    unknown_type["type"] = json!("glucose");
+    let mut out_of_range = good.clone();
+    out_of_range["value"] = json!(-5);
+    let mut no_patient = good.clone();
+    no_patient.as_object_mut().unwrap().remove("patientId");
+
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("bad JSON", "{\"patientId\": ".to_string(), 400, "body"),
+        (
+            "unknown type",
+            json!([good, unknown_type]).to_string(),
+            400,
+            "readings[1].type",
+        ),
+        (
+            "NaN value",
+            good.to_string().replace("80.0", "NaN"),
+            400,
+            "body",
+        ),
+        ("out of range", out_of_range.to_string(), 400, "value"),
+        ("missing patient", no_patient.to_string(), 400, "patientId"),
+        (
+            "501 readings",
+            json!(vec![good.clone(); 501]).to_string(),
+            413,
+            "501",
+        ),
+    ];
+    for (name, body, expected_status, names) in cases {
+        let (status, response) = post_raw(&stack, body, None).await;
+        assert_eq!(status, expected_status, "{name}: {response}");
+        let text = response.to_string();
+        assert!(
+            text.contains(names),
+            "{name}: response does not name {names:?}: {text}"
+        );
+    }
+    stack.wait_idle(DRAIN).await.unwrap();
+    let records = inspect::stream_records(&stack, "ReadingsStream")
+        .await
+        .unwrap();
+    assert!(
+        records.is_empty(),
+        "{} records reached the stream",
+        records.len()
+    );
+    stack.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_end_in_their_failure_destinations_and_the_rest_are_processed() {
+    let stack = start_stack("poison").await;
+    inspect::seed_directory(
+        &stack,
+        &[
+            entry("p-1", "w-1", "+254700000101"),
+            entry("p-2", "w-2", "+254700000102"),
+        ],
+    )
+    .await
+    .unwrap();
+    let stream = stack.resource("ReadingsStream").unwrap().ref_value.clone();
+    let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
+
+    // Three records on one shard (one partition key), the middle one undecodable.
+    let envelope = |patient: &str| {
+        let r = reading(patient, "spo2", 85.0, 1);
+        json!({"eventId": format!("evt-{patient}"), "eventType": "ReadingRecorded", "version": 1,
+               "timestamp": r["timestamp"], "source": "test", "correlationId": format!("corr-{patient}"),
+               "causationId": "test", "data": r})
+        .to_string()
+    };
+    let mut sequence_numbers = Vec::new();
+    for data in [
+        envelope("p-1"),
+        "{\"this is\": not json".to_string(),
+        envelope("p-2"),
+    ] {
+        let out = kinesis
+            .put_record()
+            .stream_name(&stream)
+            .partition_key("same-shard")
+            .data(Blob::new(data))
+            .send()
+            .await
+            .unwrap();
+        sequence_numbers.push(out.sequence_number().to_string());
+    }
+    // And a poison message straight into the alerts queue.
+    let route_queue = stack.resource("RouteQueue").unwrap().ref_value.clone();
+    aws_sdk_sqs::Client::new(stack.sdk_config())
+        .send_message()
+        .queue_url(&route_queue)
+        .message_body("garbage alert")
+        .send()
+        .await
+        .unwrap();
+
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // Both good readings raised their alerts and were notified.
+    let mut alerted = data_of(
+        &inspect::events_of_type(&stack, "AlertRaised")
+            .await
+            .unwrap(),
+        "patientId",
+    )
+    .into_iter()
+    .map(str::to_string)
+    .collect::<Vec<_>>();
+    alerted.sort();
+    assert_eq!(alerted, ["p-1", "p-2"]);
+    assert_eq!(inspect::scan(&stack, "OutboxTable").await.unwrap().len(), 2);
+
+    // The poison record is in detect's failure queue, alone, with its payload.
+    let failures = inspect::peek_queue(&stack, "DetectFailureQueue")
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let poison: Value = serde_json::from_str(&failures[0]).unwrap();
+    assert_eq!(poison["kind"], "PoisonRecord");
+    assert_eq!(
+        poison["sequenceNumber"],
+        sequence_numbers[1].as_str(),
+        "{poison}"
+    );
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(poison["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(data, b"{\"this is\": not json");
+
+    // The poison message is in the route DLQ after its receives ran out.
+    assert_eq!(
+        inspect::peek_queue(&stack, "RouteDLQ").await.unwrap(),
+        ["garbage alert"]
+    );
+    assert_eq!(inspect::queue_depth(&stack, "NotifyDLQ").await.unwrap(), 0);
+    stack.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other_shards_flow() {
+    let stack = start_stack("retries_exhausted").await;
+    inspect::seed_directory(&stack, &[entry("p-good", "w-1", "+254700000101")])
+        .await
+        .unwrap();
+    // p-bad's stored detection state is corrupt: every attempt to process it fails.
+    let state_table = stack
+        .resource("PatientStateTable")
+        .unwrap()
+        .ref_value
+        .clone();
+    aws_sdk_dynamodb::Client::new(stack.sdk_config())
+        .put_item()
+        .table_name(&state_table)
+        .item(
+            "patientId",
+            aws_sdk_dynamodb::types::AttributeValue::S("p-bad".into()),
+        )
+        .item(
+            "version",
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+        .item(
+            "state",
+            aws_sdk_dynamodb::types::AttributeValue::S("corrupt".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // p-bad's reading on the first shard, p-good's on the last (explicit hash keys).
+    let stream = stack.resource("ReadingsStream").unwrap().ref_value.clone();
+    let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
+    let put = |patient: &'static str, hash_key: String| {
+        let r = reading(patient, "spo2", 85.0, 1);
+        let data = json!({"eventId": format!("evt-{patient}"), "eventType": "ReadingRecorded", "version": 1,
+               "timestamp": r["timestamp"], "source": "test", "correlationId": "c", "causationId": "c", "data": r})
+        .to_string();
+        kinesis
+            .put_record()
+            .stream_name(&stream)
+            .partition_key(patient)
+            .explicit_hash_key(hash_key)
+            .data(Blob::new(data))
+            .send()
+    };
+    let bad = put("p-bad", "0".into()).await.unwrap();
+    put("p-good", (u128::MAX / 4 * 3).to_string())
+        .await
+        .unwrap();
+    assert_ne!(bad.shard_id(), "", "records land on shards");
+
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // The other shard flowed: p-good was alerted and notified.
+    let alerts = inspect::events_of_type(&stack, "AlertRaised")
+        .await
+        .unwrap();
+    assert_eq!(data_of(&alerts, "patientId"), ["p-good"]);
+    assert_eq!(inspect::scan(&stack, "OutboxTable").await.unwrap().len(), 1);
+
+    // p-bad's batch was retried, then its coordinates went to the on-failure destination.
+    let failures = inspect::peek_queue(&stack, "DetectFailureQueue")
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let info: Value = serde_json::from_str(&failures[0]).unwrap();
+    assert_eq!(
+        info["requestContext"]["condition"], "RetryAttemptsExhausted",
+        "{info}"
+    );
+    assert_eq!(info["KinesisBatchInfo"]["shardId"], bad.shard_id());
+    assert_eq!(
+        info["KinesisBatchInfo"]["startSequenceNumber"],
+        bad.sequence_number()
+    );
+    // 1 attempt + MaximumRetryAttempts (3) from the template.
+    assert_eq!(info["requestContext"]["approximateInvokeCount"], 4);
+    stack.shutdown().await.unwrap();
+}

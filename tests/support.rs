@@ -1,0 +1,88 @@
+//! Helpers for the end-to-end tests: a fresh local stack per test, HTTP posting, fixtures.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use devstack::{Stack, StackConfig};
+use serde_json::{Value, json};
+use shared::routing::DirectoryEntry;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Starts emulator + functions for one test; function logs go to target/e2e-logs/<test>/.
+pub async fn start_stack(test: &str) -> Stack {
+    let root = workspace_root();
+    let mut config = StackConfig::for_workspace(&root);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let logs = target.join("e2e-logs").join(test);
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).expect("creating the log folder");
+    config.function_log_dir = Some(logs);
+    config.sqs_retry_delay = Some(Duration::from_millis(200));
+    match Stack::start(config).await {
+        Ok(stack) => stack,
+        Err(err) => panic!("starting the local stack failed: {err:#}"),
+    }
+}
+
+/// How long a test waits for the pipeline to drain.
+pub const DRAIN: Duration = Duration::from_secs(90);
+
+pub fn entry(patient_id: &str, worker_id: &str, phone: &str) -> DirectoryEntry {
+    DirectoryEntry {
+        patient_id: patient_id.into(),
+        patient_name: format!("Patient {patient_id}"),
+        village: "Bondo".into(),
+        worker_id: worker_id.into(),
+        worker_name: format!("Worker {worker_id}"),
+        worker_phone: phone.into(),
+    }
+}
+
+/// A reading JSON as a device sends it, `minutes_ago` minutes before now.
+pub fn reading(patient_id: &str, vital: &str, value: f64, minutes_ago: i64) -> Value {
+    let unit = match vital {
+        "heart_rate" => "bpm",
+        "spo2" => "%",
+        "temperature" => "celsius",
+        _ => "mmHg",
+    };
+    let at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+    json!({
+        "patientId": patient_id,
+        "type": vital,
+        "value": value,
+        "unit": unit,
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "deviceId": format!("dev-{patient_id}"),
+    })
+}
+
+/// POSTs a raw body to `/readings`; returns the status and the JSON body.
+pub async fn post_raw(stack: &Stack, body: String, correlation_id: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!("{}/readings", stack.api_url()))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(id) = correlation_id {
+        request = request.header("x-correlation-id", id);
+    }
+    let response = request.send().await.expect("POST /readings");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("reading the response body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+pub async fn post(stack: &Stack, body: &Value, correlation_id: Option<&str>) -> (u16, Value) {
+    post_raw(stack, body.to_string(), correlation_id).await
+}
