@@ -1,6 +1,6 @@
 //! End-to-end checks of devstack itself against moto, with shell-script stand-ins for the
-//! function binaries (they speak the Runtime API with curl). Skipped when moto is not
-//! installed at `.local/moto`.
+//! function binaries (they speak the Runtime API with curl). They need moto at
+//! `.local/moto` (`./dev setup`). The real binaries are exercised by `tests/pipeline.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,15 +33,13 @@ fn workspace_root() -> PathBuf {
 }
 
 /// A config using the fake functions, or None when moto is not installed.
-fn fake_config(name: &str) -> Option<(StackConfig, PathBuf)> {
+fn fake_config(name: &str) -> (StackConfig, PathBuf) {
     let mut config = StackConfig::for_workspace(&workspace_root());
-    if !config.moto_server_bin.exists() {
-        eprintln!(
-            "skipping: moto not installed at {}",
-            config.moto_server_bin.display()
-        );
-        return None;
-    }
+    assert!(
+        config.moto_server_bin.exists(),
+        "moto not installed at {}: run ./dev setup (./dev test does it)",
+        config.moto_server_bin.display()
+    );
     let dir = std::env::temp_dir().join(format!("devstack-smoke-{name}-{}", std::process::id()));
     let bin_dir = dir.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
@@ -54,7 +52,7 @@ fn fake_config(name: &str) -> Option<(StackConfig, PathBuf)> {
     config.bin_dir = bin_dir;
     config.endpoint = None;
     config.function_log_dir = Some(dir.join("logs"));
-    Some((config, dir))
+    (config, dir)
 }
 
 async fn queue_messages(stack: &Stack, logical_id: &str) -> Vec<String> {
@@ -84,9 +82,7 @@ async fn queue_messages(stack: &Stack, logical_id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_runs_functions_pollers_and_http_api_against_moto() {
-    let Some((config, dir)) = fake_config("pipeline") else {
-        return;
-    };
+    let (config, dir) = fake_config("pipeline");
     let stack = Stack::start(config).await.expect("stack starts");
 
     // Resources and their Ref values.
@@ -238,9 +234,7 @@ async fn stack_runs_functions_pollers_and_http_api_against_moto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_that_hangs_times_out_and_is_restarted() {
-    let Some((config, dir)) = fake_config("timeout") else {
-        return;
-    };
+    let (config, dir) = fake_config("timeout");
     let stack = Stack::start(config).await.expect("stack starts");
     let outcome = stack
         .invoke("NotifyFunction", json!("sleep-me"))
@@ -268,57 +262,9 @@ async fn missing_moto_or_binaries_fail_clearly() {
         format!("{err:#}").contains("run cargo build --workspace"),
         "{err:#}"
     );
-    if let Some((mut config, dir)) = fake_config("nomoto") {
-        config.moto_server_bin = PathBuf::from("/nonexistent/moto_server");
-        let err = Stack::start(config).await.unwrap_err();
-        assert!(format!("{err:#}").contains("run ./dev setup"), "{err:#}");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-/// With the real function binaries (needs `cargo build --workspace` first).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the function binaries: cargo build --workspace"]
-async fn real_functions_take_a_reading_through_the_pipeline() {
-    let mut config = StackConfig::for_workspace(&workspace_root());
-    let logs = std::env::temp_dir().join(format!("devstack-real-{}", std::process::id()));
-    config.function_log_dir = Some(logs.clone());
-    config.endpoint = None;
-    let stack = Stack::start(config).await.expect("stack starts");
-    let reading = json!({
-        "patientId": "p-1", "type": "heart_rate", "value": 180.0, "unit": "bpm",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "deviceId": "dev-1",
-    });
-    let response = reqwest::Client::new()
-        .post(format!("{}/readings", stack.api_url()))
-        .header("content-type", "application/json")
-        .body(reading.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    eprintln!("POST /readings -> {status} {text}");
-    assert!(status.is_success(), "{status} {text}");
-    stack
-        .wait_idle(Duration::from_secs(60))
-        .await
-        .expect("idle");
-    for function in [
-        "IngestFunction",
-        "DetectFunction",
-        "RouteFunction",
-        "NotifyFunction",
-    ] {
-        for record in stack.invocations(function) {
-            eprintln!(
-                "{function} [{}] {:?} {:?}",
-                record.source, record.duration, record.outcome
-            );
-        }
-    }
-    assert!(!stack.invocations("DetectFunction").is_empty());
-    stack.shutdown().await.unwrap();
-    eprintln!("logs in {}", logs.display());
+    let (mut config, dir) = fake_config("nomoto");
+    config.moto_server_bin = PathBuf::from("/nonexistent/moto_server");
+    let err = Stack::start(config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("run ./dev setup"), "{err:#}");
+    let _ = std::fs::remove_dir_all(dir);
 }
