@@ -1,4 +1,8 @@
 //! API Gateway HTTP API (payload format 2.0) in front of the local functions.
+//!
+//! The template's API requires auth on AWS (`Auth` of the `HttpApi` resource: IAM). This
+//! local server does not enforce it: it serves the template's routes to any caller on
+//! 127.0.0.1, and the events it builds carry no authorizer context.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@ use crate::template::{
 /// Resource types that have no local equivalent and are skipped (with a debug log).
 const IGNORED_TYPES: &[&str] = &[
     "AWS::SQS::QueuePolicy",
+    "AWS::SNS::TopicPolicy",
     "AWS::IAM::Role",
     "AWS::IAM::Policy",
     "AWS::Logs::LogGroup",
@@ -200,14 +201,18 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
     let mut functions = Vec::new();
     for resource in order {
         let account_id = provisioned.account_id().to_string();
-        let properties = Resolver {
+        let resolver = Resolver {
             parameters,
             conditions: &template.conditions,
             stack_name,
             account_id: &account_id,
             resources: &provisioned,
+        };
+        if !resolver.resource_exists(resource)? {
+            tracing::debug!(logical_id = %resource.logical_id, "resource condition is false; not created");
+            continue;
         }
-        .resolve_properties(resource)?;
+        let properties = resolver.resolve_properties(resource)?;
         let ctx = Ctx {
             resource,
             properties: &properties,

@@ -38,6 +38,8 @@ pub struct TemplateResource {
     pub properties: Value,
     /// Explicit `DependsOn` entries.
     pub depends_on: Vec<String>,
+    /// `Condition`: the name of a condition that must hold for the resource to exist.
+    pub condition: Option<String>,
 }
 
 /// A parsed template.
@@ -138,11 +140,17 @@ impl Template {
                     .with_context(|| format!("resource {logical_id}: DependsOn must be strings"))?,
                 Some(_) => bail!("resource {logical_id}: DependsOn must be a string or a list"),
             };
+            let condition = match body.get("Condition") {
+                None => None,
+                Some(Value::String(name)) => Some(name.clone()),
+                Some(_) => bail!("resource {logical_id}: Condition must be a condition name"),
+            };
             resources.push(TemplateResource {
                 logical_id: logical_id.clone(),
                 resource_type,
                 properties,
                 depends_on,
+                condition,
             });
         }
 
@@ -496,6 +504,16 @@ pub struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// Whether a resource exists with these parameters: true unless its `Condition` is false.
+    pub fn resource_exists(&self, resource: &TemplateResource) -> Result<bool> {
+        match &resource.condition {
+            None => Ok(true),
+            Some(name) => self
+                .condition(name)
+                .with_context(|| format!("resource {} Condition", resource.logical_id)),
+        }
+    }
+
     /// Resolves every property of a resource; errors name the resource and property.
     pub fn resolve_properties(&self, resource: &TemplateResource) -> Result<Value> {
         let mut out = Map::new();
@@ -732,7 +750,8 @@ impl Resolver<'_> {
     }
 
     /// Evaluates a named condition.
-    fn condition(&self, name: &str) -> Result<bool> {
+    /// Evaluates the named condition of the template.
+    pub fn condition(&self, name: &str) -> Result<bool> {
         let body = self
             .conditions
             .get(name)

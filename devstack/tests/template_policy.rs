@@ -1,0 +1,558 @@
+//! Policy checks on `infra/template.yaml`: what cfn-lint does not know about this project.
+//!
+//! - Least privilege: no function uses SAM `Policies` (SAM would attach AWS managed
+//!   execution policies with `*` resources); each has its own role, and no statement of a
+//!   role allows a `*` action or a `*` resource. The one exception is the statement with Sid
+//!   `SmsToPhoneNumbers` of `NotifyRole`: exactly `sns:Publish` on `*`, because an SMS to a
+//!   phone number has no ARN.
+//! - Every queue has a dead-letter queue (with maxReceiveCount >= 5), unless it is itself a
+//!   DLQ or an on-failure destination; every SQS-triggered function's queue has a visibility
+//!   timeout of at least 6x the function timeout; the Kinesis mapping has bounded retries,
+//!   bisect, a maximum record age, partial batch responses and an on-failure destination.
+//! - Encryption at rest on streams, topics, queues and tables.
+//! - Observability: each function has a log group with retention, error and throttle
+//!   alarms; each DLQ has a depth alarm; every alarm notifies the ops topic.
+//!
+//! Each check returns the problems it found; the tests assert there are none in the real
+//! template, and that each check does report a problem in a template broken on purpose.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use devstack::template::{Template, TemplateResource};
+use serde_json::{Value, json};
+
+/// The documented exception to "no `*` resource".
+const SMS_EXCEPTION_ROLE: &str = "NotifyRole";
+const SMS_EXCEPTION_SID: &str = "SmsToPhoneNumbers";
+
+fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+}
+
+fn load() -> Template {
+    Template::load(&template_path()).expect("infra/template.yaml parses")
+}
+
+fn of_type<'a>(template: &'a Template, t: &'a str) -> impl Iterator<Item = &'a TemplateResource> {
+    template.resources.iter().filter(move |r| r.resource_type == t)
+}
+
+/// A value that may be one item or a list, as IAM allows for Action and Resource.
+fn one_or_many(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(other) => vec![other],
+    }
+}
+
+/// The logical id a value refers to with `Ref` or `GetAtt` (`None` for anything else).
+fn referenced_id(value: &Value) -> Option<&str> {
+    if let Some(id) = value.get("Ref").and_then(Value::as_str) {
+        return Some(id);
+    }
+    value
+        .get("Fn::GetAtt")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+}
+
+/// Every literal string in a value (the text of `Fn::Sub`, the parts of `Fn::Join`, ...),
+/// so a `*` cannot hide inside an intrinsic.
+fn literal_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| literal_strings(v, out)),
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key == "Ref" || key == "Fn::GetAtt" {
+                    continue; // names a resource or parameter: not a pattern
+                }
+                literal_strings(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A resource pattern with a wildcard. The trailing `:*` of a log group ARN names the log
+/// streams of that one group (the form IAM needs for logs:PutLogEvents), so it is allowed.
+fn is_wildcard_resource(text: &str) -> bool {
+    let text = text
+        .strip_suffix(":*")
+        .filter(|rest| rest.contains(":log-group:"))
+        .unwrap_or(text);
+    text.contains('*')
+}
+
+/// Least privilege across every function and role.
+fn privilege_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let roles: BTreeSet<&str> = of_type(template, "AWS::IAM::Role")
+        .map(|r| r.logical_id.as_str())
+        .collect();
+    for function in of_type(template, "AWS::Serverless::Function") {
+        let id = &function.logical_id;
+        if function.properties.get("Policies").is_some() {
+            problems.push(format!(
+                "{id}: uses SAM Policies (SAM then attaches managed policies with * resources); give it its own Role"
+            ));
+        }
+        let mut refs = BTreeSet::new();
+        if let Some(role) = function.properties.get("Role") {
+            devstack::template::collect_references(role, &mut refs);
+        }
+        if !refs.iter().any(|r| roles.contains(r.as_str())) {
+            problems.push(format!("{id}: Role must be one of the template's IAM roles"));
+        }
+    }
+
+    let mut sms_exceptions = 0;
+    for role in of_type(template, "AWS::IAM::Role") {
+        let role_id = &role.logical_id;
+        if role.properties.get("ManagedPolicyArns").is_some() {
+            problems.push(format!("{role_id}: ManagedPolicyArns (use named statements)"));
+        }
+        for policy in one_or_many(role.properties.get("Policies")) {
+            let statements = one_or_many(policy.get("PolicyDocument").and_then(|d| d.get("Statement")));
+            for statement in statements {
+                let sid = statement.get("Sid").and_then(Value::as_str).unwrap_or("");
+                let at = format!("{role_id} statement {sid:?}");
+                if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
+                    problems.push(format!("{at}: NotAction/NotResource"));
+                }
+                if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                    continue;
+                }
+                let actions = one_or_many(statement.get("Action"));
+                let resources = one_or_many(statement.get("Resource"));
+                if actions.is_empty() || resources.is_empty() {
+                    problems.push(format!("{at}: needs Action and Resource"));
+                }
+                for action in &actions {
+                    match action.as_str() {
+                        Some(a) if !a.contains('*') => {}
+                        _ => problems.push(format!("{at}: wildcard or non-literal action {action}")),
+                    }
+                }
+                let is_sms_exception = role_id == SMS_EXCEPTION_ROLE
+                    && sid == SMS_EXCEPTION_SID
+                    && actions == [&json!("sns:Publish")]
+                    && resources == [&json!("*")];
+                if is_sms_exception {
+                    sms_exceptions += 1;
+                    continue;
+                }
+                for resource in &resources {
+                    let mut texts = Vec::new();
+                    literal_strings(resource, &mut texts);
+                    if texts.iter().any(|t| is_wildcard_resource(t)) {
+                        problems.push(format!("{at}: wildcard resource {resource}"));
+                    }
+                }
+            }
+        }
+    }
+    if sms_exceptions > 1 {
+        problems.push(format!(
+            "the SMS exception ({SMS_EXCEPTION_ROLE}/{SMS_EXCEPTION_SID}) appears {sms_exceptions} times"
+        ));
+    }
+    problems
+}
+
+/// Event sources of a function: (event name, Type, Properties).
+fn events(function: &TemplateResource) -> Vec<(&str, &str, &Value)> {
+    function
+        .properties
+        .get("Events")
+        .and_then(Value::as_object)
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|(name, e)| {
+                    Some((name.as_str(), e.get("Type")?.as_str()?, e.get("Properties")?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn number(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn has_partial_batch_responses(props: &Value) -> bool {
+    one_or_many(props.get("FunctionResponseTypes")).contains(&&json!("ReportBatchItemFailures"))
+}
+
+/// Dead-letter queues, redrive, visibility timeouts and mapping settings.
+fn delivery_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    // Queues that receive failures: redrive targets and on-failure destinations.
+    let mut failure_queues = BTreeSet::new();
+    for queue in of_type(template, "AWS::SQS::Queue") {
+        if let Some(target) = queue
+            .properties
+            .get("RedrivePolicy")
+            .and_then(|p| p.get("deadLetterTargetArn"))
+            .and_then(referenced_id)
+        {
+            failure_queues.insert(target.to_string());
+        }
+    }
+    for function in of_type(template, "AWS::Serverless::Function") {
+        for (_, _, props) in events(function) {
+            if let Some(target) = props
+                .pointer("/DestinationConfig/OnFailure/Destination")
+                .and_then(referenced_id)
+            {
+                failure_queues.insert(target.to_string());
+            }
+        }
+    }
+    for queue in of_type(template, "AWS::SQS::Queue") {
+        let id = &queue.logical_id;
+        if failure_queues.contains(id) {
+            continue;
+        }
+        let Some(redrive) = queue.properties.get("RedrivePolicy") else {
+            problems.push(format!("{id}: has no dead-letter queue (RedrivePolicy)"));
+            continue;
+        };
+        let target = redrive.get("deadLetterTargetArn").and_then(referenced_id);
+        if !target.is_some_and(|t| template.resource(t).is_some()) {
+            problems.push(format!("{id}: deadLetterTargetArn is not a queue of the template"));
+        }
+        if !number(redrive.get("maxReceiveCount")).is_some_and(|n| n >= 5) {
+            problems.push(format!("{id}: maxReceiveCount must be at least 5"));
+        }
+    }
+
+    for function in of_type(template, "AWS::Serverless::Function") {
+        let id = &function.logical_id;
+        let timeout = number(function.properties.get("Timeout")).unwrap_or(3);
+        for (name, kind, props) in events(function) {
+            let at = format!("{id}.{name}");
+            match kind {
+                "SQS" => {
+                    if !has_partial_batch_responses(props) {
+                        problems.push(format!("{at}: no ReportBatchItemFailures"));
+                    }
+                    let queue = props
+                        .get("Queue")
+                        .and_then(referenced_id)
+                        .and_then(|q| template.resource(q));
+                    match queue {
+                        None => problems.push(format!("{at}: Queue is not a queue of the template")),
+                        Some(queue) => {
+                            let visibility =
+                                number(queue.properties.get("VisibilityTimeout")).unwrap_or(30);
+                            if visibility < 6 * timeout {
+                                problems.push(format!(
+                                    "{at}: {} VisibilityTimeout {visibility} s < 6 x function Timeout {timeout} s",
+                                    queue.logical_id
+                                ));
+                            }
+                        }
+                    }
+                }
+                "Kinesis" | "DynamoDB" => {
+                    if !has_partial_batch_responses(props) {
+                        problems.push(format!("{at}: no ReportBatchItemFailures"));
+                    }
+                    if !number(props.get("MaximumRetryAttempts")).is_some_and(|n| (0..=10).contains(&n)) {
+                        problems.push(format!("{at}: MaximumRetryAttempts must be set, 0..=10"));
+                    }
+                    if props.get("BisectBatchOnFunctionError") != Some(&json!(true)) {
+                        problems.push(format!("{at}: BisectBatchOnFunctionError must be true"));
+                    }
+                    if !number(props.get("MaximumRecordAgeInSeconds")).is_some_and(|n| n > 0) {
+                        problems.push(format!("{at}: MaximumRecordAgeInSeconds must be set"));
+                    }
+                    if props.pointer("/DestinationConfig/OnFailure/Destination").is_none() {
+                        problems.push(format!("{at}: no on-failure destination"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Encryption at rest on every stream, topic, queue and table.
+fn encryption_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in &template.resources {
+        let p = &r.properties;
+        let encrypted = match r.resource_type.as_str() {
+            "AWS::Kinesis::Stream" => {
+                p.pointer("/StreamEncryption/EncryptionType") == Some(&json!("KMS"))
+            }
+            "AWS::SNS::Topic" => p.get("KmsMasterKeyId").is_some(),
+            "AWS::SQS::Queue" => {
+                p.get("SqsManagedSseEnabled") == Some(&json!(true)) || p.get("KmsMasterKeyId").is_some()
+            }
+            "AWS::DynamoDB::Table" => p.pointer("/SSESpecification/SSEEnabled") == Some(&json!(true)),
+            _ => continue,
+        };
+        if !encrypted {
+            problems.push(format!("{}: not encrypted at rest", r.logical_id));
+        }
+    }
+    problems
+}
+
+/// Alarms (and their metric dimensions) that watch a given resource.
+fn alarms_on<'a>(template: &'a Template, metric: &str, resource: &str) -> Vec<&'a TemplateResource> {
+    of_type(template, "AWS::CloudWatch::Alarm")
+        .filter(|a| a.properties.get("MetricName") == Some(&json!(metric)))
+        .filter(|a| {
+            let mut refs = BTreeSet::new();
+            if let Some(d) = a.properties.get("Dimensions") {
+                devstack::template::collect_references(d, &mut refs);
+            }
+            refs.contains(resource)
+        })
+        .collect()
+}
+
+/// Log groups, alarms and where alarms go.
+fn observability_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(ops_topic) = of_type(template, "AWS::SNS::Topic").find(|t| t.logical_id == "OpsTopic")
+    else {
+        return vec!["no OpsTopic".to_string()];
+    };
+    for alarm in of_type(template, "AWS::CloudWatch::Alarm") {
+        let actions = one_or_many(alarm.properties.get("AlarmActions"));
+        if !actions.iter().any(|a| referenced_id(a) == Some(ops_topic.logical_id.as_str())) {
+            problems.push(format!("{}: does not notify OpsTopic", alarm.logical_id));
+        }
+    }
+    let log_groups: Vec<&TemplateResource> = of_type(template, "AWS::Logs::LogGroup").collect();
+    for group in &log_groups {
+        if group.properties.get("RetentionInDays").is_none() {
+            problems.push(format!("{}: no RetentionInDays", group.logical_id));
+        }
+    }
+    for function in of_type(template, "AWS::Serverless::Function") {
+        let id = function.logical_id.as_str();
+        // The function's log group is /aws/lambda/<FunctionName>, and LoggingConfig names it.
+        let name = function.properties.get("FunctionName").and_then(|n| n.get("Fn::Sub"));
+        let group = function
+            .properties
+            .pointer("/LoggingConfig/LogGroup")
+            .and_then(referenced_id)
+            .and_then(|g| log_groups.iter().find(|l| l.logical_id == g));
+        match (name.and_then(Value::as_str), group) {
+            (Some(name), Some(group))
+                if group.properties.get("LogGroupName")
+                    == Some(&json!({"Fn::Sub": format!("/aws/lambda/{name}")})) => {}
+            _ => problems.push(format!(
+                "{id}: needs FunctionName and a LoggingConfig.LogGroup named /aws/lambda/<FunctionName>"
+            )),
+        }
+        for metric in ["Errors", "Throttles"] {
+            if alarms_on(template, metric, id).is_empty() {
+                problems.push(format!("{id}: no {metric} alarm"));
+            }
+        }
+    }
+    let mut dead_letter_queues = BTreeSet::new();
+    for queue in of_type(template, "AWS::SQS::Queue") {
+        if let Some(target) = queue.properties.pointer("/RedrivePolicy/deadLetterTargetArn").and_then(referenced_id) {
+            dead_letter_queues.insert(target.to_string());
+        }
+    }
+    for function in of_type(template, "AWS::Serverless::Function") {
+        for (_, kind, props) in events(function) {
+            if let Some(target) = props.pointer("/DestinationConfig/OnFailure/Destination").and_then(referenced_id) {
+                dead_letter_queues.insert(target.to_string());
+            }
+            if kind == "Kinesis" && alarms_on(template, "IteratorAge", &function.logical_id).is_empty() {
+                problems.push(format!("{}: no IteratorAge alarm", function.logical_id));
+            }
+        }
+    }
+    for dlq in &dead_letter_queues {
+        if alarms_on(template, "ApproximateNumberOfMessagesVisible", dlq).is_empty() {
+            problems.push(format!("{dlq}: no depth alarm"));
+        }
+    }
+    if of_type(template, "AWS::CloudWatch::Alarm")
+        .all(|a| a.properties.get("MetricName") != Some(&json!("EndToEndLagMs")))
+    {
+        problems.push("no alert-processing lag alarm (Vitals EndToEndLagMs)".to_string());
+    }
+    if of_type(template, "AWS::CloudWatch::Dashboard").next().is_none() {
+        problems.push("no dashboard".to_string());
+    }
+    problems
+}
+
+fn api_problems(template: &Template) -> Vec<String> {
+    of_type(template, "AWS::Serverless::HttpApi")
+        .filter(|api| {
+            let auth = api.properties.pointer("/Auth/DefaultAuthorizer");
+            auth.is_none() || auth == Some(&json!("NONE"))
+        })
+        .map(|api| format!("{}: no DefaultAuthorizer", api.logical_id))
+        .collect()
+}
+
+// ------------------------------------------------------------------ the real template
+
+#[test]
+fn template_grants_least_privilege() {
+    let template = load();
+    assert_eq!(privilege_problems(&template), Vec::<String>::new());
+    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 4);
+}
+
+#[test]
+fn every_queue_has_a_dlq_and_mappings_are_bounded() {
+    assert_eq!(delivery_problems(&load()), Vec::<String>::new());
+}
+
+#[test]
+fn streams_topics_queues_and_tables_are_encrypted() {
+    assert_eq!(encryption_problems(&load()), Vec::<String>::new());
+}
+
+#[test]
+fn functions_have_log_groups_and_alarms_reach_the_ops_topic() {
+    assert_eq!(observability_problems(&load()), Vec::<String>::new());
+}
+
+#[test]
+fn http_api_requires_auth() {
+    assert_eq!(api_problems(&load()), Vec::<String>::new());
+}
+
+// ------------------------------------------------------------------ the checks can fail
+
+fn resource_mut<'a>(template: &'a mut Template, id: &str) -> &'a mut TemplateResource {
+    template
+        .resources
+        .iter_mut()
+        .find(|r| r.logical_id == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+fn statements_mut<'a>(template: &'a mut Template, role: &str) -> &'a mut Vec<Value> {
+    resource_mut(template, role).properties["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .expect("statements")
+}
+
+#[test]
+fn wildcard_action_or_resource_is_reported() {
+    let mut template = load();
+    statements_mut(&mut template, "RouteRole").push(json!({
+        "Effect": "Allow", "Action": "dynamodb:*", "Resource": {"Fn::GetAtt": ["EventsTable", "Arn"]}
+    }));
+    statements_mut(&mut template, "IngestRole").push(json!({
+        "Effect": "Allow", "Action": ["kinesis:PutRecord"], "Resource": "*"
+    }));
+    statements_mut(&mut template, "DetectRole").push(json!({
+        "Effect": "Allow", "Action": ["sqs:SendMessage"],
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"}
+    }));
+    let problems = privilege_problems(&template);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].contains("IngestRole") && problems[0].contains("wildcard resource"));
+    assert!(problems[1].contains("DetectRole") && problems[1].contains("wildcard resource"));
+    assert!(problems[2].contains("RouteRole") && problems[2].contains("\"dynamodb:*\""));
+}
+
+#[test]
+fn the_sms_exception_is_exactly_sns_publish_in_notify_role() {
+    let mut template = load();
+    // The same statement in another role is not excepted.
+    let sms = statements_mut(&mut template, "NotifyRole")
+        .iter()
+        .find(|s| s["Sid"] == SMS_EXCEPTION_SID)
+        .cloned()
+        .expect("NotifyRole has the documented SMS statement");
+    statements_mut(&mut template, "RouteRole").push(sms);
+    // A second action in the excepted statement breaks the exception.
+    for s in statements_mut(&mut template, "NotifyRole") {
+        if s["Sid"] == SMS_EXCEPTION_SID {
+            s["Action"] = json!(["sns:Publish", "sns:Subscribe"]);
+        }
+    }
+    let problems = privilege_problems(&template);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].contains("RouteRole"));
+    assert!(problems[1].contains("NotifyRole"));
+}
+
+#[test]
+fn sam_policies_on_a_function_are_reported() {
+    let mut template = load();
+    let route = resource_mut(&mut template, "RouteFunction");
+    route.properties["Policies"] = json!([{"SQSPollerPolicy": {"QueueName": "x"}}]);
+    route.properties.as_object_mut().unwrap().remove("Role");
+    let problems = privilege_problems(&template);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+}
+
+#[test]
+fn a_queue_without_dlq_and_a_short_visibility_timeout_are_reported() {
+    let mut template = load();
+    resource_mut(&mut template, "NotifyQueue")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("RedrivePolicy");
+    resource_mut(&mut template, "RouteQueue").properties["VisibilityTimeout"] = json!(59);
+    resource_mut(&mut template, "RouteQueue").properties["RedrivePolicy"]["maxReceiveCount"] = json!(4);
+    let detect = resource_mut(&mut template, "DetectFunction");
+    detect.properties["Events"]["Readings"]["Properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("MaximumRecordAgeInSeconds");
+    let problems = delivery_problems(&template);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(problems.iter().any(|p| p.starts_with("NotifyQueue: has no dead-letter queue")));
+    assert!(problems.iter().any(|p| p.starts_with("RouteQueue: maxReceiveCount")));
+    assert!(problems.iter().any(|p| p.contains("VisibilityTimeout 59 s < 6 x function Timeout 10 s")));
+    assert!(problems.iter().any(|p| p.contains("MaximumRecordAgeInSeconds")));
+    // With its DLQ gone from the redrive policy, NotifyDLQ is an ordinary queue without one.
+    let mut template = load();
+    resource_mut(&mut template, "NotifyQueue")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("RedrivePolicy");
+    assert!(delivery_problems(&template).iter().any(|p| p.starts_with("NotifyDLQ: has no dead-letter queue")));
+}
+
+#[test]
+fn missing_encryption_alarm_or_auth_is_reported() {
+    let mut template = load();
+    resource_mut(&mut template, "EventsTable")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("SSESpecification");
+    assert_eq!(encryption_problems(&template), vec!["EventsTable: not encrypted at rest"]);
+
+    template.resources.retain(|r| r.logical_id != "RouteDLQDepthAlarm" && r.logical_id != "NotifyThrottlesAlarm");
+    resource_mut(&mut template, "AlertLagAlarm").properties["AlarmActions"] = json!([]);
+    let problems = observability_problems(&template);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems.contains(&"AlertLagAlarm: does not notify OpsTopic".to_string()));
+    assert!(problems.contains(&"NotifyFunction: no Throttles alarm".to_string()));
+    assert!(problems.contains(&"RouteDLQ: no depth alarm".to_string()));
+
+    resource_mut(&mut template, "HttpApi").properties["Auth"]["DefaultAuthorizer"] = json!("NONE");
+    assert_eq!(api_problems(&template), vec!["HttpApi: no DefaultAuthorizer"]);
+}
