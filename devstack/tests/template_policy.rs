@@ -243,12 +243,12 @@ fn delivery_problems(template: &Template) -> Vec<String> {
             continue;
         };
         let target = redrive.get("deadLetterTargetArn").and_then(referenced_id);
-        if !target.is_some_and(|t| template.resource(t).is_some()) {
+        if target.is_none_or(|t| template.resource(t).is_none()) {
             problems.push(format!(
                 "{id}: deadLetterTargetArn is not a queue of the template"
             ));
         }
-        if !number(redrive.get("maxReceiveCount")).is_some_and(|n| n >= 5) {
+        if number(redrive.get("maxReceiveCount")).is_none_or(|n| n < 5) {
             problems.push(format!("{id}: maxReceiveCount must be at least 5"));
         }
     }
@@ -295,7 +295,7 @@ fn delivery_problems(template: &Template) -> Vec<String> {
                     if props.get("BisectBatchOnFunctionError") != Some(&json!(true)) {
                         problems.push(format!("{at}: BisectBatchOnFunctionError must be true"));
                     }
-                    if !number(props.get("MaximumRecordAgeInSeconds")).is_some_and(|n| n > 0) {
+                    if number(props.get("MaximumRecordAgeInSeconds")).is_none_or(|n| n <= 0) {
                         problems.push(format!("{at}: MaximumRecordAgeInSeconds must be set"));
                     }
                     if props
