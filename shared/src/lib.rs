@@ -6,6 +6,9 @@
 //! - [`ports`]: the small traits handlers depend on.
 //! - [`aws`]: adapters implementing the ports with the AWS SDK (honours `AWS_ENDPOINT_URL`).
 //! - [`memory`]: in-memory adapters for handler unit tests.
+//! - [`event_store`]: the event store contract (streams, expected versions, `read_all`,
+//!   upcasters); [`idempotency`]: the per-record idempotency guard; [`batch`]: partial batch
+//!   responses for SQS, Kinesis and DynamoDB streams.
 //! - [`telemetry`], [`config`]: structured logging and environment configuration.
 
 pub mod aws;
@@ -13,7 +16,9 @@ pub mod batch;
 pub mod config;
 pub mod detection;
 pub mod envelope;
+pub mod event_store;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod memory;
 pub mod ports;

@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::detection::PatientState;
 use crate::envelope::Envelope;
+use crate::event_store::*;
 use crate::events::{AlertRaised, NotificationRequested};
+use crate::idempotency::{IdempotencyStore, Record as IdemRecord, Status as IdemStatus};
 use crate::ports::*;
 use crate::routing::DirectoryEntry;
 
@@ -35,25 +38,141 @@ impl ReadingSink for MemorySink {
     }
 }
 
-/// Streams of events keyed by stream id, then version (from 1).
+/// The event store in memory: streams keyed by stream id, then version (from 1), a global
+/// log in position order, and the dedupe index of appended event ids. Same semantics as
+/// [`crate::aws::DynamoEventStore`] (dedupe entries do not expire here).
 #[derive(Default)]
 pub struct MemoryEventStore {
-    pub streams: Mutex<BTreeMap<String, BTreeMap<u64, StoredEvent>>>,
+    pub inner: Mutex<MemoryEvents>,
+}
+
+#[derive(Default)]
+pub struct MemoryEvents {
+    pub streams: BTreeMap<String, BTreeMap<u64, StoredEvent>>,
+    /// (stream, version) in global position order: position = index + 1.
+    pub log: Vec<(String, u64)>,
+    /// event id -> (stream, version).
+    pub dedupe: HashMap<String, (String, u64)>,
 }
 
 impl MemoryEventStore {
     pub fn stream(&self, stream_id: &str) -> Vec<StoredEvent> {
-        lock(&self.streams)
+        lock(&self.inner)
+            .streams
             .get(stream_id)
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default()
     }
 
+    /// Every event in global position order.
     pub fn all(&self) -> Vec<StoredEvent> {
-        lock(&self.streams)
-            .values()
-            .flat_map(|s| s.values().cloned())
+        let inner = lock(&self.inner);
+        inner
+            .log
+            .iter()
+            .filter_map(|(s, v)| inner.streams.get(s).and_then(|s| s.get(v)).cloned())
             .collect()
+    }
+}
+
+fn recorded(inner: &MemoryEvents, position: usize) -> Option<RecordedEvent> {
+    let (stream_id, version) = inner.log.get(position.checked_sub(1)?)?;
+    let event = inner.streams.get(stream_id)?.get(version)?.clone();
+    Some(RecordedEvent {
+        stream_id: stream_id.clone(),
+        stream_version: *version,
+        position: Position(position as u64),
+        event,
+    })
+}
+
+#[async_trait]
+impl EventStreams for MemoryEventStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[StoredEvent],
+    ) -> Result<AppendResult, EventStoreError> {
+        validate_append(stream_id, events)?;
+        let mut inner = lock(&self.inner);
+        let stored: Vec<(String, String, u64)> = events
+            .iter()
+            .filter_map(|e| {
+                inner
+                    .dedupe
+                    .get(&e.event_id)
+                    .map(|(s, v)| (e.event_id.clone(), s.clone(), *v))
+            })
+            .collect();
+        if let Some(result) = repeat_of(stream_id, events, &stored)? {
+            return Ok(result);
+        }
+        let current = inner
+            .streams
+            .get(stream_id)
+            .and_then(|s| s.keys().next_back().copied())
+            .unwrap_or(0);
+        check_expected(stream_id, expected, current)?;
+        let mut versions = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let version = current + 1 + i as u64;
+            inner
+                .streams
+                .entry(stream_id.to_string())
+                .or_default()
+                .insert(version, event.clone());
+            inner.log.push((stream_id.to_string(), version));
+            inner
+                .dedupe
+                .insert(event.event_id.clone(), (stream_id.to_string(), version));
+            versions.push(version);
+        }
+        Ok(AppendResult {
+            outcome: Appended::Written,
+            versions,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let inner = lock(&self.inner);
+        let Some(stream) = inner.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(stream
+            .range(from_version.max(1)..)
+            .take(max)
+            .filter_map(|(version, _)| {
+                let position = inner
+                    .log
+                    .iter()
+                    .position(|(s, v)| s == stream_id && v == version)?;
+                recorded(&inner, position + 1)
+            })
+            .collect())
+    }
+
+    async fn read_all(&self, after: Position, max: usize) -> Result<AllSlice, EventStoreError> {
+        let inner = lock(&self.inner);
+        let events: Vec<RecordedEvent> = (after.0 as usize + 1..=inner.log.len())
+            .take(max)
+            .filter_map(|p| recorded(&inner, p))
+            .collect();
+        let next = events.last().map_or(after, |e| e.position);
+        Ok(AllSlice { events, next })
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<u64, EventStoreError> {
+        Ok(lock(&self.inner)
+            .streams
+            .get(stream_id)
+            .and_then(|s| s.keys().next_back().copied())
+            .unwrap_or(0))
     }
 }
 
@@ -65,21 +184,52 @@ impl EventStore for MemoryEventStore {
         expected_version: u64,
         event: &StoredEvent,
     ) -> Result<Appended, PortError> {
-        let mut streams = lock(&self.streams);
-        let stream = streams.entry(stream_id.to_string()).or_default();
-        let version = expected_version + 1;
-        match stream.get(&version) {
-            Some(existing) if existing.event_id == event.event_id => Ok(Appended::Duplicate),
-            Some(_) => Err(PortError::Conflict {
-                key: stream_id.to_string(),
-                expected: expected_version,
-                actual: stream.keys().next_back().copied(),
-            }),
-            None => {
-                stream.insert(version, event.clone());
-                Ok(Appended::Written)
-            }
+        append_one(self, stream_id, expected_version, event).await
+    }
+}
+
+/// Idempotency records by key; the same conditional semantics as the DynamoDB store.
+#[derive(Default)]
+pub struct MemoryIdempotencyStore {
+    pub records: Mutex<HashMap<String, IdemRecord>>,
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn put_in_progress(
+        &self,
+        record: &IdemRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdemRecord>, PortError> {
+        let mut records = lock(&self.records);
+        if let Some(existing) = records.get(&record.key)
+            && existing.status_at(now) != IdemStatus::Expired
+        {
+            return Ok(Some(existing.clone()));
         }
+        records.insert(record.key.clone(), record.clone());
+        Ok(None)
+    }
+
+    async fn complete(&self, key: &str, result: &str, expires_at: i64) -> Result<(), PortError> {
+        let mut records = lock(&self.records);
+        let record = records
+            .get_mut(key)
+            .ok_or_else(|| PortError::Backend(format!("no idempotency record {key}")))?;
+        record.status = IdemStatus::Completed;
+        record.result = Some(result.to_string());
+        record.expires_at = expires_at;
+        record.in_progress_expires_at = None;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        lock(&self.records).remove(key);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<IdemRecord>, PortError> {
+        Ok(lock(&self.records).get(key).cloned())
     }
 }
 

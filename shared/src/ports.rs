@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::detection::PatientState;
@@ -47,7 +47,7 @@ pub trait ReadingSink: Send + Sync {
 }
 
 /// An event as the event store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
     pub event_id: String,
@@ -88,12 +88,11 @@ pub enum Appended {
 /// The append-only event store.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends `event` to `stream_id` as version `expected_version + 1`, only if that
-    /// version does not exist yet. A different event already at that version is a
-    /// [`PortError::Conflict`]; the same event id there is [`Appended::Duplicate`].
-    ///
-    /// Limit (until the event store of issue #3): only the target version is checked, not
-    /// that `expected_version` itself exists, so a caller that skips a version leaves a gap.
+    /// Appends `event` to `stream_id` as version `expected_version + 1`, only if the
+    /// stream's last version is exactly `expected_version` (0 = no stream). Otherwise a
+    /// [`PortError::Conflict`] carrying the current version; an event id that is already
+    /// stored is [`Appended::Duplicate`] and writes nothing. The full event store
+    /// (expected-version modes, batches, reads) is [`crate::event_store::EventStreams`].
     async fn append(
         &self,
         stream_id: &str,

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use shared::detection::{AlertCandidate, PatientState, Rule, evaluate};
 use shared::envelope::{Envelope, Lineage, decode};
 use shared::events::{AlertRaised, alert_stream};
+use shared::idempotency::{Config, Idempotency, IdempotencyError};
 use shared::ids::deterministic_id;
 use shared::ports::{
     AlertPublisher, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord, PortError,
@@ -40,6 +41,13 @@ pub struct Deps<'a> {
     pub directory: &'a dyn Directory,
     pub publisher: &'a dyn AlertPublisher,
     pub dead_letters: &'a dyn DeadLetters,
+    /// Guards each alert's SNS publish (see [`publish_idempotency_config`]).
+    pub publish_guard: &'a Idempotency<'a>,
+}
+
+/// Idempotency of publishing: one publish per alert id; a repeat must carry the same data.
+pub fn publish_idempotency_config() -> Config {
+    Config::new("detect-publish", "/data/alertId").validate("/data")
 }
 
 /// One decoded record and where it sits in the batch.
@@ -209,9 +217,18 @@ async fn raise(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
-    // Published on a duplicate too: an earlier attempt may have stored the alert and then
-    // failed before publishing. Consumers are idempotent by alert id.
-    deps.publisher.publish(&envelope).await?;
+    // Published on a duplicate append too (an earlier attempt may have stored the alert
+    // and then failed before publishing), but once per alert: the idempotency guard
+    // returns without publishing when an earlier publish completed.
+    let payload =
+        serde_json::to_value(&envelope).map_err(|e| PortError::backend("encoding the alert", e))?;
+    deps.publish_guard
+        .run(&payload, now, || deps.publisher.publish(&envelope))
+        .await
+        .map_err(|e| match e {
+            IdempotencyError::Handler(err) => err,
+            other => PortError::Backend(other.to_string()),
+        })?;
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %candidate.alert_id,

@@ -2,11 +2,12 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::aws::{
-    DynamoDirectory, DynamoEventStore, DynamoStateStore, SnsAlertPublisher, SqsDeadLetters,
-    load_config,
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore, SnsAlertPublisher,
+    SqsDeadLetters, load_config,
 };
 use shared::config::required_env;
 use shared::detection::default_rules;
+use shared::idempotency::{Idempotency, deadline_from_millis};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,6 +19,9 @@ async fn main() -> Result<(), Error> {
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let publisher = SnsAlertPublisher::new(&config, required_env("ALERTS_TOPIC_ARN")?);
     let dead_letters = SqsDeadLetters::new(&config, required_env("DEAD_LETTER_QUEUE_URL")?);
+    let idempotency_store =
+        DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?);
+    let publish_guard = Idempotency::new(&idempotency_store, detect::publish_idempotency_config());
     let deps = detect::Deps {
         rules: &rules,
         state: &state,
@@ -25,12 +29,19 @@ async fn main() -> Result<(), Error> {
         directory: &directory,
         publisher: &publisher,
         dead_letters: &dead_letters,
+        publish_guard: &publish_guard,
     };
-    let deps = &deps;
+    let (deps, publish_guard) = (&deps, &publish_guard);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
+            // In-progress publish records expire with this invocation.
+            let guard = publish_guard.with_deadline(deadline_from_millis(event.context.deadline));
+            let deps = detect::Deps {
+                publish_guard: &guard,
+                ..*deps
+            };
             Ok::<KinesisEventResponse, Error>(
-                detect::handle(deps, &event.payload, chrono::Utc::now()).await,
+                detect::handle(&deps, &event.payload, chrono::Utc::now()).await,
             )
         },
     ))
