@@ -6,14 +6,20 @@ use shared::aws::{
     SqsDeadLetters, load_config,
 };
 use shared::config::required_env;
-use shared::detection::default_rules;
 use shared::idempotency::{Idempotency, deadline_from_millis};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = load_config().await;
-    let rules = default_rules();
+    let rules_path = std::env::var_os(detect::RULES_PATH_ENV).map(std::path::PathBuf::from);
+    let rules = detect::load_rules(rules_path.as_deref())?;
+    tracing::info!(
+        rules = rules.rules().len(),
+        allowed_lateness_seconds = rules.config().allowed_lateness_seconds,
+        source = %rules_path.as_deref().map_or("embedded rules.yaml".to_string(), |p| p.display().to_string()),
+        "detection rules loaded"
+    );
     let state = DynamoStateStore::new(&config, required_env("STATE_TABLE")?);
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
