@@ -132,12 +132,10 @@ async fn redelivered_batches_and_messages_raise_one_alert_and_one_notification()
     let outbox = inspect::scan(&stack, "OutboxTable").await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0]["status"], "sent");
-    // The redelivered requests did reach notify, which recognised them.
-    assert!(
-        outbox[0]["attempts"].as_u64().unwrap() >= 2,
-        "{}",
-        outbox[0]
-    );
+    // The redelivered requests did reach notify; its idempotency guard answered them with
+    // the stored result, so the outbox saw one attempt only.
+    assert!(stack.invocations("NotifyFunction").len() >= 2);
+    assert_eq!(outbox[0]["attempts"].as_u64(), Some(1), "{}", outbox[0]);
     stack.shutdown().await.unwrap();
 }
 
