@@ -29,6 +29,10 @@ where
             response.batch_item_failures.push(failure);
         }
     }
+    crate::metrics::count(
+        crate::metrics::BATCH_ITEM_FAILURES,
+        response.batch_item_failures.len(),
+    );
     Ok(response)
 }
 
@@ -76,6 +80,24 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(ids, ["b"]);
+    }
+
+    #[tokio::test]
+    async fn the_number_of_failed_messages_is_a_metric() {
+        let messages = vec![message(Some("a"), "bad"), message(Some("b"), "ok")];
+        let (response, recorder) = crate::metrics::capture(
+            "route",
+            process_sqs(&messages, |m| async move {
+                if body(m) == b"bad" {
+                    Err("bad body")
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .await;
+        assert_eq!(response.unwrap().batch_item_failures.len(), 1);
+        assert_eq!(recorder.total(crate::metrics::BATCH_ITEM_FAILURES), 1.0);
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@
 //! - [`ports`]: the small traits handlers depend on.
 //! - [`aws`]: adapters implementing the ports with the AWS SDK (honours `AWS_ENDPOINT_URL`).
 //! - [`memory`]: in-memory adapters for handler unit tests.
-//! - [`telemetry`], [`config`]: structured logging and environment configuration.
+//! - [`telemetry`], [`metrics`], [`config`]: structured logging, CloudWatch EMF metrics and
+//!   environment configuration.
 
 pub mod aws;
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod envelope;
 pub mod events;
 pub mod ids;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod reading;
 pub mod retry;

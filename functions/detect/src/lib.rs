@@ -22,9 +22,10 @@ use shared::detection::{AlertCandidate, PatientState, Rule, evaluate};
 use shared::envelope::{Envelope, Lineage, decode};
 use shared::events::{AlertRaised, alert_stream};
 use shared::ids::deterministic_id;
+use shared::metrics;
 use shared::ports::{
-    AlertPublisher, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord, PortError,
-    StoredEvent,
+    AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
+    PortError, StoredEvent,
 };
 use shared::reading::Reading;
 use shared::routing::UNKNOWN_VILLAGE;
@@ -83,6 +84,11 @@ pub async fn handle(
         }
     }
 
+    // End-to-end lag of the batch: its oldest reading's event time to now.
+    if let Some(oldest) = decoded.iter().map(|d| d.envelope.data.timestamp).min() {
+        metrics::milliseconds(metrics::END_TO_END_LAG_MS, lag_ms(oldest, now));
+    }
+
     // Group by patient, keeping batch order within each patient.
     let mut by_patient: BTreeMap<String, Vec<Decoded>> = BTreeMap::new();
     for d in decoded {
@@ -104,6 +110,10 @@ pub async fn handle(
     if let Some(index) = first_failure {
         response.add_failure(sequence_number(&records[index]));
     }
+    metrics::count(
+        metrics::BATCH_ITEM_FAILURES,
+        response.batch_item_failures.len(),
+    );
     response
 }
 
@@ -119,6 +129,11 @@ fn poison(record: &KinesisEventRecord, reason: &str) -> PoisonRecord {
         partition_key: Some(record.kinesis.partition_key.clone()),
         data: base64::engine::general_purpose::STANDARD.encode(&record.kinesis.data.0),
     }
+}
+
+/// Milliseconds from `then` to `now` (negative for a clock ahead of ours).
+fn lag_ms(then: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    (now - then).num_milliseconds() as f64
 }
 
 fn sequence_number(record: &KinesisEventRecord) -> String {
@@ -139,6 +154,8 @@ async fn process_patient(
         .collect();
     let evaluation = evaluate(&mut state, deps.rules, &input);
 
+    metrics::count(metrics::DUPLICATES_SKIPPED, evaluation.duplicates.len());
+    metrics::count(metrics::LATE_READINGS, evaluation.late.len());
     if !evaluation.duplicates.is_empty() {
         tracing::info!(
             patient_id,
@@ -212,6 +229,17 @@ async fn raise(
     // Published on a duplicate too: an earlier attempt may have stored the alert and then
     // failed before publishing. Consumers are idempotent by alert id.
     deps.publisher.publish(&envelope).await?;
+    match appended {
+        Appended::Written => metrics::count_by(
+            metrics::ALERTS_RAISED,
+            1,
+            &[
+                ("Rule", &candidate.rule.id),
+                ("Severity", candidate.rule.severity.as_str()),
+            ],
+        ),
+        Appended::Duplicate => metrics::count(metrics::DUPLICATES_SKIPPED, 1),
+    }
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %candidate.alert_id,

@@ -30,7 +30,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
             Ok::<KinesisEventResponse, Error>(
-                detect::handle(deps, &event.payload, chrono::Utc::now()).await,
+                shared::telemetry::invocation(
+                    detect::SOURCE,
+                    detect::handle(deps, &event.payload, chrono::Utc::now()),
+                )
+                .await,
             )
         },
     ))

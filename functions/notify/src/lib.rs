@@ -12,6 +12,7 @@ use shared::envelope::{Envelope, decode};
 use shared::events::{NotificationRequested, NotificationSent, notification_stream};
 use shared::ids::deterministic_id;
 use shared::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
@@ -38,8 +39,17 @@ async fn notify_one(
 ) -> Result<(), String> {
     let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
     let n = &request.data;
+    // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %n.notification_id);
-    let _enter = span.enter();
+    deliver(deps, &request, now).instrument(span).await
+}
+
+async fn deliver(
+    deps: &Deps<'_>,
+    request: &Envelope<NotificationRequested>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let n = &request.data;
 
     let entry = OutboxEntry {
         notification_id: n.notification_id.clone(),
@@ -53,6 +63,7 @@ async fn notify_one(
     let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
         Claim::AlreadySent => {
             tracing::info!("notification already sent; skipping");
+            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
             None
         }
         claim @ (Claim::New | Claim::Pending) => {

@@ -31,7 +31,11 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(
-            notify::handle(deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                notify::SOURCE,
+                notify::handle(deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await

@@ -7,8 +7,10 @@ use shared::batch::{BatchError, body, process_sqs};
 use shared::envelope::{Envelope, decode};
 use shared::events::{AlertRaised, AlertRouted, alert_stream};
 use shared::ids::deterministic_id;
-use shared::ports::{Directory, EventStore, NotificationQueue, StoredEvent};
+use shared::metrics;
+use shared::ports::{Appended, Directory, EventStore, NotificationQueue, StoredEvent};
 use shared::routing::notification_for;
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "route";
@@ -34,9 +36,16 @@ async fn route_one(
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let alert = decode::<AlertRaised>(body(message)).map_err(|e| e.to_string())?;
+    // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
-    let _enter = span.enter();
+    route_alert(deps, alert, now).instrument(span).await
+}
 
+async fn route_alert(
+    deps: &Deps<'_>,
+    alert: Envelope<AlertRaised>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let patient_id = &alert.data.patient_id;
     let entry = deps
         .directory
@@ -76,5 +85,13 @@ async fn route_one(
     );
     deps.queue.send(&request).await.map_err(|e| e.to_string())?;
     tracing::info!(worker_id = %entry.worker_id, ?appended, "alert routed");
+    if appended == Appended::Duplicate {
+        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
+    }
+    // The alert's reading time (`detectedAt`) to now: how far behind alerting runs.
+    metrics::milliseconds(
+        metrics::END_TO_END_LAG_MS,
+        (now - alert.data.detected_at).num_milliseconds() as f64,
+    );
     Ok(())
 }

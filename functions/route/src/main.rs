@@ -18,7 +18,11 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(
-            route::handle(deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                route::SOURCE,
+                route::handle(deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await
