@@ -274,7 +274,7 @@ async fn summary(
                     total.samples
                 )
             };
-            println!("      {function:<16} {metric:<44} {shown}");
+            println!("      {function:<16} {metric:<48} {shown}");
         }
     }
     println!(

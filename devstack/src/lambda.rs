@@ -740,3 +740,51 @@ pub fn lambda_environment(name: &str, memory_mb: u32, endpoint: &str) -> BTreeMa
         .map(|(k, v)| (k.to_string(), v)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_are_summed_per_metric_and_dimension_values() {
+        let totals = Mutex::new(MetricTotals::new());
+        let recorder = shared::metrics::Recorder::new("detect");
+        let rule = [("Rule", "spo2-low"), ("Severity", "critical")];
+        recorder.record("AlertsRaised", shared::metrics::Unit::Count, 2.0, &rule);
+        recorder.record(
+            "EndToEndLagMs",
+            shared::metrics::Unit::Milliseconds,
+            30.0,
+            &[],
+        );
+        recorder.record(
+            "EndToEndLagMs",
+            shared::metrics::Unit::Milliseconds,
+            90.0,
+            &[],
+        );
+        for _ in 0..2 {
+            for document in recorder.documents(1) {
+                assert!(record_emf_line(&totals, &document.to_string()));
+            }
+        }
+        assert!(!record_emf_line(
+            &totals,
+            r#"{"level":"INFO","message":"x"}"#
+        ));
+
+        let totals = totals.into_inner().unwrap();
+        let alerts = &totals["AlertsRaised{Rule=spo2-low,Severity=critical}"];
+        assert_eq!(
+            (alerts.unit.as_str(), alerts.sum, alerts.samples),
+            ("Count", 4.0, 2)
+        );
+        let lag = &totals["EndToEndLagMs"];
+        assert_eq!(
+            (lag.unit.as_str(), lag.samples, lag.max),
+            ("Milliseconds", 4, 90.0)
+        );
+        assert_eq!(lag.sum, 240.0);
+        assert_eq!(totals.len(), 2);
+    }
+}

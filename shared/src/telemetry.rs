@@ -1,15 +1,16 @@
 //! Structured JSON logs and per-invocation metrics for every function.
 //!
-//! Each log line is one JSON object: `timestamp`, `level`, `message`, the event's fields and
-//! the fields of every enclosing span, flattened onto the top level. So every line of an
-//! invocation carries the Lambda runtime span's `requestId` (and `xrayTraceId`), the
-//! `function_name` and `cold_start` of [`invocation`], and, inside a handler's per-event
-//! span, the event's `correlation_id`.
+//! Each log line is one JSON object: `timestamp`, `level`, `message`, the event's fields, the
+//! fields of every enclosing span flattened onto the top level, `function_name` and
+//! `cold_start`. So every line of an invocation carries the Lambda runtime span's
+//! `requestId` (and `xrayTraceId`), and, inside a handler's per-event span, the event's
+//! `correlation_id`. `cold_start` is true during the init phase and the first invocation of
+//! the process (lambda_runtime's own lines included), false afterwards.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing::Instrument;
+use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,8 +31,17 @@ pub fn filter() -> EnvFilter {
     EnvFilter::new(level.as_deref().unwrap_or("info"))
 }
 
-/// The JSON log layer (writes to stdout, like Lambda expects).
-pub fn json_layer<S>() -> json_subscriber::JsonLayer<S, fn() -> std::io::Stdout>
+/// Invocations started by this process (see [`invocation`]).
+static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// True during the init phase and the first invocation of this process.
+pub fn cold_start() -> bool {
+    INVOCATIONS.load(Ordering::SeqCst) <= 1
+}
+
+/// The JSON log layer (writes to stdout, like Lambda expects); every line gets
+/// `function_name` and [`cold_start`].
+pub fn json_layer<S>(function_name: &str) -> json_subscriber::JsonLayer<S, fn() -> std::io::Stdout>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -41,7 +51,21 @@ where
         .with_level("level")
         .with_flattened_event()
         .with_top_level_flattened_span_list();
+    layer.add_static_field("function_name", Value::from(function_name));
+    layer.add_dynamic_field("cold_start", |_, _| Some(cold_start()));
     layer
+}
+
+/// The function's name: `AWS_LAMBDA_FUNCTION_NAME` (always set by Lambda), else the
+/// executable's name.
+pub fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.file_stem()?.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Installs the JSON log subscriber with [`filter`].
@@ -49,22 +73,16 @@ pub fn init() {
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter())
-        .with(json_layer())
+        .with(json_layer(&function_name()))
         .try_init();
 }
 
-static COLD_START: AtomicBool = AtomicBool::new(true);
-
-/// Runs one invocation of `function` (its short name, e.g. `detect`): inside a span with
-/// `function_name` (`AWS_LAMBDA_FUNCTION_NAME`, else `function`) and `cold_start` (true for
-/// the first invocation of the process), with a fresh metrics recorder whose EMF documents
-/// are written to stdout when the handler returns.
+/// Runs one invocation of `function` (its short name, e.g. `detect`: the metrics'
+/// `Function` dimension) with a fresh metrics recorder, whose EMF documents are written to
+/// stdout when the handler returns.
 pub async fn invocation<F: Future>(function: &str, handler: F) -> F::Output {
-    let cold_start = COLD_START.swap(false, Ordering::SeqCst);
-    let function_name =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| function.to_string());
-    let span = tracing::info_span!("invocation", function_name = %function_name, cold_start);
-    let (output, recorder) = metrics::capture(function, handler).instrument(span).await;
+    INVOCATIONS.fetch_add(1, Ordering::SeqCst);
+    let (output, recorder) = metrics::capture(function, handler).await;
     recorder.emit();
     output
 }
@@ -74,7 +92,7 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
-    use serde_json::Value;
+    use tracing::Instrument;
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
@@ -102,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn every_line_of_an_invocation_has_request_function_cold_start_and_correlation() {
         let buffer = Buffer::default();
-        let layer = json_layer().with_writer(buffer.clone());
+        let layer = json_layer("detect").with_writer(buffer.clone());
         let subscriber = tracing_subscriber::registry().with(layer);
         let _guard = tracing::subscriber::set_default(subscriber);
 
@@ -131,9 +149,10 @@ mod tests {
             assert!(line["timestamp"].is_string());
             assert!(line["level"].is_string());
         }
-        // COLD_START is process-wide: only the first invocation of the test binary is cold.
+        // The invocation counter is process-wide: only the first invocation of the test binary is cold.
         assert_eq!(lines[0]["cold_start"], lines[1]["cold_start"]);
         assert_eq!(lines[2]["cold_start"], false);
+        assert_eq!(lines[3]["cold_start"], false);
         assert_eq!(lines[1]["correlation_id"], "corr-9");
         assert_eq!(lines[1]["alert_id"], "a-1");
         assert_eq!(lines[1]["message"], "alert routed");
