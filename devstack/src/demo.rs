@@ -255,6 +255,28 @@ async fn summary(
             records.len()
         );
     }
+    println!("    metrics (CloudWatch EMF lines in the function logs, namespace Vitals):");
+    for function in [
+        "IngestFunction",
+        "DetectFunction",
+        "RouteFunction",
+        "NotifyFunction",
+    ] {
+        for (metric, total) in stack.metrics(function) {
+            let shown = if total.unit == "Count" {
+                format!("{}", total.sum)
+            } else {
+                format!(
+                    "mean {:.0}, max {:.0} {} ({} values)",
+                    total.sum / total.samples.max(1) as f64,
+                    total.max,
+                    total.unit,
+                    total.samples
+                )
+            };
+            println!("      {function:<16} {metric:<48} {shown}");
+        }
+    }
     println!(
         "    drained in {:.1} s, total {:.1} s",
         drain.as_secs_f64(),

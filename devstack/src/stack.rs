@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, EventSourceMapping, Poller, PollerContext, SourceKind};
 use crate::http_api::{self, HttpApiServer, HttpRoute};
-use crate::lambda::{FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget};
+use crate::lambda::{
+    FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget, MetricTotals,
+};
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, ResolvedFunction, Resource};
 use crate::template::{Template, scalar_to_string};
 
@@ -297,6 +299,15 @@ impl Stack {
         self.functions
             .get(function_logical_id)
             .map(|f| f.journal())
+            .unwrap_or_default()
+    }
+
+    /// Totals of the CloudWatch EMF metrics a function has printed so far (empty for an
+    /// unknown function).
+    pub fn metrics(&self, function_logical_id: &str) -> MetricTotals {
+        self.functions
+            .get(function_logical_id)
+            .map(|f| f.metrics())
             .unwrap_or_default()
     }
 

@@ -66,7 +66,9 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     format!("panicked: {message}")
 }
 
+/// Logs the outcome and counts the failures (`BatchItemFailures` metric).
 fn log_summary(kind: &str, total: usize, failed: usize) {
+    crate::metrics::count(crate::metrics::BATCH_ITEM_FAILURES, failed);
     if total > 0 && failed == total {
         tracing::error!(kind, total, "every record of the batch failed");
     } else if failed > 0 {

@@ -9,7 +9,8 @@
 //! - [`event_store`]: the event store contract (streams, expected versions, `read_all`,
 //!   upcasters); [`idempotency`]: the per-record idempotency guard; [`batch`]: partial batch
 //!   responses for SQS, Kinesis and DynamoDB streams.
-//! - [`telemetry`], [`config`]: structured logging and environment configuration.
+//! - [`telemetry`], [`metrics`], [`config`]: structured logging, CloudWatch EMF metrics and
+//!   environment configuration.
 
 pub mod aws;
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod reading;
 pub mod retry;

@@ -31,9 +31,10 @@ use shared::events::{
 };
 use shared::idempotency::{Config, Idempotency, IdempotencyError};
 use shared::ids::deterministic_id;
+use shared::metrics;
 use shared::ports::{
-    AlertPublisher, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord, PortError,
-    StoredEvent,
+    AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
+    PortError, StoredEvent,
 };
 use shared::reading::Reading;
 use shared::routing::UNKNOWN_VILLAGE;
@@ -163,6 +164,14 @@ pub async fn handle_batch(
         }
     }
 
+    // End-to-end lag of the batch: its oldest reading's event time to now.
+    if let Some(oldest) = decoded.iter().map(|d| d.envelope.data.timestamp).min() {
+        metrics::milliseconds(
+            metrics::END_TO_END_LAG_MS,
+            (now - oldest).num_milliseconds() as f64,
+        );
+    }
+
     // Group by patient, keeping batch order within each patient.
     let mut by_patient: BTreeMap<String, Vec<Decoded>> = BTreeMap::new();
     for d in decoded {
@@ -186,6 +195,12 @@ pub async fn handle_batch(
     if let Some(index) = first_failure {
         response.add_failure(sequence_number(&records[index]));
     }
+    metrics::count(metrics::DUPLICATES_SKIPPED, summary.duplicates);
+    metrics::count(metrics::LATE_READINGS, summary.late);
+    metrics::count(
+        metrics::BATCH_ITEM_FAILURES,
+        response.batch_item_failures.len(),
+    );
     tracing::info!(
         records = summary.records,
         poison = summary.poison,
@@ -410,6 +425,17 @@ async fn raise(
             IdempotencyError::Handler(err) => err,
             other => PortError::Backend(other.to_string()),
         })?;
+    match appended {
+        Appended::Written => metrics::count_by(
+            metrics::ALERTS_RAISED,
+            1,
+            &[
+                ("Rule", &candidate.rule.id),
+                ("Severity", candidate.rule.severity.as_str()),
+            ],
+        ),
+        Appended::Duplicate => metrics::count(metrics::DUPLICATES_SKIPPED, 1),
+    }
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %candidate.alert_id,

@@ -47,7 +47,11 @@ async fn main() -> Result<(), Error> {
                 ..*deps
             };
             Ok::<KinesisEventResponse, Error>(
-                detect::handle(&deps, &event.payload, chrono::Utc::now()).await,
+                shared::telemetry::invocation(
+                    detect::SOURCE,
+                    detect::handle(&deps, &event.payload, chrono::Utc::now()),
+                )
+                .await,
             )
         },
     ))

@@ -477,3 +477,34 @@ fn the_embedded_rules_keep_the_starter_rules_and_a_bad_rules_file_is_refused_cle
     assert!(missing.contains("nope.yaml"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
+    use shared::metrics::{self, capture};
+    let world = World::new();
+    let low = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 10)]));
+    let now = t0() + Duration::minutes(12);
+
+    let (response, first) = capture("detect", handle(&world.deps(), &low, now)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(first.total(metrics::ALERTS_RAISED), 1.0);
+    assert_eq!(first.total(metrics::BATCH_ITEM_FAILURES), 0.0);
+    assert_eq!(first.values(metrics::END_TO_END_LAG_MS), vec![120_000.0]);
+    let alert = world.publisher.published.lock().unwrap()[0].data.clone();
+    let documents = first.documents(0);
+    let alerts = documents
+        .iter()
+        .find(|d| d.get(metrics::ALERTS_RAISED).is_some())
+        .expect("an AlertsRaised document");
+    assert_eq!(alerts["Rule"], alert.rule_id.as_str());
+    assert_eq!(alerts["Severity"], alert.severity.as_str());
+    assert_eq!(alerts["Function"], "detect");
+
+    // An older SpO2 reading after a newer one is late; the first batch again is a duplicate.
+    let older = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 97.0, 5)]));
+    let (_, second) = capture("detect", handle(&world.deps(), &older, now)).await;
+    assert_eq!(second.total(metrics::LATE_READINGS), 1.0);
+    let (_, third) = capture("detect", handle(&world.deps(), &low, now)).await;
+    assert_eq!(third.total(metrics::DUPLICATES_SKIPPED), 1.0);
+    assert_eq!(third.total(metrics::ALERTS_RAISED), 0.0);
+}

@@ -18,6 +18,7 @@ use shared::events::{NotificationRequested, NotificationSent, notification_strea
 use shared::idempotency::{Config, Idempotency};
 use shared::ids::deterministic_id;
 use shared::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
@@ -56,14 +57,26 @@ async fn notify_one(
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
-    let payload = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    // Instrumented (not entered): the span must follow the future across awaits.
+    let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %request.data.notification_id);
+    deliver_once(deps, &request, now).instrument(span).await
+}
+
+/// Delivers the notification unless an earlier delivery already did (idempotency guard).
+async fn deliver_once(
+    deps: &Deps<'_>,
+    request: &Envelope<NotificationRequested>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let payload = serde_json::to_value(request).map_err(|e| e.to_string())?;
     let outcome = deps
         .idempotency
-        .run(&payload, now, || deliver(deps, &request, now))
+        .run(&payload, now, || deliver(deps, request, now))
         .await
         .map_err(|e| e.to_string())?;
     if outcome.replayed() {
-        tracing::info!(correlation_id = %request.correlation_id, notification_id = %request.data.notification_id, "notification already handled; nothing done");
+        shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+        tracing::info!("notification already handled; nothing done");
     }
     Ok(())
 }
@@ -75,8 +88,6 @@ async fn deliver(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, String> {
     let n = &request.data;
-    let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %n.notification_id);
-    let _enter = span.enter();
 
     let entry = OutboxEntry {
         notification_id: n.notification_id.clone(),
@@ -90,6 +101,7 @@ async fn deliver(
     let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
         Claim::AlreadySent => {
             tracing::info!("notification already sent; skipping");
+            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
             None
         }
         claim @ (Claim::New | Claim::Pending) => {

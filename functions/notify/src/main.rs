@@ -38,7 +38,11 @@ async fn main() -> Result<(), Error> {
             idempotency: &guard,
         };
         Ok::<SqsBatchResponse, Error>(
-            notify::handle(&deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                notify::SOURCE,
+                notify::handle(&deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await

@@ -12,8 +12,10 @@ use shared::envelope::{Envelope, decode};
 use shared::events::{AlertRaised, AlertRouted, alert_stream};
 use shared::idempotency::{Config, Idempotency};
 use shared::ids::deterministic_id;
-use shared::ports::{Directory, EventStore, NotificationQueue, StoredEvent};
+use shared::metrics;
+use shared::ports::{Appended, Directory, EventStore, NotificationQueue, StoredEvent};
 use shared::routing::notification_for;
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "route";
@@ -53,14 +55,26 @@ async fn route_one(
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let alert = decode::<AlertRaised>(body(message)).map_err(|e| e.to_string())?;
-    let payload = serde_json::to_value(&alert).map_err(|e| e.to_string())?;
+    // Instrumented (not entered): the span must follow the future across awaits.
+    let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
+    route_once(deps, &alert, now).instrument(span).await
+}
+
+/// Routes the alert unless an earlier delivery already did (idempotency guard).
+async fn route_once(
+    deps: &Deps<'_>,
+    alert: &Envelope<AlertRaised>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let payload = serde_json::to_value(alert).map_err(|e| e.to_string())?;
     let outcome = deps
         .idempotency
-        .run(&payload, now, || route_alert(deps, &alert, now))
+        .run(&payload, now, || route_alert(deps, alert, now))
         .await
         .map_err(|e| e.to_string())?;
     if outcome.replayed() {
-        tracing::info!(correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id, "alert already routed; nothing sent again");
+        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
+        tracing::info!("alert already routed; nothing sent again");
     }
     Ok(())
 }
@@ -71,9 +85,6 @@ async fn route_alert(
     alert: &Envelope<AlertRaised>,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
-    let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
-    let _enter = span.enter();
-
     let patient_id = &alert.data.patient_id;
     let entry = deps
         .directory
@@ -113,5 +124,13 @@ async fn route_alert(
     );
     deps.queue.send(&request).await.map_err(|e| e.to_string())?;
     tracing::info!(worker_id = %entry.worker_id, ?appended, "alert routed");
+    if appended == Appended::Duplicate {
+        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
+    }
+    // The alert's reading time (`detectedAt`) to now: how far behind alerting runs.
+    metrics::milliseconds(
+        metrics::END_TO_END_LAG_MS,
+        (now - alert.data.detected_at).num_milliseconds() as f64,
+    );
     Ok(request.data.notification_id)
 }

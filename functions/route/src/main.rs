@@ -27,7 +27,11 @@ async fn main() -> Result<(), Error> {
             idempotency: &guard,
         };
         Ok::<SqsBatchResponse, Error>(
-            route::handle(&deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                route::SOURCE,
+                route::handle(&deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await

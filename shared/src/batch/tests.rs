@@ -194,3 +194,21 @@ async fn dynamodb_stream_stops_at_the_first_failure() {
         .unwrap();
     assert!(ok.batch_item_failures.is_empty());
 }
+
+#[tokio::test]
+async fn the_number_of_failed_messages_is_a_metric() {
+    let messages = vec![message(Some("a"), "bad"), message(Some("b"), "ok")];
+    let (response, recorder) = crate::metrics::capture(
+        "route",
+        process_sqs(&messages, |m| async move {
+            if body(m) == b"bad" {
+                Err("bad body")
+            } else {
+                Ok(())
+            }
+        }),
+    )
+    .await;
+    assert_eq!(response.unwrap().batch_item_failures.len(), 1);
+    assert_eq!(recorder.total(crate::metrics::BATCH_ITEM_FAILURES), 1.0);
+}
