@@ -321,9 +321,16 @@ async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
     ]));
     let (_, summary) = handle_batch(&world.deps(), &batch, after()).await;
     assert_eq!((summary.alerts_raised, summary.alerts_resolved), (1, 1));
-    let published = world.publisher.published.lock().unwrap();
-    assert_eq!(published.len(), 1, "one alert for the continuing condition");
-    let alert_id = published[0].data.alert_id.clone();
+    let alert_ids: Vec<String> = world
+        .publisher
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.data.alert_id.clone())
+        .collect();
+    assert_eq!(alert_ids.len(), 1, "one alert for the continuing condition");
+    let alert_id = alert_ids[0].clone();
     let resolved = world
         .events
         .stream(&shared::events::alert_resolution_stream(&alert_id));
@@ -336,7 +343,6 @@ async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
         .expect("resolvedAt is a timestamp");
     assert_eq!(resolved_at, t0() + Duration::minutes(2));
     // Redelivery adds nothing.
-    drop(published);
     let before = world.events.all().len();
     handle(&world.deps(), &batch, after()).await;
     assert_eq!(world.events.all().len(), before);
