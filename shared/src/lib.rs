@@ -8,11 +8,13 @@
 //! - [`memory`]: in-memory adapters for handler unit tests.
 //! - [`telemetry`], [`config`]: structured logging and environment configuration.
 
+pub mod ambulance;
 pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod detection;
 pub mod envelope;
+pub mod escalation;
 pub mod events;
 pub mod ids;
 pub mod memory;
@@ -20,6 +22,7 @@ pub mod ports;
 pub mod reading;
 pub mod retry;
 pub mod routing;
+pub mod saga;
 pub mod telemetry;
 
 pub use envelope::Envelope;

@@ -2,11 +2,13 @@
 //! honour `AWS_ENDPOINT_URL` (the local emulator) and the Lambda environment.
 
 mod dynamodb;
+mod emergency;
 mod kinesis;
 mod sns;
 mod sqs;
 
 pub use dynamodb::{DynamoDirectory, DynamoEventStore, DynamoOutbox, DynamoStateStore};
+pub use emergency::{DynamoEventReader, DynamoLedger, DynamoWorkers, SqsBus};
 pub use kinesis::KinesisSink;
 pub use sns::{SnsAlertPublisher, SnsSms};
 pub use sqs::{SqsDeadLetters, SqsNotificationQueue};
