@@ -17,8 +17,18 @@ pub fn workspace_root() -> PathBuf {
 
 /// Starts emulator + functions for one test; function logs go to target/e2e-logs/<test>/.
 pub async fn start_stack(test: &str) -> Stack {
+    start_stack_with(test, &[]).await
+}
+
+/// Like [`start_stack`], with template parameter overrides.
+pub async fn start_stack_with(test: &str, parameters: &[(&str, &str)]) -> Stack {
     let root = workspace_root();
     let mut config = StackConfig::for_workspace(&root);
+    for (name, value) in parameters {
+        config
+            .parameter_overrides
+            .insert(name.to_string(), value.to_string());
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));

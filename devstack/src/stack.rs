@@ -45,7 +45,8 @@ pub struct StackConfig {
 impl StackConfig {
     /// Defaults for a checkout at `workspace_root`: template `infra/template.yaml`, binaries
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`), moto from `.local/moto`, stack name
-    /// "vitals-local", NotificationChannel=outbox, StageName=local, a free HTTP port, 500 ms
+    /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
+    /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
     /// SQS retry delay, function output on stderr, and the endpoint from `DEVSTACK_ENDPOINT`
     /// if set.
     pub fn for_workspace(workspace_root: &Path) -> StackConfig {
@@ -73,6 +74,10 @@ impl StackConfig {
             parameter_overrides: BTreeMap::from([
                 ("NotificationChannel".to_string(), "outbox".to_string()),
                 ("StageName".to_string(), "local".to_string()),
+                // Short saga step deadlines and acknowledgement timeouts, so local runs and
+                // tests see them fire (and wait_idle does not wait minutes for them).
+                ("StepDeadlineSeconds".to_string(), "5".to_string()),
+                ("AckTimeoutSeconds".to_string(), "5".to_string()),
             ]),
             http_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),

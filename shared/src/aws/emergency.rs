@@ -182,25 +182,16 @@ impl Workers for DynamoWorkers {
 
 // ------------------------------------------------------------------------ contacts
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Keyed<'a, T> {
-    patient_id: String,
-    #[serde(flatten)]
-    value: &'a T,
-}
-
 impl super::DynamoDirectory {
     async fn put_keyed<T: Serialize + Sync>(
         &self,
         key: String,
         value: &T,
     ) -> Result<(), PortError> {
-        let item: Item = to_item(Keyed {
-            patient_id: key,
-            value,
-        })
-        .map_err(|e| PortError::backend("serialising a directory item", e))?;
+        let mut item: Item =
+            to_item(value).map_err(|e| PortError::backend("serialising a directory item", e))?;
+        // The table key; a value's own patientId (family contacts) stays in the key's prefix.
+        item.insert("patientId".to_string(), s(&key));
         self.client()
             .put_item()
             .table_name(self.table())
@@ -252,7 +243,11 @@ impl Contacts for super::DynamoDirectory {
     }
 
     async fn family(&self, patient_id: &str) -> Result<Option<FamilyContact>, PortError> {
-        self.get_keyed(family_key(patient_id)).await
+        let family: Option<FamilyContact> = self.get_keyed(family_key(patient_id)).await?;
+        Ok(family.map(|f| FamilyContact {
+            patient_id: patient_id.to_string(),
+            ..f
+        }))
     }
 }
 
