@@ -199,21 +199,6 @@ fn table_name(stack: &Stack, logical_id: &str) -> Result<String> {
     Ok(stack.resource(logical_id)?.ref_value.clone())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_every_dead_letter_queue_of_the_template() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
-        let template = Template::load(&path).unwrap();
-        assert_eq!(
-            dead_letter_queues(&template),
-            ["DetectFailureQueue", "NotifyDLQ", "RouteDLQ"]
-        );
-    }
-}
-
 /// Writes health workers (with availability) into the workers table.
 pub async fn seed_workers(stack: &Stack, workers: &[shared::escalation::Worker]) -> Result<()> {
     let table = table_name(stack, "WorkersTable")?;
@@ -248,4 +233,19 @@ pub async fn seed_contacts(
             .with_context(|| format!("seeding the family of {}", family.patient_id))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_dead_letter_queue_of_the_template() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+        let template = Template::load(&path).unwrap();
+        assert_eq!(
+            dead_letter_queues(&template),
+            ["DetectFailureQueue", "NotifyDLQ", "RouteDLQ"]
+        );
+    }
 }
