@@ -245,7 +245,15 @@ mod tests {
         let template = Template::load(&path).unwrap();
         assert_eq!(
             dead_letter_queues(&template),
-            ["DetectFailureQueue", "NotifyDLQ", "RouteDLQ"]
+            [
+                "DetectFailureQueue",
+                "EmergencyDLQ",
+                "EscalationDLQ",
+                "NotifyDLQ",
+                "RouteDLQ",
+                "SagaDLQ",
+                "StepsDLQ"
+            ]
         );
     }
 }

@@ -628,7 +628,7 @@ mod tests {
             .iter()
             .filter(|r| r.resource_type == "AWS::Serverless::Function")
             .collect();
-        assert_eq!(functions.len(), 4);
+        assert_eq!(functions.len(), 6);
         for resource in functions {
             let function = resolve_function(&template, resource);
             let vars = function.properties["Environment"]["Variables"]
@@ -637,7 +637,13 @@ mod tests {
             // Globals merged in, parameters overridden.
             assert_eq!(vars["STAGE"], "local", "{}", resource.logical_id);
             assert_eq!(vars["RUST_LOG"], "info");
-            assert_eq!(function.properties["Timeout"], 10);
+            // The emergency steps wait on the (simulated) ambulance provider.
+            let timeout = if resource.logical_id == "EmergencyStepsFunction" {
+                30
+            } else {
+                10
+            };
+            assert_eq!(function.properties["Timeout"], timeout);
             assert_eq!(function.properties["MemorySize"], 256);
             for value in vars.values() {
                 assert!(value.is_string(), "{value}");
