@@ -409,3 +409,46 @@ async fn unacknowledged_alerts_escalate_on_time_and_acknowledged_ones_do_not() {
     assert_no_dead_letters(&stack).await;
     stack.shutdown().await.unwrap();
 }
+
+/// The reservation itself, without the function runtime in between: ten emergencies call
+/// the conditional update on moto at the same time; exactly one gets the worker, and a
+/// repeat by the winner still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conditional_reservations_let_exactly_one_emergency_win() {
+    use shared::ports::Workers;
+    let stack = start_stack("worker_reservation_race").await;
+    seed(&stack, &["w-02"]).await;
+    let table = stack.resource("WorkersTable").unwrap().ref_value.clone();
+    let workers = std::sync::Arc::new(shared::aws::DynamoWorkers::new(stack.sdk_config(), table));
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let workers = workers.clone();
+        attempts
+            .spawn(async move { (i, workers.reserve("w-02", &format!("e-{i}")).await.unwrap()) });
+    }
+    let results = attempts.join_all().await;
+    let winners: Vec<usize> = results
+        .iter()
+        .filter(|(_, won)| *won)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let winner = format!("e-{}", winners[0]);
+    assert_eq!(
+        reserved_by(&stack, "w-02").await.as_deref(),
+        Some(winner.as_str())
+    );
+    assert!(workers.reserve("w-02", &winner).await.unwrap());
+    assert!(
+        !workers.reserve("w-01", "e-x").await.unwrap(),
+        "w-01 is unavailable"
+    );
+    workers.release("w-02", "e-other").await.unwrap();
+    assert_eq!(
+        reserved_by(&stack, "w-02").await.as_deref(),
+        Some(winner.as_str())
+    );
+    workers.release("w-02", &winner).await.unwrap();
+    assert_eq!(reserved_by(&stack, "w-02").await, None);
+    stack.shutdown().await.unwrap();
+}
