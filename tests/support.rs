@@ -22,11 +22,21 @@ pub fn workspace_root() -> PathBuf {
 /// prefix of every resource name) with a random suffix: parallel tests and reruns never see
 /// each other's queues, streams or tables.
 pub async fn start_stack(test: &str) -> Stack {
+    start_stack_with(test, &[]).await
+}
+
+/// Like [`start_stack`], with template parameter overrides.
+pub async fn start_stack_with(test: &str, parameters: &[(&str, &str)]) -> Stack {
     let root = workspace_root();
     let mut config = StackConfig::for_workspace(&root);
     if config.endpoint.is_some() {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         config.stack_name = format!("t{}-{}", &suffix[..6], test.replace('_', "-"));
+    }
+    for (name, value) in parameters {
+        config
+            .parameter_overrides
+            .insert(name.to_string(), value.to_string());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -12,11 +12,13 @@
 //! - [`telemetry`], [`metrics`], [`config`]: structured logging, CloudWatch EMF metrics and
 //!   environment configuration.
 
+pub mod ambulance;
 pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod detection;
 pub mod envelope;
+pub mod escalation;
 pub mod event_store;
 pub mod events;
 pub mod idempotency;
@@ -27,6 +29,7 @@ pub mod ports;
 pub mod reading;
 pub mod retry;
 pub mod routing;
+pub mod saga;
 pub mod telemetry;
 
 pub use envelope::Envelope;

@@ -407,3 +407,147 @@ impl DeadLetters for MemoryDeadLetters {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------------ issue 6
+
+use crate::escalation::{FamilyContact, VillageRoster, Worker};
+
+#[async_trait]
+impl EventReader for MemoryEventStore {
+    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError> {
+        Ok(self.stream(stream_id))
+    }
+}
+
+/// Messages sent per channel: `(event type, body, delay seconds)`.
+#[derive(Default)]
+pub struct MemoryBus {
+    pub sent: Mutex<Vec<(Channel, String, String, u32)>>,
+}
+
+impl MemoryBus {
+    /// Takes every message sent so far to `channel` (body, delay).
+    pub fn take(&self, channel: Channel) -> Vec<(String, u32)> {
+        let mut sent = lock(&self.sent);
+        let (taken, kept): (Vec<_>, Vec<_>) = sent.drain(..).partition(|m| m.0 == channel);
+        *sent = kept;
+        taken.into_iter().map(|m| (m.2, m.3)).collect()
+    }
+}
+
+#[async_trait]
+impl MessageBus for MemoryBus {
+    async fn send(
+        &self,
+        channel: Channel,
+        event_type: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> Result<(), PortError> {
+        lock(&self.sent).push((
+            channel,
+            event_type.to_string(),
+            body.to_string(),
+            delay_seconds,
+        ));
+        Ok(())
+    }
+}
+
+/// Workers by id; reservations behave like the conditional update of the DynamoDB adapter.
+#[derive(Default)]
+pub struct MemoryWorkers {
+    pub workers: Mutex<BTreeMap<String, Worker>>,
+    /// Successful reserve calls that changed a reservation.
+    pub reservations: Mutex<usize>,
+}
+
+impl MemoryWorkers {
+    pub fn with(workers: impl IntoIterator<Item = Worker>) -> Self {
+        let store = MemoryWorkers::default();
+        lock(&store.workers).extend(workers.into_iter().map(|w| (w.worker_id.clone(), w)));
+        store
+    }
+
+    pub fn reserved_by(&self, worker_id: &str) -> Option<String> {
+        lock(&self.workers)
+            .get(worker_id)
+            .and_then(|w| w.reserved_by.clone())
+    }
+}
+
+#[async_trait]
+impl Workers for MemoryWorkers {
+    async fn get(&self, worker_id: &str) -> Result<Option<Worker>, PortError> {
+        Ok(lock(&self.workers).get(worker_id).cloned())
+    }
+
+    async fn reserve(&self, worker_id: &str, emergency_id: &str) -> Result<bool, PortError> {
+        let mut workers = lock(&self.workers);
+        let Some(worker) = workers.get_mut(worker_id) else {
+            return Ok(false);
+        };
+        match worker.reserved_by.as_deref() {
+            Some(holder) => Ok(holder == emergency_id && worker.available),
+            None if worker.available => {
+                worker.reserved_by = Some(emergency_id.to_string());
+                *lock(&self.reservations) += 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn release(&self, worker_id: &str, emergency_id: &str) -> Result<(), PortError> {
+        let mut workers = lock(&self.workers);
+        if let Some(worker) = workers.get_mut(worker_id)
+            && worker.reserved_by.as_deref() == Some(emergency_id)
+        {
+            worker.reserved_by = None;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryContacts {
+    pub rosters: Mutex<HashMap<String, VillageRoster>>,
+    pub families: Mutex<HashMap<String, FamilyContact>>,
+}
+
+#[async_trait]
+impl Contacts for MemoryContacts {
+    async fn roster(&self, village: &str) -> Result<Option<VillageRoster>, PortError> {
+        Ok(lock(&self.rosters).get(village).cloned())
+    }
+
+    async fn family(&self, patient_id: &str) -> Result<Option<FamilyContact>, PortError> {
+        Ok(lock(&self.families).get(patient_id).cloned())
+    }
+}
+
+/// Step claims and outcomes by key.
+#[derive(Default)]
+pub struct MemoryLedger {
+    pub rows: Mutex<BTreeMap<String, Option<serde_json::Value>>>,
+}
+
+#[async_trait]
+impl StepLedger for MemoryLedger {
+    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError> {
+        let mut rows = lock(&self.rows);
+        match rows.get(key) {
+            Some(Some(outcome)) => Ok(LedgerClaim::Done(outcome.clone())),
+            Some(None) => Ok(LedgerClaim::InProgress),
+            None => {
+                rows.insert(key.to_string(), None);
+                Ok(LedgerClaim::New)
+            }
+        }
+    }
+
+    async fn complete(&self, key: &str, outcome: &serde_json::Value) -> Result<(), PortError> {
+        lock(&self.rows).insert(key.to_string(), Some(outcome.clone()));
+        Ok(())
+    }
+}

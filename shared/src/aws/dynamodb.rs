@@ -138,6 +138,14 @@ impl DynamoDirectory {
         }
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Writes (or replaces) an entry: used by seeding scripts, the demo and tests.
     pub async fn put(&self, entry: &DirectoryEntry) -> Result<(), PortError> {
         let item: Item =

@@ -2,6 +2,7 @@
 //! honour `AWS_ENDPOINT_URL` (the local emulator) and the Lambda environment.
 
 mod dynamodb;
+mod emergency;
 mod event_store;
 mod idempotency;
 mod kinesis;
@@ -9,6 +10,7 @@ mod sns;
 mod sqs;
 
 pub use dynamodb::{DynamoDirectory, DynamoOutbox, DynamoStateStore};
+pub use emergency::{DynamoEventReader, DynamoLedger, DynamoWorkers, SqsBus};
 pub use event_store::{ALL_INDEX, DynamoEventStore};
 pub use idempotency::DynamoIdempotencyStore;
 pub use kinesis::KinesisSink;
