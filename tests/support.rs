@@ -16,9 +16,28 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Starts emulator + functions for one test; function logs go to target/e2e-logs/<test>/.
+///
+/// The backend is moto (one server per test) unless `DEVSTACK_ENDPOINT` names a running
+/// emulator such as LocalStack. Tests then share it, so each gets its own stack name (the
+/// prefix of every resource name) with a random suffix: parallel tests and reruns never see
+/// each other's queues, streams or tables.
 pub async fn start_stack(test: &str) -> Stack {
+    start_stack_with(test, &[]).await
+}
+
+/// Like [`start_stack`], with template parameter overrides.
+pub async fn start_stack_with(test: &str, parameters: &[(&str, &str)]) -> Stack {
     let root = workspace_root();
     let mut config = StackConfig::for_workspace(&root);
+    if config.endpoint.is_some() {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        config.stack_name = format!("t{}-{}", &suffix[..6], test.replace('_', "-"));
+    }
+    for (name, value) in parameters {
+        config
+            .parameter_overrides
+            .insert(name.to_string(), value.to_string());
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -31,6 +50,17 @@ pub async fn start_stack(test: &str) -> Stack {
         Ok(stack) => stack,
         Err(err) => panic!("starting the local stack failed: {err:#}"),
     }
+}
+
+/// The JSON lines a function wrote to its log (non-JSON lines are skipped).
+pub fn function_log(stack: &Stack, function: &str) -> Vec<Value> {
+    let Some(dir) = &stack.config().function_log_dir else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(dir.join(format!("{function}.log"))).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// How long a test waits for the pipeline to drain.

@@ -52,6 +52,15 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
         patients.len(),
         options.abnormal.min(options.patients)
     );
+    let (workers, rosters, families) = simulator::emergency_contacts(&patients);
+    inspect::seed_workers(&stack, &workers).await?;
+    inspect::seed_contacts(&stack, &rosters, &families).await?;
+    println!(
+        "==> seeded {} health workers and supervisors, {} village rosters, {} family contacts",
+        workers.len(),
+        rosters.len(),
+        families.len()
+    );
 
     println!("==> simulating {} rounds of readings", options.rounds);
     let mut seen = BTreeSet::new();
@@ -129,6 +138,47 @@ async fn print_new_events(stack: &Stack, seen: &mut BTreeSet<String>) -> Result<
                 short(d["alertId"].as_str()),
                 d["workerId"].as_str().unwrap_or("?"),
             ),
+            Some("AlertEscalated") => println!(
+                "    ESCALATE alert {} not acknowledged -> level {} {}",
+                short(d["alertId"].as_str()),
+                d["level"],
+                d["recipientId"].as_str().unwrap_or("?"),
+            ),
+            Some(
+                t @ ("EmergencyStarted"
+                | "WorkerAssigned"
+                | "WorkerUnavailable"
+                | "AmbulanceDispatched"
+                | "AmbulanceDispatchFailed"
+                | "FamilyNotified"
+                | "StepTimedOut"
+                | "AmbulanceCancelled"
+                | "WorkerReleased"
+                | "EscalatedToHospital"),
+            ) => {
+                let stream = e["streamId"].as_str().unwrap_or("?");
+                let detail = match t {
+                    "EmergencyStarted" => format!(
+                        "patient {} ({}): {}",
+                        d["patientId"].as_str().unwrap_or("?"),
+                        d["village"].as_str().unwrap_or("?"),
+                        d["reason"].as_str().unwrap_or("?")
+                    ),
+                    "WorkerAssigned" | "WorkerReleased" => {
+                        d["workerId"].as_str().unwrap_or("?").to_string()
+                    }
+                    "StepTimedOut" => d["step"].as_str().unwrap_or("?").to_string(),
+                    "WorkerUnavailable" | "AmbulanceDispatchFailed" => {
+                        d["reason"].as_str().unwrap_or("?").to_string()
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "    SAGA     {} v{} {t} {detail}",
+                    short(stream.strip_prefix("emergency-")),
+                    e["version"],
+                );
+            }
             Some("NotificationSent") => println!(
                 "    NOTIFIED {} via {} for alert {} (correlation {})",
                 d["recipientId"].as_str().unwrap_or("?"),
@@ -215,13 +265,49 @@ async fn summary(
         ok = false;
         println!("    UNEXPECTED alerts for  {}", unexpected.join(", "));
     }
-    if notified.len() != alerts.len() {
+    // Every alert notified at least once (escalations and emergencies add more).
+    let alert_ids: BTreeSet<&str> = alerts
+        .iter()
+        .filter_map(|a| a["data"]["alertId"].as_str())
+        .collect();
+    let notified_alerts: BTreeSet<&str> = notified
+        .iter()
+        .filter_map(|n| n["data"]["alertId"].as_str())
+        .filter(|id| alert_ids.contains(id))
+        .collect();
+    if notified_alerts.len() != alert_ids.len() {
         ok = false;
         println!(
-            "    MISMATCH: {} alerts but {} notifications",
-            alerts.len(),
-            notified.len()
+            "    MISMATCH: {} alerts but {} of them notified",
+            alert_ids.len(),
+            notified_alerts.len()
         );
+    }
+    // Every emergency saga reached a final state.
+    let mut sagas: BTreeMap<String, String> = BTreeMap::new();
+    for e in inspect::scan(stack, "EventsTable").await? {
+        if let Some(stream) = e["streamId"]
+            .as_str()
+            .filter(|s| s.starts_with("emergency-"))
+        {
+            let t = e["eventType"].as_str().unwrap_or("?").to_string();
+            let entry = sagas.entry(stream.to_string()).or_default();
+            if matches!(t.as_str(), "FamilyNotified" | "EscalatedToHospital") || entry.is_empty() {
+                *entry = t;
+            }
+        }
+    }
+    let finished = sagas
+        .values()
+        .filter(|t| matches!(t.as_str(), "FamilyNotified" | "EscalatedToHospital"))
+        .count();
+    println!(
+        "    emergencies            {}, finished: {finished}",
+        sagas.len()
+    );
+    if finished != sagas.len() {
+        ok = false;
+        println!("    UNFINISHED emergencies");
     }
     for (queue, depth) in &dlqs {
         println!("    {:<22} {depth} message(s)", queue);
@@ -235,6 +321,8 @@ async fn summary(
         "DetectFunction",
         "RouteFunction",
         "NotifyFunction",
+        "EmergencyCoordinatorFunction",
+        "EmergencyStepsFunction",
     ] {
         let records = stack.invocations(function);
         let failed = records
@@ -254,6 +342,28 @@ async fn summary(
             "      {function:<16} {:>5} invocations, {failed} failed, mean {mean_ms:.1} ms",
             records.len()
         );
+    }
+    println!("    metrics (CloudWatch EMF lines in the function logs, namespace Vitals):");
+    for function in [
+        "IngestFunction",
+        "DetectFunction",
+        "RouteFunction",
+        "NotifyFunction",
+    ] {
+        for (metric, total) in stack.metrics(function) {
+            let shown = if total.unit == "Count" {
+                format!("{}", total.sum)
+            } else {
+                format!(
+                    "mean {:.0}, max {:.0} {} ({} values)",
+                    total.sum / total.samples.max(1) as f64,
+                    total.max,
+                    total.unit,
+                    total.samples
+                )
+            };
+            println!("      {function:<16} {metric:<48} {shown}");
+        }
     }
     println!(
         "    drained in {:.1} s, total {:.1} s",

@@ -12,6 +12,8 @@ use crate::template::REGION;
 
 /// How long moto server may take to answer its first request.
 const MOTO_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Python that starts moto server with DynamoDB requests serialised (see the file).
+const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
 
 /// The emulator devstack talks to.
 #[derive(Debug)]
@@ -51,7 +53,17 @@ impl Emulator {
             }
             None => (Stdio::null(), Stdio::null()),
         };
-        let mut child = Command::new(moto_server_bin)
+        // Through the launcher (DynamoDB requests serialised, see moto_launcher.py) when the
+        // venv's python is beside moto_server; otherwise moto_server as it is.
+        let python = moto_server_bin.with_file_name("python");
+        let mut command = if python.exists() {
+            let mut c = Command::new(python);
+            c.args(["-c", MOTO_LAUNCHER]);
+            c
+        } else {
+            Command::new(moto_server_bin)
+        };
+        let mut child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(stdout)

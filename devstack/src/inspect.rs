@@ -199,6 +199,42 @@ fn table_name(stack: &Stack, logical_id: &str) -> Result<String> {
     Ok(stack.resource(logical_id)?.ref_value.clone())
 }
 
+/// Writes health workers (with availability) into the workers table.
+pub async fn seed_workers(stack: &Stack, workers: &[shared::escalation::Worker]) -> Result<()> {
+    let table = table_name(stack, "WorkersTable")?;
+    let store = shared::aws::DynamoWorkers::new(stack.sdk_config(), table);
+    for worker in workers {
+        store
+            .put(worker)
+            .await
+            .with_context(|| format!("seeding worker {}", worker.worker_id))?;
+    }
+    Ok(())
+}
+
+/// Writes village rosters and family contacts into the directory table.
+pub async fn seed_contacts(
+    stack: &Stack,
+    rosters: &[shared::escalation::VillageRoster],
+    families: &[shared::escalation::FamilyContact],
+) -> Result<()> {
+    let table = table_name(stack, "DirectoryTable")?;
+    let directory = DynamoDirectory::new(stack.sdk_config(), table);
+    for roster in rosters {
+        directory
+            .put_roster(roster)
+            .await
+            .with_context(|| format!("seeding the roster of {}", roster.village))?;
+    }
+    for family in families {
+        directory
+            .put_family(family)
+            .await
+            .with_context(|| format!("seeding the family of {}", family.patient_id))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,7 +245,15 @@ mod tests {
         let template = Template::load(&path).unwrap();
         assert_eq!(
             dead_letter_queues(&template),
-            ["DetectFailureQueue", "NotifyDLQ", "RouteDLQ"]
+            [
+                "DetectFailureQueue",
+                "EmergencyDLQ",
+                "EscalationDLQ",
+                "NotifyDLQ",
+                "RouteDLQ",
+                "SagaDLQ",
+                "StepsDLQ"
+            ]
         );
     }
 }

@@ -5,6 +5,7 @@
 //! server on a fresh port, so a killed process can never pick up a later invocation.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -79,6 +80,56 @@ pub enum LogTarget {
     Stderr,
 }
 
+/// Totals of one metric (and set of dimension values) that a function printed in CloudWatch
+/// Embedded Metric Format.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricAggregate {
+    /// CloudWatch unit, e.g. "Count" or "Milliseconds".
+    pub unit: String,
+    /// Number of values (a count metric has one value per invocation that recorded it).
+    pub samples: u64,
+    pub sum: f64,
+    pub max: f64,
+}
+
+/// A function's EMF metrics so far, keyed by metric name plus its dimension values other
+/// than `Function`, e.g. `AlertsRaised{Rule=spo2-low,Severity=critical}`.
+pub type MetricTotals = BTreeMap<String, MetricAggregate>;
+
+/// If `line` is an EMF document, adds its values to `totals`; returns whether it was one.
+pub fn record_emf_line(totals: &Mutex<MetricTotals>, line: &str) -> bool {
+    let Some(samples) = shared::metrics::parse(line) else {
+        return false;
+    };
+    let Ok(mut totals) = totals.lock() else {
+        return true;
+    };
+    for sample in samples {
+        let extra: Vec<String> = sample
+            .dimensions
+            .iter()
+            .filter(|(k, _)| k.as_str() != shared::metrics::FUNCTION_DIMENSION)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let key = if extra.is_empty() {
+            sample.name.clone()
+        } else {
+            format!("{}{{{}}}", sample.name, extra.join(","))
+        };
+        let entry = totals.entry(key).or_insert_with(|| MetricAggregate {
+            unit: sample.unit.clone(),
+            max: f64::MIN,
+            ..MetricAggregate::default()
+        });
+        for value in sample.values {
+            entry.samples += 1;
+            entry.sum += value;
+            entry.max = entry.max.max(value);
+        }
+    }
+    true
+}
+
 /// Everything needed to run one function locally.
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
@@ -111,6 +162,8 @@ pub struct FunctionHost {
     spec: Arc<FunctionSpec>,
     queue: mpsc::UnboundedSender<Invocation>,
     journal: Arc<Mutex<Vec<InvocationRecord>>>,
+    /// EMF metrics found in the function's output.
+    metrics: Arc<Mutex<MetricTotals>>,
     /// Invocations queued or running.
     pending: Arc<AtomicUsize>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -142,9 +195,11 @@ impl FunctionHost {
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let journal = Arc::new(Mutex::new(Vec::new()));
         let pending = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(Mutex::new(MetricTotals::new()));
         let supervisor = Supervisor {
             spec: spec.clone(),
             log,
+            metrics: metrics.clone(),
             journal: journal.clone(),
             pending: pending.clone(),
             activity,
@@ -155,9 +210,15 @@ impl FunctionHost {
             spec,
             queue,
             journal,
+            metrics,
             pending,
             supervisor: Mutex::new(Some(supervisor)),
         }
+    }
+
+    /// Totals of the EMF metrics the function has printed so far.
+    pub fn metrics(&self) -> MetricTotals {
+        self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// The function's specification.
@@ -237,6 +298,7 @@ impl Drop for Process {
 struct Supervisor {
     spec: Arc<FunctionSpec>,
     log: LogTarget,
+    metrics: Arc<Mutex<MetricTotals>>,
     journal: Arc<Mutex<Vec<InvocationRecord>>>,
     pending: Arc<AtomicUsize>,
     activity: Arc<AtomicU64>,
@@ -296,7 +358,7 @@ impl Supervisor {
         if let Some(mut old) = self.process.take() {
             let _ = old.child.kill().await;
         }
-        match spawn_process(&self.spec, &self.log).await {
+        match spawn_process(&self.spec, &self.log, &self.metrics).await {
             Ok(process) => self.process = Some(process),
             Err(err) => {
                 tracing::error!(function = %self.spec.logical_id, error = %format!("{err:#}"), "could not start function process")
@@ -403,7 +465,11 @@ fn crashed(
 }
 
 /// Starts the Runtime API server for a new incarnation, then the process.
-async fn spawn_process(spec: &FunctionSpec, log: &LogTarget) -> Result<Process> {
+async fn spawn_process(
+    spec: &FunctionSpec,
+    log: &LogTarget,
+    metrics: &Arc<Mutex<MetricTotals>>,
+) -> Result<Process> {
     let (next_tx, next_rx) = mpsc::unbounded_channel();
     let state = Arc::new(RuntimeState {
         next: tokio::sync::Mutex::new(next_rx),
@@ -436,29 +502,24 @@ async fn spawn_process(spec: &FunctionSpec, log: &LogTarget) -> Result<Process> 
     if let Ok(path) = std::env::var("PATH") {
         command.env("PATH", path);
     }
-    match log {
+    // Output is read line by line: EMF lines feed the metric totals, and every line goes to
+    // the log file or our stderr.
+    let sink = match log {
         LogTarget::Dir(dir) => {
             let path = dir.join(format!("{}.log", spec.logical_id));
-            let file = crate::emulator::open_append(&path)?;
-            let clone = file
-                .try_clone()
-                .with_context(|| format!("duplicating handle of {}", path.display()))?;
-            command.stdout(Stdio::from(file)).stderr(Stdio::from(clone));
+            LineSink::File(Arc::new(Mutex::new(crate::emulator::open_append(&path)?)))
         }
-        LogTarget::Stderr => {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-    }
+        LogTarget::Stderr => LineSink::Stderr(spec.logical_id.clone()),
+    };
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {}", spec.binary.display()))?;
-    if let LogTarget::Stderr = log {
-        if let Some(stdout) = child.stdout.take() {
-            forward_lines(spec.logical_id.clone(), stdout);
-        }
-        if let Some(stderr) = child.stderr.take() {
-            forward_lines(spec.logical_id.clone(), stderr);
-        }
+    if let Some(stdout) = child.stdout.take() {
+        forward_lines(sink.clone(), metrics.clone(), stdout);
+    }
+    if let Some(stderr) = child.stderr.take() {
+        forward_lines(sink, metrics.clone(), stderr);
     }
     tracing::debug!(function = %spec.logical_id, runtime_api = %address, pid = ?child.id(), "function process started");
     Ok(Process {
@@ -469,12 +530,33 @@ async fn spawn_process(spec: &FunctionSpec, log: &LogTarget) -> Result<Process> 
     })
 }
 
-/// Copies lines from a child's output to our stderr, prefixed with `[LogicalId] `.
-fn forward_lines(logical_id: String, stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
+/// Where a function's output lines go.
+#[derive(Clone)]
+enum LineSink {
+    /// Appended to this file.
+    File(Arc<Mutex<std::fs::File>>),
+    /// To our stderr, prefixed with `[LogicalId] `.
+    Stderr(String),
+}
+
+/// Copies lines from a child's output to `sink` and adds EMF lines to `metrics`.
+fn forward_lines(
+    sink: LineSink,
+    metrics: Arc<Mutex<MetricTotals>>,
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[{logical_id}] {line}");
+            record_emf_line(&metrics, &line);
+            match &sink {
+                LineSink::File(file) => {
+                    if let Ok(mut file) = file.lock() {
+                        let _ = writeln!(file, "{line}");
+                    }
+                }
+                LineSink::Stderr(logical_id) => eprintln!("[{logical_id}] {line}"),
+            }
         }
     });
 }
@@ -657,4 +739,52 @@ pub fn lambda_environment(name: &str, memory_mb: u32, endpoint: &str) -> BTreeMa
         ]
         .map(|(k, v)| (k.to_string(), v)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_are_summed_per_metric_and_dimension_values() {
+        let totals = Mutex::new(MetricTotals::new());
+        let recorder = shared::metrics::Recorder::new("detect");
+        let rule = [("Rule", "spo2-low"), ("Severity", "critical")];
+        recorder.record("AlertsRaised", shared::metrics::Unit::Count, 2.0, &rule);
+        recorder.record(
+            "EndToEndLagMs",
+            shared::metrics::Unit::Milliseconds,
+            30.0,
+            &[],
+        );
+        recorder.record(
+            "EndToEndLagMs",
+            shared::metrics::Unit::Milliseconds,
+            90.0,
+            &[],
+        );
+        for _ in 0..2 {
+            for document in recorder.documents(1) {
+                assert!(record_emf_line(&totals, &document.to_string()));
+            }
+        }
+        assert!(!record_emf_line(
+            &totals,
+            r#"{"level":"INFO","message":"x"}"#
+        ));
+
+        let totals = totals.into_inner().unwrap();
+        let alerts = &totals["AlertsRaised{Rule=spo2-low,Severity=critical}"];
+        assert_eq!(
+            (alerts.unit.as_str(), alerts.sum, alerts.samples),
+            ("Count", 4.0, 2)
+        );
+        let lag = &totals["EndToEndLagMs"];
+        assert_eq!(
+            (lag.unit.as_str(), lag.samples, lag.max),
+            ("Milliseconds", 4, 90.0)
+        );
+        assert_eq!(lag.sum, 240.0);
+        assert_eq!(totals.len(), 2);
+    }
 }

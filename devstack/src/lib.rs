@@ -26,7 +26,7 @@ pub mod provision;
 pub mod stack;
 pub mod template;
 
-pub use lambda::{InvocationRecord, InvokeOutcome};
+pub use lambda::{InvocationRecord, InvokeOutcome, MetricAggregate, MetricTotals};
 pub use provision::Resource;
 pub use stack::{Stack, StackConfig};
 

@@ -72,6 +72,57 @@ pub fn patients(count: usize, abnormal: usize) -> Vec<Patient> {
         .collect()
 }
 
+/// Workers (one per village, plus a district supervisor), village rosters and family
+/// contacts for the emergency saga and alert escalation.
+pub fn emergency_contacts(
+    patients: &[Patient],
+) -> (
+    Vec<shared::escalation::Worker>,
+    Vec<shared::escalation::VillageRoster>,
+    Vec<shared::escalation::FamilyContact>,
+) {
+    use shared::escalation::{FamilyContact, VillageRoster, Worker};
+    let mut workers: Vec<Worker> = Vec::new();
+    let mut rosters: Vec<VillageRoster> = Vec::new();
+    for p in patients {
+        let e = &p.entry;
+        if !workers.iter().any(|w| w.worker_id == e.worker_id) {
+            workers.push(Worker {
+                worker_id: e.worker_id.clone(),
+                name: e.worker_name.clone(),
+                phone: e.worker_phone.clone(),
+                village: e.village.clone(),
+                available: true,
+                reserved_by: None,
+            });
+        }
+        if !rosters.iter().any(|r| r.village == e.village) {
+            rosters.push(VillageRoster {
+                village: e.village.clone(),
+                worker_ids: vec![e.worker_id.clone()],
+                supervisor_id: "s-01".into(),
+            });
+        }
+    }
+    workers.push(Worker {
+        worker_id: "s-01".into(),
+        name: "District supervisor".into(),
+        phone: "+254700000900".into(),
+        village: "district".into(),
+        available: true,
+        reserved_by: None,
+    });
+    let families = patients
+        .iter()
+        .map(|p| FamilyContact {
+            patient_id: p.entry.patient_id.clone(),
+            name: format!("Family of {}", p.entry.patient_name),
+            phone: format!("+2547110{}", &p.entry.patient_id.replace('-', "")[1..]),
+        })
+        .collect();
+    (workers, rosters, families)
+}
+
 /// One round of readings for one patient at event time `at`.
 pub fn readings(patient: &Patient, at: DateTime<Utc>, rng: &mut StdRng) -> Vec<Value> {
     let heart_rate = match patient.profile {

@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, EventSourceMapping, Poller, PollerContext, SourceKind};
 use crate::http_api::{self, HttpApiServer, HttpRoute};
-use crate::lambda::{FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget};
+use crate::lambda::{
+    FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget, MetricTotals,
+};
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, ResolvedFunction, Resource};
 use crate::template::{Template, scalar_to_string};
 
@@ -45,7 +47,8 @@ pub struct StackConfig {
 impl StackConfig {
     /// Defaults for a checkout at `workspace_root`: template `infra/template.yaml`, binaries
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`), moto from `.local/moto`, stack name
-    /// "vitals-local", NotificationChannel=outbox, StageName=local, a free HTTP port, 500 ms
+    /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
+    /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
     /// SQS retry delay, function output on stderr, and the endpoint from `DEVSTACK_ENDPOINT`
     /// if set.
     pub fn for_workspace(workspace_root: &Path) -> StackConfig {
@@ -73,6 +76,10 @@ impl StackConfig {
             parameter_overrides: BTreeMap::from([
                 ("NotificationChannel".to_string(), "outbox".to_string()),
                 ("StageName".to_string(), "local".to_string()),
+                // Short saga step deadlines and acknowledgement timeouts, so local runs and
+                // tests see them fire (and wait_idle does not wait minutes for them).
+                ("StepDeadlineSeconds".to_string(), "5".to_string()),
+                ("AckTimeoutSeconds".to_string(), "5".to_string()),
             ]),
             http_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),
@@ -297,6 +304,15 @@ impl Stack {
         self.functions
             .get(function_logical_id)
             .map(|f| f.journal())
+            .unwrap_or_default()
+    }
+
+    /// Totals of the CloudWatch EMF metrics a function has printed so far (empty for an
+    /// unknown function).
+    pub fn metrics(&self, function_logical_id: &str) -> MetricTotals {
+        self.functions
+            .get(function_logical_id)
+            .map(|f| f.metrics())
             .unwrap_or_default()
     }
 
@@ -623,7 +639,7 @@ mod tests {
             .iter()
             .filter(|r| r.resource_type == "AWS::Serverless::Function")
             .collect();
-        assert_eq!(functions.len(), 4);
+        assert_eq!(functions.len(), 6);
         for resource in functions {
             let function = resolve_function(&template, resource);
             let vars = function.properties["Environment"]["Variables"]
@@ -632,7 +648,13 @@ mod tests {
             // Globals merged in, parameters overridden.
             assert_eq!(vars["STAGE"], "local", "{}", resource.logical_id);
             assert_eq!(vars["RUST_LOG"], "info");
-            assert_eq!(function.properties["Timeout"], 10);
+            // The emergency steps wait on the (simulated) ambulance provider.
+            let timeout = if resource.logical_id == "EmergencyStepsFunction" {
+                30
+            } else {
+                10
+            };
+            assert_eq!(function.properties["Timeout"], timeout);
             assert_eq!(function.properties["MemorySize"], 256);
             for value in vars.values() {
                 assert!(value.is_string(), "{value}");

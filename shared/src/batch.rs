@@ -1,41 +1,37 @@
-//! Partial batch responses for SQS-triggered handlers.
+//! Batch processing with partial batch responses (`ReportBatchItemFailures`), like
+//! Powertools' batch utility:
+//!
+//! - [`sqs_standard`]: standard SQS queue; records run concurrently (up to a limit) and each
+//!   failed one is reported by message id.
+//! - [`sqs_fifo`]: FIFO queue; records run in order, and once a record of a message group
+//!   fails, the group's later records are not processed and are reported too (order within
+//!   the group is kept); other groups go on.
+//! - [`kinesis`] and [`dynamodb_stream`]: records run in order and processing stops at the
+//!   first failure, which is reported by sequence number; Lambda checkpoints before it and
+//!   retries from it (order per shard is kept).
+//!
+//! A panic while processing a record is caught and reported as that record's failure. When
+//! every record fails, the response reports them all (Lambda retries the whole batch) and
+//! an error is logged. A record that cannot be identified (no message id / sequence
+//! number) fails the whole batch, since it could not be reported alone.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
+use aws_lambda_events::event::dynamodb::EventRecord as DynamoDbRecord;
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
-
-/// Runs `process` on every message in order and reports the ones that failed, so Lambda
-/// deletes the rest and redelivers only those (they reach the queue's DLQ after
-/// `maxReceiveCount` attempts). A message without a `messageId` cannot be reported alone:
-/// the whole batch fails then.
-pub async fn process_sqs<'a, F, Fut, E>(
-    messages: &'a [SqsMessage],
-    mut process: F,
-) -> Result<SqsBatchResponse, BatchError>
-where
-    F: FnMut(&'a SqsMessage) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let mut response = SqsBatchResponse::default();
-    for message in messages {
-        let Some(message_id) = message.message_id.as_deref() else {
-            return Err(BatchError::MissingMessageId);
-        };
-        if let Err(err) = process(message).await {
-            tracing::error!(message_id, error = %err, "message failed; it will be retried");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id.to_string();
-            response.batch_item_failures.push(failure);
-        }
-    }
-    Ok(response)
-}
+use aws_lambda_events::event::streams::{
+    DynamoDbBatchItemFailure, DynamoDbEventResponse, KinesisEventResponse,
+};
+use futures::{FutureExt, StreamExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error("an SQS message has no messageId; failing the whole batch")]
     MissingMessageId,
+    #[error("a stream record has no sequence number; failing the whole batch")]
+    MissingSequenceNumber,
 }
 
 /// A message's body as bytes (an absent body is empty).
@@ -43,45 +39,216 @@ pub fn body(message: &SqsMessage) -> &[u8] {
     message.body.as_deref().unwrap_or_default().as_bytes()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(id: Option<&str>, body: &str) -> SqsMessage {
-        let mut m = SqsMessage::default();
-        m.message_id = id.map(str::to_string);
-        m.body = Some(body.to_string());
-        m
-    }
-
-    #[tokio::test]
-    async fn reports_only_failed_messages() {
-        let messages = vec![
-            message(Some("a"), "ok"),
-            message(Some("b"), "bad"),
-            message(Some("c"), "ok"),
-        ];
-        let response = process_sqs(&messages, |m| async move {
-            if body(m) == b"bad" {
-                Err("bad body")
-            } else {
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
-        let ids: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        assert_eq!(ids, ["b"]);
-    }
-
-    #[tokio::test]
-    async fn a_message_without_id_fails_the_batch() {
-        let messages = vec![message(None, "ok")];
-        let result = process_sqs(&messages, |_| async { Ok::<(), String>(()) }).await;
-        assert!(result.is_err());
+/// Runs one record's future, turning a panic (while building or running it) into an error.
+async fn guarded<F, Fut, E>(process: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(process)) {
+        Ok(future) => future,
+        Err(panic) => return Err(panic_text(panic.as_ref())),
+    };
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(panic) => Err(panic_text(panic.as_ref())),
     }
 }
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string());
+    format!("panicked: {message}")
+}
+
+/// Logs the outcome and counts the failures (`BatchItemFailures` metric).
+fn log_summary(kind: &str, total: usize, failed: usize) {
+    crate::metrics::count(crate::metrics::BATCH_ITEM_FAILURES, failed);
+    if total > 0 && failed == total {
+        tracing::error!(kind, total, "every record of the batch failed");
+    } else if failed > 0 {
+        tracing::warn!(kind, total, failed, "partial batch failure");
+    }
+}
+
+fn sqs_response(ids: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for id in ids {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Standard SQS: processes up to `concurrency` messages at a time and reports each failed
+/// one. Failures are reported in batch order.
+pub async fn sqs_standard<'a, F, Fut, E>(
+    messages: &'a [SqsMessage],
+    concurrency: usize,
+    process: F,
+) -> Result<SqsBatchResponse, BatchError>
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut ids = Vec::with_capacity(messages.len());
+    for message in messages {
+        ids.push(
+            message
+                .message_id
+                .as_deref()
+                .ok_or(BatchError::MissingMessageId)?,
+        );
+    }
+    let process = &process;
+    let results: Vec<(usize, Result<(), String>)> =
+        futures::stream::iter(messages.iter().enumerate())
+            .map(|(i, m)| async move { (i, guarded(|| process(m)).await) })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    let mut failed: Vec<usize> = Vec::new();
+    for (i, result) in results {
+        if let Err(err) = result {
+            tracing::error!(message_id = ids[i], error = %err, "message failed; it will be retried");
+            failed.push(i);
+        }
+    }
+    failed.sort_unstable();
+    log_summary("sqs", messages.len(), failed.len());
+    Ok(sqs_response(
+        failed.into_iter().map(|i| ids[i].to_string()).collect(),
+    ))
+}
+
+/// Standard SQS, one message at a time in batch order.
+pub async fn process_sqs<'a, F, Fut, E>(
+    messages: &'a [SqsMessage],
+    process: F,
+) -> Result<SqsBatchResponse, BatchError>
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    sqs_standard(messages, 1, process).await
+}
+
+/// SQS FIFO: in order; after a failure in a message group, the group's later messages are
+/// skipped and reported (so they are retried after it, in order). Other groups go on.
+pub async fn sqs_fifo<'a, F, Fut, E>(
+    messages: &'a [SqsMessage],
+    process: F,
+) -> Result<SqsBatchResponse, BatchError>
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut failed_groups: Vec<&str> = Vec::new();
+    let mut failures = Vec::new();
+    for message in messages {
+        let id = message
+            .message_id
+            .as_deref()
+            .ok_or(BatchError::MissingMessageId)?;
+        let group = message
+            .attributes
+            .get("MessageGroupId")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if failed_groups.contains(&group) {
+            tracing::info!(
+                message_id = id,
+                group,
+                "skipped: an earlier message of its group failed"
+            );
+            failures.push(id.to_string());
+            continue;
+        }
+        if let Err(err) = guarded(|| process(message)).await {
+            tracing::error!(message_id = id, group, error = %err, "message failed; its group stops here");
+            failed_groups.push(group);
+            failures.push(id.to_string());
+        }
+    }
+    log_summary("sqs-fifo", messages.len(), failures.len());
+    Ok(sqs_response(failures))
+}
+
+/// In order, stopping at the first failure; returns its sequence number.
+async fn ordered<'a, R, F, Fut, E>(
+    kind: &str,
+    records: &'a [R],
+    sequence_number: fn(&R) -> Option<&str>,
+    process: F,
+) -> Result<Option<String>, BatchError>
+where
+    F: Fn(&'a R) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    for (i, record) in records.iter().enumerate() {
+        let seq = sequence_number(record).ok_or(BatchError::MissingSequenceNumber)?;
+        if let Err(err) = guarded(|| process(record)).await {
+            tracing::error!(kind, sequence_number = seq, error = %err, unprocessed = records.len() - i, "record failed; the batch stops here and is retried from it");
+            log_summary(kind, records.len(), records.len() - i);
+            return Ok(Some(seq.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+fn kinesis_sequence(record: &KinesisEventRecord) -> Option<&str> {
+    Some(record.kinesis.sequence_number.as_str())
+}
+
+fn dynamodb_sequence(record: &DynamoDbRecord) -> Option<&str> {
+    record.change.sequence_number.as_deref()
+}
+
+/// Kinesis: in order, stopping at the first failure (reported by sequence number).
+pub async fn kinesis<'a, F, Fut, E>(
+    records: &'a [KinesisEventRecord],
+    process: F,
+) -> Result<KinesisEventResponse, BatchError>
+where
+    F: Fn(&'a KinesisEventRecord) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut response = KinesisEventResponse::default();
+    if let Some(failed) = ordered("kinesis", records, kinesis_sequence, process).await? {
+        response.add_failure(failed);
+    }
+    Ok(response)
+}
+
+/// DynamoDB streams: in order, stopping at the first failure (reported by sequence number).
+pub async fn dynamodb_stream<'a, F, Fut, E>(
+    records: &'a [DynamoDbRecord],
+    process: F,
+) -> Result<DynamoDbEventResponse, BatchError>
+where
+    F: Fn(&'a DynamoDbRecord) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(failed) = ordered("dynamodb", records, dynamodb_sequence, process).await? {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(failed);
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests;

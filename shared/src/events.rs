@@ -67,6 +67,53 @@ impl EventData for AlertRaised {
     const VERSION: u32 = 1;
 }
 
+/// `detect` found that the condition of an alert no longer holds
+/// (stream `alert-resolution-{alertId}`, version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertResolved {
+    /// The alert this resolves.
+    pub alert_id: String,
+    pub patient_id: String,
+    pub rule_id: String,
+    pub alert_type: String,
+    pub severity: Severity,
+    /// Reading time at which the episode began.
+    pub episode_start: DateTime<Utc>,
+    /// Reading time of the reading that showed the condition no longer holds.
+    pub resolved_at: DateTime<Utc>,
+    /// Event id of that reading.
+    pub reading_event_id: String,
+}
+
+impl EventData for AlertResolved {
+    const EVENT_TYPE: &'static str = "AlertResolved";
+    const VERSION: u32 = 1;
+}
+
+/// A reading arrived after the patient's detection frontier had passed its time (beyond
+/// the allowed lateness): it was not evaluated (stream `late-{readingEventId}`, version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingLate {
+    pub reading_event_id: String,
+    pub patient_id: String,
+    #[serde(rename = "type")]
+    pub vital: VitalType,
+    pub value: f64,
+    /// The reading's own time.
+    pub timestamp: DateTime<Utc>,
+    /// Readings at or before this time were already final when it arrived.
+    pub frontier: DateTime<Utc>,
+    /// How far behind the frontier it was, in seconds.
+    pub behind_seconds: f64,
+}
+
+impl EventData for ReadingLate {
+    const EVENT_TYPE: &'static str = "ReadingLate";
+    const VERSION: u32 = 1;
+}
+
 /// `route` chose the health worker for an alert (stream `alert-{alertId}`, version 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +168,16 @@ impl EventData for NotificationSent {
 /// Stream id of an alert's events.
 pub fn alert_stream(alert_id: &str) -> String {
     format!("alert-{alert_id}")
+}
+
+/// Stream id of an alert's resolution.
+pub fn alert_resolution_stream(alert_id: &str) -> String {
+    format!("alert-resolution-{alert_id}")
+}
+
+/// Stream id of a late reading's record.
+pub fn late_reading_stream(reading_event_id: &str) -> String {
+    format!("late-{reading_event_id}")
 }
 
 /// Stream id of a notification's events.

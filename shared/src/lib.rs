@@ -6,20 +6,30 @@
 //! - [`ports`]: the small traits handlers depend on.
 //! - [`aws`]: adapters implementing the ports with the AWS SDK (honours `AWS_ENDPOINT_URL`).
 //! - [`memory`]: in-memory adapters for handler unit tests.
-//! - [`telemetry`], [`config`]: structured logging and environment configuration.
+//! - [`event_store`]: the event store contract (streams, expected versions, `read_all`,
+//!   upcasters); [`idempotency`]: the per-record idempotency guard; [`batch`]: partial batch
+//!   responses for SQS, Kinesis and DynamoDB streams.
+//! - [`telemetry`], [`metrics`], [`config`]: structured logging, CloudWatch EMF metrics and
+//!   environment configuration.
 
+pub mod ambulance;
 pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod detection;
 pub mod envelope;
+pub mod escalation;
+pub mod event_store;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod reading;
 pub mod retry;
 pub mod routing;
+pub mod saga;
 pub mod telemetry;
 
 pub use envelope::Envelope;

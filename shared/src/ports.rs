@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::detection::PatientState;
@@ -47,7 +47,7 @@ pub trait ReadingSink: Send + Sync {
 }
 
 /// An event as the event store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
     pub event_id: String,
@@ -88,12 +88,11 @@ pub enum Appended {
 /// The append-only event store.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends `event` to `stream_id` as version `expected_version + 1`, only if that
-    /// version does not exist yet. A different event already at that version is a
-    /// [`PortError::Conflict`]; the same event id there is [`Appended::Duplicate`].
-    ///
-    /// Limit (until the event store of issue #3): only the target version is checked, not
-    /// that `expected_version` itself exists, so a caller that skips a version leaves a gap.
+    /// Appends `event` to `stream_id` as version `expected_version + 1`, only if the
+    /// stream's last version is exactly `expected_version` (0 = no stream). Otherwise a
+    /// [`PortError::Conflict`] carrying the current version; an event id that is already
+    /// stored is [`Appended::Duplicate`] and writes nothing. The full event store
+    /// (expected-version modes, batches, reads) is [`crate::event_store::EventStreams`].
     async fn append(
         &self,
         stream_id: &str,
@@ -222,4 +221,101 @@ pub struct PoisonRecord {
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
     async fn send(&self, record: &PoisonRecord) -> Result<(), PortError>;
+}
+
+// ------------------------------------------------------------------------ issue 6
+// Reading streams, emergency saga messaging, workers, ambulance provider, step ledger.
+
+/// Reads a whole stream of the event store, in version order (minimal reader for the saga and
+/// acknowledgements; issue #3's `read_stream` can replace it).
+#[async_trait]
+pub trait EventReader: Send + Sync {
+    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError>;
+}
+
+/// The queues of the emergency saga and of alert escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Inputs of the saga coordinator: step results and deadline checks.
+    Saga,
+    /// Commands for the step workers.
+    Steps,
+    /// Acknowledgement deadline checks of routed alerts.
+    Escalation,
+}
+
+/// Sends a JSON message (an envelope) to one of the [`Channel`]s, visible after
+/// `delay_seconds` (SQS `DelaySeconds`, at most 900).
+#[async_trait]
+pub trait MessageBus: Send + Sync {
+    async fn send(
+        &self,
+        channel: Channel,
+        event_type: &str,
+        body: &str,
+        delay_seconds: u32,
+    ) -> Result<(), PortError>;
+}
+
+/// Health workers and supervisors (workers table): contact, availability, reservation.
+#[async_trait]
+pub trait Workers: Send + Sync {
+    async fn get(&self, worker_id: &str) -> Result<Option<crate::escalation::Worker>, PortError>;
+    /// Reserves an available worker for an emergency with a conditional write. `true` when
+    /// the worker is now (or already was) reserved by this emergency, `false` when the worker
+    /// does not exist, is unavailable or is reserved by another emergency.
+    async fn reserve(&self, worker_id: &str, emergency_id: &str) -> Result<bool, PortError>;
+    /// Releases the reservation if this emergency holds it; otherwise does nothing.
+    async fn release(&self, worker_id: &str, emergency_id: &str) -> Result<(), PortError>;
+}
+
+/// Village rosters and family contacts (directory table, prefixed keys).
+#[async_trait]
+pub trait Contacts: Send + Sync {
+    async fn roster(
+        &self,
+        village: &str,
+    ) -> Result<Option<crate::escalation::VillageRoster>, PortError>;
+    async fn family(
+        &self,
+        patient_id: &str,
+    ) -> Result<Option<crate::escalation::FamilyContact>, PortError>;
+}
+
+/// What an ambulance provider answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum DispatchOutcome {
+    Dispatched,
+    Failed { reason: String },
+}
+
+/// An ambulance dispatch provider.
+#[async_trait]
+pub trait AmbulanceProvider: Send + Sync {
+    async fn dispatch(
+        &self,
+        request_id: &str,
+        patient_id: &str,
+        village: &str,
+    ) -> Result<DispatchOutcome, PortError>;
+    async fn cancel(&self, request_id: &str) -> Result<(), PortError>;
+}
+
+/// What claiming a step execution found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerClaim {
+    /// First attempt: execute the step, then [`StepLedger::complete`] it.
+    New,
+    /// Another attempt claimed it and has not finished.
+    InProgress,
+    /// Done earlier, with this recorded outcome: reply with it, do not execute again.
+    Done(Value),
+}
+
+/// Records step executions that must happen once (e.g. an ambulance request).
+#[async_trait]
+pub trait StepLedger: Send + Sync {
+    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError>;
+    async fn complete(&self, key: &str, outcome: &Value) -> Result<(), PortError>;
 }

@@ -1,21 +1,161 @@
-//! Structured JSON logs for every function.
+//! Structured JSON logs and per-invocation metrics for every function.
 //!
-//! Each log line is one JSON object with the current spans' fields: the Lambda runtime's
-//! span carries the request id, and handlers open a span with the event's `correlation_id`.
+//! Each log line is one JSON object: `timestamp`, `level`, `message`, the event's fields, the
+//! fields of every enclosing span flattened onto the top level, `function_name` and
+//! `cold_start`. So every line of an invocation carries the Lambda runtime span's
+//! `requestId` (and `xrayTraceId`), and, inside a handler's per-event span, the event's
+//! `correlation_id`. `cold_start` is true during the init phase and the first invocation of
+//! the process (lambda_runtime's own lines included), false afterwards.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::time::SystemTime;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the JSON log subscriber; the level comes from `RUST_LOG` (default `info`).
+use crate::metrics;
+
+/// The log filter: `RUST_LOG` (e.g. `info`, `detect=debug,warn`), else Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls), else `info`.
+pub fn filter() -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| l.to_ascii_lowercase())
+        .ok()
+        .filter(|l| ["trace", "debug", "info", "warn", "error"].contains(&l.as_str()));
+    EnvFilter::new(level.as_deref().unwrap_or("info"))
+}
+
+/// Invocations started by this process (see [`invocation`]).
+static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// True during the init phase and the first invocation of this process.
+pub fn cold_start() -> bool {
+    INVOCATIONS.load(Ordering::SeqCst) <= 1
+}
+
+/// The JSON log layer (writes to stdout, like Lambda expects); every line gets
+/// `function_name` and [`cold_start`].
+pub fn json_layer<S>(function_name: &str) -> json_subscriber::JsonLayer<S, fn() -> std::io::Stdout>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let mut layer = json_subscriber::JsonLayer::stdout();
+    layer
+        .with_timer("timestamp", SystemTime)
+        .with_level("level")
+        .with_flattened_event()
+        .with_top_level_flattened_span_list();
+    layer.add_static_field("function_name", Value::from(function_name));
+    layer.add_dynamic_field("cold_start", |_, _| Some(cold_start()));
+    layer
+}
+
+/// The function's name: `AWS_LAMBDA_FUNCTION_NAME` (always set by Lambda), else the
+/// executable's name.
+pub fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.file_stem()?.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Installs the JSON log subscriber with [`filter`].
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .flatten_event(true)
-        .with_target(false)
-        .with_ansi(false)
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(json_layer(&function_name()))
         .try_init();
+}
+
+/// Runs one invocation of `function` (its short name, e.g. `detect`: the metrics'
+/// `Function` dimension) with a fresh metrics recorder, whose EMF documents are written to
+/// stdout when the handler returns.
+pub async fn invocation<F: Future>(function: &str, handler: F) -> F::Output {
+    INVOCATIONS.fetch_add(1, Ordering::SeqCst);
+    let (output, recorder) = metrics::capture(function, handler).await;
+    recorder.emit();
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::Instrument;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_line_of_an_invocation_has_request_function_cold_start_and_correlation() {
+        let buffer = Buffer::default();
+        let layer = json_layer("detect").with_writer(buffer.clone());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        // What lambda_runtime does around each invocation.
+        let runtime_span = tracing::info_span!("Lambda runtime invoke", requestId = "req-1");
+        for _ in 0..2 {
+            invocation("detect", async {
+                tracing::info!("batch received");
+                let span = tracing::info_span!("route", correlation_id = "corr-9");
+                let _enter = span.enter();
+                tracing::warn!(alert_id = "a-1", "alert routed");
+            })
+            .instrument(runtime_span.clone())
+            .await;
+        }
+
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for line in &lines {
+            assert_eq!(line["requestId"], "req-1", "{line}");
+            assert_eq!(line["function_name"], "detect", "{line}");
+            assert!(line["timestamp"].is_string());
+            assert!(line["level"].is_string());
+        }
+        // The invocation counter is process-wide: only the first invocation of the test binary is cold.
+        assert_eq!(lines[0]["cold_start"], lines[1]["cold_start"]);
+        assert_eq!(lines[2]["cold_start"], false);
+        assert_eq!(lines[3]["cold_start"], false);
+        assert_eq!(lines[1]["correlation_id"], "corr-9");
+        assert_eq!(lines[1]["alert_id"], "a-1");
+        assert_eq!(lines[1]["message"], "alert routed");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
 }

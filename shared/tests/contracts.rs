@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use schemars::{JsonSchema, schema_for};
 use shared::Envelope;
 use shared::envelope::EventData;
-use shared::events::{AlertRaised, AlertRouted, NotificationRequested, NotificationSent};
+use shared::events::{
+    AlertRaised, AlertResolved, AlertRouted, NotificationRequested, NotificationSent, ReadingLate,
+};
 use shared::reading::Reading;
 
 fn contracts_dir() -> PathBuf {
@@ -37,6 +39,8 @@ fn published_contracts_match_the_event_types() {
         check::<Reading>(),
         check::<AlertRaised>(),
         check::<AlertRouted>(),
+        check::<AlertResolved>(),
+        check::<ReadingLate>(),
         check::<NotificationRequested>(),
         check::<NotificationSent>(),
     ]

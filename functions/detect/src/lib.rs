@@ -1,10 +1,13 @@
 //! `detect`: readings stream (Kinesis) -> per-patient anomaly rules -> `AlertRaised`.
 //!
-//! For each batch: records are decoded in order; each patient's readings are evaluated
-//! against the patient's stored state; every alert is appended to the event table (a
+//! For each batch: records are decoded in order; each patient's readings are applied to
+//! the patient's stored state by the event-time engine (`shared::detection`), with the
+//! rules of `rules.yaml` (or of the file named by `DETECT_RULES_PATH`). Late readings are
+//! recorded as `ReadingLate` events; every alert is appended to the event table (a
 //! conditional write keyed on the deterministic alert id, so a redelivered batch never
-//! raises an alert twice) and published to the alerts topic; the state is saved once per
-//! patient with an optimistic version check.
+//! raises an alert twice) and published to the alerts topic; a condition that clears is
+//! recorded as `AlertResolved`; the state is saved once per patient, only if it changed,
+//! with an optimistic version check.
 //!
 //! A record that does not decode (poison) can never succeed, so it is not retried: it is
 //! sent, payload and all, to the dead-letter queue and the batch goes on. Other failures
@@ -18,13 +21,20 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
-use shared::detection::{AlertCandidate, PatientState, Rule, evaluate};
+use shared::detection::{
+    AlertCandidate, ConfigError, Input, LateReading, PatientState, Resolution, RuleSet,
+};
 use shared::envelope::{Envelope, Lineage, decode};
-use shared::events::{AlertRaised, alert_stream};
+use shared::events::{
+    AlertRaised, AlertResolved, ReadingLate, alert_resolution_stream, alert_stream,
+    late_reading_stream,
+};
+use shared::idempotency::{Config, Idempotency, IdempotencyError};
 use shared::ids::deterministic_id;
+use shared::metrics;
 use shared::ports::{
-    AlertPublisher, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord, PortError,
-    StoredEvent,
+    AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
+    PortError, StoredEvent,
 };
 use shared::reading::Reading;
 use shared::routing::UNKNOWN_VILLAGE;
@@ -32,14 +42,45 @@ use shared::routing::UNKNOWN_VILLAGE;
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "detect";
 
+/// The default rules, compiled into the binary so the Lambda zip stays one file.
+pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");
+
+/// Environment variable naming a rules file that replaces the default.
+pub const RULES_PATH_ENV: &str = "DETECT_RULES_PATH";
+
+/// The embedded default rules, validated.
+pub fn default_rules() -> Result<RuleSet, ConfigError> {
+    RuleSet::from_yaml(DEFAULT_RULES_YAML)
+}
+
+/// The rules of the file at `path`, or the default ones; validated either way. The error
+/// names the file and every problem in it.
+pub fn load_rules(path: Option<&std::path::Path>) -> Result<RuleSet, String> {
+    match path {
+        None => default_rules().map_err(|e| format!("embedded rules.yaml: {e}")),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading rules file {}: {e}", path.display()))?;
+            RuleSet::from_yaml(&text).map_err(|e| format!("rules file {}: {e}", path.display()))
+        }
+    }
+}
+
 /// What `detect` needs, passed in by `main` (AWS) or by tests (in memory).
 pub struct Deps<'a> {
-    pub rules: &'a [Rule],
+    pub rules: &'a RuleSet,
     pub state: &'a dyn PatientStateStore,
     pub events: &'a dyn EventStore,
     pub directory: &'a dyn Directory,
     pub publisher: &'a dyn AlertPublisher,
     pub dead_letters: &'a dyn DeadLetters,
+    /// Guards each alert's SNS publish (see [`publish_idempotency_config`]).
+    pub publish_guard: &'a Idempotency<'a>,
+}
+
+/// Idempotency of publishing: one publish per alert id; a repeat must carry the same data.
+pub fn publish_idempotency_config() -> Config {
+    Config::new("detect-publish", "/data/alertId").validate("/data")
 }
 
 /// One decoded record and where it sits in the batch.
@@ -48,14 +89,53 @@ struct Decoded {
     envelope: Envelope<Reading>,
 }
 
+/// What one batch did: logged as one structured line (`batch summary`) and returned so
+/// the counts can feed metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub records: usize,
+    /// Undecodable records sent to the dead-letter queue.
+    pub poison: usize,
+    pub patients: usize,
+    /// Readings already seen (redelivery).
+    pub duplicates: usize,
+    /// Readings beyond the allowed lateness, recorded as `ReadingLate`.
+    pub late: usize,
+    /// Readings evaluated by the rules in this batch.
+    pub evaluated: usize,
+    /// Readings waiting for the allowed lateness to pass, over the patients of the batch.
+    pub pending: usize,
+    pub alerts_raised: usize,
+    pub alerts_resolved: usize,
+    /// Patient state saves (DynamoDB `PutItem`).
+    pub state_writes: usize,
+    /// Event appends (DynamoDB `PutItem`): alerts, resolutions, late readings.
+    pub event_writes: usize,
+    /// Patients whose readings will be retried.
+    pub failed_patients: usize,
+}
+
 /// Handles one Kinesis batch and reports the first record that was not fully processed.
 pub async fn handle(
     deps: &Deps<'_>,
     event: &KinesisEvent,
     now: DateTime<Utc>,
 ) -> KinesisEventResponse {
+    handle_batch(deps, event, now).await.0
+}
+
+/// [`handle`], also returning what the batch did.
+pub async fn handle_batch(
+    deps: &Deps<'_>,
+    event: &KinesisEvent,
+    now: DateTime<Utc>,
+) -> (KinesisEventResponse, BatchSummary) {
     let records = &event.records;
     let mut first_failure: Option<usize> = None;
+    let mut summary = BatchSummary {
+        records: records.len(),
+        ..BatchSummary::default()
+    };
 
     // Decode in order. Poison records go to the dead-letter queue; if that fails too,
     // stop there (everything from it on is retried).
@@ -64,6 +144,7 @@ pub async fn handle(
         match decode::<Reading>(&record.kinesis.data.0) {
             Ok(envelope) => decoded.push(Decoded { index, envelope }),
             Err(err) => {
+                summary.poison += 1;
                 tracing::error!(
                     sequence_number = %record.kinesis.sequence_number,
                     partition_key = %record.kinesis.partition_key,
@@ -83,6 +164,14 @@ pub async fn handle(
         }
     }
 
+    // End-to-end lag of the batch: its oldest reading's event time to now.
+    if let Some(oldest) = decoded.iter().map(|d| d.envelope.data.timestamp).min() {
+        metrics::milliseconds(
+            metrics::END_TO_END_LAG_MS,
+            (now - oldest).num_milliseconds() as f64,
+        );
+    }
+
     // Group by patient, keeping batch order within each patient.
     let mut by_patient: BTreeMap<String, Vec<Decoded>> = BTreeMap::new();
     for d in decoded {
@@ -92,9 +181,11 @@ pub async fn handle(
             .push(d);
     }
 
+    summary.patients = by_patient.len();
     for (patient_id, readings) in &by_patient {
-        if let Err(err) = process_patient(deps, patient_id, readings, now).await {
+        if let Err(err) = process_patient(deps, patient_id, readings, now, &mut summary).await {
             let index = readings[0].index;
+            summary.failed_patients += 1;
             tracing::error!(patient_id, error = %err, "patient's readings not processed; will be retried");
             first_failure = Some(first_failure.map_or(index, |f| f.min(index)));
         }
@@ -104,7 +195,28 @@ pub async fn handle(
     if let Some(index) = first_failure {
         response.add_failure(sequence_number(&records[index]));
     }
-    response
+    metrics::count(metrics::DUPLICATES_SKIPPED, summary.duplicates);
+    metrics::count(metrics::LATE_READINGS, summary.late);
+    metrics::count(
+        metrics::BATCH_ITEM_FAILURES,
+        response.batch_item_failures.len(),
+    );
+    tracing::info!(
+        records = summary.records,
+        poison = summary.poison,
+        patients = summary.patients,
+        duplicates = summary.duplicates,
+        late = summary.late,
+        evaluated = summary.evaluated,
+        pending = summary.pending,
+        alerts_raised = summary.alerts_raised,
+        alerts_resolved = summary.alerts_resolved,
+        state_writes = summary.state_writes,
+        event_writes = summary.event_writes,
+        failed_patients = summary.failed_patients,
+        "batch summary"
+    );
+    (response, summary)
 }
 
 fn poison(record: &KinesisEventRecord, reason: &str) -> PoisonRecord {
@@ -130,48 +242,140 @@ async fn process_patient(
     patient_id: &str,
     readings: &[Decoded],
     now: DateTime<Utc>,
+    summary: &mut BatchSummary,
 ) -> Result<(), PortError> {
     let stored = deps.state.load(patient_id).await?;
     let mut state: PatientState = stored.value;
-    let input: Vec<(String, Reading)> = readings
+    let inputs: Vec<Input<'_>> = readings
         .iter()
-        .map(|d| (d.envelope.event_id.clone(), d.envelope.data.clone()))
+        .map(|d| Input {
+            event_id: &d.envelope.event_id,
+            correlation_id: &d.envelope.correlation_id,
+            reading: &d.envelope.data,
+        })
         .collect();
-    let evaluation = evaluate(&mut state, deps.rules, &input);
+    let outcome = deps.rules.apply(&mut state, patient_id, &inputs, now);
 
-    if !evaluation.duplicates.is_empty() {
+    summary.duplicates += outcome.duplicates.len();
+    summary.evaluated += outcome.evaluated;
+    summary.pending += outcome.pending;
+    if !outcome.duplicates.is_empty() {
         tracing::info!(
             patient_id,
-            duplicates = evaluation.duplicates.len(),
+            duplicates = outcome.duplicates.len(),
             "skipped redelivered readings"
         );
     }
-    for event_id in &evaluation.late {
-        tracing::warn!(
-            patient_id,
-            event_id,
-            "late reading: older than the newest of its type, not evaluated"
-        );
+    for late in &outcome.late {
+        record_late(deps, patient_id, late, now).await?;
+        summary.late += 1;
+        summary.event_writes += 1;
     }
-
-    for candidate in &evaluation.alerts {
-        let trigger = readings
-            .iter()
-            .find(|d| d.envelope.event_id == candidate.trigger_event_id)
-            .map(|d| &d.envelope);
-        let lineage = match trigger {
-            Some(env) => env.child_lineage(),
-            None => Lineage {
-                correlation_id: candidate.alert_id.clone(),
-                causation_id: candidate.trigger_event_id.clone(),
-            },
+    for candidate in &outcome.alerts {
+        let lineage = Lineage {
+            correlation_id: candidate.correlation_id.clone(),
+            causation_id: candidate.trigger_event_id.clone(),
         };
         raise(deps, candidate, patient_id, lineage, now).await?;
+        summary.alerts_raised += 1;
+        summary.event_writes += 1;
+    }
+    for resolution in &outcome.resolutions {
+        resolve(deps, resolution, patient_id, now).await?;
+        summary.alerts_resolved += 1;
+        summary.event_writes += 1;
     }
 
-    if evaluation.changed {
+    if outcome.changed {
         deps.state.save(patient_id, stored.version, &state).await?;
+        summary.state_writes += 1;
     }
+    Ok(())
+}
+
+/// Records a reading that came too late to be evaluated (an event; never dropped silently).
+async fn record_late(
+    deps: &Deps<'_>,
+    patient_id: &str,
+    late: &LateReading,
+    now: DateTime<Utc>,
+) -> Result<(), PortError> {
+    let behind = late.frontier - late.timestamp;
+    let data = ReadingLate {
+        reading_event_id: late.event_id.clone(),
+        patient_id: patient_id.to_string(),
+        vital: late.vital,
+        value: late.value,
+        timestamp: late.timestamp,
+        frontier: late.frontier,
+        behind_seconds: behind.num_milliseconds() as f64 / 1000.0,
+    };
+    let event_id = deterministic_id(&["ReadingLate", &late.event_id]);
+    let lineage = Lineage {
+        correlation_id: late.correlation_id.clone(),
+        causation_id: late.event_id.clone(),
+    };
+    let envelope = Envelope::new(event_id, SOURCE, lineage, now, data);
+    let appended = deps
+        .events
+        .append(
+            &late_reading_stream(&late.event_id),
+            0,
+            &StoredEvent::from_envelope(&envelope)?,
+        )
+        .await?;
+    tracing::warn!(
+        correlation_id = %envelope.correlation_id,
+        patient_id,
+        event_id = %late.event_id,
+        reading_time = %late.timestamp,
+        frontier = %late.frontier,
+        behind_seconds = envelope.data.behind_seconds,
+        ?appended,
+        "late reading: beyond the allowed lateness, recorded and not evaluated"
+    );
+    Ok(())
+}
+
+/// Records that an alert's condition no longer holds.
+async fn resolve(
+    deps: &Deps<'_>,
+    resolution: &Resolution,
+    patient_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), PortError> {
+    let data = AlertResolved {
+        alert_id: resolution.alert_id.clone(),
+        patient_id: patient_id.to_string(),
+        rule_id: resolution.rule.id.clone(),
+        alert_type: resolution.rule.alert_type.clone(),
+        severity: resolution.rule.severity,
+        episode_start: resolution.episode_start,
+        resolved_at: resolution.resolved_at,
+        reading_event_id: resolution.trigger_event_id.clone(),
+    };
+    let event_id = deterministic_id(&["AlertResolved", &resolution.alert_id]);
+    let lineage = Lineage {
+        correlation_id: resolution.correlation_id.clone(),
+        causation_id: resolution.trigger_event_id.clone(),
+    };
+    let envelope = Envelope::new(event_id, SOURCE, lineage, now, data);
+    let appended = deps
+        .events
+        .append(
+            &alert_resolution_stream(&resolution.alert_id),
+            0,
+            &StoredEvent::from_envelope(&envelope)?,
+        )
+        .await?;
+    tracing::info!(
+        correlation_id = %envelope.correlation_id,
+        alert_id = %resolution.alert_id,
+        patient_id,
+        rule_id = %resolution.rule.id,
+        ?appended,
+        "alert resolved"
+    );
     Ok(())
 }
 
@@ -209,9 +413,29 @@ async fn raise(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
-    // Published on a duplicate too: an earlier attempt may have stored the alert and then
-    // failed before publishing. Consumers are idempotent by alert id.
-    deps.publisher.publish(&envelope).await?;
+    // Published on a duplicate append too (an earlier attempt may have stored the alert
+    // and then failed before publishing), but once per alert: the idempotency guard
+    // returns without publishing when an earlier publish completed.
+    let payload =
+        serde_json::to_value(&envelope).map_err(|e| PortError::backend("encoding the alert", e))?;
+    deps.publish_guard
+        .run(&payload, now, || deps.publisher.publish(&envelope))
+        .await
+        .map_err(|e| match e {
+            IdempotencyError::Handler(err) => err,
+            other => PortError::Backend(other.to_string()),
+        })?;
+    match appended {
+        Appended::Written => metrics::count_by(
+            metrics::ALERTS_RAISED,
+            1,
+            &[
+                ("Rule", &candidate.rule.id),
+                ("Severity", candidate.rule.severity.as_str()),
+            ],
+        ),
+        Appended::Duplicate => metrics::count(metrics::DUPLICATES_SKIPPED, 1),
+    }
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %candidate.alert_id,

@@ -2,22 +2,32 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::aws::{
-    DynamoDirectory, DynamoEventStore, DynamoStateStore, SnsAlertPublisher, SqsDeadLetters,
-    load_config,
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore, SnsAlertPublisher,
+    SqsDeadLetters, load_config,
 };
 use shared::config::required_env;
-use shared::detection::default_rules;
+use shared::idempotency::{Idempotency, deadline_from_millis};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = load_config().await;
-    let rules = default_rules();
+    let rules_path = std::env::var_os(detect::RULES_PATH_ENV).map(std::path::PathBuf::from);
+    let rules = detect::load_rules(rules_path.as_deref())?;
+    tracing::info!(
+        rules = rules.rules().len(),
+        allowed_lateness_seconds = rules.config().allowed_lateness_seconds,
+        source = %rules_path.as_deref().map_or("embedded rules.yaml".to_string(), |p| p.display().to_string()),
+        "detection rules loaded"
+    );
     let state = DynamoStateStore::new(&config, required_env("STATE_TABLE")?);
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let publisher = SnsAlertPublisher::new(&config, required_env("ALERTS_TOPIC_ARN")?);
     let dead_letters = SqsDeadLetters::new(&config, required_env("DEAD_LETTER_QUEUE_URL")?);
+    let idempotency_store =
+        DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?);
+    let publish_guard = Idempotency::new(&idempotency_store, detect::publish_idempotency_config());
     let deps = detect::Deps {
         rules: &rules,
         state: &state,
@@ -25,12 +35,23 @@ async fn main() -> Result<(), Error> {
         directory: &directory,
         publisher: &publisher,
         dead_letters: &dead_letters,
+        publish_guard: &publish_guard,
     };
-    let deps = &deps;
+    let (deps, publish_guard) = (&deps, &publish_guard);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
+            // In-progress publish records expire with this invocation.
+            let guard = publish_guard.with_deadline(deadline_from_millis(event.context.deadline));
+            let deps = detect::Deps {
+                publish_guard: &guard,
+                ..*deps
+            };
             Ok::<KinesisEventResponse, Error>(
-                detect::handle(deps, &event.payload, chrono::Utc::now()).await,
+                shared::telemetry::invocation(
+                    detect::SOURCE,
+                    detect::handle(&deps, &event.payload, chrono::Utc::now()),
+                )
+                .await,
             )
         },
     ))

@@ -2,9 +2,8 @@
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{DateTime, Duration, Utc};
-use detect::{Deps, handle};
+use detect::{Deps, default_rules, handle, handle_batch};
 use serde_json::json;
-use shared::detection::default_rules;
 use shared::envelope::{Envelope, Lineage};
 use shared::events::alert_stream;
 use shared::memory::*;
@@ -15,6 +14,12 @@ fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
+}
+
+/// Processing time of the tests: an hour after the readings, so the allowed lateness has
+/// passed and every reading is evaluated in the batch it arrives in.
+fn after() -> DateTime<Utc> {
+    t0() + Duration::hours(1)
 }
 
 fn envelope(patient: &str, vital: VitalType, value: f64, minute: i64) -> Envelope<Reading> {
@@ -73,11 +78,14 @@ struct World {
     directory: MemoryDirectory,
     publisher: MemoryPublisher,
     dead_letters: MemoryDeadLetters,
-    rules: Vec<shared::detection::Rule>,
+    rules: shared::detection::RuleSet,
+    publish_guard: shared::idempotency::Idempotency<'static>,
+    idempotency: &'static MemoryIdempotencyStore,
 }
 
 impl World {
     fn new() -> Self {
+        let idempotency: &'static MemoryIdempotencyStore = Box::leak(Box::default());
         World {
             state: MemoryStateStore::default(),
             events: MemoryEventStore::default(),
@@ -91,7 +99,12 @@ impl World {
             }]),
             publisher: MemoryPublisher::default(),
             dead_letters: MemoryDeadLetters::default(),
-            rules: default_rules(),
+            rules: default_rules().expect("the embedded rules are valid"),
+            publish_guard: shared::idempotency::Idempotency::new(
+                idempotency,
+                detect::publish_idempotency_config(),
+            ),
+            idempotency,
         }
     }
 
@@ -103,6 +116,7 @@ impl World {
             directory: &self.directory,
             publisher: &self.publisher,
             dead_letters: &self.dead_letters,
+            publish_guard: &self.publish_guard,
         }
     }
 }
@@ -117,7 +131,7 @@ async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
         envelope("p-sick", VitalType::HeartRate, 130.0, 2),
     ]));
 
-    let response = handle(&world.deps(), &batch, Utc::now()).await;
+    let response = handle(&world.deps(), &batch, after()).await;
 
     assert!(response.batch_item_failures.is_empty());
     let published = world.publisher.published.lock().unwrap();
@@ -137,8 +151,8 @@ async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
 async fn the_same_batch_twice_stores_one_alert_and_publishes_once() {
     let world = World::new();
     let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
-    handle(&world.deps(), &batch, Utc::now()).await;
-    handle(&world.deps(), &batch, Utc::now()).await;
+    handle(&world.deps(), &batch, after()).await;
+    handle(&world.deps(), &batch, after()).await;
     assert_eq!(world.events.all().len(), 1);
     assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
 }
@@ -147,17 +161,20 @@ async fn the_same_batch_twice_stores_one_alert_and_publishes_once() {
 async fn a_lost_state_save_re_raises_the_same_alert_id_without_a_second_copy() {
     let world = World::new();
     let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
-    handle(&world.deps(), &batch, Utc::now()).await;
+    handle(&world.deps(), &batch, after()).await;
     world.state.states.lock().unwrap().clear(); // as if the save had not happened
-    handle(&world.deps(), &batch, Utc::now()).await;
+    handle(&world.deps(), &batch, after()).await;
     assert_eq!(world.events.all().len(), 1, "one alert in the store");
+    // The first publish completed: the idempotency guard does not publish it again.
     let published = world.publisher.published.lock().unwrap();
-    assert_eq!(
-        published.len(),
-        2,
-        "published again: the first publish may have been lost"
-    );
-    assert_eq!(published[0].data.alert_id, published[1].data.alert_id);
+    assert_eq!(published.len(), 1, "published once");
+    let key = world
+        .publish_guard
+        .key_for::<()>(&serde_json::to_value(&published[0]).unwrap())
+        .unwrap();
+    drop(published);
+    let record = world.idempotency.records.lock().unwrap()[&key].clone();
+    assert_eq!(record.status, shared::idempotency::Status::Completed);
 }
 
 fn poison_batch() -> KinesisEvent {
@@ -170,7 +187,7 @@ fn poison_batch() -> KinesisEvent {
 #[tokio::test]
 async fn a_poison_record_is_dead_lettered_with_its_payload_and_the_rest_is_processed() {
     let world = World::new();
-    let response = handle(&world.deps(), &poison_batch(), Utc::now()).await;
+    let response = handle(&world.deps(), &poison_batch(), after()).await;
 
     assert!(response.batch_item_failures.is_empty());
     let letters = world.dead_letters.records.lock().unwrap();
@@ -196,7 +213,7 @@ async fn a_poison_record_is_dead_lettered_with_its_payload_and_the_rest_is_proce
 async fn without_a_dead_letter_queue_the_poison_record_is_reported_and_nothing_after_it_runs() {
     let world = World::new();
     *world.dead_letters.fail_with.lock().unwrap() = Some("queue unavailable".into());
-    let response = handle(&world.deps(), &poison_batch(), Utc::now()).await;
+    let response = handle(&world.deps(), &poison_batch(), after()).await;
 
     let failed: Vec<_> = response
         .batch_item_failures
@@ -245,7 +262,7 @@ async fn a_state_conflict_reports_the_patients_first_record() {
         envelope("p-well", VitalType::HeartRate, 70.0, 0),
         envelope("p-sick", VitalType::HeartRate, 70.0, 0),
     ]));
-    let response = handle(&deps, &batch, Utc::now()).await;
+    let response = handle(&deps, &batch, after()).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -259,10 +276,235 @@ async fn sample_kinesis_event_raises_the_tachycardia_alert() {
     let world = World::new();
     let text = include_str!("../../../events/samples/kinesis-readings.json");
     let event: KinesisEvent = serde_json::from_str(text).unwrap();
-    let response = handle(&world.deps(), &event, Utc::now()).await;
+    let response = handle(&world.deps(), &event, after()).await;
     assert!(response.batch_item_failures.is_empty());
     let published = world.publisher.published.lock().unwrap();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].data.alert_type, "tachycardia");
     assert_eq!(published[0].correlation_id, "clinic-upload-0042");
+}
+
+fn envelope_at(patient: &str, vital: VitalType, value: f64, second: i64) -> Envelope<Reading> {
+    let mut env = envelope(patient, vital, value, 0);
+    env.data.timestamp = t0() + Duration::seconds(second);
+    env.event_id = env.data.event_id();
+    env
+}
+
+#[tokio::test]
+async fn a_reading_beyond_the_allowed_lateness_is_recorded_as_a_late_event_and_counted() {
+    let world = World::new();
+    // Arriving as soon as they were taken: the frontier is 600 - 60 s.
+    let now = t0() + Duration::seconds(600);
+    let first = kinesis_event(&payloads(&[
+        envelope_at("p-sick", VitalType::Spo2, 97.0, 0),
+        envelope_at("p-sick", VitalType::Spo2, 97.0, 600),
+    ]));
+    handle(&world.deps(), &first, now).await;
+    // 600 - 60 = 540 is final: a reading at 500 s is late, one at 580 s is not.
+    let late = envelope_at("p-sick", VitalType::Spo2, 80.0, 500);
+    let in_time = envelope_at("p-sick", VitalType::Spo2, 96.0, 580);
+    let second = kinesis_event(&payloads(&[late.clone(), in_time]));
+    let (response, summary) = handle_batch(&world.deps(), &second, now).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.late, 1);
+    let recorded = world
+        .events
+        .stream(&shared::events::late_reading_stream(&late.event_id));
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].event_type, "ReadingLate");
+    assert_eq!(recorded[0].data["value"], 80.0);
+    assert_eq!(recorded[0].data["behindSeconds"], 40.0);
+    assert_eq!(recorded[0].correlation_id, "corr-p-sick");
+    assert!(
+        world.publisher.published.lock().unwrap().is_empty(),
+        "a late reading is not evaluated"
+    );
+}
+
+#[tokio::test]
+async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
+    let world = World::new();
+    let batch = kinesis_event(&payloads(&[
+        envelope("p-sick", VitalType::Spo2, 85.0, 0),
+        envelope("p-sick", VitalType::Spo2, 84.0, 1),
+        envelope("p-sick", VitalType::Spo2, 96.0, 2),
+    ]));
+    let (_, summary) = handle_batch(&world.deps(), &batch, after()).await;
+    assert_eq!((summary.alerts_raised, summary.alerts_resolved), (1, 1));
+    let alert_id = {
+        let published = world.publisher.published.lock().unwrap();
+        assert_eq!(published.len(), 1, "one alert for the continuing condition");
+        published[0].data.alert_id.clone()
+    };
+    let resolved = world
+        .events
+        .stream(&shared::events::alert_resolution_stream(&alert_id));
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].event_type, "AlertResolved");
+    assert_eq!(resolved[0].data["alertId"], alert_id.as_str());
+    let resolved_at: DateTime<Utc> = resolved[0].data["resolvedAt"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("resolvedAt is a timestamp");
+    assert_eq!(resolved_at, t0() + Duration::minutes(2));
+    // Redelivery adds nothing.
+    let before = world.events.all().len();
+    handle(&world.deps(), &batch, after()).await;
+    assert_eq!(world.events.all().len(), before);
+}
+
+/// Counts the event-store write requests (appends) that reach the store.
+struct CountingEvents<'a> {
+    inner: &'a MemoryEventStore,
+    appends: std::sync::Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::EventStore for CountingEvents<'_> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected_version: u64,
+        event: &shared::ports::StoredEvent,
+    ) -> Result<shared::ports::Appended, shared::ports::PortError> {
+        *self.appends.lock().unwrap() += 1;
+        self.inner.append(stream_id, expected_version, event).await
+    }
+}
+
+/// DynamoDB write requests (state saves + event appends) per 1,000 readings in steady
+/// state, for batches of 100 records with `patients` patients per batch. Readings are
+/// healthy (so no alerts), 5 vitals per patient every 30 s, 5 s of transport delay.
+async fn writes_per_1000(patients_per_batch: usize) -> (usize, usize, usize) {
+    let world = World::new();
+    let events = CountingEvents {
+        inner: &world.events,
+        appends: std::sync::Mutex::new(0),
+    };
+    let deps = Deps {
+        events: &events,
+        ..world.deps()
+    };
+    let per_patient = 100 / patients_per_batch;
+    let rounds = per_patient / 5;
+    let healthy = [
+        (VitalType::HeartRate, 72.0),
+        (VitalType::Spo2, 97.0),
+        (VitalType::Temperature, 36.8),
+        (VitalType::SystolicBp, 120.0),
+        (VitalType::DiastolicBp, 80.0),
+    ];
+    let mut second = 0i64;
+    let mut counted = (0, 0, 0);
+    // Batch 0 warms the state up; batches 1..=10 are the 1,000 steady-state readings.
+    for batch_no in 0..=10 {
+        let mut envs = Vec::new();
+        for p in 0..patients_per_batch {
+            let patient = format!("p-{p}");
+            for round in 0..rounds as i64 {
+                for (vital, value) in healthy {
+                    envs.push(envelope_at(&patient, vital, value, second + round * 30));
+                }
+            }
+        }
+        second += rounds as i64 * 30;
+        let now = t0() + Duration::seconds(second + 5);
+        let saves_before = *world.state.saves.lock().unwrap();
+        let appends_before = *events.appends.lock().unwrap();
+        let (response, summary) = handle_batch(&deps, &kinesis_event(&payloads(&envs)), now).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(summary.records, 100);
+        if batch_no > 0 {
+            counted.0 += summary.evaluated;
+            counted.1 += *world.state.saves.lock().unwrap() - saves_before;
+            counted.2 += *events.appends.lock().unwrap() - appends_before;
+        }
+    }
+    counted
+}
+
+#[tokio::test]
+async fn dynamodb_writes_per_1000_readings_in_steady_state() {
+    let mut report = Vec::new();
+    for patients in [1, 2, 4, 10, 20] {
+        let (evaluated, saves, appends) = writes_per_1000(patients).await;
+        report.push(format!(
+            "{patients} patients x {} readings per batch of 100: {} writes per 1000 readings ({saves} state saves, {appends} event appends; {evaluated} evaluated)",
+            100 / patients,
+            saves + appends
+        ));
+        // One conditional save per patient per batch, nothing else for healthy readings.
+        assert_eq!(saves, patients * 10, "{}", report.join("\n"));
+        assert_eq!(appends, 0);
+        if patients <= 2 {
+            assert!(saves + appends <= 30, "{}", report.join("\n"));
+        }
+    }
+    println!("{}", report.join("\n"));
+}
+
+#[test]
+fn the_embedded_rules_keep_the_starter_rules_and_a_bad_rules_file_is_refused_clearly() {
+    let rules = default_rules().unwrap();
+    let ids: Vec<_> = rules.rules().iter().map(|r| r.id.as_str()).collect();
+    assert!(
+        ids.contains(&"hr-high-3") && ids.contains(&"spo2-low"),
+        "{ids:?}"
+    );
+    assert_eq!(rules.allowed_lateness(), Duration::seconds(60));
+
+    let dir = std::env::temp_dir().join(format!("detect-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nrules:\n  - {id: x, alertType: t, severity: info, condition: {kind: window, metric: temperature, window: sliding, seconds: 0, aggregate: avg, op: above, value: .nan}}\n",
+    )
+    .unwrap();
+    let err = detect::load_rules(Some(&path)).unwrap_err();
+    assert!(err.contains("rules.yaml"), "{err}");
+    assert!(
+        err.contains("window seconds must be between 1 and 86400 (got 0)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("value must be a finite number (got NaN)"),
+        "{err}"
+    );
+    let missing = detect::load_rules(Some(&dir.join("nope.yaml"))).unwrap_err();
+    assert!(missing.contains("nope.yaml"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
+    use shared::metrics::{self, capture};
+    let world = World::new();
+    let low = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 10)]));
+    let now = t0() + Duration::minutes(12);
+
+    let (response, first) = capture("detect", handle(&world.deps(), &low, now)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(first.total(metrics::ALERTS_RAISED), 1.0);
+    assert_eq!(first.total(metrics::BATCH_ITEM_FAILURES), 0.0);
+    assert_eq!(first.values(metrics::END_TO_END_LAG_MS), vec![120_000.0]);
+    let alert = world.publisher.published.lock().unwrap()[0].data.clone();
+    let documents = first.documents(0);
+    let alerts = documents
+        .iter()
+        .find(|d| d.get(metrics::ALERTS_RAISED).is_some())
+        .expect("an AlertsRaised document");
+    assert_eq!(alerts["Rule"], alert.rule_id.as_str());
+    assert_eq!(alerts["Severity"], alert.severity.as_str());
+    assert_eq!(alerts["Function"], "detect");
+
+    // An older SpO2 reading after a newer one is late; the first batch again is a duplicate.
+    let older = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 97.0, 5)]));
+    let (_, second) = capture("detect", handle(&world.deps(), &older, now)).await;
+    assert_eq!(second.total(metrics::LATE_READINGS), 1.0);
+    let (_, third) = capture("detect", handle(&world.deps(), &low, now)).await;
+    assert_eq!(third.total(metrics::DUPLICATES_SKIPPED), 1.0);
+    assert_eq!(third.total(metrics::ALERTS_RAISED), 0.0);
 }

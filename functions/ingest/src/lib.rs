@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::envelope::{Envelope, Lineage};
 use shared::ids::random_id;
+use shared::metrics;
 use shared::ports::{ReadingSink, StreamRecord};
 use shared::reading::{FieldError, RequestError, parse_readings};
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "ingest";
@@ -27,9 +29,19 @@ pub async fn handle(
     now: DateTime<Utc>,
 ) -> ApiGatewayV2httpResponse {
     let correlation_id = correlation_id(&request.headers);
+    // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("ingest", correlation_id = %correlation_id);
-    let _enter = span.enter();
+    accept(sink, request, now, correlation_id)
+        .instrument(span)
+        .await
+}
 
+async fn accept(
+    sink: &dyn ReadingSink,
+    request: &ApiGatewayV2httpRequest,
+    now: DateTime<Utc>,
+    correlation_id: String,
+) -> ApiGatewayV2httpResponse {
     let body = match request_body(request) {
         Ok(body) => body,
         Err(problem) => {
@@ -96,6 +108,7 @@ pub async fn handle(
         );
     }
     tracing::info!(accepted = count, "readings accepted");
+    metrics::count(metrics::READINGS_INGESTED, count);
     json_response(
         202,
         &json!({"accepted": count, "eventIds": event_ids, "correlationId": correlation_id}),

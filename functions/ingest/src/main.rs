@@ -17,7 +17,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             Ok::<ApiGatewayV2httpResponse, Error>(
-                ingest::handle(sink, &event.payload, chrono::Utc::now()).await,
+                shared::telemetry::invocation(
+                    ingest::SOURCE,
+                    ingest::handle(sink, &event.payload, chrono::Utc::now()),
+                )
+                .await,
             )
         },
     ))

@@ -4,22 +4,39 @@
 //! Idempotent by notification id: a redelivered request finds the outbox row `sent` and
 //! sends nothing. A crash between sending and marking the row can resend once: delivery is
 //! at-least-once, the record of it exactly-once.
+//!
+//! Each request is also guarded by the idempotency utility (key: the notification id;
+//! validated: the request data), so a repeat of a completed request does nothing and a
+//! concurrent duplicate is refused while the first one runs. Messages of a batch are
+//! processed concurrently.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use shared::batch::{BatchError, body, process_sqs};
+use shared::batch::{BatchError, body, sqs_standard};
 use shared::envelope::{Envelope, decode};
 use shared::events::{NotificationRequested, NotificationSent, notification_stream};
+use shared::idempotency::{Config, Idempotency};
 use shared::ids::deterministic_id;
 use shared::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
+
+/// Messages of one batch notified at the same time.
+pub const CONCURRENCY: usize = 4;
 
 pub struct Deps<'a> {
     pub outbox: &'a dyn Outbox,
     pub sender: &'a dyn MessageSender,
     pub events: &'a dyn EventStore,
+    /// Guards each notification (see [`idempotency_config`]).
+    pub idempotency: &'a Idempotency<'a>,
+}
+
+/// Idempotency of notifying: once per notification id; a repeat must carry the same data.
+pub fn idempotency_config() -> Config {
+    Config::new(SOURCE, "/data/notificationId").validate("/data")
 }
 
 /// Handles one SQS batch; failed messages are reported for redelivery.
@@ -28,7 +45,10 @@ pub async fn handle(
     event: &SqsEvent,
     now: DateTime<Utc>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    process_sqs(&event.records, |message| notify_one(deps, message, now)).await
+    sqs_standard(&event.records, CONCURRENCY, |message| {
+        notify_one(deps, message, now)
+    })
+    .await
 }
 
 async fn notify_one(
@@ -37,9 +57,37 @@ async fn notify_one(
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
+    // Instrumented (not entered): the span must follow the future across awaits.
+    let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %request.data.notification_id);
+    deliver_once(deps, &request, now).instrument(span).await
+}
+
+/// Delivers the notification unless an earlier delivery already did (idempotency guard).
+async fn deliver_once(
+    deps: &Deps<'_>,
+    request: &Envelope<NotificationRequested>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let payload = serde_json::to_value(request).map_err(|e| e.to_string())?;
+    let outcome = deps
+        .idempotency
+        .run(&payload, now, || deliver(deps, request, now))
+        .await
+        .map_err(|e| e.to_string())?;
+    if outcome.replayed() {
+        shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+        tracing::info!("notification already handled; nothing done");
+    }
+    Ok(())
+}
+
+/// Claims, sends and records one notification; returns the provider's message id.
+async fn deliver(
+    deps: &Deps<'_>,
+    request: &Envelope<NotificationRequested>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, String> {
     let n = &request.data;
-    let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %n.notification_id);
-    let _enter = span.enter();
 
     let entry = OutboxEntry {
         notification_id: n.notification_id.clone(),
@@ -53,6 +101,7 @@ async fn notify_one(
     let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
         Claim::AlreadySent => {
             tracing::info!("notification already sent; skipping");
+            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
             None
         }
         claim @ (Claim::New | Claim::Pending) => {
@@ -85,7 +134,7 @@ async fn notify_one(
             alert_id: n.alert_id.clone(),
             recipient_id: n.recipient_id.clone(),
             channel: deps.sender.channel().to_string(),
-            provider_message_id,
+            provider_message_id: provider_message_id.clone(),
         },
     );
     let stored = StoredEvent::from_envelope(&sent).map_err(|e| e.to_string())?;
@@ -93,5 +142,5 @@ async fn notify_one(
         .append(&notification_stream(&n.notification_id), 0, &stored)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(provider_message_id)
 }

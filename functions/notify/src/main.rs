@@ -1,7 +1,8 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::{DynamoEventStore, DynamoOutbox, SnsSms, load_config};
+use shared::aws::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
 use shared::config::{ConfigError, required_env};
+use shared::idempotency::{Idempotency, deadline_from_millis};
 use shared::ports::{MessageSender, OutboxOnlySender};
 
 #[tokio::main]
@@ -23,15 +24,25 @@ async fn main() -> Result<(), Error> {
             .into());
         }
     };
-    let deps = notify::Deps {
-        outbox: &outbox,
-        sender: sender.as_ref(),
-        events: &events,
-    };
-    let deps = &deps;
+    let idempotency_store =
+        DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?);
+    let idempotency = Idempotency::new(&idempotency_store, notify::idempotency_config());
+    let (outbox, sender, events, idempotency) = (&outbox, sender.as_ref(), &events, &idempotency);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        // In-progress records expire with this invocation.
+        let guard = idempotency.with_deadline(deadline_from_millis(event.context.deadline));
+        let deps = notify::Deps {
+            outbox,
+            sender,
+            events,
+            idempotency: &guard,
+        };
         Ok::<SqsBatchResponse, Error>(
-            notify::handle(deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                notify::SOURCE,
+                notify::handle(&deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await

@@ -5,6 +5,7 @@ use chrono::Utc;
 use notify::{Deps, handle};
 use shared::envelope::{Envelope, Lineage};
 use shared::events::{NotificationRequested, Severity, notification_stream};
+use shared::idempotency::Idempotency;
 use shared::memory::*;
 
 fn request() -> Envelope<NotificationRequested> {
@@ -37,11 +38,25 @@ fn sqs(body: String) -> SqsEvent {
     event
 }
 
-#[derive(Default)]
 struct World {
     outbox: MemoryOutbox,
     sender: MemorySender,
     events: MemoryEventStore,
+    idempotency: Idempotency<'static>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            outbox: MemoryOutbox::default(),
+            sender: MemorySender::default(),
+            events: MemoryEventStore::default(),
+            idempotency: Idempotency::new(
+                Box::leak(Box::<MemoryIdempotencyStore>::default()),
+                notify::idempotency_config(),
+            ),
+        }
+    }
 }
 
 impl World {
@@ -50,6 +65,7 @@ impl World {
             outbox: &self.outbox,
             sender: &self.sender,
             events: &self.events,
+            idempotency: &self.idempotency,
         }
     }
 }

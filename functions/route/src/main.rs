@@ -1,7 +1,10 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::{DynamoDirectory, DynamoEventStore, SqsNotificationQueue, load_config};
+use shared::aws::{
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, SqsNotificationQueue, load_config,
+};
 use shared::config::required_env;
+use shared::idempotency::{Idempotency, deadline_from_millis};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,15 +13,25 @@ async fn main() -> Result<(), Error> {
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let queue = SqsNotificationQueue::new(&config, required_env("NOTIFY_QUEUE_URL")?);
-    let deps = route::Deps {
-        directory: &directory,
-        events: &events,
-        queue: &queue,
-    };
-    let deps = &deps;
+    let idempotency_store =
+        DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?);
+    let idempotency = Idempotency::new(&idempotency_store, route::idempotency_config());
+    let (directory, events, queue, idempotency) = (&directory, &events, &queue, &idempotency);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        // In-progress records expire with this invocation.
+        let guard = idempotency.with_deadline(deadline_from_millis(event.context.deadline));
+        let deps = route::Deps {
+            directory,
+            events,
+            queue,
+            idempotency: &guard,
+        };
         Ok::<SqsBatchResponse, Error>(
-            route::handle(deps, &event.payload, chrono::Utc::now()).await?,
+            shared::telemetry::invocation(
+                route::SOURCE,
+                route::handle(&deps, &event.payload, chrono::Utc::now()),
+            )
+            .await?,
         )
     }))
     .await

@@ -5,6 +5,7 @@ use chrono::{TimeZone, Utc};
 use route::{Deps, handle};
 use shared::envelope::{Envelope, Lineage};
 use shared::events::{AlertRaised, Severity, alert_stream};
+use shared::idempotency::Idempotency;
 use shared::memory::*;
 use shared::ports::{EventStore, StoredEvent};
 use shared::routing::DirectoryEntry;
@@ -51,6 +52,7 @@ struct World {
     directory: MemoryDirectory,
     events: MemoryEventStore,
     queue: MemoryQueue,
+    idempotency: Idempotency<'static>,
 }
 
 impl World {
@@ -67,6 +69,10 @@ impl World {
             }]),
             events: MemoryEventStore::default(),
             queue: MemoryQueue::default(),
+            idempotency: Idempotency::new(
+                Box::leak(Box::<MemoryIdempotencyStore>::default()),
+                route::idempotency_config(),
+            ),
         };
         for p in ["p-1", "p-unknown"] {
             let a = alert(p);
@@ -88,6 +94,7 @@ impl World {
             directory: &self.directory,
             events: &self.events,
             queue: &self.queue,
+            idempotency: &self.idempotency,
         }
     }
 }
@@ -121,9 +128,32 @@ async fn a_redelivered_alert_is_routed_once() {
         .await
         .unwrap();
     assert_eq!(world.events.stream("alert-alert-p-1").len(), 2);
-    let sent = world.queue.sent.lock().unwrap();
-    // The request is sent again (notify dedupes); it is the same notification.
-    assert_eq!(sent[0].data.notification_id, sent[1].data.notification_id);
+    // The idempotency guard returned the stored result: nothing was sent again.
+    assert_eq!(world.queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_routing_is_retried_in_full() {
+    let world = World::new().await;
+    let body = serde_json::to_string(&alert("p-unknown")).unwrap();
+    let first = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(first.batch_item_failures.len(), 1);
+    // The directory learns the patient; the redelivery runs (the failure left no record).
+    let mut entry = world.directory.entries.lock().unwrap()["p-1"].clone();
+    entry.patient_id = "p-unknown".into();
+    world
+        .directory
+        .entries
+        .lock()
+        .unwrap()
+        .insert("p-unknown".into(), entry);
+    let second = handle(&world.deps(), &sqs(&[body]), Utc::now())
+        .await
+        .unwrap();
+    assert!(second.batch_item_failures.is_empty());
+    assert_eq!(world.queue.sent.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -160,9 +190,19 @@ async fn sample_sqs_alert_event_is_routed() {
     );
     let text = include_str!("../../../events/samples/sqs-alert-raised.json");
     let event: SqsEvent = serde_json::from_str(text).unwrap();
+    // Given detect stored the sample alert (AlertRouted is appended after it, at version 2).
+    let sample: Envelope<AlertRaised> =
+        shared::envelope::decode(event.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
+    world
+        .events
+        .append(
+            &alert_stream(&sample.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&sample).unwrap(),
+        )
+        .await
+        .unwrap();
     let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
-    // The sample alert was never stored by detect here, so version 1 is free: the append
-    // of AlertRouted at version 2 still succeeds (the store does not require v1 to exist).
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let sent = world.queue.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);

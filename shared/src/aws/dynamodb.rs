@@ -30,95 +30,6 @@ fn is_conditional_failure<R>(
         .is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
-// ------------------------------------------------------------------------ event store
-
-/// The event table: partition key `streamId`, sort key `version` (from 1). Every append is
-/// a `PutItem` conditioned on `attribute_not_exists(streamId)`, so one version of one
-/// stream is written exactly once.
-pub struct DynamoEventStore {
-    client: Client,
-    table: String,
-}
-
-impl DynamoEventStore {
-    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
-        DynamoEventStore {
-            client: Client::new(config),
-            table,
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventItem<'a> {
-    stream_id: &'a str,
-    version: u64,
-    #[serde(flatten)]
-    event: &'a StoredEvent,
-}
-
-#[async_trait]
-impl EventStore for DynamoEventStore {
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected_version: u64,
-        event: &StoredEvent,
-    ) -> Result<Appended, PortError> {
-        let version = expected_version + 1;
-        let item: Item = to_item(EventItem {
-            stream_id,
-            version,
-            event,
-        })
-        .map_err(|e| PortError::backend("serialising the event item", e))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(streamId)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Appended::Written),
-            Err(err) if is_conditional_failure(&err) => {
-                let existing = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("streamId", s(stream_id))
-                    .key("version", n(version))
-                    .consistent_read(true)
-                    .projection_expression("eventId")
-                    .send()
-                    .await
-                    .map_err(|e| PortError::Backend(format!("GetItem: {}", describe(&e))))?;
-                let same = existing
-                    .item()
-                    .and_then(|item| item.get("eventId"))
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|id| *id == event.event_id);
-                if same {
-                    Ok(Appended::Duplicate)
-                } else {
-                    Err(PortError::Conflict {
-                        key: stream_id.to_string(),
-                        expected: expected_version,
-                        actual: None,
-                    })
-                }
-            }
-            Err(err) => Err(PortError::Backend(format!(
-                "PutItem {}: {}",
-                self.table,
-                describe(&err)
-            ))),
-        }
-    }
-}
-
 // ------------------------------------------------------------------------ patient state
 
 /// Detection state per patient: `{patientId, version, state}`; saves are conditioned on
@@ -225,6 +136,14 @@ impl DynamoDirectory {
             client: Client::new(config),
             table,
         }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
     }
 
     /// Writes (or replaces) an entry: used by seeding scripts, the demo and tests.

@@ -2,11 +2,17 @@
 //! honour `AWS_ENDPOINT_URL` (the local emulator) and the Lambda environment.
 
 mod dynamodb;
+mod emergency;
+mod event_store;
+mod idempotency;
 mod kinesis;
 mod sns;
 mod sqs;
 
-pub use dynamodb::{DynamoDirectory, DynamoEventStore, DynamoOutbox, DynamoStateStore};
+pub use dynamodb::{DynamoDirectory, DynamoOutbox, DynamoStateStore};
+pub use emergency::{DynamoEventReader, DynamoLedger, DynamoWorkers, SqsBus};
+pub use event_store::{ALL_INDEX, DynamoEventStore};
+pub use idempotency::DynamoIdempotencyStore;
 pub use kinesis::KinesisSink;
 pub use sns::{SnsAlertPublisher, SnsSms};
 pub use sqs::{SqsDeadLetters, SqsNotificationQueue};

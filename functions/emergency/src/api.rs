@@ -1,0 +1,243 @@
+//! HTTP API: `POST /emergencies`, `GET /emergencies/{id}`, `POST /alerts/{id}/ack`.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::envelope::{Envelope, Lineage};
+use shared::escalation::{AlertAcknowledged, AlertProgress};
+use shared::events::alert_stream;
+use shared::ids::{deterministic_id, random_id};
+use shared::ports::{Appended, PortError, StoredEvent};
+use shared::saga::{EmergencyStarted, SagaInput, SagaState};
+
+use crate::{Deps, SOURCE, coordinator};
+
+pub async fn handle(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+    now: DateTime<Utc>,
+) -> ApiGatewayV2httpResponse {
+    let route = request.route_key.as_deref().unwrap_or_default();
+    let id = request.path_parameters.get("id").cloned();
+    let result = match (route, id) {
+        ("POST /emergencies", _) => raise_emergency(deps, request, now).await,
+        ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
+        ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
+        _ => Err((404, format!("no route {route}"))),
+    };
+    match result {
+        Ok((status, body)) => json_response(status, &body),
+        Err((status, error)) => {
+            if status >= 500 {
+                tracing::error!(%error, route, "request failed");
+            }
+            json_response(status, &json!({ "error": error }))
+        }
+    }
+}
+
+type Reply = Result<(i64, Value), (i64, String)>;
+
+fn json_response(status: i64, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = status;
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+fn internal(err: impl std::fmt::Display) -> (i64, String) {
+    (500, err.to_string())
+}
+
+fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn body_json(request: &ApiGatewayV2httpRequest) -> Result<Value, (i64, String)> {
+    let text = request.body.as_deref().unwrap_or_default();
+    if text.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(text).map_err(|e| (400, format!("body is not JSON: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RaiseEmergency {
+    patient_id: Option<String>,
+    reason: Option<String>,
+    reporter: Option<String>,
+    #[serde(default)]
+    ambulance_required: bool,
+}
+
+/// Starts a saga. The `Idempotency-Key` header makes a repeated request start nothing new.
+async fn raise_emergency(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+    now: DateTime<Utc>,
+) -> Reply {
+    let body: RaiseEmergency = serde_json::from_value(body_json(request)?)
+        .map_err(|e| (400, format!("invalid emergency: {e}")))?;
+    let mut missing = Vec::new();
+    let mut field = |value: &Option<String>, name: &'static str| {
+        let v = value
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string();
+        if v.is_empty() {
+            missing.push(name);
+        }
+        v
+    };
+    let patient_id = field(&body.patient_id, "patientId");
+    let reason = field(&body.reason, "reason");
+    let reporter = field(&body.reporter, "reporter");
+    if !missing.is_empty() {
+        return Err((
+            400,
+            format!("missing or empty fields: {}", missing.join(", ")),
+        ));
+    }
+    let entry = deps
+        .directory
+        .get(&patient_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| (404, format!("patient {patient_id} is not in the directory")))?;
+    let emergency_id = match header(request, "idempotency-key") {
+        Some(key) if !key.trim().is_empty() => deterministic_id(&["emergency", "request", key]),
+        _ => random_id(),
+    };
+    let correlation_id = header(request, "x-correlation-id")
+        .map(str::to_string)
+        .unwrap_or_else(random_id);
+    let started = EmergencyStarted {
+        emergency_id: emergency_id.clone(),
+        patient_id,
+        village: entry.village,
+        reason,
+        reporter,
+        ambulance_required: body.ambulance_required,
+    };
+    let input_id = deterministic_id(&["start", &emergency_id]);
+    let state = coordinator::advance(
+        deps,
+        &emergency_id,
+        &SagaInput::Start(started),
+        &input_id,
+        &correlation_id,
+        now,
+    )
+    .await
+    .map_err(internal)?;
+    Ok((
+        202,
+        json!({ "emergencyId": emergency_id, "status": state.status }),
+    ))
+}
+
+/// The saga's current state and its history.
+async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
+    let (stored, events) = coordinator::load(deps, emergency_id)
+        .await
+        .map_err(internal)?;
+    if stored.is_empty() {
+        return Err((404, format!("no emergency {emergency_id}")));
+    }
+    let state = SagaState::fold(&events);
+    let history: Vec<Value> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            json!({
+                "version": i + 1,
+                "eventType": e.event_type,
+                "timestamp": e.timestamp,
+                "data": e.data,
+            })
+        })
+        .collect();
+    Ok((
+        200,
+        json!({ "emergencyId": emergency_id, "state": state, "history": history }),
+    ))
+}
+
+/// Records `AlertAcknowledged` once; a repeat answers 200 with `alreadyAcknowledged`.
+async fn acknowledge(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+    alert_id: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let body = body_json(request)?;
+    let by = body
+        .get("workerId")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_string();
+    let stream = alert_stream(alert_id);
+    // A concurrent escalation may take the version we read: read again and retry.
+    for _ in 0..3 {
+        let stored = deps.reader.read_stream(&stream).await.map_err(internal)?;
+        if stored.is_empty() {
+            return Err((404, format!("no alert {alert_id}")));
+        }
+        let progress = AlertProgress::fold(stored.iter().map(|e| {
+            (
+                e.event_type.as_str(),
+                e.data.get("level").and_then(Value::as_u64),
+            )
+        }));
+        if progress.acknowledged {
+            return Ok((
+                200,
+                json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": true }),
+            ));
+        }
+        if !progress.routed {
+            return Err((409, format!("alert {alert_id} is not routed yet")));
+        }
+        let raised = &stored[0];
+        let ack = Envelope::new(
+            deterministic_id(&["AlertAcknowledged", alert_id]),
+            SOURCE,
+            Lineage {
+                correlation_id: raised.correlation_id.clone(),
+                causation_id: raised.event_id.clone(),
+            },
+            now,
+            AlertAcknowledged {
+                alert_id: alert_id.to_string(),
+                acknowledged_by: by.clone(),
+            },
+        );
+        let record = StoredEvent::from_envelope(&ack).map_err(internal)?;
+        match deps.events.append(&stream, progress.version, &record).await {
+            Ok(Appended::Written) => {
+                tracing::info!(alert_id, acknowledged_by = %by, "alert acknowledged");
+                return Ok((
+                    200,
+                    json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": false }),
+                ));
+            }
+            Ok(Appended::Duplicate) => {
+                return Ok((
+                    200,
+                    json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": true }),
+                ));
+            }
+            Err(PortError::Conflict { .. }) => continue,
+            Err(err) => return Err(internal(err)),
+        }
+    }
+    Err((503, format!("alert {alert_id} is busy; try again")))
+}

@@ -1,0 +1,204 @@
+//! The saga coordinator: loads an emergency's stream, lets the pure state machine decide,
+//! appends the event with optimistic concurrency and sends the step command it waits on
+//! (with a deadline check for forward steps).
+
+use chrono::{DateTime, Utc};
+use shared::envelope::{Envelope, Lineage, decode};
+use shared::events::{AlertRaised, Severity};
+use shared::ids::deterministic_id;
+use shared::ports::{Channel, StoredEvent};
+use shared::saga::*;
+
+use crate::{Deps, SOURCE};
+
+/// A critical alert (emergency queue) starts the saga of its emergency.
+pub async fn on_critical_alert(
+    deps: &Deps<'_>,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let alert = decode::<AlertRaised>(bytes).map_err(|e| e.to_string())?;
+    let a = &alert.data;
+    if a.severity != Severity::Critical {
+        tracing::warn!(alert_id = %a.alert_id, "non-critical alert on the emergency queue; ignored");
+        return Ok(());
+    }
+    let emergency_id = emergency_id_for_alert(&a.alert_id);
+    let started = EmergencyStarted {
+        emergency_id: emergency_id.clone(),
+        patient_id: a.patient_id.clone(),
+        village: a.village.clone(),
+        reason: a.description.clone(),
+        reporter: format!("alert:{}", a.alert_id),
+        ambulance_required: AMBULANCE_ALERT_TYPES.contains(&a.alert_type.as_str()),
+    };
+    advance(
+        deps,
+        &emergency_id,
+        &SagaInput::Start(started),
+        &alert.event_id,
+        &alert.correlation_id,
+        now,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A step result or a deadline check (saga queue).
+pub async fn on_saga_message(
+    deps: &Deps<'_>,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let message = decode::<SagaMessage>(bytes).map_err(|e| e.to_string())?;
+    advance(
+        deps,
+        &message.data.emergency_id,
+        &message.data.input,
+        &message.event_id,
+        &message.correlation_id,
+        now,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// An emergency's stored events and the saga events they hold.
+pub async fn load(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+) -> Result<(Vec<StoredEvent>, Vec<SagaEvent>), String> {
+    let stored = deps
+        .reader
+        .read_stream(&emergency_stream(emergency_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = stored
+        .iter()
+        .map(|e| {
+            serde_json::from_value::<SagaEvent>(e.data.clone()).map_err(|err| {
+                format!(
+                    "event {} of emergency {emergency_id} is not a saga event: {err}",
+                    e.event_id
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((stored, events))
+}
+
+/// Applies one input (identified by `input_id`, the id of the message that carries it) to
+/// a saga. Returns the state after it.
+pub async fn advance(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    input: &SagaInput,
+    input_id: &str,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<SagaState, String> {
+    let span = tracing::info_span!("saga", %emergency_id, %correlation_id);
+    let _enter = span.enter();
+    let (stored, events) = load(deps, emergency_id).await?;
+    let mut state = SagaState::fold(&events);
+    let Some(event) = decide(&state, input) else {
+        // A repeat of the input that made the latest transition: the earlier attempt may
+        // have stopped before sending the next command, so send it again (steps are
+        // idempotent). Any other input that changes nothing is dropped.
+        if stored.last().is_some_and(|e| e.causation_id == input_id) {
+            tracing::info!(status = ?state.status, "repeated input; re-sending the outstanding command");
+            let caused_by = stored
+                .last()
+                .map(|e| e.event_id.clone())
+                .unwrap_or_default();
+            issue(deps, &state, correlation_id, &caused_by, now).await?;
+        } else {
+            tracing::info!(status = ?state.status, "input changes nothing; dropped");
+        }
+        return Ok(state);
+    };
+    let record = StoredEvent {
+        event_id: deterministic_id(&["saga", emergency_id, input_id]),
+        event_type: event.event_type().to_string(),
+        schema_version: 1,
+        timestamp: now,
+        source: SOURCE.to_string(),
+        correlation_id: correlation_id.to_string(),
+        causation_id: input_id.to_string(),
+        data: serde_json::to_value(&event).map_err(|e| e.to_string())?,
+    };
+    // Conflict: another input advanced the saga first; fail so the message is retried on
+    // the new state.
+    let appended = deps
+        .events
+        .append(&emergency_stream(emergency_id), state.version, &record)
+        .await
+        .map_err(|e| e.to_string())?;
+    state.apply(&event);
+    tracing::info!(event_type = %record.event_type, status = ?state.status, ?appended, "saga advanced");
+    issue(deps, &state, correlation_id, &record.event_id, now).await?;
+    Ok(state)
+}
+
+/// Sends the command the saga waits on and, for a forward step, its deadline check.
+async fn issue(
+    deps: &Deps<'_>,
+    state: &SagaState,
+    correlation_id: &str,
+    caused_by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some(command) = outstanding(state) else {
+        return Ok(());
+    };
+    let lineage = Lineage {
+        correlation_id: correlation_id.to_string(),
+        causation_id: caused_by.to_string(),
+    };
+    let version = state.version.to_string();
+    let envelope = Envelope::new(
+        deterministic_id(&["command", &command.command_id(), &version]),
+        SOURCE,
+        lineage.clone(),
+        now,
+        command.clone(),
+    );
+    let body = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;
+    deps.bus
+        .send(Channel::Steps, &envelope.event_type, &body, 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    if state.current_step() == Some(command.step) {
+        let step_version = state.step_version.to_string();
+        let deadline = Envelope::new(
+            deterministic_id(&[
+                "deadline",
+                &command.emergency_id,
+                command.step.as_str(),
+                &step_version,
+            ]),
+            SOURCE,
+            lineage,
+            now,
+            SagaMessage {
+                emergency_id: command.emergency_id.clone(),
+                input: SagaInput::Deadline {
+                    step: command.step,
+                    step_version: state.step_version,
+                },
+            },
+        );
+        let body = serde_json::to_string(&deadline).map_err(|e| e.to_string())?;
+        deps.bus
+            .send(
+                Channel::Saga,
+                &deadline.event_type,
+                &body,
+                deps.config.step_deadline_seconds,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tracing::info!(step = command.step.as_str(), "step command sent");
+    Ok(())
+}

@@ -1,0 +1,543 @@
+//! Given/when/then tests of the emergency handler with in-memory ports. A small pump plays
+//! SQS: it delivers every message the handler sent (optionally each one twice) until none
+//! is left; deadline checks are held back until a test lets them fire.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use chrono::{TimeZone, Utc};
+use emergency::{Config, Deps, handle};
+use serde_json::{Value, json};
+use shared::ambulance::SimulatedAmbulance;
+use shared::envelope::{Envelope, Lineage};
+use shared::escalation::{FamilyContact, VillageRoster, Worker};
+use shared::events::{AlertRaised, AlertRouted, Severity, alert_stream};
+use shared::memory::*;
+use shared::ports::{Channel, EventStore, StoredEvent};
+use shared::routing::DirectoryEntry;
+use shared::saga::{Status, emergency_id_for_alert, emergency_stream};
+
+const ESCALATION_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:EscalationQueue";
+
+struct World {
+    events: MemoryEventStore,
+    bus: MemoryBus,
+    directory: MemoryDirectory,
+    contacts: MemoryContacts,
+    workers: MemoryWorkers,
+    ambulance: SimulatedAmbulance,
+    ledger: MemoryLedger,
+    notifications: MemoryQueue,
+    /// Deadline checks sent but not delivered yet.
+    deadlines: std::sync::Mutex<Vec<String>>,
+}
+
+fn worker(id: &str, available: bool) -> Worker {
+    Worker {
+        worker_id: id.into(),
+        name: format!("Worker {id}"),
+        phone: format!("+2547000001{}", &id[id.len() - 2..]),
+        village: "Bondo".into(),
+        available,
+        reserved_by: None,
+    }
+}
+
+impl World {
+    /// Given: p-1 of Bondo (assigned w-01), roster w-01, w-02, supervisor s-01; family known.
+    fn new(ambulance_failure_rate: f64, free_workers: &[&str]) -> World {
+        let entry = |p: &str| DirectoryEntry {
+            patient_id: p.into(),
+            patient_name: format!("Patient {p}"),
+            village: "Bondo".into(),
+            worker_id: "w-01".into(),
+            worker_name: "Worker w-01".into(),
+            worker_phone: "+254700000101".into(),
+        };
+        let contacts = MemoryContacts::default();
+        contacts.rosters.lock().unwrap().insert(
+            "Bondo".into(),
+            VillageRoster {
+                village: "Bondo".into(),
+                worker_ids: vec!["w-01".into(), "w-02".into()],
+                supervisor_id: "s-01".into(),
+            },
+        );
+        for p in ["p-1", "p-2"] {
+            contacts.families.lock().unwrap().insert(
+                p.into(),
+                FamilyContact {
+                    patient_id: p.into(),
+                    name: format!("Family of {p}"),
+                    phone: "+254711000001".into(),
+                },
+            );
+        }
+        World {
+            events: MemoryEventStore::default(),
+            bus: MemoryBus::default(),
+            directory: MemoryDirectory::with([entry("p-1"), entry("p-2")]),
+            contacts,
+            workers: MemoryWorkers::with(
+                ["w-01", "w-02", "s-01"].map(|id| worker(id, free_workers.contains(&id))),
+            ),
+            ambulance: SimulatedAmbulance::new(ambulance_failure_rate, Duration::ZERO),
+            ledger: MemoryLedger::default(),
+            notifications: MemoryQueue::default(),
+            deadlines: Default::default(),
+        }
+    }
+
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            events: &self.events,
+            reader: &self.events,
+            bus: &self.bus,
+            directory: &self.directory,
+            contacts: &self.contacts,
+            workers: &self.workers,
+            ambulance: &self.ambulance,
+            ledger: &self.ledger,
+            notifications: &self.notifications,
+            config: Config {
+                step_deadline_seconds: 5,
+                ack_timeout_seconds: 7,
+                hospital_phone: "+254700009999".into(),
+                escalation_queue_arn: ESCALATION_ARN.into(),
+            },
+        }
+    }
+
+    async fn sqs(&self, arn: &str, bodies: &[String]) -> Value {
+        let records: Vec<Value> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| json!({"messageId": format!("m-{i}"), "body": b, "eventSourceARN": arn}))
+            .collect();
+        let response = handle(&self.deps(), json!({ "Records": records }), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+        response
+    }
+
+    /// Delivers saga and step messages (each `copies` times) until none is left.
+    async fn pump(&self, copies: usize) {
+        for _ in 0..50 {
+            let saga = self.bus.take(Channel::Saga);
+            let steps = self.bus.take(Channel::Steps);
+            if saga.is_empty() && steps.is_empty() {
+                return;
+            }
+            let mut now_saga = Vec::new();
+            for (body, delay) in saga {
+                if delay > 0 {
+                    self.deadlines.lock().unwrap().push(body);
+                } else {
+                    now_saga.extend(std::iter::repeat_n(body, copies));
+                }
+            }
+            let steps: Vec<String> = steps
+                .into_iter()
+                .flat_map(|(b, _)| std::iter::repeat_n(b, copies))
+                .collect();
+            for body in steps {
+                self.sqs("arn:StepsQueue", &[body]).await;
+            }
+            for body in now_saga {
+                self.sqs("arn:SagaQueue", &[body]).await;
+            }
+        }
+        panic!("the saga did not settle");
+    }
+
+    async fn fire_deadlines(&self) {
+        let due: Vec<String> = self.deadlines.lock().unwrap().drain(..).collect();
+        for body in due {
+            self.sqs("arn:SagaQueue", &[body]).await;
+        }
+    }
+
+    async fn http(&self, route: &str, id: Option<&str>, body: Value) -> (i64, Value) {
+        let mut request = ApiGatewayV2httpRequest::default();
+        request.route_key = Some(route.into());
+        if let Some(id) = id {
+            request.path_parameters.insert("id".into(), id.into());
+        }
+        request.body = Some(body.to_string());
+        let response = handle(
+            &self.deps(),
+            serde_json::to_value(&request).unwrap(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let body = response["body"].as_str().unwrap_or("null");
+        (
+            response["statusCode"].as_i64().unwrap(),
+            serde_json::from_str(body).unwrap(),
+        )
+    }
+
+    async fn raise(&self, patient: &str) -> String {
+        let (status, body) = self
+            .http(
+                "POST /emergencies",
+                None,
+                json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["emergencyId"].as_str().unwrap().to_string()
+    }
+
+    async fn state(&self, emergency_id: &str) -> Value {
+        let (status, body) = self
+            .http("GET /emergencies/{id}", Some(emergency_id), json!(null))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn history(&self, emergency_id: &str) -> Vec<String> {
+        self.events
+            .stream(&emergency_stream(emergency_id))
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    fn notification_ids(&self) -> BTreeSet<String> {
+        self.notifications
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.data.notification_id.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn happy_path_reserves_the_assigned_worker_and_notifies_the_family() {
+    let world = World::new(0.0, &["w-01", "w-02", "s-01"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+
+    let state = world.state(&id).await;
+    assert_eq!(state["state"]["status"], "completed");
+    assert_eq!(state["state"]["workerId"], "w-01");
+    assert_eq!(
+        world.history(&id),
+        ["EmergencyStarted", "WorkerAssigned", "FamilyNotified"]
+    );
+    assert_eq!(
+        world.workers.reserved_by("w-01").as_deref(),
+        Some(id.as_str())
+    );
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].data.recipient_phone, "+254711000001");
+}
+
+#[tokio::test]
+async fn without_a_free_worker_an_ambulance_is_dispatched() {
+    let world = World::new(0.0, &[]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    assert_eq!(
+        world.history(&id),
+        [
+            "EmergencyStarted",
+            "WorkerUnavailable",
+            "AmbulanceDispatched",
+            "FamilyNotified"
+        ]
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+}
+
+/// A critical hypoxemia alert needs an ambulance; the provider fails: the worker is
+/// released and the hospital told.
+#[tokio::test]
+async fn failed_dispatch_releases_the_worker_and_escalates_to_the_hospital() {
+    let world = World::new(1.0, &["w-01"]);
+    let alert = critical_alert("p-1");
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&alert).unwrap()],
+        )
+        .await;
+    world.pump(1).await;
+    let id = emergency_id_for_alert(&alert.data.alert_id);
+    assert_eq!(
+        world.history(&id),
+        [
+            "EmergencyStarted",
+            "WorkerAssigned",
+            "AmbulanceDispatchFailed",
+            "WorkerReleased",
+            "EscalatedToHospital"
+        ]
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "escalated");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].data.recipient_phone, "+254700009999");
+}
+
+#[tokio::test]
+async fn a_step_that_misses_its_deadline_is_compensated() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    // The reservation happens, but its result is lost before the coordinator sees it; the
+    // deadline fires first.
+    world
+        .sqs(
+            "arn:StepsQueue",
+            &[world.bus.take(Channel::Steps)[0].0.clone()],
+        )
+        .await;
+    let lost = world.bus.take(Channel::Saga);
+    world
+        .deadlines
+        .lock()
+        .unwrap()
+        .extend(lost.iter().filter(|(_, d)| *d > 0).map(|(b, _)| b.clone()));
+    world.fire_deadlines().await;
+    world.pump(1).await;
+    assert_eq!(
+        world.history(&id),
+        ["EmergencyStarted", "StepTimedOut", "EscalatedToHospital"]
+    );
+    // The late result arrives: the worker reserved after the timeout is released.
+    for (body, _) in lost.iter().filter(|(_, d)| *d == 0) {
+        world.sqs("arn:SagaQueue", std::slice::from_ref(body)).await;
+    }
+    world.pump(1).await;
+    assert_eq!(
+        world.history(&id),
+        [
+            "EmergencyStarted",
+            "StepTimedOut",
+            "EscalatedToHospital",
+            "WorkerAssigned",
+            "WorkerReleased"
+        ]
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "escalated");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+}
+
+#[tokio::test]
+async fn every_message_delivered_twice_gives_the_same_outcome() {
+    for (rate, free) in [(0.0, vec!["w-01"]), (0.0, vec![]), (1.0, vec![])] {
+        let once = World::new(rate, &free);
+        let twice = World::new(rate, &free);
+        let a = once.raise("p-1").await;
+        once.pump(1).await;
+        // Same idempotency: the request itself is repeated too.
+        let b = twice.raise("p-1").await;
+        twice.pump(2).await;
+        once.fire_deadlines().await;
+        twice.fire_deadlines().await;
+        assert_eq!(
+            once.history(&a),
+            twice.history(&b),
+            "rate {rate}, free {free:?}"
+        );
+        assert_eq!(
+            once.state(&a).await["state"]["status"],
+            twice.state(&b).await["state"]["status"]
+        );
+        assert_eq!(
+            *twice.workers.reservations.lock().unwrap(),
+            free.len().min(1)
+        );
+        let dispatches = twice
+            .ambulance
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("dispatch"))
+            .count();
+        assert!(dispatches <= 1, "{dispatches} dispatches");
+        // Different emergency ids, so compare how many distinct notifications there were.
+        assert_eq!(
+            once.notification_ids().len(),
+            twice.notification_ids().len()
+        );
+        assert_eq!(twice.notification_ids().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn two_emergencies_race_for_the_last_free_worker() {
+    let world = World::new(0.0, &["w-02"]);
+    let first = world.raise("p-1").await;
+    let second = world.raise("p-2").await;
+    world.pump(1).await;
+    let assigned: Vec<bool> = [&first, &second]
+        .iter()
+        .map(|id| world.history(id).contains(&"WorkerAssigned".to_string()))
+        .collect();
+    assert_eq!(assigned.iter().filter(|a| **a).count(), 1, "{assigned:?}");
+    for id in [&first, &second] {
+        assert_eq!(world.state(id).await["state"]["status"], "completed");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let world = World::new(0.0, &[]);
+    let (status, body) = world
+        .http("POST /emergencies", None, json!({"patientId": "p-1"}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "missing or empty fields: reason, reporter");
+    let (status, _) = world
+        .http(
+            "POST /emergencies",
+            None,
+            json!({"patientId": "p-9", "reason": "x", "reporter": "w"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = world
+        .http("GET /emergencies/{id}", Some("nope"), json!(null))
+        .await;
+    assert_eq!(status, 404);
+}
+
+fn critical_alert(patient: &str) -> Envelope<AlertRaised> {
+    Envelope::new(
+        format!("evt-{patient}"),
+        "detect",
+        Lineage {
+            correlation_id: "corr-1".into(),
+            causation_id: "reading-1".into(),
+        },
+        Utc::now(),
+        AlertRaised {
+            alert_id: format!("alert-{patient}"),
+            patient_id: patient.into(),
+            rule_id: "spo2-low".into(),
+            alert_type: "hypoxemia".into(),
+            severity: Severity::Critical,
+            village: "Bondo".into(),
+            description: "spo2 below 90 %".into(),
+            evidence: vec![],
+            detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
+        },
+    )
+}
+
+/// Stores the alert and its routing as detect and route leave them.
+async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
+    let alert = critical_alert(patient);
+    let stream = alert_stream(&alert.data.alert_id);
+    world
+        .events
+        .append(&stream, 0, &StoredEvent::from_envelope(&alert).unwrap())
+        .await
+        .unwrap();
+    let routed = Envelope::new(
+        format!("routed-{patient}"),
+        "route",
+        alert.child_lineage(),
+        Utc::now(),
+        AlertRouted {
+            alert_id: alert.data.alert_id.clone(),
+            patient_id: patient.into(),
+            worker_id: "w-01".into(),
+            notification_id: "n-1".into(),
+        },
+    );
+    world
+        .events
+        .append(&stream, 1, &StoredEvent::from_envelope(&routed).unwrap())
+        .await
+        .unwrap();
+    alert
+}
+
+#[tokio::test]
+async fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_do_not() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let body = serde_json::to_string(&alert).unwrap();
+
+    // Level 0 deadline (the escalation queue delivers the alert late): w-02 is told.
+    world
+        .sqs(ESCALATION_ARN, &[body.clone(), body.clone()])
+        .await;
+    let stream = alert_stream(&alert.data.alert_id);
+    let types: Vec<String> = world
+        .events
+        .stream(&stream)
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["AlertRaised", "AlertRouted", "AlertEscalated"]);
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "a repeated check changes nothing");
+    assert_eq!(sent[0].data.recipient_id, "w-02");
+    let due = world.bus.take(Channel::Escalation);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1, 7);
+
+    // Level 1 deadline: the supervisor.
+    world.sqs(ESCALATION_ARN, &[due[0].0.clone()]).await;
+    let last = world.events.stream(&stream).pop().unwrap();
+    assert_eq!(last.data["recipientId"], "s-01");
+    assert_eq!(last.data["level"], 2);
+    assert!(
+        world.bus.take(Channel::Escalation).is_empty(),
+        "the chain ends"
+    );
+
+    // Acknowledged: idempotent, and a later check escalates nothing.
+    let other = routed_alert(&world, "p-2").await;
+    let (status, body) = world
+        .http(
+            "POST /alerts/{id}/ack",
+            Some(&other.data.alert_id),
+            json!({"workerId": "w-01"}),
+        )
+        .await;
+    assert_eq!((status, &body["alreadyAcknowledged"]), (200, &json!(false)));
+    let (status, body) = world
+        .http(
+            "POST /alerts/{id}/ack",
+            Some(&other.data.alert_id),
+            json!({"workerId": "w-01"}),
+        )
+        .await;
+    assert_eq!((status, &body["alreadyAcknowledged"]), (200, &json!(true)));
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&other).unwrap()])
+        .await;
+    let types: Vec<String> = world
+        .events
+        .stream(&alert_stream(&other.data.alert_id))
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["AlertRaised", "AlertRouted", "AlertAcknowledged"]);
+    let (status, _) = world
+        .http("POST /alerts/{id}/ack", Some("unknown"), json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn status_names_are_camel_case() {
+    assert_eq!(
+        serde_json::to_value(Status::Completed).unwrap(),
+        "completed"
+    );
+}

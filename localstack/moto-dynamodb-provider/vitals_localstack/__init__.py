@@ -1,0 +1,1 @@
+"""LocalStack provider plugins for the Vitals project (see providers.py)."""

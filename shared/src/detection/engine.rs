@@ -1,0 +1,585 @@
+//! The per-patient detection engine: event-time ordering, allowed lateness, rule
+//! episodes (one alert per continuing condition, one resolution when it clears).
+//!
+//! See `docs/detection.md` for the semantics. In short, per patient:
+//!
+//! - the *watermark* is the newest reading time seen;
+//! - the *frontier* is the reading time up to which readings are final (evaluated, in
+//!   order). It is `watermark - allowed lateness`, or, when readings are waiting, the
+//!   processing time `now - allowed lateness` (never past the watermark) so a quiet device
+//!   does not hold back its last readings;
+//! - a new reading at or before the frontier is *late*: reported, never evaluated;
+//! - any other reading waits in `pending` until the frontier passes it, then is evaluated
+//!   in (reading time, event id) order.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::config::{Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind};
+use super::window::{Sample, aggregate_range, bucket_start, samples_in};
+use crate::events::Evidence;
+use crate::ids::deterministic_id;
+use crate::reading::{Reading, VitalType};
+
+/// How many evaluated reading ids a patient's state remembers to recognise redeliveries.
+pub const REMEMBERED_READINGS: usize = 64;
+/// The most readings kept as evidence of one window condition.
+pub const MAX_WINDOW_EVIDENCE: usize = 20;
+
+const METRICS: usize = VitalType::ALL.len();
+
+fn metric_index(vital: VitalType) -> usize {
+    match vital {
+        VitalType::HeartRate => 0,
+        VitalType::Spo2 => 1,
+        VitalType::Temperature => 2,
+        VitalType::SystolicBp => 3,
+        VitalType::DiastolicBp => 4,
+    }
+}
+
+fn secs_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// Unix milliseconds to a timestamp (readings are validated, so this is always in range).
+pub fn time_of(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A validated rules configuration, ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    config: RulesConfig,
+    lateness_ms: i64,
+    /// How long evaluated readings of each metric are kept for windows.
+    retention_ms: [i64; METRICS],
+}
+
+impl RuleSet {
+    pub fn new(config: RulesConfig) -> Result<RuleSet, ConfigError> {
+        config.validate()?;
+        let mut retention_ms = [0i64; METRICS];
+        for rule in &config.rules {
+            for leaf in rule.condition.leaves() {
+                let (metric, span) = match leaf {
+                    Condition::Window {
+                        metric,
+                        window: WindowKind::Sliding,
+                        seconds,
+                        ..
+                    } => (*metric, secs_ms(*seconds)),
+                    Condition::Window {
+                        metric,
+                        window: WindowKind::Tumbling,
+                        seconds,
+                        ..
+                    } => (*metric, secs_ms(*seconds).saturating_mul(2)),
+                    Condition::RateOfChange {
+                        metric,
+                        within_seconds,
+                        ..
+                    } => (*metric, secs_ms(*within_seconds)),
+                    Condition::Missing { metric, .. } => (*metric, 1),
+                    _ => continue,
+                };
+                let slot = &mut retention_ms[metric_index(metric)];
+                *slot = (*slot).max(span);
+            }
+        }
+        Ok(RuleSet {
+            lateness_ms: secs_ms(config.allowed_lateness_seconds),
+            config,
+            retention_ms,
+        })
+    }
+
+    /// Parses, validates and compiles a YAML (or JSON) rules document.
+    pub fn from_yaml(text: &str) -> Result<RuleSet, ConfigError> {
+        RuleSet::new(RulesConfig::from_yaml(text)?)
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.config.rules
+    }
+
+    pub fn config(&self) -> &RulesConfig {
+        &self.config
+    }
+
+    pub fn allowed_lateness(&self) -> Duration {
+        Duration::milliseconds(self.lateness_ms)
+    }
+}
+
+/// A reading waiting for the frontier to pass it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    #[serde(rename = "i")]
+    pub id: String,
+    #[serde(rename = "t")]
+    pub at: i64,
+    #[serde(rename = "v")]
+    pub value: f64,
+    #[serde(rename = "m")]
+    pub metric: VitalType,
+    /// Correlation id of the reading, carried by the alerts it triggers.
+    #[serde(rename = "c")]
+    pub correlation_id: String,
+}
+
+/// An open alert: the rule's condition holds since `started_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Episode {
+    pub alert_id: String,
+    pub started_at: i64,
+}
+
+/// Progress of one leaf condition of a rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeafState {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub active: bool,
+    /// When the current active spell began (the episode key of single-condition rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// `consecutive`: length of the current run of matching readings.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run: u32,
+    /// `tumbling`: start of the open bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<i64>,
+    /// The readings that made it hold (`consecutive`: the first `count` of the run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Progress of one rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleState {
+    pub leaves: Vec<LeafState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<Episode>,
+}
+
+/// Everything detection remembers about one patient (stored per patient in DynamoDB).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PatientState {
+    /// Ids of the most recently evaluated readings, oldest first.
+    pub recent: VecDeque<String>,
+    /// Newest reading time seen (Unix ms).
+    pub watermark: Option<i64>,
+    /// Readings at or before this time (Unix ms) are final; new ones there are late.
+    pub frontier: Option<i64>,
+    /// Accepted readings not yet evaluated, in (time, id) order.
+    pub pending: Vec<Pending>,
+    /// Evaluated readings per metric (`VitalType::ALL` order), as long as windows need.
+    pub history: Vec<VecDeque<Sample>>,
+    /// Time of the newest evaluated reading per metric.
+    pub last_seen: Vec<Option<i64>>,
+    /// Progress per rule id.
+    pub rule_states: BTreeMap<String, RuleState>,
+}
+
+/// One reading handed to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub event_id: &'a str,
+    pub correlation_id: &'a str,
+    pub reading: &'a Reading,
+}
+
+/// A rule's condition started to hold: the alert to raise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertCandidate {
+    /// Deterministic: patient, rule, start of the episode.
+    pub alert_id: String,
+    pub rule: Rule,
+    pub evidence: Vec<Evidence>,
+    /// Event id of the reading that completed the condition.
+    pub trigger_event_id: String,
+    pub correlation_id: String,
+    /// Reading time of the trigger.
+    pub detected_at: DateTime<Utc>,
+    pub episode_start: DateTime<Utc>,
+}
+
+/// A rule's condition stopped holding: the open alert is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub alert_id: String,
+    pub rule: Rule,
+    pub trigger_event_id: String,
+    pub correlation_id: String,
+    pub episode_start: DateTime<Utc>,
+    /// Reading time of the reading that cleared it.
+    pub resolved_at: DateTime<Utc>,
+}
+
+/// A reading that arrived after the frontier had passed its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateReading {
+    pub event_id: String,
+    pub correlation_id: String,
+    pub vital: VitalType,
+    pub value: f64,
+    pub timestamp: DateTime<Utc>,
+    pub frontier: DateTime<Utc>,
+}
+
+/// What applying a patient's readings did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub alerts: Vec<AlertCandidate>,
+    pub resolutions: Vec<Resolution>,
+    /// Readings already seen (redelivery): ignored.
+    pub duplicates: Vec<String>,
+    /// Readings beyond the allowed lateness: reported, not evaluated.
+    pub late: Vec<LateReading>,
+    /// Readings evaluated now.
+    pub evaluated: usize,
+    /// Readings still waiting for the frontier.
+    pub pending: usize,
+    /// Whether the state changed and must be saved.
+    pub changed: bool,
+}
+
+impl RuleSet {
+    /// Applies one patient's `inputs` (any order) to `state` at processing time `now`.
+    pub fn apply(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        inputs: &[Input<'_>],
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let before = (state.frontier, state.pending.len());
+
+        for input in inputs {
+            let at = input.reading.timestamp.timestamp_millis();
+            let id = input.event_id;
+            if state.recent.iter().any(|r| r == id) || state.pending.iter().any(|p| p.id == id) {
+                out.duplicates.push(id.to_string());
+                continue;
+            }
+            if let Some(frontier) = state.frontier
+                && at <= frontier
+            {
+                out.late.push(LateReading {
+                    event_id: id.to_string(),
+                    correlation_id: input.correlation_id.to_string(),
+                    vital: input.reading.vital,
+                    value: input.reading.value,
+                    timestamp: input.reading.timestamp,
+                    frontier: time_of(frontier),
+                });
+                continue;
+            }
+            state.pending.push(Pending {
+                id: id.to_string(),
+                at,
+                value: input.reading.value,
+                metric: input.reading.vital,
+                correlation_id: input.correlation_id.to_string(),
+            });
+            state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
+        }
+
+        if let (Some(watermark), false) = (state.watermark, state.pending.is_empty()) {
+            let by_event_time = watermark.saturating_sub(self.lateness_ms);
+            let by_processing_time = now
+                .timestamp_millis()
+                .saturating_sub(self.lateness_ms)
+                .min(watermark);
+            let target = by_event_time.max(by_processing_time);
+            if state.frontier.is_none_or(|f| target > f) {
+                state.frontier = Some(target);
+            }
+        }
+
+        if let Some(frontier) = state.frontier {
+            state
+                .pending
+                .sort_unstable_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+            let ready = state.pending.partition_point(|p| p.at <= frontier);
+            let evaluated: Vec<Pending> = state.pending.drain(..ready).collect();
+            out.evaluated = evaluated.len();
+            for reading in &evaluated {
+                self.step(state, patient_id, reading, &mut out);
+            }
+        }
+        out.pending = state.pending.len();
+        out.changed = (state.frontier, state.pending.len()) != before || out.evaluated > 0;
+        out
+    }
+
+    /// Evaluates one reading, in order, against every rule.
+    fn step(&self, state: &mut PatientState, patient_id: &str, r: &Pending, out: &mut Outcome) {
+        if state.history.len() != METRICS {
+            state.history.resize_with(METRICS, VecDeque::new);
+        }
+        if state.last_seen.len() != METRICS {
+            state.last_seen.resize(METRICS, None);
+        }
+        let m = metric_index(r.metric);
+        if self.retention_ms[m] > 0 {
+            state.history[m].push_back(Sample {
+                id: r.id.clone(),
+                at: r.at,
+                value: r.value,
+            });
+        }
+
+        for rule in &self.config.rules {
+            let leaves = rule.condition.leaves();
+            if !state.rule_states.contains_key(&rule.id) {
+                state
+                    .rule_states
+                    .insert(rule.id.clone(), RuleState::default());
+            }
+            let Some(rs) = state.rule_states.get_mut(&rule.id) else {
+                continue;
+            };
+            if rs.leaves.len() != leaves.len() {
+                rs.leaves = vec![LeafState::default(); leaves.len()];
+            }
+            for (leaf, ls) in leaves.iter().zip(rs.leaves.iter_mut()) {
+                step_leaf(leaf, ls, r, &state.history, &state.last_seen);
+            }
+            let holds = rs.leaves.iter().all(|l| l.active);
+            let open = rs.episode.is_some();
+            if holds && !open {
+                let started_at = match rs.leaves.as_slice() {
+                    [only] => only.since.unwrap_or(r.at),
+                    _ => r.at,
+                };
+                let alert_id = deterministic_id(&[
+                    "alert",
+                    patient_id,
+                    &rule.id,
+                    &time_of(started_at).to_rfc3339(),
+                ]);
+                out.alerts.push(AlertCandidate {
+                    alert_id: alert_id.clone(),
+                    rule: rule.clone(),
+                    evidence: rs.leaves.iter().flat_map(|l| l.evidence.clone()).collect(),
+                    trigger_event_id: r.id.clone(),
+                    correlation_id: r.correlation_id.clone(),
+                    detected_at: time_of(r.at),
+                    episode_start: time_of(started_at),
+                });
+                rs.episode = Some(Episode {
+                    alert_id,
+                    started_at,
+                });
+            } else if !holds && let Some(episode) = rs.episode.take() {
+                out.resolutions.push(Resolution {
+                    alert_id: episode.alert_id,
+                    rule: rule.clone(),
+                    trigger_event_id: r.id.clone(),
+                    correlation_id: r.correlation_id.clone(),
+                    episode_start: time_of(episode.started_at),
+                    resolved_at: time_of(r.at),
+                });
+            }
+        }
+
+        state.last_seen[m] = Some(r.at);
+        let keep_from = r.at.saturating_sub(self.retention_ms[m]);
+        let history = &mut state.history[m];
+        while history.front().is_some_and(|s| s.at < keep_from) {
+            history.pop_front();
+        }
+        state.recent.push_back(r.id.clone());
+        while state.recent.len() > REMEMBERED_READINGS {
+            state.recent.pop_front();
+        }
+    }
+}
+
+fn evidence_of(metric: VitalType, s: &Sample) -> Evidence {
+    Evidence {
+        reading_event_id: s.id.clone(),
+        vital: metric,
+        value: s.value,
+        timestamp: time_of(s.at),
+    }
+}
+
+fn reading_evidence(r: &Pending) -> Evidence {
+    Evidence {
+        reading_event_id: r.id.clone(),
+        vital: r.metric,
+        value: r.value,
+        timestamp: time_of(r.at),
+    }
+}
+
+/// Sets the leaf's `active` flag; `since` and `evidence` follow it.
+fn set(ls: &mut LeafState, active: bool, since: i64, evidence: impl FnOnce() -> Vec<Evidence>) {
+    if active && !ls.active {
+        ls.since = Some(since);
+        ls.evidence = evidence();
+    } else if !active {
+        ls.since = None;
+        ls.evidence.clear();
+    }
+    ls.active = active;
+}
+
+fn step_leaf(
+    leaf: &Condition,
+    ls: &mut LeafState,
+    r: &Pending,
+    history: &[VecDeque<Sample>],
+    last_seen: &[Option<i64>],
+) {
+    match *leaf {
+        Condition::Threshold { metric, op, value } => {
+            if r.metric == metric {
+                set(ls, op.holds(r.value, value), r.at, || {
+                    vec![reading_evidence(r)]
+                });
+            }
+        }
+        Condition::Consecutive {
+            metric,
+            op,
+            value,
+            count,
+        } => {
+            if r.metric != metric {
+                return;
+            }
+            if op.holds(r.value, value) {
+                if ls.run == 0 {
+                    ls.since = Some(r.at);
+                    ls.evidence.clear();
+                }
+                ls.run = ls.run.saturating_add(1);
+                if ls.evidence.len() < count as usize {
+                    ls.evidence.push(reading_evidence(r));
+                }
+                ls.active = ls.run >= count;
+            } else {
+                *ls = LeafState::default();
+            }
+        }
+        Condition::Window {
+            metric,
+            window: WindowKind::Sliding,
+            seconds,
+            aggregate,
+            op,
+            value,
+        } => {
+            if r.metric != metric {
+                return;
+            }
+            let h = &history[metric_index(metric)];
+            let from = r.at.saturating_sub(secs_ms(seconds)).saturating_add(1);
+            let acc = aggregate_range(h, from, r.at.saturating_add(1));
+            let holds = acc.value(aggregate).is_some_and(|a| op.holds(a, value));
+            set(ls, holds, r.at, || {
+                samples_in(h, from, r.at.saturating_add(1), MAX_WINDOW_EVIDENCE)
+                    .into_iter()
+                    .map(|s| evidence_of(metric, s))
+                    .collect()
+            });
+        }
+        Condition::Window {
+            metric,
+            window: WindowKind::Tumbling,
+            seconds,
+            aggregate,
+            op,
+            value,
+        } => {
+            let size = secs_ms(seconds);
+            let bucket = bucket_start(r.at, size);
+            match ls.bucket {
+                Some(open) if bucket > open => {
+                    let h = &history[metric_index(metric)];
+                    let end = open.saturating_add(size);
+                    let acc = aggregate_range(h, open, end);
+                    let holds = acc.value(aggregate).is_some_and(|a| op.holds(a, value));
+                    set(ls, holds, open, || {
+                        samples_in(h, open, end, MAX_WINDOW_EVIDENCE)
+                            .into_iter()
+                            .map(|s| evidence_of(metric, s))
+                            .collect()
+                    });
+                    ls.bucket = Some(bucket);
+                }
+                Some(_) => {}
+                None => ls.bucket = Some(bucket),
+            }
+        }
+        Condition::RateOfChange {
+            metric,
+            direction,
+            amount,
+            within_seconds,
+        } => {
+            if r.metric != metric {
+                return;
+            }
+            let h = &history[metric_index(metric)];
+            let from = r.at.saturating_sub(secs_ms(within_seconds));
+            // Earlier readings in the span: everything before this reading's own sample.
+            let earlier = h.iter().rev().skip(1).take_while(|s| s.at >= from);
+            let extreme = match direction {
+                Direction::Drop => earlier.max_by(|a, b| a.value.total_cmp(&b.value)),
+                Direction::Rise => earlier.min_by(|a, b| a.value.total_cmp(&b.value)),
+            };
+            let holds = extreme.is_some_and(|e| match direction {
+                Direction::Drop => e.value - r.value > amount,
+                Direction::Rise => r.value - e.value > amount,
+            });
+            set(ls, holds, r.at, || {
+                extreme
+                    .map(|e| evidence_of(metric, e))
+                    .into_iter()
+                    .chain([reading_evidence(r)])
+                    .collect()
+            });
+        }
+        Condition::Missing {
+            metric,
+            after_seconds,
+        } => {
+            let m = metric_index(metric);
+            if r.metric == metric {
+                set(ls, false, r.at, Vec::new);
+                return;
+            }
+            let Some(last) = last_seen.get(m).copied().flatten() else {
+                return;
+            };
+            let holds = r.at.saturating_sub(last) > secs_ms(after_seconds);
+            set(ls, holds, last, || {
+                history[m]
+                    .back()
+                    .filter(|s| s.at == last)
+                    .map(|s| evidence_of(metric, s))
+                    .into_iter()
+                    .chain([reading_evidence(r)])
+                    .collect()
+            });
+        }
+        Condition::AllOf { .. } => {}
+    }
+}

@@ -1,0 +1,23 @@
+//! Per-patient anomaly detection: pure Rust, no AWS types, no I/O.
+//!
+//! - [`config`]: the versioned rules file (YAML or JSON) and its validation;
+//! - [`engine`]: the per-patient state and the event-time engine (ordering, allowed
+//!   lateness, one alert per episode, resolutions, deterministic alert ids);
+//! - [`window`]: reading history and window aggregates.
+//!
+//! Semantics are documented in `docs/detection.md`.
+
+pub mod config;
+pub mod engine;
+pub mod window;
+
+pub use config::{
+    Aggregate, Comparison, Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind,
+};
+pub use engine::{
+    AlertCandidate, Input, LateReading, Outcome, PatientState, REMEMBERED_READINGS, Resolution,
+    RuleSet,
+};
+
+#[cfg(test)]
+mod tests;

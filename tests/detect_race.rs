@@ -1,0 +1,171 @@
+//! Two `detect` invocations racing on the same patient's state, with the real DynamoDB
+//! adapters (state table and event table) against the emulator: no update is lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use devstack::inspect;
+use e2e::*;
+use serde_json::json;
+use shared::aws::{DynamoEventStore, DynamoStateStore};
+use shared::detection::PatientState;
+use shared::envelope::{Envelope, Lineage};
+use shared::memory::{MemoryDeadLetters, MemoryDirectory, MemoryPublisher};
+use shared::ports::{PatientStateStore, PortError, Versioned};
+use shared::reading::{Reading, VitalType};
+use tokio::sync::Barrier;
+
+/// The real state store, except that the first two loads wait for each other: both racing
+/// invocations read the same version before either saves.
+struct LoadsMeet {
+    inner: DynamoStateStore,
+    barrier: Barrier,
+    loads: AtomicUsize,
+}
+
+#[async_trait]
+impl PatientStateStore for LoadsMeet {
+    async fn load(&self, patient_id: &str) -> Result<Versioned<PatientState>, PortError> {
+        let loaded = self.inner.load(patient_id).await;
+        if self.loads.fetch_add(1, Ordering::SeqCst) < 2 {
+            self.barrier.wait().await;
+        }
+        loaded
+    }
+
+    async fn save(
+        &self,
+        patient_id: &str,
+        expected: u64,
+        state: &PatientState,
+    ) -> Result<(), PortError> {
+        self.inner.save(patient_id, expected, state).await
+    }
+}
+
+fn record(t: DateTime<Utc>, value: f64, seq: usize) -> serde_json::Value {
+    use base64::Engine;
+    let reading = Reading {
+        patient_id: "p-race".into(),
+        vital: VitalType::HeartRate,
+        value,
+        unit: "bpm".into(),
+        timestamp: t,
+        device_id: "dev-race".into(),
+    };
+    let lineage = Lineage {
+        correlation_id: format!("corr-{seq}"),
+        causation_id: "test".into(),
+    };
+    let env = Envelope::new(reading.event_id(), "ingest", lineage, t, reading);
+    json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": "p-race",
+            "sequenceNumber": format!("{seq:020}"),
+            "data": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&env).unwrap()),
+            "approximateArrivalTimestamp": 1_764_000_000.0
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("shardId-000000000000:{seq:020}"),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
+    })
+}
+
+fn batch(records: Vec<serde_json::Value>) -> KinesisEvent {
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
+    let stack = start_stack("detect_race").await;
+    let table = |id: &str| stack.resource(id).unwrap().ref_value.clone();
+    let state = LoadsMeet {
+        inner: DynamoStateStore::new(stack.sdk_config(), table("PatientStateTable")),
+        barrier: Barrier::new(2),
+        loads: AtomicUsize::new(0),
+    };
+    let events = DynamoEventStore::new(stack.sdk_config(), table("EventsTable"));
+    let (directory, publisher, dead_letters) = (
+        MemoryDirectory::default(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let rules = detect::default_rules().unwrap();
+    let idempotency = shared::memory::MemoryIdempotencyStore::default();
+    let publish_guard =
+        shared::idempotency::Idempotency::new(&idempotency, detect::publish_idempotency_config());
+    let deps = detect::Deps {
+        rules: &rules,
+        state: &state,
+        events: &events,
+        directory: &directory,
+        publisher: &publisher,
+        dead_letters: &dead_letters,
+        publish_guard: &publish_guard,
+    };
+
+    // Three fast heartbeats, split over two invocations that race; all are within the
+    // allowed lateness of each other, so they wait in the state for the next reading.
+    let t = Utc::now().duration_trunc(Duration::seconds(1)).unwrap() - Duration::minutes(5);
+    let a = batch(vec![
+        record(t, 121.0, 1),
+        record(t + Duration::seconds(20), 125.0, 2),
+    ]);
+    let b = batch(vec![record(t + Duration::seconds(40), 130.0, 3)]);
+    let now = t + Duration::seconds(41);
+    let ((ra, sa), (rb, sb)) = tokio::join!(
+        detect::handle_batch(&deps, &a, now),
+        detect::handle_batch(&deps, &b, now)
+    );
+
+    // Both read version 0; exactly one save won, the other hit the version check.
+    let failures = ra.batch_item_failures.len() + rb.batch_item_failures.len();
+    assert_eq!(failures, 1, "{ra:?} {rb:?}");
+    assert_eq!(sa.state_writes + sb.state_writes, 1);
+    // Lambda retries the loser from its failed record.
+    let loser = if ra.batch_item_failures.is_empty() {
+        &b
+    } else {
+        &a
+    };
+    let (retry, _) = detect::handle_batch(&deps, loser, now).await;
+    assert!(retry.batch_item_failures.is_empty(), "{retry:?}");
+
+    // A normal reading a minute later makes the three final: with none lost, that is
+    // three in a row over 100 (with one lost, no alert).
+    let c = batch(vec![record(t + Duration::seconds(60), 80.0, 4)]);
+    let (rc, sc) = detect::handle_batch(&deps, &c, t + Duration::minutes(10)).await;
+    assert!(rc.batch_item_failures.is_empty());
+    assert_eq!(
+        (sc.evaluated, sc.alerts_raised, sc.alerts_resolved),
+        (4, 1, 1)
+    );
+
+    let stored = state.inner.load("p-race").await.unwrap();
+    assert_eq!(stored.version, 3, "three successful saves");
+    assert_eq!(
+        stored.value.recent.len(),
+        4,
+        "every reading is in the state"
+    );
+    assert!(stored.value.pending.is_empty());
+    let alerts = inspect::events_of_type(&stack, "AlertRaised")
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["data"]["alertType"], "tachycardia");
+    assert_eq!(alerts[0]["data"]["evidence"].as_array().unwrap().len(), 3);
+    let resolved = inspect::events_of_type(&stack, "AlertResolved")
+        .await
+        .unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["data"]["alertId"], alerts[0]["data"]["alertId"]);
+    stack.shutdown().await.unwrap();
+}
