@@ -295,6 +295,24 @@ async fn a_step_that_times_out_is_compensated() {
     assert!(!events.iter().any(|e| e == "FamilyNotified"), "{events:?}");
     assert_eq!(outbox_to(&stack, "+254700009999").await.len(), 1);
     assert_no_dead_letters(&stack).await;
+    let ledger = inspect::scan(&stack, "StepLedgerTable")
+        .await
+        .unwrap()
+        .len();
+
+    // Every message of the path delivered again: same history, no second dispatch
+    // request (ledger) or hospital notification.
+    redeliver_everything(&stack).await;
+    assert_eq!(history(&emergency(&stack, &id).await), events);
+    assert_eq!(
+        inspect::scan(&stack, "StepLedgerTable")
+            .await
+            .unwrap()
+            .len(),
+        ledger
+    );
+    assert_eq!(outbox_to(&stack, "+254700009999").await.len(), 1);
+    assert_no_dead_letters(&stack).await;
     stack.shutdown().await.unwrap();
 }
 
@@ -305,8 +323,10 @@ async fn two_emergencies_race_for_the_last_free_worker() {
     let (a, b) = tokio::join!(raise(&stack, "p-1"), raise(&stack, "p-2"));
     settle(&stack).await;
     let mut winners = Vec::new();
+    let mut histories = Vec::new();
     for id in [&a, &b] {
         let state = emergency(&stack, id).await;
+        histories.push(history(&state));
         assert_eq!(state["state"]["status"], "completed", "{state}");
         if history(&state).iter().any(|e| e == "WorkerAssigned") {
             assert_eq!(state["state"]["workerId"], "w-02");
@@ -317,6 +337,14 @@ async fn two_emergencies_race_for_the_last_free_worker() {
     }
     assert_eq!(winners.len(), 1, "exactly one emergency gets the worker");
     assert_eq!(reserved_by(&stack, "w-02").await, Some(winners[0].clone()));
+
+    // Every message of both sagas delivered again: same histories, same reservation.
+    redeliver_everything(&stack).await;
+    for (id, before) in [&a, &b].into_iter().zip(&histories) {
+        assert_eq!(&history(&emergency(&stack, id).await), before);
+    }
+    assert_eq!(reserved_by(&stack, "w-02").await, Some(winners[0].clone()));
+    assert_no_dead_letters(&stack).await;
     stack.shutdown().await.unwrap();
 }
 
