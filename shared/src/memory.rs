@@ -412,13 +412,6 @@ impl DeadLetters for MemoryDeadLetters {
 
 use crate::escalation::{FamilyContact, VillageRoster, Worker};
 
-#[async_trait]
-impl EventReader for MemoryEventStore {
-    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError> {
-        Ok(self.stream(stream_id))
-    }
-}
-
 /// Messages sent per channel: `(event type, body, delay seconds)`.
 #[derive(Default)]
 pub struct MemoryBus {

@@ -4,8 +4,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::ambulance::SimulatedAmbulance;
 use shared::aws::{
-    DynamoDirectory, DynamoEventReader, DynamoEventStore, DynamoLedger, DynamoWorkers, SqsBus,
-    SqsNotificationQueue, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers, SqsBus, SqsNotificationQueue,
+    load_config,
 };
 use shared::config::{ConfigError, required_env};
 
@@ -28,9 +28,7 @@ where
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = load_config().await;
-    let events_table = required_env("EVENTS_TABLE")?;
-    let events = DynamoEventStore::new(&config, events_table.clone());
-    let reader = DynamoEventReader::new(&config, events_table);
+    let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let workers = DynamoWorkers::new(&config, required_env("WORKERS_TABLE")?);
     let ledger = DynamoLedger::new(&config, required_env("LEDGER_TABLE")?);
@@ -47,7 +45,7 @@ async fn main() -> Result<(), Error> {
     );
     let deps = emergency::Deps {
         events: &events,
-        reader: &reader,
+        reader: &events,
         bus: &bus,
         directory: &directory,
         contacts: &directory,

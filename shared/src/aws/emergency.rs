@@ -30,54 +30,6 @@ fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
 
 // ------------------------------------------------------------------------ event reader
 
-/// Reads a stream of the event table (`streamId`, `version`) with a consistent Query.
-pub struct DynamoEventReader {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoEventReader {
-    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
-        DynamoEventReader {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table,
-        }
-    }
-}
-
-#[async_trait]
-impl EventReader for DynamoEventReader {
-    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError> {
-        let mut events = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("streamId = :s")
-                .expression_attribute_values(":s", s(stream_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| {
-                    PortError::Backend(format!("Query {}: {}", self.table, describe(&e)))
-                })?;
-            for item in out.items() {
-                let event: StoredEvent = from_item(item.clone()).map_err(|e| {
-                    PortError::backend(&format!("decoding an event of {stream_id}"), e)
-                })?;
-                events.push(event);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(events),
-            }
-        }
-    }
-}
-
 // ------------------------------------------------------------------------ workers
 
 /// The workers table: partition key `workerId`; items are [`Worker`] in camelCase.

@@ -10,7 +10,7 @@ mod sns;
 mod sqs;
 
 pub use dynamodb::{DynamoDirectory, DynamoOutbox, DynamoStateStore};
-pub use emergency::{DynamoEventReader, DynamoLedger, DynamoWorkers, SqsBus};
+pub use emergency::{DynamoLedger, DynamoWorkers, SqsBus};
 pub use event_store::{ALL_INDEX, DynamoEventStore};
 pub use idempotency::DynamoIdempotencyStore;
 pub use kinesis::KinesisSink;
