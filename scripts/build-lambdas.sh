@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/infra-env.sh
 
-FUNCTIONS=(ingest detect route notify)
+# Every crate under functions/ is a Lambda binary (the directory name is the binary name).
+FUNCTIONS=()
+for dir in functions/*/; do FUNCTIONS+=("$(basename "$dir")"); done
 packages=()
 for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
 
@@ -20,5 +22,5 @@ for f in "${FUNCTIONS[@]}"; do
     echo "missing $zip" >&2
     exit 1
   fi
-  printf '  %-8s %9d bytes (%s)\n' "$f" "$(stat -c %s "$zip")" "$(du -h "$zip" | cut -f1)"
+  printf '  %-10s %9d bytes (%s)\n' "$f" "$(stat -c %s "$zip")" "$(du -h "$zip" | cut -f1)"
 done
