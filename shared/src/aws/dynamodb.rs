@@ -23,6 +23,47 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Serialises `value` into an item (with `serde_dynamo`).
+pub(crate) fn item_of<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Item, PortError> {
+    to_item(value).map_err(|e| PortError::backend(&format!("serialising {what}"), e))
+}
+
+/// Writes an item, replacing any item with the same key.
+pub(crate) async fn put_item(client: &Client, table: &str, item: Item) -> Result<(), PortError> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| PortError::Backend(format!("PutItem {table}: {}", describe(&e))))?;
+    Ok(())
+}
+
+/// Reads the item whose (hash-only) key `key_name` is `key`, deserialised.
+pub(crate) async fn get_typed<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: &str,
+    consistent_read: bool,
+) -> Result<Option<T>, PortError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key_name, s(key))
+        .consistent_read(consistent_read)
+        .send()
+        .await
+        .map_err(|e| PortError::Backend(format!("GetItem {table}: {}", describe(&e))))?;
+    out.item
+        .map(|item| {
+            from_item(item)
+                .map_err(|e| PortError::backend(&format!("decoding {table} item {key}"), e))
+        })
+        .transpose()
+}
+
 fn is_conditional_failure<R>(
     err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
 ) -> bool {
@@ -148,37 +189,19 @@ impl DynamoDirectory {
 
     /// Writes (or replaces) an entry: used by seeding scripts, the demo and tests.
     pub async fn put(&self, entry: &DirectoryEntry) -> Result<(), PortError> {
-        let item: Item =
-            to_item(entry).map_err(|e| PortError::backend("serialising directory entry", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("PutItem {}: {}", self.table, describe(&e))))?;
-        Ok(())
+        put_item(
+            &self.client,
+            &self.table,
+            item_of(entry, "a directory entry")?,
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl Directory for DynamoDirectory {
     async fn get(&self, patient_id: &str) -> Result<Option<DirectoryEntry>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("patientId", s(patient_id))
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
-        out.item
-            .map(|item| {
-                from_item(item).map_err(|e| {
-                    PortError::backend(&format!("decoding directory entry {patient_id}"), e)
-                })
-            })
-            .transpose()
+        get_typed(&self.client, &self.table, "patientId", patient_id, false).await
     }
 }
 

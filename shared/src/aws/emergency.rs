@@ -1,20 +1,16 @@
 //! DynamoDB and SQS adapters of the issue-6 ports: event stream reader, workers table,
 //! rosters and family contacts in the directory table, step ledger, saga message bus.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
-use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use serde_json::Value;
 
 use crate::escalation::{FamilyContact, VillageRoster, Worker, family_key, roster_key};
 use crate::ports::*;
 
 use super::describe;
-
-type Item = HashMap<String, AttributeValue>;
+use super::dynamodb::{get_typed, item_of, put_item};
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_string())
@@ -49,37 +45,14 @@ impl DynamoWorkers {
 
     /// Writes (or replaces) a worker: seeding scripts, the demo and tests.
     pub async fn put(&self, worker: &Worker) -> Result<(), PortError> {
-        let item: Item =
-            to_item(worker).map_err(|e| PortError::backend("serialising a worker", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("PutItem {}: {}", self.table, describe(&e))))?;
-        Ok(())
+        put_item(&self.client, &self.table, item_of(worker, "a worker")?).await
     }
 }
 
 #[async_trait]
 impl Workers for DynamoWorkers {
     async fn get(&self, worker_id: &str) -> Result<Option<Worker>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("workerId", s(worker_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
-        out.item
-            .map(|item| {
-                from_item(item)
-                    .map_err(|e| PortError::backend(&format!("decoding worker {worker_id}"), e))
-            })
-            .transpose()
+        get_typed(&self.client, &self.table, "workerId", worker_id, true).await
     }
 
     async fn reserve(&self, worker_id: &str, emergency_id: &str) -> Result<bool, PortError> {
@@ -140,41 +113,17 @@ impl super::DynamoDirectory {
         key: String,
         value: &T,
     ) -> Result<(), PortError> {
-        let mut item: Item =
-            to_item(value).map_err(|e| PortError::backend("serialising a directory item", e))?;
+        let mut item = item_of(value, "a directory item")?;
         // The table key; a value's own patientId (family contacts) stays in the key's prefix.
         item.insert("patientId".to_string(), s(&key));
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| {
-                PortError::Backend(format!("PutItem {}: {}", self.table(), describe(&e)))
-            })?;
-        Ok(())
+        put_item(self.client(), self.table(), item).await
     }
 
     async fn get_keyed<T: serde::de::DeserializeOwned>(
         &self,
         key: String,
     ) -> Result<Option<T>, PortError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key("patientId", s(&key))
-            .send()
-            .await
-            .map_err(|e| {
-                PortError::Backend(format!("GetItem {}: {}", self.table(), describe(&e)))
-            })?;
-        out.item
-            .map(|item| {
-                from_item(item).map_err(|e| PortError::backend(&format!("decoding {key}"), e))
-            })
-            .transpose()
+        get_typed(self.client(), self.table(), "patientId", &key, false).await
     }
 
     /// Writes a village roster (key `village#{village}`).
