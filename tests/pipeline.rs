@@ -240,18 +240,11 @@ async fn poison_records_end_in_their_failure_destinations_and_the_rest_are_proce
     let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
 
     // Three records on one shard (one partition key), the middle one undecodable.
-    let envelope = |patient: &str| {
-        let r = reading(patient, "spo2", 85.0, 1);
-        json!({"eventId": format!("evt-{patient}"), "eventType": "ReadingRecorded", "version": 1,
-               "timestamp": r["timestamp"], "source": "test", "correlationId": format!("corr-{patient}"),
-               "causationId": "test", "data": r})
-        .to_string()
-    };
     let mut sequence_numbers = Vec::new();
     for data in [
-        envelope("p-1"),
+        low_spo2_record("p-1"),
         "{\"this is\": not json".to_string(),
-        envelope("p-2"),
+        low_spo2_record("p-2"),
     ] {
         let out = kinesis
             .put_record()
@@ -351,10 +344,7 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     let stream = stack.resource("ReadingsStream").unwrap().ref_value.clone();
     let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
     let put = |patient: &'static str, hash_key: String| {
-        let r = reading(patient, "spo2", 85.0, 1);
-        let data = json!({"eventId": format!("evt-{patient}"), "eventType": "ReadingRecorded", "version": 1,
-               "timestamp": r["timestamp"], "source": "test", "correlationId": "c", "causationId": "c", "data": r})
-        .to_string();
+        let data = low_spo2_record(patient);
         kinesis
             .put_record()
             .stream_name(&stream)

@@ -96,6 +96,24 @@ pub fn reading(patient_id: &str, vital: &str, value: f64, minutes_ago: i64) -> V
     })
 }
 
+/// A Kinesis record's data as `ingest` writes it: a `ReadingRecorded` envelope of a low SpO2
+/// reading (85 %) of `patient_id` a minute ago, event id `evt-{patient}`, correlation id
+/// `corr-{patient}`. For tests that put records on the stream directly.
+pub fn low_spo2_record(patient_id: &str) -> String {
+    let r = reading(patient_id, "spo2", 85.0, 1);
+    json!({
+        "eventId": format!("evt-{patient_id}"),
+        "eventType": "ReadingRecorded",
+        "version": 1,
+        "timestamp": r["timestamp"],
+        "source": "test",
+        "correlationId": format!("corr-{patient_id}"),
+        "causationId": "test",
+        "data": r,
+    })
+    .to_string()
+}
+
 /// POSTs a raw body to `/readings`; returns the status and the JSON body.
 pub async fn post_raw(stack: &Stack, body: String, correlation_id: Option<&str>) -> (u16, Value) {
     let client = reqwest::Client::new();
