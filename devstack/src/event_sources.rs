@@ -207,6 +207,12 @@ pub fn classify(
 }
 
 /// Local retry backoff: 200 ms per attempt, at most 2 s.
+/// Records of a Kinesis batch still to process, with the retries they have used.
+struct Segment {
+    records: Vec<KinesisRecord>,
+    retries: u32,
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 * u64::from(attempt.max(1))).min(Duration::from_secs(2))
 }
@@ -603,10 +609,6 @@ impl KinesisSource {
     }
 
     async fn process_batch(&self, shard_id: &str, records: Vec<KinesisRecord>) {
-        struct Segment {
-            records: Vec<KinesisRecord>,
-            retries: u32,
-        }
         let stream_arn = &self.mapping.source_arn;
         let mut segments = VecDeque::from([Segment {
             records,
@@ -649,21 +651,9 @@ impl KinesisSource {
                     // Checkpoint everything before the lowest failed record; retry from there.
                     let first_failed = failed.first().copied().unwrap_or(0);
                     segment.records.drain(..first_failed);
-                    segment.retries += 1;
-                    tracing::debug!(shard = %shard_id, from = %segment.records.first().map(|r| r.sequence_number.as_str()).unwrap_or(""), retry = segment.retries, "partial batch failure; retrying from the first failed record");
-                    if self.exhausted(segment.retries) {
-                        self.give_up(
-                            shard_id,
-                            &segment.records,
-                            GiveUpCondition::RetryAttemptsExhausted,
-                            segment.retries,
-                            "",
-                        )
+                    tracing::debug!(shard = %shard_id, from = %segment.records.first().map(|r| r.sequence_number.as_str()).unwrap_or(""), retry = segment.retries + 1, "partial batch failure; retrying from the first failed record");
+                    self.retry_or_give_up(shard_id, segment, "", &mut segments)
                         .await;
-                    } else {
-                        tokio::time::sleep(backoff(segment.retries)).await;
-                        segments.push_front(segment);
-                    }
                 }
                 BatchVerdict::Failed => {
                     if self.mapping.bisect_on_error && segment.records.len() > 1 {
@@ -676,24 +666,37 @@ impl KinesisSource {
                         });
                         segments.push_front(segment);
                     } else {
-                        segment.retries += 1;
-                        tracing::info!(function = %self.function.spec().logical_id, shard = %shard_id, retry = segment.retries, outcome = ?outcome_summary(&outcome), "kinesis batch failed");
-                        if self.exhausted(segment.retries) {
-                            self.give_up(
-                                shard_id,
-                                &segment.records,
-                                GiveUpCondition::RetryAttemptsExhausted,
-                                segment.retries,
-                                "Unhandled",
-                            )
+                        tracing::info!(function = %self.function.spec().logical_id, shard = %shard_id, retry = segment.retries + 1, outcome = ?outcome_summary(&outcome), "kinesis batch failed");
+                        self.retry_or_give_up(shard_id, segment, "Unhandled", &mut segments)
                             .await;
-                        } else {
-                            tokio::time::sleep(backoff(segment.retries)).await;
-                            segments.push_front(segment);
-                        }
                     }
                 }
             }
+        }
+    }
+
+    /// Counts a failed attempt of `segment`: once the retries are used up its records go to
+    /// the OnFailure destination; otherwise it is retried first, after a backoff.
+    async fn retry_or_give_up(
+        &self,
+        shard_id: &str,
+        mut segment: Segment,
+        function_error: &str,
+        segments: &mut VecDeque<Segment>,
+    ) {
+        segment.retries += 1;
+        if self.exhausted(segment.retries) {
+            self.give_up(
+                shard_id,
+                &segment.records,
+                GiveUpCondition::RetryAttemptsExhausted,
+                segment.retries,
+                function_error,
+            )
+            .await;
+        } else {
+            tokio::time::sleep(backoff(segment.retries)).await;
+            segments.push_front(segment);
         }
     }
 
