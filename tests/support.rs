@@ -27,17 +27,38 @@ pub async fn start_stack(test: &str) -> Stack {
 
 /// Like [`start_stack`], with template parameter overrides.
 pub async fn start_stack_with(test: &str, parameters: &[(&str, &str)]) -> Stack {
+    start_stack_configured(test, |config| {
+        for (name, value) in parameters {
+            config
+                .parameter_overrides
+                .insert(name.to_string(), value.to_string());
+        }
+    })
+    .await
+}
+
+/// Like [`start_stack`], with extra environment variables for one function.
+pub async fn start_stack_with_env(test: &str, function: &str, env: &[(&str, &str)]) -> Stack {
+    start_stack_configured(test, |config| {
+        config.function_environment.insert(
+            function.to_string(),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    })
+    .await
+}
+
+/// Like [`start_stack`], after `configure` has adjusted the configuration.
+pub async fn start_stack_configured(test: &str, configure: impl FnOnce(&mut StackConfig)) -> Stack {
     let root = workspace_root();
     let mut config = StackConfig::for_workspace(&root);
     if config.endpoint.is_some() {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         config.stack_name = format!("t{}-{}", &suffix[..6], test.replace('_', "-"));
     }
-    for (name, value) in parameters {
-        config
-            .parameter_overrides
-            .insert(name.to_string(), value.to_string());
-    }
+    configure(&mut config);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));

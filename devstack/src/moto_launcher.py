@@ -1,4 +1,4 @@
-# Starts moto server with DynamoDB requests serialised.
+# Starts moto server with DynamoDB requests serialised and FIFO receive order fixed.
 #
 # moto serves requests on threads, and its TransactWriteItems is not isolated between them:
 # a cancelled transaction restores a snapshot of the table taken before it ran, erasing
@@ -21,6 +21,40 @@ def _serialised_call_action(self):
 
 
 DynamoHandler.call_action = _serialised_call_action
+
+# FIFO queues: a message whose visibility timeout has passed is no longer in flight. moto
+# 5.2.5 forgets it as in flight only when its receive loop reaches it, one message at a
+# time: when the first two messages of a group both become visible again, the loop skips
+# the first (the second still counts as in flight) and then delivers the second, out of
+# order. Forgetting every visible message as in flight before the loop looks (at each
+# receive, and whenever the loop reads the visible messages) keeps the group order.
+from moto.sqs.models import Queue, SQSBackend  # noqa: E402
+
+
+def _forget_visible_in_flight(queue):
+    for message in list(queue.pending_messages):
+        if message.visible:
+            queue.pending_messages.discard(message)
+
+
+_visible_messages = Queue.messages.fget
+
+
+def _messages(self):
+    _forget_visible_in_flight(self)
+    return _visible_messages(self)
+
+
+Queue.messages = property(_messages)
+_receive_message = SQSBackend.receive_message
+
+
+def _receive_message_in_group_order(self, queue_name, *args, **kwargs):
+    _forget_visible_in_flight(self.get_queue(queue_name))
+    return _receive_message(self, queue_name, *args, **kwargs)
+
+
+SQSBackend.receive_message = _receive_message_in_group_order
 
 from moto.server import main  # noqa: E402
 

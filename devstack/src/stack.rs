@@ -42,6 +42,9 @@ pub struct StackConfig {
     /// `Some(dir)`: each function's stdout+stderr is appended to `dir/<LogicalId>.log` (and
     /// moto's to `dir/moto.log`); `None`: forwarded to our stderr prefixed with `[LogicalId] `.
     pub function_log_dir: Option<PathBuf>,
+    /// Extra environment variables by function logical id, set over the template's (e.g.
+    /// `FAULT_INJECTION_PANIC_ON` for a test).
+    pub function_environment: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl StackConfig {
@@ -84,6 +87,7 @@ impl StackConfig {
             http_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),
             function_log_dir: None,
+            function_environment: BTreeMap::new(),
         }
     }
 }
@@ -143,7 +147,10 @@ impl Stack {
         let mut mappings = Vec::new();
         let mut routes = Vec::new();
         for function in &resolved_functions {
-            let spec = function_spec(function, &config.bin_dir, &emulator.endpoint)?;
+            let mut spec = function_spec(function, &config.bin_dir, &emulator.endpoint)?;
+            if let Some(extra) = config.function_environment.get(&function.logical_id) {
+                spec.environment.extend(extra.clone());
+            }
             let host = Arc::new(FunctionHost::start(spec, log.clone(), activity.clone()));
             let events = parse_events(function, &config.stack_name)?;
             for event in events {

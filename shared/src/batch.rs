@@ -14,9 +14,16 @@
 //! every record fails, the response reports them all (Lambda retries the whole batch) and
 //! an error is logged. A record that cannot be identified (no message id / sequence
 //! number) fails the whole batch, since it could not be reported alone.
+//!
+//! Fault injection: when the environment variable [`FAULT_INJECTION_PANIC_ON`] is set (not
+//! in the template; tests and chaos experiments set it), a record whose payload contains
+//! its value panics while being processed, inside the same guard as the handler's own
+//! code. It exercises the panic path end to end, through a real handler and runtime.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
 
 use aws_lambda_events::event::dynamodb::EventRecord as DynamoDbRecord;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
@@ -39,14 +46,78 @@ pub fn body(message: &SqsMessage) -> &[u8] {
     message.body.as_deref().unwrap_or_default().as_bytes()
 }
 
+/// Environment variable naming the fault-injection marker (see the module docs).
+pub const FAULT_INJECTION_PANIC_ON: &str = "FAULT_INJECTION_PANIC_ON";
+
+/// A record's payload, searched for the fault-injection marker.
+trait Payload {
+    fn payload(&self) -> Cow<'_, [u8]>;
+}
+
+impl Payload for SqsMessage {
+    fn payload(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(body(self))
+    }
+}
+
+impl Payload for KinesisEventRecord {
+    fn payload(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.kinesis.data.0)
+    }
+}
+
+impl Payload for DynamoDbRecord {
+    fn payload(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(serde_json::to_vec(&self.change.new_image).unwrap_or_default())
+    }
+}
+
+/// The fault-injection marker, read once from the environment.
+fn fault_marker() -> Option<&'static str> {
+    static MARKER: OnceLock<Option<String>> = OnceLock::new();
+    MARKER
+        .get_or_init(|| {
+            let marker = std::env::var(FAULT_INJECTION_PANIC_ON)
+                .ok()
+                .filter(|m| !m.is_empty());
+            if let Some(marker) = &marker {
+                tracing::warn!(
+                    marker,
+                    "fault injection is on: records containing the marker panic"
+                );
+            }
+            marker
+        })
+        .as_deref()
+}
+
+/// Panics when `marker` is set and occurs in `payload`.
+fn inject_fault(marker: Option<&str>, payload: &[u8]) {
+    if let Some(marker) = marker
+        && !marker.is_empty()
+        && payload
+            .windows(marker.len())
+            .any(|window| window == marker.as_bytes())
+    {
+        panic!("fault injected: the record contains the {FAULT_INJECTION_PANIC_ON} marker");
+    }
+}
+
 /// Runs one record's future, turning a panic (while building or running it) into an error.
-async fn guarded<F, Fut, E>(process: F) -> Result<(), String>
+async fn guarded<R, F, Fut, E>(record: &R, process: F) -> Result<(), String>
 where
+    R: Payload,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let future = match std::panic::catch_unwind(AssertUnwindSafe(process)) {
+    let start = || {
+        if let Some(marker) = fault_marker() {
+            inject_fault(Some(marker), &record.payload());
+        }
+        process()
+    };
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
         Ok(future) => future,
         Err(panic) => return Err(panic_text(panic.as_ref())),
     };
@@ -110,7 +181,7 @@ where
     let process = &process;
     let results: Vec<(usize, Result<(), String>)> =
         futures::stream::iter(messages.iter().enumerate())
-            .map(|(i, m)| async move { (i, guarded(|| process(m)).await) })
+            .map(|(i, m)| async move { (i, guarded(m, || process(m)).await) })
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
@@ -173,7 +244,7 @@ where
             failures.push(id.to_string());
             continue;
         }
-        if let Err(err) = guarded(|| process(message)).await {
+        if let Err(err) = guarded(message, || process(message)).await {
             tracing::error!(message_id = id, group, error = %err, "message failed; its group stops here");
             failed_groups.push(group);
             failures.push(id.to_string());
@@ -184,7 +255,7 @@ where
 }
 
 /// In order, stopping at the first failure; returns its sequence number.
-async fn ordered<'a, R, F, Fut, E>(
+async fn ordered<'a, R: Payload, F, Fut, E>(
     kind: &str,
     records: &'a [R],
     sequence_number: fn(&R) -> Option<&str>,
@@ -197,7 +268,7 @@ where
 {
     for (i, record) in records.iter().enumerate() {
         let seq = sequence_number(record).ok_or(BatchError::MissingSequenceNumber)?;
-        if let Err(err) = guarded(|| process(record)).await {
+        if let Err(err) = guarded(record, || process(record)).await {
             tracing::error!(kind, sequence_number = seq, error = %err, unprocessed = records.len() - i, "record failed; the batch stops here and is retried from it");
             log_summary(kind, records.len(), records.len() - i);
             return Ok(Some(seq.to_string()));

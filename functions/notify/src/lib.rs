@@ -7,12 +7,16 @@
 //!
 //! Each request is also guarded by the idempotency utility (key: the notification id;
 //! validated: the request data), so a repeat of a completed request does nothing and a
-//! concurrent duplicate is refused while the first one runs. Messages of a batch are
-//! processed concurrently.
+//! concurrent duplicate is refused while the first one runs.
+//!
+//! The notify queue is FIFO with one message group per recipient: messages are processed in
+//! order, and once a message fails the later messages of its recipient in the batch are not
+//! tried and are reported as failures too (`shared::batch::sqs_fifo`), so a recipient never
+//! gets notifications out of order. Other recipients go on.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use shared::batch::{BatchError, body, sqs_standard};
+use shared::batch::{BatchError, body, sqs_fifo};
 use shared::envelope::{Envelope, decode};
 use shared::events::{NotificationRequested, NotificationSent, notification_stream};
 use shared::idempotency::{Config, Idempotency};
@@ -22,9 +26,6 @@ use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
-
-/// Messages of one batch notified at the same time.
-pub const CONCURRENCY: usize = 4;
 
 pub struct Deps<'a> {
     pub outbox: &'a dyn Outbox,
@@ -45,10 +46,7 @@ pub async fn handle(
     event: &SqsEvent,
     now: DateTime<Utc>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    sqs_standard(&event.records, CONCURRENCY, |message| {
-        notify_one(deps, message, now)
-    })
-    .await
+    sqs_fifo(&event.records, |message| notify_one(deps, message, now)).await
 }
 
 async fn notify_one(

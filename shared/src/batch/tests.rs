@@ -212,3 +212,11 @@ async fn the_number_of_failed_messages_is_a_metric() {
     assert_eq!(response.unwrap().batch_item_failures.len(), 1);
     assert_eq!(recorder.total(crate::metrics::BATCH_ITEM_FAILURES), 1.0);
 }
+
+#[test]
+fn fault_injection_panics_only_on_records_with_the_marker() {
+    inject_fault(None, b"anything");
+    inject_fault(Some("boom-7"), b"a quiet record");
+    let caught = std::panic::catch_unwind(|| inject_fault(Some("boom-7"), b"{\"m\":\"boom-7\"}"));
+    assert!(caught.is_err());
+}
