@@ -2,7 +2,9 @@
 //!
 //! Layout (hexagonal):
 //! - [`envelope`], [`events`]: the event contracts every message on the wire uses.
-//! - [`reading`], [`detection`], [`routing`]: pure domain logic, no AWS types.
+//! - [`reading`], [`detection`], [`routing`], [`saga`], [`escalation`], [`dashboard`]: pure
+//!   domain logic (rules, windows, the saga state machine, read-model projections), no AWS
+//!   types.
 //! - [`ports`]: the small traits handlers depend on.
 //! - [`aws`]: adapters implementing the ports with the AWS SDK (honours `AWS_ENDPOINT_URL`).
 //! - [`memory`]: in-memory adapters for handler unit tests.
@@ -16,6 +18,7 @@ pub mod ambulance;
 pub mod aws;
 pub mod batch;
 pub mod config;
+pub mod dashboard;
 pub mod detection;
 pub mod envelope;
 pub mod escalation;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::envelope::Envelope;
 use crate::event_store::*;
@@ -254,22 +255,65 @@ impl PatientStateStore for MemoryStateStore {
         expected_version: u64,
         state: &PatientState,
     ) -> Result<(), PortError> {
-        let mut states = lock(&self.states);
-        let current = states.get(patient_id).map(|s| s.version).unwrap_or(0);
-        if current != expected_version {
-            return Err(PortError::Conflict {
-                key: patient_id.to_string(),
-                expected: expected_version,
-                actual: Some(current),
-            });
-        }
-        states.insert(
-            patient_id.to_string(),
-            Versioned {
-                version: expected_version + 1,
-                value: state.clone(),
+        save_versioned(&mut lock(&self.states), patient_id, expected_version, state)?;
+        *lock(&self.saves) += 1;
+        Ok(())
+    }
+}
+
+/// Stores `value` under `key` as version `expected_version + 1` if the stored version is
+/// still `expected_version` (0 = absent); otherwise a conflict.
+fn save_versioned<T: Clone>(
+    map: &mut HashMap<String, Versioned<T>>,
+    key: &str,
+    expected_version: u64,
+    value: &T,
+) -> Result<(), PortError> {
+    let current = map.get(key).map(|s| s.version).unwrap_or(0);
+    if current != expected_version {
+        return Err(PortError::Conflict {
+            key: key.to_string(),
+            expected: expected_version,
+            actual: Some(current),
+        });
+    }
+    map.insert(
+        key.to_string(),
+        Versioned {
+            version: expected_version + 1,
+            value: value.clone(),
+        },
+    );
+    Ok(())
+}
+
+/// Dashboard views in memory; counts saves.
+#[derive(Default)]
+pub struct MemoryReadModels {
+    pub views: Mutex<HashMap<String, Versioned<View>>>,
+    pub saves: Mutex<usize>,
+}
+
+impl MemoryReadModels {
+    pub fn get(&self, view_id: &str) -> Option<View> {
+        lock(&self.views).get(view_id).map(|v| v.value.clone())
+    }
+}
+
+#[async_trait]
+impl ReadModels for MemoryReadModels {
+    async fn load(&self, view_id: &str) -> Result<Versioned<Option<View>>, PortError> {
+        Ok(match lock(&self.views).get(view_id) {
+            Some(v) => Versioned {
+                version: v.version,
+                value: Some(v.value.clone()),
             },
-        );
+            None => Versioned::default(),
+        })
+    }
+
+    async fn save(&self, expected_version: u64, view: &View) -> Result<(), PortError> {
+        save_versioned(&mut lock(&self.views), &view.id(), expected_version, view)?;
         *lock(&self.saves) += 1;
         Ok(())
     }

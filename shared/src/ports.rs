@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::envelope::{Envelope, EventData};
 use crate::events::{AlertRaised, NotificationRequested};
@@ -120,6 +121,17 @@ pub trait PatientStateStore: Send + Sync {
         expected_version: u64,
         state: &PatientState,
     ) -> Result<(), PortError>;
+}
+
+/// The dashboard's read models ([`crate::dashboard::View`]), one item per view, with
+/// optimistic concurrency: `version` counts the saves of a view.
+#[async_trait]
+pub trait ReadModels: Send + Sync {
+    /// The view with this id and its version (0 and `None` when there is none).
+    async fn load(&self, view_id: &str) -> Result<Versioned<Option<View>>, PortError>;
+    /// Stores `view` as version `expected_version + 1` if the stored version is still
+    /// `expected_version`; otherwise [`PortError::Conflict`].
+    async fn save(&self, expected_version: u64, view: &View) -> Result<(), PortError>;
 }
 
 /// The patient -> health worker directory.

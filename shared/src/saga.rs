@@ -144,7 +144,7 @@ pub enum Status {
 }
 
 /// The state of one saga, folded from its events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaState {
     pub status: Status,

@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
+use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::ports::*;
 use crate::routing::DirectoryEntry;
@@ -135,31 +136,48 @@ impl PatientStateStore for DynamoStateStore {
             state: state.clone(),
         })
         .map_err(|e| PortError::backend("serialising patient state", e))?;
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let request = if expected_version == 0 {
-            request.condition_expression("attribute_not_exists(patientId)")
-        } else {
-            request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", n(expected_version))
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(PortError::Conflict {
-                key: patient_id.to_string(),
-                expected: expected_version,
-                actual: None,
-            }),
-            Err(err) => Err(PortError::Backend(format!(
-                "PutItem {}: {}",
-                self.table,
-                describe(&err)
-            ))),
-        }
+        put_versioned(
+            &self.client,
+            &self.table,
+            ("patientId", patient_id),
+            expected_version,
+            item,
+        )
+        .await
+    }
+}
+
+/// Writes `item` (which carries `version = expected_version + 1`) if the stored item with
+/// key `key` still has `version = expected_version` (0 = no item yet); otherwise
+/// [`PortError::Conflict`].
+pub(crate) async fn put_versioned(
+    client: &Client,
+    table: &str,
+    (key_name, key): (&str, &str),
+    expected_version: u64,
+    item: Item,
+) -> Result<(), PortError> {
+    let request = client.put_item().table_name(table).set_item(Some(item));
+    let request = if expected_version == 0 {
+        request
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key_name)
+    } else {
+        request
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(expected_version))
+    };
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(err) if is_conditional_failure(&err) => Err(PortError::Conflict {
+            key: key.to_string(),
+            expected: expected_version,
+            actual: None,
+        }),
+        Err(err) => Err(PortError::Backend(format!(
+            "PutItem {table}: {}",
+            describe(&err)
+        ))),
     }
 }
 
@@ -303,5 +321,84 @@ impl Outbox for DynamoOutbox {
             PortError::Backend(format!("UpdateItem {}: {}", self.table, describe(&e)))
         })?;
         Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------ dashboard
+
+/// The dashboard table: `{viewId, version, kind, status, board?, since?, view}`. `board`
+/// and `since` feed the sparse `board-since` index (the views that need attention, oldest
+/// first); `view` is the whole [`View`].
+pub struct DynamoReadModels {
+    client: Client,
+    table: String,
+}
+
+impl DynamoReadModels {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> Self {
+        DynamoReadModels {
+            client: Client::new(config),
+            table,
+        }
+    }
+}
+
+/// Name of the dashboard table's index of open views.
+pub const BOARD_INDEX: &str = "board-since";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ViewItem {
+    view_id: String,
+    version: u64,
+    kind: String,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    board: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
+    view: View,
+}
+
+#[async_trait]
+impl ReadModels for DynamoReadModels {
+    async fn load(&self, view_id: &str) -> Result<Versioned<Option<View>>, PortError> {
+        let item: Option<ViewItem> =
+            get_typed(&self.client, &self.table, "viewId", view_id, true).await?;
+        Ok(match item {
+            Some(item) => Versioned {
+                version: item.version,
+                value: Some(item.view),
+            },
+            None => Versioned::default(),
+        })
+    }
+
+    async fn save(&self, expected_version: u64, view: &View) -> Result<(), PortError> {
+        let view_id = view.id();
+        let kind = match view {
+            View::Alert(_) => "alert",
+            View::Emergency(_) => "emergency",
+        };
+        let item = item_of(
+            &ViewItem {
+                view_id: view_id.clone(),
+                version: expected_version + 1,
+                kind: kind.to_string(),
+                status: view.status_text(),
+                board: view.board().map(str::to_string),
+                since: view.since().map(|t| t.to_rfc3339()),
+                view: view.clone(),
+            },
+            "a dashboard view",
+        )?;
+        put_versioned(
+            &self.client,
+            &self.table,
+            ("viewId", &view_id),
+            expected_version,
+            item,
+        )
+        .await
     }
 }

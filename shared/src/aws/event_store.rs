@@ -272,7 +272,26 @@ struct DedupeRow {
 
 fn decode_event(item: Item) -> Result<RecordedEvent, EventStoreError> {
     let row: EventRow = from_item(item).map_err(|e| EventStoreError::Decode(e.to_string()))?;
-    Ok(RecordedEvent {
+    Ok(recorded_event(row))
+}
+
+/// The event in an item image of the events table's stream (`NewImage` of an INSERT), or
+/// `None` for the table's other items (the position counter and the dedupe items).
+pub fn event_from_stream_image(
+    image: serde_dynamo::Item,
+) -> Result<Option<RecordedEvent>, EventStoreError> {
+    let is_event =
+        matches!(image.get("allPk"), Some(serde_dynamo::AttributeValue::S(pk)) if pk == ALL_PK);
+    if !is_event {
+        return Ok(None);
+    }
+    let row: EventRow =
+        serde_dynamo::from_item(image).map_err(|e| EventStoreError::Decode(e.to_string()))?;
+    Ok(Some(recorded_event(row)))
+}
+
+fn recorded_event(row: EventRow) -> RecordedEvent {
+    RecordedEvent {
         stream_id: row.stream_id,
         stream_version: row.version,
         position: Position(row.position),
@@ -286,7 +305,7 @@ fn decode_event(item: Item) -> Result<RecordedEvent, EventStoreError> {
             causation_id: row.causation_id,
             data: row.data,
         },
-    })
+    }
 }
 
 #[async_trait]

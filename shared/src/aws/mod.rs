@@ -9,9 +9,11 @@ mod kinesis;
 mod sns;
 mod sqs;
 
-pub use dynamodb::{DynamoDirectory, DynamoOutbox, DynamoStateStore};
+pub use dynamodb::{
+    BOARD_INDEX, DynamoDirectory, DynamoOutbox, DynamoReadModels, DynamoStateStore,
+};
 pub use emergency::{DynamoLedger, DynamoWorkers, SqsBus};
-pub use event_store::{ALL_INDEX, DynamoEventStore};
+pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
 pub use idempotency::DynamoIdempotencyStore;
 pub use kinesis::KinesisSink;
 pub use sns::{SnsAlertPublisher, SnsSms};

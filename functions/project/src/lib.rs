@@ -1,0 +1,169 @@
+//! `project`: the events table's DynamoDB stream -> the dashboard read models
+//! (`shared::dashboard`): one view per alert and per emergency.
+//!
+//! Records run in order and the batch stops at the first failure, which is reported by its
+//! sequence number (`shared::batch::dynamodb_stream`); Lambda retries from it. Only INSERTs
+//! of event items matter: the position counter, the dedupe items and TTL removals are
+//! skipped.
+//!
+//! Exactly-once effect on at-least-once delivery: a view records the last version it has
+//! applied of each source stream, so a redelivered event changes nothing; the view is
+//! saved conditioned on the version it was read at, so two invocations updating one view
+//! cannot lose an update. When a view finds a gap (an event whose predecessors in its
+//! stream it has not applied, e.g. after records were skipped), the missing events are read
+//! from the event store first: the store, not the stream, is the source of truth.
+//!
+//! Failures, reported for a retry: an event of a known type with a schema version newer
+//! than this function knows (deploy the projector first), a malformed event, and errors of
+//! DynamoDB.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use shared::aws::event_from_stream_image;
+use shared::batch::{BatchError, dynamodb_stream};
+use shared::dashboard::{Applied, Projection, View, apply, classify};
+use shared::event_store::{EventStreams, RecordedEvent, Upcasters};
+use shared::ports::{PortError, ReadModels};
+use tracing::Instrument;
+
+/// The function name used in logs and metrics.
+pub const SOURCE: &str = "project";
+
+/// Saves of one view attempted before giving the record up for a retry (another invocation
+/// keeps winning the version check).
+pub const SAVE_ATTEMPTS: u32 = 5;
+
+pub struct Deps<'a> {
+    /// Read when a view has a gap.
+    pub events: &'a dyn EventStreams,
+    pub views: &'a dyn ReadModels,
+    pub upcasters: &'a Upcasters,
+}
+
+/// The upcasters of the events the projection reads (none needed yet: every event type is
+/// at its first schema version).
+pub fn upcasters() -> Upcasters {
+    Upcasters::new()
+}
+
+/// What happened to one stream record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not an event insert, or an event the dashboard does not show.
+    Skipped,
+    /// The view already had it.
+    Duplicate,
+    Projected,
+}
+
+/// Handles one batch of stream records; reports the first failed record.
+pub async fn handle(deps: &Deps<'_>, event: &Event) -> Result<DynamoDbEventResponse, BatchError> {
+    dynamodb_stream(&event.records, |record| async move {
+        let outcome = project_record(deps, record).await?;
+        if outcome == Outcome::Duplicate {
+            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+        }
+        Ok::<(), String>(())
+    })
+    .await
+}
+
+/// Projects one stream record.
+pub async fn project_record(deps: &Deps<'_>, record: &EventRecord) -> Result<Outcome, String> {
+    if record.event_name != "INSERT" {
+        return Ok(Outcome::Skipped);
+    }
+    let event = event_from_stream_image(record.change.new_image.clone())
+        .map_err(|e| format!("stream record is not a readable event item: {e}"))?;
+    match event {
+        Some(event) => project_event(deps, &event).await,
+        None => Ok(Outcome::Skipped),
+    }
+}
+
+/// Applies one stored event to its view and saves the view.
+pub async fn project_event(deps: &Deps<'_>, event: &RecordedEvent) -> Result<Outcome, String> {
+    let projection = classify(deps.upcasters, event).map_err(|e| e.to_string())?;
+    let (Some(view_id), Some(empty)) = (projection.view_id(), projection.empty_view()) else {
+        return Ok(Outcome::Skipped);
+    };
+    // Instrumented (not entered): the span must follow the future across awaits.
+    let span = tracing::info_span!("project", correlation_id = %event.event.correlation_id, view_id = %view_id, event_type = %event.event.event_type);
+    update_view(deps, &view_id, empty, event, &projection)
+        .instrument(span)
+        .await
+}
+
+/// Loads the view, applies the event and saves it, again while another save wins.
+async fn update_view(
+    deps: &Deps<'_>,
+    view_id: &str,
+    empty: View,
+    event: &RecordedEvent,
+    projection: &Projection,
+) -> Result<Outcome, String> {
+    for attempt in 1..=SAVE_ATTEMPTS {
+        let loaded = deps.views.load(view_id).await.map_err(|e| e.to_string())?;
+        let mut view = loaded.value.unwrap_or_else(|| empty.clone());
+        if !catch_up(deps, &mut view, event, projection).await? {
+            tracing::debug!("already projected");
+            return Ok(Outcome::Duplicate);
+        }
+        match deps.views.save(loaded.version, &view).await {
+            Ok(()) => {
+                tracing::info!(status = %view.status_text(), "view updated");
+                return Ok(Outcome::Projected);
+            }
+            Err(PortError::Conflict { .. }) => {
+                tracing::info!(attempt, "the view changed meanwhile; reading it again");
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Err(format!(
+        "view {view_id} kept changing; gave up after {SAVE_ATTEMPTS} attempts"
+    ))
+}
+
+/// Applies `event` to `view`, first applying the earlier events of its stream that the
+/// view lacks (read from the store). False when the view already had the event.
+async fn catch_up(
+    deps: &Deps<'_>,
+    view: &mut View,
+    event: &RecordedEvent,
+    projection: &Projection,
+) -> Result<bool, String> {
+    let at = event.event.timestamp;
+    match apply(view, &event.stream_id, event.stream_version, at, projection) {
+        Applied::Changed => Ok(true),
+        Applied::AlreadyApplied => Ok(false),
+        Applied::Gap { expected } => {
+            let count = usize::try_from(event.stream_version - expected + 1).unwrap_or(usize::MAX);
+            tracing::info!(stream = %event.stream_id, from = expected, to = event.stream_version, "gap in the view; reading the missing events from the store");
+            let missing = deps
+                .events
+                .read_stream(&event.stream_id, expected, count)
+                .await
+                .map_err(|e| e.to_string())?;
+            for earlier in &missing {
+                let p = classify(deps.upcasters, earlier).map_err(|e| e.to_string())?;
+                let at = earlier.event.timestamp;
+                if let Applied::Gap { expected } =
+                    apply(view, &earlier.stream_id, earlier.stream_version, at, &p)
+                {
+                    return Err(format!(
+                        "stream {} has no version {expected} in the store",
+                        earlier.stream_id
+                    ));
+                }
+            }
+            if view.next_version(&event.stream_id) <= event.stream_version {
+                return Err(format!(
+                    "stream {} version {} is not readable in the store yet",
+                    event.stream_id, event.stream_version
+                ));
+            }
+            Ok(true)
+        }
+    }
+}

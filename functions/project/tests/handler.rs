@@ -1,0 +1,249 @@
+//! The `project` handler with in-memory adapters: stream records in, views out.
+
+use aws_lambda_events::event::dynamodb::Event;
+use chrono::{TimeZone, Utc};
+use project::{Deps, handle, upcasters};
+use serde_json::{Value, json};
+use shared::dashboard::{AlertStatus, View};
+use shared::event_store::{EventStreams, ExpectedVersion};
+use shared::memory::{MemoryEventStore, MemoryReadModels};
+use shared::ports::StoredEvent;
+
+fn stored(event_id: &str, event_type: &str, data: Value) -> StoredEvent {
+    StoredEvent {
+        event_id: event_id.into(),
+        event_type: event_type.into(),
+        schema_version: 1,
+        timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 1).unwrap(),
+        source: "test".into(),
+        correlation_id: "corr-1".into(),
+        causation_id: "cause-1".into(),
+        data,
+    }
+}
+
+fn raised() -> StoredEvent {
+    stored(
+        "e-raised",
+        "AlertRaised",
+        json!({
+            "alertId": "a1", "patientId": "p-1", "ruleId": "spo2-low", "alertType": "hypoxemia",
+            "severity": "critical", "village": "Bondo", "description": "SpO2 88 %",
+            "evidence": [], "detectedAt": "2026-11-24T08:00:00Z",
+        }),
+    )
+}
+
+fn routed() -> StoredEvent {
+    stored(
+        "e-routed",
+        "AlertRouted",
+        json!({"alertId": "a1", "patientId": "p-1", "workerId": "w-1", "notificationId": "n-1"}),
+    )
+}
+
+/// The stream record of an event item as the events table writes it.
+fn insert(seq: u64, stream: &str, version: u64, event: &StoredEvent) -> Value {
+    let image = json!({
+        "streamId": stream, "version": version, "position": seq, "allPk": "all",
+        "eventId": event.event_id, "eventType": event.event_type,
+        "schemaVersion": event.schema_version, "timestamp": event.timestamp,
+        "source": event.source, "correlationId": event.correlation_id,
+        "causationId": event.causation_id, "data": event.data,
+    });
+    record(seq, "INSERT", image)
+}
+
+fn record(seq: u64, event_name: &str, image: Value) -> Value {
+    let item: serde_dynamo::Item = serde_dynamo::to_item(image).unwrap();
+    json!({
+        "eventID": format!("id-{seq}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795507201.0,
+            "Keys": {},
+            "NewImage": item,
+            "SequenceNumber": seq.to_string(),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+    })
+}
+
+fn batch(records: Vec<Value>) -> Event {
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn alert_view(views: &MemoryReadModels) -> shared::dashboard::AlertView {
+    match views.get("alert#a1") {
+        Some(View::Alert(v)) => v,
+        other => panic!("no alert view: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn events_become_views_and_other_items_are_skipped() {
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+    let records = vec![
+        record(
+            1,
+            "MODIFY",
+            json!({"streamId": "$all", "version": 0, "position": 2}),
+        ),
+        insert(2, "alert-a1", 1, &raised()),
+        record(
+            3,
+            "INSERT",
+            json!({"streamId": "$event#e-raised", "version": 0, "eventStream": "alert-a1"}),
+        ),
+        insert(4, "alert-a1", 2, &routed()),
+        insert(5, "late-r1", 1, &stored("e-late", "ReadingLate", json!({}))),
+        record(6, "REMOVE", json!({"streamId": "$event#old", "version": 0})),
+    ];
+    let response = handle(&deps, &batch(records.clone())).await.unwrap();
+    assert!(failures(&response).is_empty());
+    let view = alert_view(&views);
+    assert_eq!(view.status(), AlertStatus::Routed);
+    assert_eq!(view.routed_to.as_deref(), Some("w-1"));
+    assert_eq!(*views.saves.lock().unwrap(), 2);
+
+    // The same batch again (Lambda retried it): nothing is written.
+    let response = handle(&deps, &batch(records)).await.unwrap();
+    assert!(failures(&response).is_empty());
+    assert_eq!(*views.saves.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_batch_stops_at_an_event_newer_than_the_projector() {
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+    let mut newer = routed();
+    newer.schema_version = 2;
+    let resolved = stored(
+        "e-resolved",
+        "AlertResolved",
+        json!({"alertId": "a1", "patientId": "p-1", "ruleId": "spo2-low",
+               "alertType": "hypoxemia", "severity": "critical",
+               "episodeStart": "2026-11-24T08:00:00Z", "resolvedAt": "2026-11-24T08:09:00Z",
+               "readingEventId": "r-9"}),
+    );
+    let response = handle(
+        &deps,
+        &batch(vec![
+            insert(10, "alert-a1", 1, &raised()),
+            insert(11, "alert-a1", 2, &newer),
+            insert(12, "alert-resolution-a1", 1, &resolved),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&response), ["11"]);
+    let view = alert_view(&views);
+    assert_eq!(
+        view.status(),
+        AlertStatus::Raised,
+        "the record after the failure did not run"
+    );
+}
+
+#[tokio::test]
+async fn a_view_with_a_gap_catches_up_from_the_store() {
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    events
+        .append("alert-a1", ExpectedVersion::NoStream, &[raised(), routed()])
+        .await
+        .unwrap();
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+    // Only the second event's record arrives (the first was skipped after failing).
+    let response = handle(&deps, &batch(vec![insert(21, "alert-a1", 2, &routed())]))
+        .await
+        .unwrap();
+    assert!(failures(&response).is_empty());
+    let view = alert_view(&views);
+    assert_eq!(view.status(), AlertStatus::Routed);
+    assert_eq!(
+        view.severity,
+        Some(shared::events::Severity::Critical),
+        "the raise was read from the store"
+    );
+    assert_eq!(view.applied["alert-a1"], 2);
+}
+
+#[tokio::test]
+async fn a_gap_the_store_cannot_fill_is_a_failure() {
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+    let response = handle(&deps, &batch(vec![insert(31, "alert-a1", 2, &routed())]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), ["31"]);
+    assert!(views.get("alert#a1").is_none());
+}
+
+#[tokio::test]
+async fn the_sample_stream_event_projects_the_alert() {
+    let text = include_str!("../../../events/samples/dynamodb-events-stream.json");
+    let event: Event = serde_json::from_str(text).unwrap();
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+    let response = handle(&deps, &event).await.unwrap();
+    assert!(failures(&response).is_empty());
+    let Some(View::Alert(view)) = views.get("alert#a3f1e2d4-1111-5222-8333-944455566677") else {
+        panic!("no view");
+    };
+    assert_eq!(view.status(), AlertStatus::Raised);
+    assert_eq!(view.village.as_deref(), Some("Kisumu"));
+}
