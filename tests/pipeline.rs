@@ -83,6 +83,20 @@ async fn readings_flow_from_the_http_api_to_a_health_worker_notification() {
         assert_eq!(depth, 0, "{queue} is not empty");
     }
 
+    // The dashboard projector (events table stream) built the alert's view.
+    let views = inspect::scan(&stack, "DashboardTable").await.unwrap();
+    assert_eq!(views.len(), 1, "{views:?}");
+    let view = &views[0];
+    assert_eq!(view["kind"], "alert");
+    assert_eq!(view["board"], "open");
+    assert_eq!(view["view"]["patientId"], "p-1");
+    assert_eq!(view["view"]["routedTo"], "w-1");
+    assert_eq!(view["view"]["notificationsSent"], 1);
+    assert!(
+        ["routed", "escalated"].contains(&view["status"].as_str().unwrap()),
+        "{view}"
+    );
+
     // The functions printed CloudWatch EMF metrics for all of it.
     let ingest = stack.metrics("IngestFunction");
     assert_eq!(ingest["ReadingsIngested"].sum, 6.0, "{ingest:?}");

@@ -1,6 +1,7 @@
-//! Lambda's event source mappings for Kinesis streams and SQS queues, played locally.
+//! Lambda's event source mappings for Kinesis streams, DynamoDB streams and SQS queues,
+//! played locally.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,8 +14,8 @@ use tokio::task::JoinHandle;
 use crate::lambda::{FunctionHost, InvokeOutcome};
 use crate::template::{REGION, scalar_to_string};
 
-/// Poll interval of a Kinesis shard that returned nothing.
-const KINESIS_IDLE_POLL: Duration = Duration::from_millis(100);
+/// Poll interval of a stream shard that returned nothing.
+const STREAM_IDLE_POLL: Duration = Duration::from_millis(100);
 /// Pause after a failed emulator call before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -25,6 +26,8 @@ pub enum SourceKind {
     Kinesis,
     /// An SQS queue.
     Sqs,
+    /// A DynamoDB stream.
+    DynamoDb,
 }
 
 /// An event source mapping, as declared by a function's `Events` entry.
@@ -52,6 +55,9 @@ pub struct EventSourceMapping {
     pub max_record_age: Option<Duration>,
     /// `DestinationConfig.OnFailure.Destination` (Kinesis): an SQS queue ARN.
     pub on_failure_arn: Option<String>,
+    /// `FilterCriteria.Filters[].Pattern` (DynamoDB), parsed; a record is processed when it
+    /// matches any of them (or when there are none).
+    pub filters: Vec<Value>,
     /// `Enabled`.
     pub enabled: bool,
 }
@@ -85,13 +91,13 @@ impl EventSourceMapping {
                 .transpose()
         };
         let source_key = match kind {
-            SourceKind::Kinesis => "Stream",
+            SourceKind::Kinesis | SourceKind::DynamoDb => "Stream",
             SourceKind::Sqs => "Queue",
         };
         let source_arn =
             get(source_key)?.with_context(|| format!("event {event_name} has no {source_key}"))?;
         let default_batch = match kind {
-            SourceKind::Kinesis => 100,
+            SourceKind::Kinesis | SourceKind::DynamoDb => 100,
             SourceKind::Sqs => 10,
         };
         let batch_size = int("BatchSize")?.unwrap_or(default_batch);
@@ -100,7 +106,7 @@ impl EventSourceMapping {
         }
         let window = int("MaximumBatchingWindowInSeconds")?.unwrap_or(0).max(0);
         let starting_position = get("StartingPosition")?.unwrap_or_else(|| "LATEST".to_string());
-        if kind == SourceKind::Kinesis
+        if kind != SourceKind::Sqs
             && !matches!(starting_position.as_str(), "TRIM_HORIZON" | "LATEST")
         {
             bail!(
@@ -139,6 +145,32 @@ impl EventSourceMapping {
                 "event {event_name}: devstack supports only SQS queues as OnFailure destinations, not {arn}"
             );
         }
+        let mut filters = Vec::new();
+        if let Some(criteria) = properties.get("FilterCriteria") {
+            if kind != SourceKind::DynamoDb {
+                bail!(
+                    "event {event_name}: devstack supports FilterCriteria on DynamoDB streams only"
+                );
+            }
+            let empty = Vec::new();
+            let entries = criteria
+                .get("Filters")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty);
+            for entry in entries {
+                let text = entry
+                    .get("Pattern")
+                    .map(scalar_to_string)
+                    .transpose()?
+                    .with_context(|| format!("event {event_name}: a filter has no Pattern"))?;
+                let pattern: Value = serde_json::from_str(&text).with_context(|| {
+                    format!("event {event_name}: filter pattern {text} is not JSON")
+                })?;
+                check_filter_pattern(&pattern)
+                    .with_context(|| format!("event {event_name}: filter pattern {text}"))?;
+                filters.push(pattern);
+            }
+        }
         Ok(EventSourceMapping {
             kind,
             event_name: event_name.to_string(),
@@ -151,6 +183,7 @@ impl EventSourceMapping {
             bisect_on_error: boolean("BisectBatchOnFunctionError")?.unwrap_or(false),
             max_record_age,
             on_failure_arn,
+            filters,
             enabled: boolean("Enabled")?.unwrap_or(true),
         })
     }
@@ -207,9 +240,9 @@ pub fn classify(
 }
 
 /// Local retry backoff: 200 ms per attempt, at most 2 s.
-/// Records of a Kinesis batch still to process, with the retries they have used.
+/// Records of a stream batch still to process, with the retries they have used.
 struct Segment {
-    records: Vec<KinesisRecord>,
+    records: Vec<StreamRecord>,
     retries: u32,
 }
 
@@ -268,6 +301,8 @@ pub struct PollerContext {
     pub kinesis: aws_sdk_kinesis::Client,
     /// Emulator clients.
     pub sqs: aws_sdk_sqs::Client,
+    /// Emulator clients.
+    pub dynamodb_streams: aws_sdk_dynamodbstreams::Client,
     /// Emulator account id (for invokeIdentityArn).
     pub account_id: String,
     /// Bumped whenever a poller sees records (for `Stack::wait_idle`).
@@ -276,48 +311,77 @@ pub struct PollerContext {
     pub sqs_retry_delay: Option<Duration>,
 }
 
-// ------------------------------------------------------------------------------ Kinesis
+// ------------------------------------------------------------------ Kinesis and DynamoDB streams
 
-/// A record read from a shard.
+/// What a shard record carries.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KinesisRecord {
-    /// Sequence number.
-    pub sequence_number: String,
-    /// Partition key.
-    pub partition_key: String,
-    /// Payload.
-    pub data: Vec<u8>,
-    /// Approximate arrival, epoch seconds.
-    pub arrival_epoch_seconds: f64,
+pub enum RecordBody {
+    /// A Kinesis record.
+    Kinesis {
+        /// Partition key.
+        partition_key: String,
+        /// Payload.
+        data: Vec<u8>,
+    },
+    /// A DynamoDB stream record, as Lambda's event shows it (without `eventSourceARN`).
+    DynamoDb(Value),
 }
 
-/// Lambda's Kinesis event for a batch of one shard.
-pub fn kinesis_event(
-    records: &[KinesisRecord],
+/// A record read from a shard of a Kinesis stream or a DynamoDB stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    /// Sequence number.
+    pub sequence_number: String,
+    /// Approximate arrival (Kinesis) or creation (DynamoDB), epoch seconds.
+    pub arrival_epoch_seconds: f64,
+    /// The record itself.
+    pub body: RecordBody,
+}
+
+impl StreamRecord {
+    /// The record as Lambda puts it in the event.
+    fn lambda_record(&self, shard_id: &str, source_arn: &str, account_id: &str) -> Value {
+        match &self.body {
+            RecordBody::Kinesis {
+                partition_key,
+                data,
+            } => json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": partition_key,
+                    "sequenceNumber": self.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "approximateArrivalTimestamp": self.arrival_epoch_seconds,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard_id}:{}", self.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": format!("arn:aws:iam::{account_id}:role/devstack"),
+                "awsRegion": REGION,
+                "eventSourceARN": source_arn,
+            }),
+            RecordBody::DynamoDb(record) => {
+                let mut record = record.clone();
+                if let Some(fields) = record.as_object_mut() {
+                    fields.insert("eventSourceARN".to_string(), json!(source_arn));
+                }
+                record
+            }
+        }
+    }
+}
+
+/// Lambda's event for a batch of one shard (Kinesis or DynamoDB stream).
+pub fn stream_event(
+    records: &[StreamRecord],
     shard_id: &str,
-    stream_arn: &str,
+    source_arn: &str,
     account_id: &str,
 ) -> Value {
     let records: Vec<Value> = records
         .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrival_epoch_seconds,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{shard_id}:{}", r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{account_id}:role/devstack"),
-                "awsRegion": REGION,
-                "eventSourceARN": stream_arn,
-            })
-        })
+        .map(|r| r.lambda_record(shard_id, source_arn, account_id))
         .collect();
     json!({ "Records": records })
 }
@@ -343,9 +407,10 @@ enum GiveUpCondition {
     RecordAgeExceeded,
 }
 
-/// Lambda's on-failure destination record for a Kinesis batch.
-pub fn kinesis_failure_record(
-    records: &[KinesisRecord],
+/// Lambda's on-failure destination record for a batch of a stream: `KinesisBatchInfo` or
+/// `DDBStreamBatchInfo`, by the kind of the records.
+pub fn stream_failure_record(
+    records: &[StreamRecord],
     shard_id: &str,
     stream_arn: &str,
     function_arn: &str,
@@ -355,6 +420,10 @@ pub fn kinesis_failure_record(
 ) -> Value {
     let first = records.first();
     let last = records.last();
+    let info_key = match first.map(|r| &r.body) {
+        Some(RecordBody::DynamoDb(_)) => "DDBStreamBatchInfo",
+        _ => "KinesisBatchInfo",
+    };
     json!({
         "requestContext": {
             "requestId": uuid::Uuid::new_v4().to_string(),
@@ -369,7 +438,7 @@ pub fn kinesis_failure_record(
         },
         "version": "1.0",
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "KinesisBatchInfo": {
+        info_key: {
             "shardId": shard_id,
             "startSequenceNumber": first.map(|r| r.sequence_number.clone()),
             "endSequenceNumber": last.map(|r| r.sequence_number.clone()),
@@ -389,56 +458,95 @@ pub fn stream_name_from_arn(arn: &str) -> Result<String> {
         .with_context(|| format!("{arn} is not a Kinesis stream ARN"))
 }
 
-/// Everything a Kinesis shard poller needs.
-struct KinesisSource {
+/// True when `record` matches a Lambda event filter `pattern`: every key of the pattern is
+/// in the record, a nested object matches recursively and a list holds the allowed values.
+/// (Only equality is supported; [`EventSourceMapping::from_event`] refuses other rules.)
+pub fn filter_matches(pattern: &Value, record: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(key, expected)| {
+            record
+                .get(key)
+                .is_some_and(|actual| filter_matches(expected, actual))
+        }),
+        Value::Array(allowed) => allowed.iter().any(|value| value == record),
+        _ => false,
+    }
+}
+
+/// Checks that a filter pattern uses only what [`filter_matches`] supports.
+fn check_filter_pattern(pattern: &Value) -> Result<()> {
+    match pattern {
+        Value::Object(fields) => fields.values().try_for_each(check_filter_pattern),
+        Value::Array(allowed) => {
+            if let Some(rule) = allowed.iter().find(|v| v.is_object() || v.is_array()) {
+                bail!("filter rule {rule} is not supported by devstack (only exact values)");
+            }
+            Ok(())
+        }
+        other => bail!("filter pattern value {other} must be a list of values or an object"),
+    }
+}
+
+/// The stream API of a mapping.
+enum StreamApi {
+    Kinesis {
+        client: aws_sdk_kinesis::Client,
+        stream_name: String,
+    },
+    DynamoDb {
+        client: aws_sdk_dynamodbstreams::Client,
+    },
+}
+
+/// Everything a stream shard poller needs.
+struct StreamSource {
     ctx: PollerContext,
     mapping: EventSourceMapping,
     function: Arc<FunctionHost>,
-    stream_name: String,
+    api: StreamApi,
     source: String,
     on_failure_url: Option<String>,
 }
 
-/// Starts one poller task per shard. Shard iterators are obtained before this returns, so
-/// a LATEST mapping sees every record put after `Stack::start`.
-pub async fn start_kinesis(
+/// Starts one poller task per shard of a Kinesis or DynamoDB stream. Shard iterators are
+/// obtained before this returns, so a LATEST mapping sees every record put after
+/// `Stack::start`.
+pub async fn start_stream(
     ctx: PollerContext,
     mapping: EventSourceMapping,
     function: Arc<FunctionHost>,
     source_logical_id: &str,
     on_failure_url: Option<String>,
 ) -> Result<Poller> {
-    let stream_name = stream_name_from_arn(&mapping.source_arn)?;
-    let mut shard_ids = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let mut request = ctx.kinesis.list_shards();
-        request = match &next_token {
-            Some(token) => request.next_token(token),
-            None => request.stream_name(&stream_name),
-        };
-        let page = request
-            .send()
-            .await
-            .with_context(|| format!("ListShards {stream_name}"))?;
-        shard_ids.extend(page.shards().iter().map(|s| s.shard_id().to_string()));
-        match page.next_token {
-            Some(token) if !token.is_empty() => next_token = Some(token),
-            _ => break,
-        }
-    }
+    let (api, prefix) = match mapping.kind {
+        SourceKind::Kinesis => (
+            StreamApi::Kinesis {
+                client: ctx.kinesis.clone(),
+                stream_name: stream_name_from_arn(&mapping.source_arn)?,
+            },
+            "kinesis",
+        ),
+        SourceKind::DynamoDb => (
+            StreamApi::DynamoDb {
+                client: ctx.dynamodb_streams.clone(),
+            },
+            "dynamodb",
+        ),
+        SourceKind::Sqs => bail!("{} is a queue, not a stream", mapping.source_arn),
+    };
     let description = format!(
-        "kinesis:{source_logical_id} -> {}",
+        "{prefix}:{source_logical_id} -> {}",
         function.spec().logical_id
     );
-    let source = Arc::new(KinesisSource {
+    let source = Arc::new(StreamSource {
         ctx,
         mapping,
         function,
-        stream_name,
-        source: format!("kinesis:{source_logical_id}"),
+        api,
+        source: format!("{prefix}:{source_logical_id}"),
         on_failure_url,
     });
+    let shard_ids = source.shard_ids().await?;
     let mut idle = Vec::new();
     let mut tasks = Vec::new();
     for shard_id in shard_ids {
@@ -449,7 +557,7 @@ pub async fn start_kinesis(
             source.clone().run_shard(shard_id, iterator, flag),
         ));
     }
-    tracing::info!(poller = %description, shards = tasks.len(), "kinesis poller started");
+    tracing::info!(poller = %description, shards = tasks.len(), "stream poller started");
     Ok(Poller {
         description,
         queue_url: None,
@@ -460,40 +568,158 @@ pub async fn start_kinesis(
 
 /// Result of one GetRecords.
 struct Fetched {
-    records: Vec<KinesisRecord>,
+    records: Vec<StreamRecord>,
     caught_up: bool,
     closed: bool,
 }
 
-impl KinesisSource {
+/// Lambda's view of a DynamoDB stream record (without `eventSourceARN`).
+fn dynamodb_record(record: aws_sdk_dynamodbstreams::types::Record) -> Result<StreamRecord> {
+    let item = |image: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+        image.map(|image| serde_json::to_value(serde_dynamo::Item::from(image)))
+    };
+    let change = record.dynamodb.context("stream record without dynamodb")?;
+    let sequence_number = change
+        .sequence_number
+        .clone()
+        .context("stream record without SequenceNumber")?;
+    let created = change
+        .approximate_creation_date_time
+        .map(|t| t.as_secs_f64())
+        .unwrap_or_else(now_epoch_seconds);
+    let mut dynamodb = Map::new();
+    dynamodb.insert("ApproximateCreationDateTime".into(), json!(created));
+    for (key, image) in [
+        ("Keys", item(change.keys)),
+        ("NewImage", item(change.new_image)),
+        ("OldImage", item(change.old_image)),
+    ] {
+        if let Some(image) = image {
+            dynamodb.insert(key.into(), image.context("stream record image")?);
+        }
+    }
+    dynamodb.insert("SequenceNumber".into(), json!(sequence_number));
+    dynamodb.insert("SizeBytes".into(), json!(change.size_bytes));
+    if let Some(view) = &change.stream_view_type {
+        dynamodb.insert("StreamViewType".into(), json!(view.as_str()));
+    }
+    Ok(StreamRecord {
+        sequence_number,
+        arrival_epoch_seconds: created,
+        body: RecordBody::DynamoDb(json!({
+            "eventID": record.event_id,
+            "eventName": record.event_name.as_ref().map(|n| n.as_str()),
+            "eventVersion": record.event_version,
+            "eventSource": "aws:dynamodb",
+            "awsRegion": REGION,
+            "dynamodb": dynamodb,
+        })),
+    })
+}
+
+impl StreamSource {
+    /// The shards of the stream.
+    async fn shard_ids(&self) -> Result<Vec<String>> {
+        let mut shard_ids = Vec::new();
+        match &self.api {
+            StreamApi::Kinesis {
+                client,
+                stream_name,
+            } => {
+                let mut next_token: Option<String> = None;
+                loop {
+                    let mut request = client.list_shards();
+                    request = match &next_token {
+                        Some(token) => request.next_token(token),
+                        None => request.stream_name(stream_name),
+                    };
+                    let page = request
+                        .send()
+                        .await
+                        .with_context(|| format!("ListShards {stream_name}"))?;
+                    shard_ids.extend(page.shards().iter().map(|s| s.shard_id().to_string()));
+                    match page.next_token {
+                        Some(token) if !token.is_empty() => next_token = Some(token),
+                        _ => break,
+                    }
+                }
+            }
+            StreamApi::DynamoDb { client } => {
+                let arn = &self.mapping.source_arn;
+                let mut start: Option<String> = None;
+                loop {
+                    let description = client
+                        .describe_stream()
+                        .stream_arn(arn)
+                        .set_exclusive_start_shard_id(start.clone())
+                        .send()
+                        .await
+                        .with_context(|| format!("DescribeStream {arn}"))?
+                        .stream_description
+                        .with_context(|| format!("DescribeStream {arn}: no description"))?;
+                    shard_ids.extend(
+                        description
+                            .shards()
+                            .iter()
+                            .filter_map(|s| s.shard_id().map(str::to_string)),
+                    );
+                    match description.last_evaluated_shard_id {
+                        Some(last) if !last.is_empty() => start = Some(last),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok(shard_ids)
+    }
+
     /// A shard iterator at the mapping's starting position, or right after `after`.
     async fn initial_iterator(&self, shard_id: &str, after: Option<&str>) -> Result<String> {
-        use aws_sdk_kinesis::types::ShardIteratorType;
-        let mut request = self
-            .ctx
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(&self.stream_name)
-            .shard_id(shard_id);
-        request = match after {
-            Some(sequence) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(sequence),
-            None => request.shard_iterator_type(ShardIteratorType::from(
-                self.mapping.starting_position.as_str(),
-            )),
+        let position = self.mapping.starting_position.as_str();
+        let iterator = match &self.api {
+            StreamApi::Kinesis {
+                client,
+                stream_name,
+            } => {
+                use aws_sdk_kinesis::types::ShardIteratorType;
+                let request = client
+                    .get_shard_iterator()
+                    .stream_name(stream_name)
+                    .shard_id(shard_id);
+                let request = match after {
+                    Some(sequence) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .starting_sequence_number(sequence),
+                    None => request.shard_iterator_type(ShardIteratorType::from(position)),
+                };
+                request
+                    .send()
+                    .await
+                    .with_context(|| format!("GetShardIterator {stream_name} {shard_id}"))?
+                    .shard_iterator
+            }
+            StreamApi::DynamoDb { client } => {
+                use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+                let request = client
+                    .get_shard_iterator()
+                    .stream_arn(&self.mapping.source_arn)
+                    .shard_id(shard_id);
+                let request = match after {
+                    Some(sequence) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .sequence_number(sequence),
+                    None => request.shard_iterator_type(ShardIteratorType::from(position)),
+                };
+                request
+                    .send()
+                    .await
+                    .with_context(|| {
+                        format!("GetShardIterator {} {shard_id}", self.mapping.source_arn)
+                    })?
+                    .shard_iterator
+            }
         };
-        request
-            .send()
-            .await
-            .with_context(|| format!("GetShardIterator {} {shard_id}", self.stream_name))?
-            .shard_iterator
-            .with_context(|| {
-                format!(
-                    "GetShardIterator {} {shard_id}: no iterator",
-                    self.stream_name
-                )
-            })
+        iterator.with_context(|| format!("GetShardIterator {shard_id}: no iterator"))
     }
 
     async fn fetch(&self, iterator: &mut Option<String>, limit: usize) -> Result<Fetched> {
@@ -504,31 +730,71 @@ impl KinesisSource {
                 closed: true,
             });
         };
-        let output = self
-            .ctx
-            .kinesis
-            .get_records()
-            .shard_iterator(current)
-            .limit(i32::try_from(limit.min(10_000)).unwrap_or(10_000))
-            .send()
-            .await
-            .context("GetRecords")?;
-        let records: Vec<KinesisRecord> = output
-            .records
-            .into_iter()
-            .map(|r| KinesisRecord {
-                arrival_epoch_seconds: r
-                    .approximate_arrival_timestamp
-                    .map(|t| t.as_secs_f64())
-                    .unwrap_or_else(now_epoch_seconds),
-                sequence_number: r.sequence_number,
-                partition_key: r.partition_key.unwrap_or_default(),
-                data: r.data.into_inner(),
-            })
-            .collect();
-        *iterator = output.next_shard_iterator;
+        let (records, next, behind) = match &self.api {
+            StreamApi::Kinesis { client, .. } => {
+                let output = client
+                    .get_records()
+                    .shard_iterator(current)
+                    .limit(i32::try_from(limit.min(10_000)).unwrap_or(10_000))
+                    .send()
+                    .await
+                    .context("GetRecords")?;
+                let records: Vec<StreamRecord> = output
+                    .records
+                    .into_iter()
+                    .map(|r| StreamRecord {
+                        arrival_epoch_seconds: r
+                            .approximate_arrival_timestamp
+                            .map(|t| t.as_secs_f64())
+                            .unwrap_or_else(now_epoch_seconds),
+                        sequence_number: r.sequence_number,
+                        body: RecordBody::Kinesis {
+                            partition_key: r.partition_key.unwrap_or_default(),
+                            data: r.data.into_inner(),
+                        },
+                    })
+                    .collect();
+                (
+                    records,
+                    output.next_shard_iterator,
+                    output.millis_behind_latest.unwrap_or(0),
+                )
+            }
+            StreamApi::DynamoDb { client } => {
+                let output = client
+                    .get_records()
+                    .shard_iterator(current)
+                    .limit(i32::try_from(limit.min(1_000)).unwrap_or(1_000))
+                    .send()
+                    .await
+                    .context("GetRecords")?;
+                let records = output
+                    .records
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(dynamodb_record)
+                    .collect::<Result<Vec<_>>>()?;
+                (records, output.next_shard_iterator, 0)
+            }
+        };
+        *iterator = next;
+        let caught_up = records.is_empty() && behind == 0;
+        // Event filtering: records that match no filter are dropped (and checkpointed).
+        let records = match self.mapping.filters.as_slice() {
+            [] => records,
+            filters => records
+                .into_iter()
+                .filter(|r| {
+                    let record = match &r.body {
+                        RecordBody::DynamoDb(record) => record.clone(),
+                        RecordBody::Kinesis { .. } => r.lambda_record("", "", ""),
+                    };
+                    filters.iter().any(|f| filter_matches(f, &record))
+                })
+                .collect(),
+        };
         Ok(Fetched {
-            caught_up: records.is_empty() && output.millis_behind_latest.unwrap_or(0) == 0,
+            caught_up,
             closed: iterator.is_none(),
             records,
         })
@@ -536,7 +802,7 @@ impl KinesisSource {
 
     async fn run_shard(self: Arc<Self>, shard_id: String, iterator: String, idle: Arc<AtomicBool>) {
         let mut iterator = Some(iterator);
-        let mut buffer: VecDeque<KinesisRecord> = VecDeque::new();
+        let mut buffer: VecDeque<StreamRecord> = VecDeque::new();
         // Sequence number of the last record read, to re-acquire an iterator after errors.
         let mut last_read: Option<String> = None;
         let batch_size = self.mapping.batch_size;
@@ -546,11 +812,11 @@ impl KinesisSource {
                     Ok(fetched) if fetched.records.is_empty() => {
                         idle.store(fetched.caught_up, Ordering::SeqCst);
                         if fetched.closed {
-                            tracing::info!(shard = %shard_id, stream = %self.stream_name, "shard closed; poller done");
+                            tracing::info!(shard = %shard_id, stream = %self.mapping.source_arn, "shard closed; poller done");
                             idle.store(true, Ordering::SeqCst);
                             return;
                         }
-                        tokio::time::sleep(KINESIS_IDLE_POLL).await;
+                        tokio::time::sleep(STREAM_IDLE_POLL).await;
                         continue;
                     }
                     Ok(fetched) => {
@@ -562,7 +828,7 @@ impl KinesisSource {
                         last_read = buffer.back().map(|r| r.sequence_number.clone());
                     }
                     Err(err) => {
-                        tracing::info!(shard = %shard_id, stream = %self.stream_name, error = %format!("{err:#}"), "GetRecords failed; retrying");
+                        tracing::info!(shard = %shard_id, stream = %self.mapping.source_arn, error = %format!("{err:#}"), "GetRecords failed; retrying");
                         tokio::time::sleep(ERROR_PAUSE).await;
                         // Re-acquire an iterator (it may have expired) right after the last
                         // record read; the buffer is empty, so nothing is lost or repeated.
@@ -576,7 +842,7 @@ impl KinesisSource {
                 }
             }
             let take = buffer.len().min(batch_size);
-            let batch: Vec<KinesisRecord> = buffer.drain(..take).collect();
+            let batch: Vec<StreamRecord> = buffer.drain(..take).collect();
             self.process_batch(&shard_id, batch).await;
         }
     }
@@ -586,7 +852,7 @@ impl KinesisSource {
         &self,
         shard_id: &str,
         iterator: &mut Option<String>,
-        buffer: &mut VecDeque<KinesisRecord>,
+        buffer: &mut VecDeque<StreamRecord>,
     ) {
         let window_end = Instant::now() + self.mapping.batching_window;
         while buffer.len() < self.mapping.batch_size && iterator.is_some() {
@@ -594,7 +860,7 @@ impl KinesisSource {
             if now >= window_end {
                 break;
             }
-            tokio::time::sleep((window_end - now).min(KINESIS_IDLE_POLL)).await;
+            tokio::time::sleep((window_end - now).min(STREAM_IDLE_POLL)).await;
             match self
                 .fetch(iterator, self.mapping.batch_size - buffer.len())
                 .await
@@ -608,7 +874,7 @@ impl KinesisSource {
         }
     }
 
-    async fn process_batch(&self, shard_id: &str, records: Vec<KinesisRecord>) {
+    async fn process_batch(&self, shard_id: &str, records: Vec<StreamRecord>) {
         let stream_arn = &self.mapping.source_arn;
         let mut segments = VecDeque::from([Segment {
             records,
@@ -623,7 +889,7 @@ impl KinesisSource {
                     .take_while(|r| now - r.arrival_epoch_seconds > max_age.as_secs_f64())
                     .count();
                 if expired > 0 {
-                    let dropped: Vec<KinesisRecord> = segment.records.drain(..expired).collect();
+                    let dropped: Vec<StreamRecord> = segment.records.drain(..expired).collect();
                     self.give_up(
                         shard_id,
                         &dropped,
@@ -638,7 +904,7 @@ impl KinesisSource {
                 }
             }
 
-            let event = kinesis_event(&segment.records, shard_id, stream_arn, &self.ctx.account_id);
+            let event = stream_event(&segment.records, shard_id, stream_arn, &self.ctx.account_id);
             let outcome = self.function.invoke(event, &self.source).await;
             let ids: Vec<String> = segment
                 .records
@@ -666,7 +932,7 @@ impl KinesisSource {
                         });
                         segments.push_front(segment);
                     } else {
-                        tracing::info!(function = %self.function.spec().logical_id, shard = %shard_id, retry = segment.retries + 1, outcome = ?outcome_summary(&outcome), "kinesis batch failed");
+                        tracing::info!(function = %self.function.spec().logical_id, shard = %shard_id, retry = segment.retries + 1, outcome = ?outcome_summary(&outcome), "stream batch failed");
                         self.retry_or_give_up(shard_id, segment, "Unhandled", &mut segments)
                             .await;
                     }
@@ -711,7 +977,7 @@ impl KinesisSource {
     async fn give_up(
         &self,
         shard_id: &str,
-        records: &[KinesisRecord],
+        records: &[StreamRecord],
         condition: GiveUpCondition,
         invoke_count: u32,
         function_error: &str,
@@ -728,12 +994,12 @@ impl KinesisSource {
             shard = %shard_id,
             records = records.len(),
             condition,
-            "giving up on kinesis records"
+            "giving up on stream records"
         );
         let Some(url) = &self.on_failure_url else {
             return;
         };
-        let record = kinesis_failure_record(
+        let record = stream_failure_record(
             records,
             shard_id,
             &self.mapping.source_arn,
@@ -1037,18 +1303,136 @@ impl SqsSource {
 mod tests {
     use super::*;
 
-    fn record(seq: &str) -> KinesisRecord {
-        KinesisRecord {
+    fn record(seq: &str) -> StreamRecord {
+        StreamRecord {
             sequence_number: seq.to_string(),
-            partition_key: "patient-1".to_string(),
-            data: br#"{"hr":80}"#.to_vec(),
+            body: RecordBody::Kinesis {
+                partition_key: "patient-1".to_string(),
+                data: br#"{"hr":80}"#.to_vec(),
+            },
             arrival_epoch_seconds: 1_700_000_000.25,
         }
     }
 
+    fn dynamodb(seq: &str, event_name: &str, all_pk: &str) -> StreamRecord {
+        StreamRecord {
+            sequence_number: seq.to_string(),
+            arrival_epoch_seconds: 1_700_000_000.0,
+            body: RecordBody::DynamoDb(json!({
+                "eventID": format!("e-{seq}"),
+                "eventName": event_name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_700_000_000.0,
+                    "Keys": {"streamId": {"S": "s-1"}, "version": {"N": "1"}},
+                    "NewImage": {"streamId": {"S": "s-1"}, "version": {"N": "1"}, "allPk": {"S": all_pk}},
+                    "SequenceNumber": seq,
+                    "SizeBytes": 50,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            })),
+        }
+    }
+
+    #[test]
+    fn dynamodb_stream_event_deserializes_as_dynamodb_event() {
+        let event = stream_event(
+            &[dynamodb("11", "INSERT", "all")],
+            "shardId-1",
+            "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+            "1",
+        );
+        let parsed: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_value(event).expect("valid DynamoDB event");
+        let record = &parsed.records[0];
+        assert_eq!(record.event_name, "INSERT");
+        assert_eq!(record.change.sequence_number.as_deref(), Some("11"));
+        assert_eq!(
+            record.event_source_arn.as_deref(),
+            Some("arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+        );
+        assert!(record.change.new_image.contains_key("allPk"));
+    }
+
+    #[test]
+    fn dynamodb_failure_record_has_ddb_stream_batch_info() {
+        let value = stream_failure_record(
+            &[
+                dynamodb("3", "INSERT", "all"),
+                dynamodb("4", "INSERT", "all"),
+            ],
+            "shardId-1",
+            "arn:stream",
+            "arn:function",
+            "RetryAttemptsExhausted",
+            6,
+            "",
+        );
+        assert_eq!(value["DDBStreamBatchInfo"]["startSequenceNumber"], "3");
+        assert_eq!(value["DDBStreamBatchInfo"]["endSequenceNumber"], "4");
+        assert!(value.get("KinesisBatchInfo").is_none());
+    }
+
+    #[test]
+    fn filter_patterns_match_like_lambda_event_filtering() {
+        let pattern =
+            json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"allPk": {"S": ["all"]}}}});
+        let body = |r: StreamRecord| match r.body {
+            RecordBody::DynamoDb(v) => v,
+            RecordBody::Kinesis { .. } => unreachable!(),
+        };
+        assert!(filter_matches(
+            &pattern,
+            &body(dynamodb("1", "INSERT", "all"))
+        ));
+        assert!(!filter_matches(
+            &pattern,
+            &body(dynamodb("2", "MODIFY", "all"))
+        ));
+        assert!(!filter_matches(
+            &pattern,
+            &body(dynamodb("3", "INSERT", "other"))
+        ));
+        assert!(!filter_matches(
+            &json!({"missing": ["x"]}),
+            &body(dynamodb("4", "INSERT", "all"))
+        ));
+    }
+
+    #[test]
+    fn filter_criteria_are_parsed_and_unsupported_rules_refused() {
+        let props = |pattern: &str| {
+            json!({
+                "Stream": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+                "StartingPosition": "TRIM_HORIZON",
+                "FilterCriteria": {"Filters": [{"Pattern": pattern}]},
+            })
+        };
+        let mapping = EventSourceMapping::from_event(
+            "E",
+            SourceKind::DynamoDb,
+            &props(r#"{"eventName": ["INSERT"]}"#),
+        )
+        .unwrap();
+        assert_eq!(mapping.filters, [json!({"eventName": ["INSERT"]})]);
+        assert_eq!(mapping.batch_size, 100);
+        let err = EventSourceMapping::from_event(
+            "E",
+            SourceKind::DynamoDb,
+            &props(r#"{"eventName": [{"prefix": "IN"}]}"#),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not supported by devstack"),
+            "{err:#}"
+        );
+    }
+
     #[test]
     fn kinesis_event_deserializes_as_kinesis_event() {
-        let event = kinesis_event(
+        let event = stream_event(
             &[record("1"), record("2")],
             "shardId-000000000000",
             "arn:aws:kinesis:us-east-1:123456789012:stream/s",
@@ -1070,7 +1454,7 @@ mod tests {
 
     #[test]
     fn kinesis_failure_record_has_batch_info() {
-        let value = kinesis_failure_record(
+        let value = stream_failure_record(
             &[record("5"), record("9")],
             "shardId-000000000001",
             "arn:stream",

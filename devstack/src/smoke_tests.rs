@@ -43,7 +43,14 @@ fn fake_config(name: &str) -> (StackConfig, PathBuf) {
     let dir = std::env::temp_dir().join(format!("devstack-smoke-{name}-{}", std::process::id()));
     let bin_dir = dir.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    for binary in ["ingest", "detect", "route", "notify", "emergency"] {
+    for binary in [
+        "ingest",
+        "detect",
+        "route",
+        "notify",
+        "emergency",
+        "project",
+    ] {
         let path = bin_dir.join(binary);
         std::fs::write(&path, FAKE_FUNCTION).unwrap();
         use std::os::unix::fs::PermissionsExt;

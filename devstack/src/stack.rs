@@ -174,6 +174,7 @@ impl Stack {
         let poller_ctx = PollerContext {
             kinesis: clients.kinesis.clone(),
             sqs: clients.sqs.clone(),
+            dynamodb_streams: aws_sdk_dynamodbstreams::Client::new(&sdk_config),
             account_id: provisioned.account_id().to_string(),
             activity: activity.clone(),
             sqs_retry_delay: config.sqs_retry_delay,
@@ -191,14 +192,14 @@ impl Stack {
                 .unwrap_or_else(|| mapping.source_arn.clone());
             let context = || format!("event {} of {function_id}", mapping.event_name);
             let poller = match mapping.kind {
-                SourceKind::Kinesis => {
+                SourceKind::Kinesis | SourceKind::DynamoDb => {
                     let on_failure_url = mapping
                         .on_failure_arn
                         .as_deref()
                         .map(|arn| provisioned.queue_url_for_arn(arn))
                         .transpose()
                         .with_context(context)?;
-                    event_sources::start_kinesis(
+                    event_sources::start_stream(
                         poller_ctx.clone(),
                         mapping.clone(),
                         host,
@@ -553,6 +554,10 @@ fn parse_events(function: &ResolvedFunction, stack_name: &str) -> Result<Vec<Fun
             ),
             "SQS" => FunctionEvent::Mapping(
                 EventSourceMapping::from_event(name, SourceKind::Sqs, props)
+                    .with_context(|| format!("function {id}"))?,
+            ),
+            "DynamoDB" => FunctionEvent::Mapping(
+                EventSourceMapping::from_event(name, SourceKind::DynamoDb, props)
                     .with_context(|| format!("function {id}"))?,
             ),
             "HttpApi" => {

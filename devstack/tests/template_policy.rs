@@ -422,7 +422,7 @@ fn observability_problems(template: &Template) -> Vec<String> {
             {
                 dead_letter_queues.insert(target.to_string());
             }
-            if kind == "Kinesis"
+            if matches!(kind, "Kinesis" | "DynamoDB")
                 && alarms_on(template, "IteratorAge", &function.logical_id).is_empty()
             {
                 problems.push(format!("{}: no IteratorAge alarm", function.logical_id));

@@ -1,0 +1,176 @@
+//! The dashboard projector through the local runner: the real `project` binary on the
+//! events table's DynamoDB stream (moto's DynamoDB Streams API, polled by the runner's
+//! event source mapping with its filter, partial batch responses, retries and on-failure
+//! destination). Checked in the emulator: the dashboard table and the failure queue.
+
+use chrono::Utc;
+use devstack::{InvokeOutcome, Stack, inspect};
+use e2e::*;
+use serde_json::{Value, json};
+use shared::aws::DynamoEventStore;
+use shared::event_store::{EventStreams, ExpectedVersion};
+use shared::ports::StoredEvent;
+
+fn stored(event_id: &str, event_type: &str, schema_version: u32, data: Value) -> StoredEvent {
+    StoredEvent {
+        event_id: event_id.into(),
+        event_type: event_type.into(),
+        schema_version,
+        timestamp: Utc::now(),
+        source: "test".into(),
+        correlation_id: format!("corr-{event_id}"),
+        causation_id: "test".into(),
+        data,
+    }
+}
+
+fn raised(alert: &str) -> StoredEvent {
+    stored(
+        &format!("raised-{alert}"),
+        "AlertRaised",
+        1,
+        json!({
+            "alertId": alert, "patientId": "p-9", "ruleId": "spo2-low", "alertType": "hypoxemia",
+            "severity": "critical", "village": "Bondo", "description": "SpO2 85 %",
+            "evidence": [], "detectedAt": Utc::now(),
+        }),
+    )
+}
+
+fn routed(alert: &str, schema_version: u32) -> StoredEvent {
+    stored(
+        &format!("routed-{alert}"),
+        "AlertRouted",
+        schema_version,
+        json!({"alertId": alert, "patientId": "p-9", "workerId": "w-9", "notificationId": "n-9"}),
+    )
+}
+
+/// One invocation of the projector: (event id, sequence number) of each record, and the
+/// sequence numbers it reported as failed.
+struct Batch {
+    records: Vec<(String, String)>,
+    failed: Vec<String>,
+}
+
+fn batches(stack: &Stack) -> Vec<Batch> {
+    stack
+        .invocations("ProjectFunction")
+        .iter()
+        .map(|invocation| {
+            let InvokeOutcome::Ok(response) = &invocation.outcome else {
+                panic!("project did not answer: {:?}", invocation.outcome);
+            };
+            let records = invocation.payload["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["dynamodb"]["NewImage"]["eventId"]["S"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        r["dynamodb"]["SequenceNumber"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    )
+                })
+                .collect();
+            let failed = response["batchItemFailures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Batch { records, failed }
+        })
+        .collect()
+}
+
+async fn view(stack: &Stack, alert: &str) -> Option<Value> {
+    inspect::scan(stack, "DashboardTable")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v["viewId"] == format!("alert#{alert}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stream_record_stops_its_batch_is_retried_then_given_up() {
+    let stack = start_stack("projector").await;
+    let store = DynamoEventStore::new(
+        stack.sdk_config(),
+        stack.resource("EventsTable").unwrap().ref_value.clone(),
+    );
+    // x1 raised; then x1 routed in a schema version newer than the projector knows; then
+    // x2 raised. One batch (the mapping's batching window is 1 s).
+    for (stream, event) in [
+        ("alert-x1", raised("x1")),
+        ("alert-x1", routed("x1", 2)),
+        ("alert-x2", raised("x2")),
+    ] {
+        store
+            .append(stream, ExpectedVersion::Any, &[event])
+            .await
+            .unwrap();
+    }
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    let batches = batches(&stack);
+    // The event filter let through only the 3 event inserts: no counter, no dedupe items.
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| &b.records)
+            .all(|(id, _)| !id.is_empty()),
+        "only event items reach the function"
+    );
+    let first = &batches[0];
+    let ids: Vec<&str> = first.records.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["raised-x1", "routed-x1", "raised-x2"]);
+    let newer_seq = first.records[1].1.clone();
+    // Stop at the first failure: reported by its sequence number, nothing after it ran.
+    assert_eq!(first.failed, [newer_seq.clone()]);
+    // Retried from the failed record, MaximumRetryAttempts (5) times, then given up.
+    assert_eq!(batches.len(), 6, "1 attempt + 5 retries");
+    for retry in &batches[1..] {
+        assert_eq!(retry.records[0].1, newer_seq);
+        assert_eq!(retry.failed, [newer_seq.clone()]);
+    }
+    let failures = inspect::peek_queue(&stack, "ProjectFailureQueue")
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    let info: Value = serde_json::from_str(&failures[0]).unwrap();
+    assert_eq!(
+        info["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(info["DDBStreamBatchInfo"]["startSequenceNumber"], newer_seq);
+    assert_eq!(info["DDBStreamBatchInfo"]["batchSize"], 2);
+
+    // x1's view has the raise only; x2's raise was given up with the rest of the batch.
+    let x1 = view(&stack, "x1").await.expect("x1 view");
+    assert_eq!(x1["status"], "raised");
+    assert_eq!(x1["view"]["applied"]["alert-x1"], 1);
+    assert!(view(&stack, "x2").await.is_none());
+
+    // The next event of x2 finds the gap and catches the view up from the store.
+    store
+        .append("alert-x2", ExpectedVersion::Exact(1), &[routed("x2", 1)])
+        .await
+        .unwrap();
+    stack.wait_idle(DRAIN).await.unwrap();
+    let x2 = view(&stack, "x2").await.expect("x2 view");
+    assert_eq!(x2["status"], "routed");
+    assert_eq!(
+        x2["view"]["severity"], "critical",
+        "the raise came from the store"
+    );
+    assert_eq!(x2["view"]["applied"]["alert-x2"], 2);
+    assert_eq!(x2["board"], "open");
+}
