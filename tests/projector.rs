@@ -134,12 +134,12 @@ async fn a_failing_stream_record_stops_its_batch_is_retried_then_given_up() {
     assert_eq!(ids, ["raised-x1", "routed-x1", "raised-x2"]);
     let newer_seq = first.records[1].1.clone();
     // Stop at the first failure: reported by its sequence number, nothing after it ran.
-    assert_eq!(first.failed, [newer_seq.clone()]);
+    assert_eq!(first.failed, std::slice::from_ref(&newer_seq));
     // Retried from the failed record, MaximumRetryAttempts (5) times, then given up.
     assert_eq!(batches.len(), 6, "1 attempt + 5 retries");
     for retry in &batches[1..] {
         assert_eq!(retry.records[0].1, newer_seq);
-        assert_eq!(retry.failed, [newer_seq.clone()]);
+        assert_eq!(retry.failed, std::slice::from_ref(&newer_seq));
     }
     let failures = inspect::peek_queue(&stack, "ProjectFailureQueue")
         .await
