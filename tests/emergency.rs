@@ -154,10 +154,19 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
     assert_eq!(family.len(), 1);
     assert_eq!(family[0]["status"], "sent");
     assert_no_dead_letters(&stack).await;
+    // The dashboard's view of the emergency, projected from its stream.
+    let view = dashboard_view(&stack, &format!("emergency#{id}")).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["view"]["saga"]["workerId"], "w-01");
+    assert!(view.get("board").is_none(), "finished emergencies leave the board");
 
     // Every message of the path delivered again: same state, no second reservation or
-    // notification.
+    // notification, no second save of the view.
     redeliver_everything(&stack).await;
+    assert_eq!(
+        dashboard_view(&stack, &format!("emergency#{id}")).await,
+        view
+    );
     let again = emergency(&stack, &id).await;
     assert_eq!(history(&again), history(&state));
     assert_eq!(
@@ -170,12 +179,22 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
     stack.shutdown().await.unwrap();
 }
 
+async fn dashboard_view(stack: &Stack, view_id: &str) -> Value {
+    inspect::scan(stack, "DashboardTable")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v["viewId"] == view_id)
+        .unwrap_or_else(|| panic!("no dashboard view {view_id}"))
+}
+
 /// Re-invokes every function with every event it received so far, then waits.
 async fn redeliver_everything(stack: &Stack) {
     for function in [
         "EmergencyCoordinatorFunction",
         "EmergencyStepsFunction",
         "NotifyFunction",
+        "ProjectFunction",
     ] {
         for record in stack.invocations(function) {
             // HTTP requests are not redelivered (a client retry is a new request).
