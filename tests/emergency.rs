@@ -158,7 +158,10 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
     let view = dashboard_view(&stack, &format!("emergency#{id}")).await;
     assert_eq!(view["status"], "completed", "{view}");
     assert_eq!(view["view"]["saga"]["workerId"], "w-01");
-    assert!(view.get("board").is_none(), "finished emergencies leave the board");
+    assert!(
+        view.get("board").is_none(),
+        "finished emergencies leave the board"
+    );
 
     // Every message of the path delivered again: same state, no second reservation or
     // notification, no second save of the view.

@@ -173,4 +173,18 @@ async fn a_failing_stream_record_stops_its_batch_is_retried_then_given_up() {
     );
     assert_eq!(x2["view"]["applied"]["alert-x2"], 2);
     assert_eq!(x2["board"], "open");
+
+    // A repeated append (its transaction is cancelled: the event id is already stored)
+    // leaves the stream flowing: the next event is projected.
+    store
+        .append("alert-x2", ExpectedVersion::Any, &[routed("x2", 1)])
+        .await
+        .unwrap();
+    store
+        .append("alert-x3", ExpectedVersion::NoStream, &[raised("x3")])
+        .await
+        .unwrap();
+    stack.wait_idle(DRAIN).await.unwrap();
+    let x3 = view(&stack, "x3").await.expect("x3 view");
+    assert_eq!(x3["status"], "raised");
 }

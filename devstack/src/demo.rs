@@ -309,6 +309,24 @@ async fn summary(
         ok = false;
         println!("    UNFINISHED emergencies");
     }
+    // The dashboard's read models (projected from the events table's stream) show every
+    // alert and every emergency.
+    let views = inspect::dashboard_views(stack).await?;
+    let board = shared::dashboard::summarise(&views);
+    let alert_views = board.open_alerts + board.resolved_alerts;
+    let emergency_views: usize = board.emergencies_by_status.values().sum();
+    println!(
+        "    dashboard views        {alert_views} alerts ({} open, {} resolved; {} pending), {emergency_views} emergencies {:?}",
+        board.open_alerts, board.resolved_alerts, board.pending_alerts, board.emergencies_by_status
+    );
+    if alert_views != alert_ids.len() || emergency_views != sagas.len() {
+        ok = false;
+        println!(
+            "    MISMATCH: the dashboard should show {} alerts and {} emergencies",
+            alert_ids.len(),
+            sagas.len()
+        );
+    }
     for (queue, depth) in &dlqs {
         println!("    {:<22} {depth} message(s)", queue);
         if *depth > 0 {
@@ -323,6 +341,7 @@ async fn summary(
         "NotifyFunction",
         "EmergencyCoordinatorFunction",
         "EmergencyStepsFunction",
+        "ProjectFunction",
     ] {
         let records = stack.invocations(function);
         let failed = records

@@ -34,6 +34,18 @@ pub fn dead_letter_queues(template: &Template) -> Vec<String> {
     ids.into_iter().collect()
 }
 
+/// The dashboard's read models (every item of the dashboard table).
+pub async fn dashboard_views(stack: &Stack) -> Result<Vec<shared::dashboard::View>> {
+    scan(stack, "DashboardTable")
+        .await?
+        .into_iter()
+        .map(|item| {
+            serde_json::from_value(item["view"].clone())
+                .with_context(|| format!("dashboard item {} is not a view", item["viewId"]))
+        })
+        .collect()
+}
+
 /// Writes directory entries (patient -> health worker) into the directory table.
 pub async fn seed_directory(stack: &Stack, entries: &[DirectoryEntry]) -> Result<()> {
     let table = table_name(stack, "DirectoryTable")?;

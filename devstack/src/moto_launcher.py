@@ -1,4 +1,5 @@
-# Starts moto server with DynamoDB requests serialised and FIFO receive order fixed.
+# Starts moto server with DynamoDB requests serialised and two moto 5.2.5 bugs mended
+# (DynamoDB streams after a cancelled transaction, FIFO receive order).
 #
 # moto serves requests on threads, and its TransactWriteItems is not isolated between them:
 # a cancelled transaction restores a snapshot of the table taken before it ran, erasing
@@ -21,6 +22,45 @@ def _serialised_call_action(self):
 
 
 DynamoHandler.call_action = _serialised_call_action
+
+# DynamoDB Streams requests take the same lock, so a reader never sees the stream records
+# of a transaction that is still running (and may be rolled back).
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler  # noqa: E402
+
+_streams_call_action = DynamoDBStreamsHandler.call_action
+
+
+def _serialised_streams_call_action(self):
+    with _lock:
+        return _streams_call_action(self)
+
+
+DynamoDBStreamsHandler.call_action = _serialised_streams_call_action
+
+# A cancelled TransactWriteItems restores each table from a copy taken before it ran,
+# stream shard included. The shard iterators that readers hold still point to the old
+# shard, which then never sees another record: the stream goes silent for every poller.
+# Keep the shard object readers know, with the restored (rolled back) records.
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
+
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items_keeping_shards(self, *args, **kwargs):
+    shards = {name: table.stream_shard for name, table in self.tables.items()}
+    try:
+        return _transact_write_items(self, *args, **kwargs)
+    finally:
+        for name, shard in shards.items():
+            table = self.tables.get(name)
+            if shard is None or table is None or table.stream_shard is shard:
+                continue
+            shard.items = table.stream_shard.items
+            shard.table = table
+            table.stream_shard = shard
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items_keeping_shards
 
 # FIFO queues: a message whose visibility timeout has passed is no longer in flight. moto
 # 5.2.5 forgets it as in flight only when its receive loop reaches it, one message at a

@@ -89,7 +89,13 @@ impl Provisioned {
     }
 
     /// Finds the resource with the given ARN.
+    /// The resource with this ARN; for a DynamoDB stream ARN (`<table ARN>/stream/<label>`),
+    /// its table.
     pub fn by_arn(&self, arn: &str) -> Option<&Resource> {
+        let arn = match arn.split_once("/stream/") {
+            Some((table, _)) if arn.starts_with("arn:aws:dynamodb:") => table,
+            _ => arn,
+        };
         self.resources
             .iter()
             .find(|r| r.arn.as_deref() == Some(arn))

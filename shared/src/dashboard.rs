@@ -162,11 +162,13 @@ impl View {
         }
     }
 
-    /// `Some(OPEN_BOARD)` while the view needs attention: an alert not yet resolved, an
-    /// emergency not yet finished.
+    /// `Some(OPEN_BOARD)` while the view needs attention: an alert raised and not yet
+    /// resolved, an emergency not yet finished. A pending alert view (no raise seen) is not
+    /// on the board: its raise may still be on its way from another shard, or there is none
+    /// (notifications of emergency sagas carry the emergency id as their `alertId`).
     pub fn board(&self) -> Option<&'static str> {
         let open = match self {
-            View::Alert(v) => v.status() != AlertStatus::Resolved,
+            View::Alert(v) => !matches!(v.status(), AlertStatus::Resolved | AlertStatus::Pending),
             View::Emergency(v) => !v.saga.is_terminal(),
         };
         open.then_some(OPEN_BOARD)
@@ -391,6 +393,8 @@ pub fn apply(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub open_alerts: usize,
+    /// Alert views whose raise has not been seen (see [`View::board`]).
+    pub pending_alerts: usize,
     pub resolved_alerts: usize,
     pub active_emergencies: usize,
     pub emergencies_by_status: BTreeMap<String, usize>,
@@ -401,8 +405,11 @@ pub fn summarise<'a>(views: impl IntoIterator<Item = &'a View>) -> Summary {
     let mut summary = Summary::default();
     for view in views {
         match view {
-            View::Alert(v) if v.status() == AlertStatus::Resolved => summary.resolved_alerts += 1,
-            View::Alert(_) => summary.open_alerts += 1,
+            View::Alert(v) => match v.status() {
+                AlertStatus::Resolved => summary.resolved_alerts += 1,
+                AlertStatus::Pending => summary.pending_alerts += 1,
+                _ => summary.open_alerts += 1,
+            },
             View::Emergency(v) => {
                 if !v.saga.is_terminal() {
                     summary.active_emergencies += 1;

@@ -161,6 +161,17 @@ fn a_later_event_of_a_stream_whose_predecessor_is_missing_is_a_gap() {
 }
 
 #[test]
+fn a_view_without_its_raise_is_pending_and_off_the_board() {
+    let mut view = None;
+    project(&mut view, &[sent("n-1")]);
+    assert_eq!(alert(&view).status(), AlertStatus::Pending);
+    let view = view.unwrap();
+    assert_eq!(view.board(), None);
+    let summary = summarise([&view]);
+    assert_eq!((summary.open_alerts, summary.pending_alerts), (0, 1));
+}
+
+#[test]
 fn acknowledgement_and_escalation_show_on_the_view() {
     let escalated = recorded(
         "alert-a1",
