@@ -40,7 +40,10 @@ fi
 
 # One stamp line per pin: reinstall when a pin changes.
 stamp="$VENV/.pins"
-if [[ -x "$VENV/bin/cfn-lint" && -f "$stamp" ]] && [[ "$(cat "$stamp")" == "${PINS[*]}" ]]; then
+# (A venv that was moved or copied keeps scripts whose #! names the old path: check that
+# cfn-lint really runs.)
+if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "${PINS[*]}" ]] \
+    && "$VENV/bin/cfn-lint" --version >/dev/null 2>&1; then
   exit 0
 fi
 
