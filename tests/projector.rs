@@ -188,3 +188,72 @@ async fn a_failing_stream_record_stops_its_batch_is_retried_then_given_up() {
     let x3 = view(&stack, "x3").await.expect("x3 view");
     assert_eq!(x3["status"], "raised");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_store_rebuilds_an_emptied_dashboard() {
+    let stack = start_stack("projector_replay").await;
+    inspect::seed_directory(&stack, &[entry("p-3", "w-3", "+254700000103")])
+        .await
+        .unwrap();
+    let (status, _) = post(&stack, &json!([reading("p-3", "spo2", 84.0, 1)]), None).await;
+    assert_eq!(status, 202);
+    stack.wait_idle(DRAIN).await.unwrap();
+    let views_of = |items: Vec<Value>| {
+        let mut views: Vec<Value> = items.into_iter().map(|i| i["view"].clone()).collect();
+        views.sort_by_key(|v| v.to_string());
+        views
+    };
+    let before = views_of(inspect::scan(&stack, "DashboardTable").await.unwrap());
+    assert!(!before.is_empty());
+
+    // Lose the dashboard, then replay the store onto it.
+    let table = stack.resource("DashboardTable").unwrap().ref_value.clone();
+    let dynamodb = aws_sdk_dynamodb::Client::new(stack.sdk_config());
+    for item in inspect::scan(&stack, "DashboardTable").await.unwrap() {
+        dynamodb
+            .delete_item()
+            .table_name(&table)
+            .key(
+                "viewId",
+                aws_sdk_dynamodb::types::AttributeValue::S(
+                    item["viewId"].as_str().unwrap().to_string(),
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(
+        inspect::scan(&stack, "DashboardTable")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let outcome = stack
+        .invoke("ProjectFunction", json!({"rebuild": {"afterPosition": 0}}))
+        .await
+        .unwrap();
+    let InvokeOutcome::Ok(answer) = outcome else {
+        panic!("rebuild failed: {outcome:?}");
+    };
+    assert_eq!(answer["done"], true, "{answer}");
+    assert!(answer["projected"].as_u64().unwrap() >= 3, "{answer}");
+    let after = views_of(inspect::scan(&stack, "DashboardTable").await.unwrap());
+    assert_eq!(after, before);
+
+    // A bad request gets a clear error.
+    let outcome = stack
+        .invoke(
+            "ProjectFunction",
+            json!({"rebuild": {"afterPosition": "zero"}}),
+        )
+        .await
+        .unwrap();
+    let InvokeOutcome::FunctionError { error_message, .. } = outcome else {
+        panic!("a bad request was accepted: {outcome:?}");
+    };
+    assert!(
+        error_message.contains("invalid rebuild request"),
+        "{error_message}"
+    );
+}

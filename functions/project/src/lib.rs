@@ -16,13 +16,21 @@
 //! Failures, reported for a retry: an event of a known type with a schema version newer
 //! than this function knows (deploy the projector first), a malformed event, and errors of
 //! DynamoDB.
+//!
+//! Replay: invoked directly with `{"rebuild": {"afterPosition": 0, "maxEvents": 5000}}`,
+//! the function reads the store's global order (`read_all`) from that position and applies
+//! every event, as the stream would have. Views are idempotent, so a replay over views that
+//! are already up to date changes nothing, and an emptied (or new) dashboard table is
+//! rebuilt. The answer says where to continue: `{"applied": n, "next": position,
+//! "done": bool}`.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use serde::{Deserialize, Serialize};
 use shared::aws::event_from_stream_image;
 use shared::batch::{BatchError, dynamodb_stream};
 use shared::dashboard::{Applied, Projection, View, apply, classify};
-use shared::event_store::{EventStreams, RecordedEvent, Upcasters};
+use shared::event_store::{EventStreams, Position, RecordedEvent, Upcasters};
 use shared::ports::{PortError, ReadModels};
 use tracing::Instrument;
 
@@ -164,6 +172,73 @@ async fn catch_up(
                 ));
             }
             Ok(true)
+        }
+    }
+}
+
+/// A replay request (direct invocation).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rebuild {
+    /// Replay the events after this global position (0 = from the beginning).
+    #[serde(default)]
+    pub after_position: u64,
+    /// Stop after this many events (the answer says where to continue).
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+fn default_max_events() -> usize {
+    5_000
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rebuilt {
+    /// Events read from the store.
+    pub read: usize,
+    /// Events that changed a view.
+    pub projected: usize,
+    /// The position to continue from.
+    pub next: u64,
+    /// True when the store had no more events.
+    pub done: bool,
+}
+
+/// Events read from the store per `read_all` page.
+const REPLAY_PAGE: usize = 100;
+
+/// Replays the store's events in global order onto the views.
+pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, String> {
+    let mut after = Position(request.after_position);
+    let mut read = 0;
+    let mut projected = 0;
+    loop {
+        let page = REPLAY_PAGE
+            .min(request.max_events.saturating_sub(read))
+            .max(1);
+        let slice = deps
+            .events
+            .read_all(after, page)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = slice.events.len() < page;
+        for event in &slice.events {
+            if project_event(deps, event).await? == Outcome::Projected {
+                projected += 1;
+            }
+        }
+        read += slice.events.len();
+        after = slice.next;
+        if done || read >= request.max_events {
+            tracing::info!(read, projected, next = after.0, done, "replay finished");
+            return Ok(Rebuilt {
+                read,
+                projected,
+                next: after.0,
+                done,
+            });
         }
     }
 }

@@ -1,6 +1,7 @@
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
 use shared::aws::{DynamoEventStore, DynamoReadModels, load_config};
 use shared::config::required_env;
 
@@ -16,11 +17,21 @@ async fn main() -> Result<(), Error> {
         views: &views,
         upcasters: &upcasters,
     };
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<DynamoDbEventResponse, Error>(
-            shared::telemetry::invocation(project::SOURCE, project::handle(deps, &event.payload))
-                .await?,
-        )
+    // A stream batch from the event source mapping, or a replay request (direct invocation).
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        shared::telemetry::invocation(project::SOURCE, async move {
+            if let Some(request) = event.payload.get("rebuild") {
+                let request: project::Rebuild = serde_json::from_value(request.clone())
+                    .map_err(|e| format!("invalid rebuild request: {e}"))?;
+                let rebuilt = project::rebuild(deps, &request).await?;
+                return Ok::<Value, Error>(serde_json::to_value(rebuilt)?);
+            }
+            let batch: Event = serde_json::from_value(event.payload)
+                .map_err(|e| format!("not a DynamoDB stream event: {e}"))?;
+            let response: DynamoDbEventResponse = project::handle(deps, &batch).await?;
+            Ok(serde_json::to_value(response)?)
+        })
+        .await
     }))
     .await
 }

@@ -247,3 +247,62 @@ async fn the_sample_stream_event_projects_the_alert() {
     assert_eq!(view.status(), AlertStatus::Raised);
     assert_eq!(view.village.as_deref(), Some("Kisumu"));
 }
+
+#[tokio::test]
+async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position() {
+    let (events, views, upcasters) = (
+        MemoryEventStore::default(),
+        MemoryReadModels::default(),
+        upcasters(),
+    );
+    events
+        .append("alert-a1", ExpectedVersion::NoStream, &[raised(), routed()])
+        .await
+        .unwrap();
+    events
+        .append(
+            "late-r1",
+            ExpectedVersion::NoStream,
+            &[stored("e-late", "ReadingLate", json!({}))],
+        )
+        .await
+        .unwrap();
+    let deps = Deps {
+        events: &events,
+        views: &views,
+        upcasters: &upcasters,
+    };
+
+    // A page of 2: the raise and the routing.
+    let first = project::rebuild(
+        &deps,
+        &project::Rebuild {
+            after_position: 0,
+            max_events: 2,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.read, first.projected, first.next), (2, 2, 2));
+    assert_eq!(alert_view(&views).status(), AlertStatus::Routed);
+    // The rest from the saved position: the late reading is not on the dashboard.
+    let rest = project::rebuild(
+        &deps,
+        &project::Rebuild {
+            after_position: first.next,
+            max_events: 100,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (rest.read, rest.projected, rest.next, rest.done),
+        (1, 0, 3, true)
+    );
+    // From the start again: every view is up to date, nothing is written.
+    let saves = *views.saves.lock().unwrap();
+    let again: project::Rebuild = serde_json::from_value(json!({})).unwrap();
+    let replay = project::rebuild(&deps, &again).await.unwrap();
+    assert_eq!((replay.read, replay.projected), (3, 0));
+    assert_eq!(*views.saves.lock().unwrap(), saves);
+}
