@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::Utc;
-use devstack::{InvocationRecord, InvokeOutcome, Stack, inspect};
+use devstack::{InvocationRecord, Stack, inspect};
 use e2e::*;
 use serde_json::Value;
 use shared::batch::FAULT_INJECTION_PANIC_ON;
@@ -74,9 +74,7 @@ struct Delivery {
 
 impl Delivery {
     fn of(record: &InvocationRecord) -> Delivery {
-        let InvokeOutcome::Ok(response) = &record.outcome else {
-            panic!("notify did not return a response: {:?}", record.outcome);
-        };
+        let failed = batch_item_failures("notify", &record.outcome);
         let bodies = record.payload["Records"]
             .as_array()
             .unwrap()
@@ -88,15 +86,6 @@ impl Delivery {
                 )
             })
             .collect();
-        let failed = response["batchItemFailures"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
         Delivery { bodies, failed }
     }
 

@@ -54,15 +54,7 @@ fn sqs_event(messages: &[(&str, String)]) -> Value {
 }
 
 fn failures(outcome: &InvokeOutcome) -> Vec<String> {
-    let InvokeOutcome::Ok(response) = outcome else {
-        panic!("route did not return a response: {outcome:?}");
-    };
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap_or_default().to_string())
-        .collect()
+    batch_item_failures("route", outcome)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

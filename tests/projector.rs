@@ -58,9 +58,7 @@ fn batches(stack: &Stack) -> Vec<Batch> {
         .invocations("ProjectFunction")
         .iter()
         .map(|invocation| {
-            let InvokeOutcome::Ok(response) = &invocation.outcome else {
-                panic!("project did not answer: {:?}", invocation.outcome);
-            };
+            let failed = batch_item_failures("project", &invocation.outcome);
             let records = invocation.payload["Records"]
                 .as_array()
                 .unwrap()
@@ -78,14 +76,6 @@ fn batches(stack: &Stack) -> Vec<Batch> {
                     )
                 })
                 .collect();
-            let failed = response["batchItemFailures"]
-                .as_array()
-                .map(|f| {
-                    f.iter()
-                        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
             Batch { records, failed }
         })
         .collect()

@@ -84,6 +84,23 @@ pub fn function_log(stack: &Stack, function: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The item identifiers a batch function reported in `batchItemFailures` (it must have
+/// answered; a function error or crash fails the test).
+pub fn batch_item_failures(function: &str, outcome: &devstack::InvokeOutcome) -> Vec<String> {
+    let devstack::InvokeOutcome::Ok(response) = outcome else {
+        panic!("{function} did not return a response: {outcome:?}");
+    };
+    response["batchItemFailures"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|f| f["itemIdentifier"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How long a test waits for the pipeline to drain.
 pub const DRAIN: Duration = Duration::from_secs(90);
 

@@ -262,6 +262,7 @@ mod tests {
                 "EmergencyDLQ",
                 "EscalationDLQ",
                 "NotifyDLQ",
+                "ProjectFailureQueue",
                 "RouteDLQ",
                 "SagaDLQ",
                 "StepsDLQ"

@@ -651,7 +651,7 @@ mod tests {
             .iter()
             .filter(|r| r.resource_type == "AWS::Serverless::Function")
             .collect();
-        assert_eq!(functions.len(), 6);
+        assert_eq!(functions.len(), 7);
         for resource in functions {
             let function = resolve_function(&template, resource);
             let vars = function.properties["Environment"]["Variables"]

@@ -74,6 +74,33 @@ fn record(seq: u64, event_name: &str, image: Value) -> Value {
     })
 }
 
+/// The stores a test runs the handler against.
+struct World {
+    events: MemoryEventStore,
+    views: MemoryReadModels,
+    upcasters: shared::event_store::Upcasters,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            events: MemoryEventStore::default(),
+            views: MemoryReadModels::default(),
+            upcasters: upcasters(),
+        }
+    }
+}
+
+impl World {
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            events: &self.events,
+            views: &self.views,
+            upcasters: &self.upcasters,
+        }
+    }
+}
+
 fn batch(records: Vec<Value>) -> Event {
     serde_json::from_value(json!({ "Records": records })).unwrap()
 }
@@ -95,16 +122,9 @@ fn alert_view(views: &MemoryReadModels) -> shared::dashboard::AlertView {
 
 #[tokio::test]
 async fn events_become_views_and_other_items_are_skipped() {
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let world = World::default();
+    let views = &world.views;
+    let deps = world.deps();
     let records = vec![
         record(
             1,
@@ -123,7 +143,7 @@ async fn events_become_views_and_other_items_are_skipped() {
     ];
     let response = handle(&deps, &batch(records.clone())).await.unwrap();
     assert!(failures(&response).is_empty());
-    let view = alert_view(&views);
+    let view = alert_view(views);
     assert_eq!(view.status(), AlertStatus::Routed);
     assert_eq!(view.routed_to.as_deref(), Some("w-1"));
     assert_eq!(*views.saves.lock().unwrap(), 2);
@@ -136,16 +156,9 @@ async fn events_become_views_and_other_items_are_skipped() {
 
 #[tokio::test]
 async fn the_batch_stops_at_an_event_newer_than_the_projector() {
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let world = World::default();
+    let views = &world.views;
+    let deps = world.deps();
     let mut newer = routed();
     newer.schema_version = 2;
     let resolved = stored(
@@ -167,7 +180,7 @@ async fn the_batch_stops_at_an_event_newer_than_the_projector() {
     .await
     .unwrap();
     assert_eq!(failures(&response), ["11"]);
-    let view = alert_view(&views);
+    let view = alert_view(views);
     assert_eq!(
         view.status(),
         AlertStatus::Raised,
@@ -177,26 +190,19 @@ async fn the_batch_stops_at_an_event_newer_than_the_projector() {
 
 #[tokio::test]
 async fn a_view_with_a_gap_catches_up_from_the_store() {
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
+    let world = World::default();
+    let (events, views) = (&world.events, &world.views);
     events
         .append("alert-a1", ExpectedVersion::NoStream, &[raised(), routed()])
         .await
         .unwrap();
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let deps = world.deps();
     // Only the second event's record arrives (the first was skipped after failing).
     let response = handle(&deps, &batch(vec![insert(21, "alert-a1", 2, &routed())]))
         .await
         .unwrap();
     assert!(failures(&response).is_empty());
-    let view = alert_view(&views);
+    let view = alert_view(views);
     assert_eq!(view.status(), AlertStatus::Routed);
     assert_eq!(
         view.severity,
@@ -208,16 +214,9 @@ async fn a_view_with_a_gap_catches_up_from_the_store() {
 
 #[tokio::test]
 async fn a_gap_the_store_cannot_fill_is_a_failure() {
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let world = World::default();
+    let views = &world.views;
+    let deps = world.deps();
     let response = handle(&deps, &batch(vec![insert(31, "alert-a1", 2, &routed())]))
         .await
         .unwrap();
@@ -229,16 +228,9 @@ async fn a_gap_the_store_cannot_fill_is_a_failure() {
 async fn the_sample_stream_event_projects_the_alert() {
     let text = include_str!("../../../events/samples/dynamodb-events-stream.json");
     let event: Event = serde_json::from_str(text).unwrap();
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let world = World::default();
+    let views = &world.views;
+    let deps = world.deps();
     let response = handle(&deps, &event).await.unwrap();
     assert!(failures(&response).is_empty());
     let Some(View::Alert(view)) = views.get("alert#a3f1e2d4-1111-5222-8333-944455566677") else {
@@ -250,11 +242,8 @@ async fn the_sample_stream_event_projects_the_alert() {
 
 #[tokio::test]
 async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position() {
-    let (events, views, upcasters) = (
-        MemoryEventStore::default(),
-        MemoryReadModels::default(),
-        upcasters(),
-    );
+    let world = World::default();
+    let (events, views) = (&world.events, &world.views);
     events
         .append("alert-a1", ExpectedVersion::NoStream, &[raised(), routed()])
         .await
@@ -267,11 +256,7 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position(
         )
         .await
         .unwrap();
-    let deps = Deps {
-        events: &events,
-        views: &views,
-        upcasters: &upcasters,
-    };
+    let deps = world.deps();
 
     // A page of 2: the raise and the routing.
     let first = project::rebuild(
@@ -284,7 +269,7 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position(
     .await
     .unwrap();
     assert_eq!((first.read, first.projected, first.next), (2, 2, 2));
-    assert_eq!(alert_view(&views).status(), AlertStatus::Routed);
+    assert_eq!(alert_view(views).status(), AlertStatus::Routed);
     // The rest from the saved position: the late reading is not on the dashboard.
     let rest = project::rebuild(
         &deps,
