@@ -464,7 +464,7 @@ fn api_problems(template: &Template) -> Vec<String> {
 fn template_grants_least_privilege() {
     let template = load();
     assert_eq!(privilege_problems(&template), Vec::<String>::new());
-    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 6);
+    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 7);
 }
 
 #[test]
