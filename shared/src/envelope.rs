@@ -84,7 +84,46 @@ pub enum DecodeError {
 }
 
 /// Decodes a JSON message into an envelope of `T`, checking its type and schema version.
+///
+/// A well-formed message is parsed once, header and data together, and its type and
+/// version are checked afterwards. A message that does not parse as an envelope of `T` is
+/// parsed again the careful way (header first, then the whole) so that the error says
+/// what it always said: a wrong type or a newer version rather than a `data` mismatch.
 pub fn decode<T>(bytes: &[u8]) -> Result<Envelope<T>, DecodeError>
+where
+    T: EventData + for<'de> Deserialize<'de>,
+{
+    // `from_str` skips the per-string UTF-8 checks of `from_slice`: the whole message is
+    // checked once here (invalid UTF-8 takes the careful path, which reports it).
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && let Ok(envelope) = serde_json::from_str::<Envelope<T>>(text)
+    {
+        check_header::<T>(&envelope.event_type, envelope.version)?;
+        return Ok(envelope);
+    }
+    decode_carefully(bytes)
+}
+
+/// The type and version check of [`decode`].
+fn check_header<T: EventData>(event_type: &str, version: u32) -> Result<(), DecodeError> {
+    if event_type != T::EVENT_TYPE {
+        return Err(DecodeError::WrongType {
+            expected: T::EVENT_TYPE,
+            actual: event_type.to_string(),
+        });
+    }
+    if version > T::VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type: T::EVENT_TYPE,
+            actual: version,
+            supported: T::VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Header first (type, version), then the whole message: the error of a bad message.
+fn decode_carefully<T>(bytes: &[u8]) -> Result<Envelope<T>, DecodeError>
 where
     T: EventData + for<'de> Deserialize<'de>,
 {
@@ -95,19 +134,7 @@ where
         version: u32,
     }
     let header: Header = serde_json::from_slice(bytes)?;
-    if header.event_type != T::EVENT_TYPE {
-        return Err(DecodeError::WrongType {
-            expected: T::EVENT_TYPE,
-            actual: header.event_type,
-        });
-    }
-    if header.version > T::VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            event_type: T::EVENT_TYPE,
-            actual: header.version,
-            supported: T::VERSION,
-        });
-    }
+    check_header::<T>(&header.event_type, header.version)?;
     Ok(serde_json::from_slice(bytes)?)
 }
 
@@ -156,6 +183,37 @@ mod tests {
         json["version"] = 99.into();
         let err = decode::<AlertRouted>(json.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("newer than supported"));
+    }
+
+    #[test]
+    fn one_pass_decoding_gives_the_careful_results_and_errors() {
+        let good = serde_json::to_value(routed()).unwrap();
+        let variants: Vec<Vec<u8>> = [
+            good.clone(),
+            serde_json::json!({"eventType": "AlertRaised", "version": 1, "data": 5}),
+            serde_json::json!({"eventType": "AlertRouted", "version": 2, "data": 5}),
+            serde_json::json!({"eventType": "AlertRouted", "version": 1, "data": 5}),
+            serde_json::json!({"eventType": "AlertRouted", "version": -1}),
+            serde_json::json!({"version": 1}),
+            serde_json::json!([]),
+        ]
+        .iter()
+        .map(|v| v.to_string().into_bytes())
+        .chain([
+            b"not json".to_vec(),
+            b"{\"eventType\": \"AlertRouted\xff\"}".to_vec(),
+            good.to_string()
+                .replace("\"source\":\"route\"", "\"source\":\"r\\u00f6ute\"")
+                .into_bytes(),
+            good.to_string().replace('Z', "+01:00").into_bytes(),
+            good.to_string().replace('Z', "X").into_bytes(),
+        ])
+        .collect();
+        for bytes in variants {
+            let fast = decode::<AlertRouted>(&bytes).map_err(|e| e.to_string());
+            let careful = decode_carefully::<AlertRouted>(&bytes).map_err(|e| e.to_string());
+            assert_eq!(fast, careful, "{}", String::from_utf8_lossy(&bytes));
+        }
     }
 
     #[test]
