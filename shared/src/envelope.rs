@@ -14,6 +14,7 @@ pub struct Envelope<T> {
     pub event_type: String,
     /// Schema version of `data` for this `event_type`.
     pub version: u32,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
     /// The function (or system) that emitted the event.
     pub source: String,
