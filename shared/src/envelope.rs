@@ -1,5 +1,7 @@
 //! The envelope every event on the wire and in the event store uses.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,59 @@ impl<T: EventData> Envelope<T> {
     }
 }
 
+/// An [`Envelope`] whose strings borrow from the message they were decoded from (they are
+/// copied only when the JSON escapes a character): what a consumer that only reads the
+/// envelope during one batch decodes, to save five allocations per message.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BorrowedEnvelope<'a, T> {
+    #[serde(borrow)]
+    pub event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub event_type: Cow<'a, str>,
+    pub version: u32,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
+    pub timestamp: DateTime<Utc>,
+    #[serde(borrow)]
+    pub source: Cow<'a, str>,
+    #[serde(borrow)]
+    pub correlation_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub causation_id: Cow<'a, str>,
+    pub data: T,
+}
+
+impl<T> From<Envelope<T>> for BorrowedEnvelope<'static, T> {
+    fn from(e: Envelope<T>) -> Self {
+        BorrowedEnvelope {
+            event_id: Cow::Owned(e.event_id),
+            event_type: Cow::Owned(e.event_type),
+            version: e.version,
+            timestamp: e.timestamp,
+            source: Cow::Owned(e.source),
+            correlation_id: Cow::Owned(e.correlation_id),
+            causation_id: Cow::Owned(e.causation_id),
+            data: e.data,
+        }
+    }
+}
+
+impl<T> BorrowedEnvelope<'_, T> {
+    /// The owned envelope: the same fields, copied.
+    pub fn into_owned(self) -> Envelope<T> {
+        Envelope {
+            event_id: self.event_id.into_owned(),
+            event_type: self.event_type.into_owned(),
+            version: self.version,
+            timestamp: self.timestamp,
+            source: self.source.into_owned(),
+            correlation_id: self.correlation_id.into_owned(),
+            causation_id: self.causation_id.into_owned(),
+            data: self.data,
+        }
+    }
+}
+
 /// Why a message could not be decoded into the expected envelope.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -103,6 +158,22 @@ where
         return Ok(envelope);
     }
     decode_carefully(bytes)
+}
+
+/// [`decode`] into a [`BorrowedEnvelope`]: the same checks, the same errors, the same
+/// values, with the envelope's strings borrowed from `bytes`.
+pub fn decode_borrowed<T>(bytes: &[u8]) -> Result<BorrowedEnvelope<'_, T>, DecodeError>
+where
+    T: EventData + for<'de> Deserialize<'de>,
+{
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && let Ok(envelope) = serde_json::from_str::<BorrowedEnvelope<'_, T>>(text)
+    {
+        check_header::<T>(&envelope.event_type, envelope.version)?;
+        return Ok(envelope);
+    }
+    // Whatever the borrowed form did not take, the owned one decides (and explains).
+    decode_carefully(bytes).map(BorrowedEnvelope::from)
 }
 
 /// The type and version check of [`decode`].
@@ -214,7 +285,25 @@ mod tests {
             let fast = decode::<AlertRouted>(&bytes).map_err(|e| e.to_string());
             let careful = decode_carefully::<AlertRouted>(&bytes).map_err(|e| e.to_string());
             assert_eq!(fast, careful, "{}", String::from_utf8_lossy(&bytes));
+            let borrowed = decode_borrowed::<AlertRouted>(&bytes)
+                .map(BorrowedEnvelope::into_owned)
+                .map_err(|e| e.to_string());
+            assert_eq!(borrowed, careful, "{}", String::from_utf8_lossy(&bytes));
         }
+    }
+
+    #[test]
+    fn borrowed_decoding_borrows_unless_the_json_escapes() {
+        let original = routed();
+        let json = serde_json::to_string(&original).unwrap();
+        let env = decode_borrowed::<AlertRouted>(json.as_bytes()).unwrap();
+        assert!(matches!(env.event_id, Cow::Borrowed("e-1")));
+        assert!(matches!(env.correlation_id, Cow::Borrowed("c-1")));
+        assert_eq!(env.into_owned(), original);
+
+        let escaped = json.replace("\"c-1\"", "\"c\\u002d1\"");
+        let env = decode_borrowed::<AlertRouted>(escaped.as_bytes()).unwrap();
+        assert!(matches!(env.correlation_id, Cow::Owned(ref c) if c == "c-1"));
     }
 
     #[test]

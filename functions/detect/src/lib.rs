@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use shared::detection::{
     AlertCandidate, ConfigError, Input, LateReading, PatientState, Resolution, RuleSet,
 };
-use shared::envelope::{Envelope, Lineage, decode};
+use shared::envelope::{BorrowedEnvelope, DecodeError, Envelope, Lineage, decode_borrowed};
 use shared::events::{
     AlertRaised, AlertResolved, ReadingLate, alert_resolution_stream, alert_stream,
     late_reading_stream,
@@ -83,10 +83,48 @@ pub fn publish_idempotency_config() -> Config {
     Config::new("detect-publish", "/data/alertId").validate("/data")
 }
 
-/// One decoded record and where it sits in the batch.
-struct Decoded {
-    index: usize,
-    envelope: Envelope<Reading>,
+/// One decoded record and where it sits in the batch. Its strings borrow from the
+/// record's data.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub index: usize,
+    pub envelope: BorrowedEnvelope<'a, Reading>,
+}
+
+/// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
+/// type and version ([`shared::envelope::decode`]'s rules and errors).
+pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, Reading>, DecodeError> {
+    decode_borrowed::<Reading>(data)
+}
+
+/// One patient's readings of a batch, in batch order, as the engine takes them.
+#[derive(Debug)]
+pub struct PatientReadings<'a> {
+    /// Batch index of the patient's first record (where a retry must start).
+    pub first_index: usize,
+    pub inputs: Vec<Input<'a>>,
+}
+
+/// Groups decoded records by patient (patients in id order, each one's readings in batch
+/// order).
+pub fn group_by_patient<'a>(decoded: &'a [Decoded<'a>]) -> BTreeMap<&'a str, PatientReadings<'a>> {
+    let mut by_patient: BTreeMap<&str, PatientReadings<'_>> = BTreeMap::new();
+    for d in decoded {
+        let input = Input {
+            event_id: &d.envelope.event_id,
+            correlation_id: &d.envelope.correlation_id,
+            reading: &d.envelope.data,
+        };
+        by_patient
+            .entry(&d.envelope.data.patient_id)
+            .or_insert_with(|| PatientReadings {
+                first_index: d.index,
+                inputs: Vec::new(),
+            })
+            .inputs
+            .push(input);
+    }
+    by_patient
 }
 
 /// What one batch did: logged as one structured line (`batch summary`) and returned so
@@ -141,7 +179,7 @@ pub async fn handle_batch(
     // stop there (everything from it on is retried).
     let mut decoded = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        match decode::<Reading>(&record.kinesis.data.0) {
+        match decode_record(&record.kinesis.data.0) {
             Ok(envelope) => decoded.push(Decoded { index, envelope }),
             Err(err) => {
                 summary.poison += 1;
@@ -173,18 +211,12 @@ pub async fn handle_batch(
     }
 
     // Group by patient, keeping batch order within each patient.
-    let mut by_patient: BTreeMap<String, Vec<Decoded>> = BTreeMap::new();
-    for d in decoded {
-        by_patient
-            .entry(d.envelope.data.patient_id.clone())
-            .or_default()
-            .push(d);
-    }
+    let by_patient = group_by_patient(&decoded);
 
     summary.patients = by_patient.len();
     for (patient_id, readings) in &by_patient {
         if let Err(err) = process_patient(deps, patient_id, readings, now, &mut summary).await {
-            let index = readings[0].index;
+            let index = readings.first_index;
             summary.failed_patients += 1;
             tracing::error!(patient_id, error = %err, "patient's readings not processed; will be retried");
             first_failure = Some(first_failure.map_or(index, |f| f.min(index)));
@@ -240,21 +272,15 @@ fn sequence_number(record: &KinesisEventRecord) -> String {
 async fn process_patient(
     deps: &Deps<'_>,
     patient_id: &str,
-    readings: &[Decoded],
+    readings: &PatientReadings<'_>,
     now: DateTime<Utc>,
     summary: &mut BatchSummary,
 ) -> Result<(), PortError> {
     let stored = deps.state.load(patient_id).await?;
     let mut state: PatientState = stored.value;
-    let inputs: Vec<Input<'_>> = readings
-        .iter()
-        .map(|d| Input {
-            event_id: &d.envelope.event_id,
-            correlation_id: &d.envelope.correlation_id,
-            reading: &d.envelope.data,
-        })
-        .collect();
-    let outcome = deps.rules.apply(&mut state, patient_id, &inputs, now);
+    let outcome = deps
+        .rules
+        .apply(&mut state, patient_id, &readings.inputs, now);
 
     summary.duplicates += outcome.duplicates.len();
     summary.evaluated += outcome.evaluated;

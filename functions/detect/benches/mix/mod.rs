@@ -7,8 +7,9 @@ use std::hint::black_box;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use shared::detection::{Input, PatientState, RuleSet};
-use shared::envelope::{Envelope, Lineage, decode};
+use detect::{Decoded, decode_record, group_by_patient};
+use shared::detection::{PatientState, RuleSet};
+use shared::envelope::{Envelope, Lineage};
 use shared::reading::{Reading, VitalType};
 
 pub const PATIENTS: usize = 500;
@@ -91,37 +92,36 @@ pub fn dataset() -> Vec<(Vec<String>, DateTime<Utc>)> {
         .collect()
 }
 
-/// What the handler does to one batch, minus I/O: decode, group by patient, apply.
+/// What the handler does to one batch, minus I/O: decode (with the handler's functions),
+/// group by patient, apply. The base64 decoding is what Lambda's event deserialisation
+/// (`aws_lambda_events`) does to each record's `data` before the handler runs.
 pub fn process(
     rules: &RuleSet,
     states: &mut HashMap<String, PatientState>,
     batch: &[String],
     now: DateTime<Utc>,
 ) -> usize {
-    let mut envelopes = Vec::with_capacity(batch.len());
-    for data in batch {
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
-            continue;
-        };
-        if let Ok(env) = decode::<Reading>(&bytes) {
-            envelopes.push(env);
-        }
-    }
-    let mut by_patient: HashMap<&str, Vec<Input<'_>>> = HashMap::new();
-    for env in &envelopes {
-        by_patient
-            .entry(&env.data.patient_id)
-            .or_default()
-            .push(Input {
-                event_id: &env.event_id,
-                correlation_id: &env.correlation_id,
-                reading: &env.data,
-            });
-    }
+    let data: Vec<Vec<u8>> = batch
+        .iter()
+        .filter_map(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        .collect();
+    let decoded: Vec<Decoded<'_>> = data
+        .iter()
+        .enumerate()
+        .filter_map(|(index, bytes)| {
+            decode_record(bytes)
+                .ok()
+                .map(|envelope| Decoded { index, envelope })
+        })
+        .collect();
     let mut alerts = 0;
-    for (patient, inputs) in by_patient {
-        let state = states.entry(patient.to_string()).or_default();
-        let out = rules.apply(state, patient, &inputs, now);
+    for (patient, readings) in group_by_patient(&decoded) {
+        // The stand-in for the state table: load, apply, keep.
+        let state = match states.get_mut(patient) {
+            Some(state) => state,
+            None => states.entry(patient.to_string()).or_default(),
+        };
+        let out = rules.apply(state, patient, &readings.inputs, now);
         alerts += out.alerts.len() + out.resolutions.len();
     }
     alerts
@@ -149,7 +149,7 @@ pub fn decode_all(data: &[(Vec<String>, DateTime<Utc>)]) {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(record)
                 .unwrap_or_default();
-            black_box(decode::<Reading>(&bytes).ok());
+            black_box(decode_record(&bytes).ok());
         }
     }
 }
