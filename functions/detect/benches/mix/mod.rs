@@ -105,15 +105,13 @@ pub fn process(
         .iter()
         .filter_map(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
         .collect();
-    let decoded: Vec<Decoded<'_>> = data
-        .iter()
-        .enumerate()
-        .filter_map(|(index, bytes)| {
-            decode_record(bytes)
-                .ok()
-                .map(|envelope| Decoded { index, envelope })
-        })
-        .collect();
+    // As the handler: room for every record up front.
+    let mut decoded = Vec::with_capacity(data.len());
+    for (index, bytes) in data.iter().enumerate() {
+        if let Ok(envelope) = decode_record(bytes) {
+            decoded.push(Decoded { index, envelope });
+        }
+    }
     let mut alerts = 0;
     for (patient, readings) in group_by_patient(&decoded) {
         // The stand-in for the state table: load, apply, keep.
