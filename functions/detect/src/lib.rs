@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod kinesis;
+
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use detect::{Decoded, decode_record, group_by_patient};
+use detect::{Decoded, decode_record, group_by_patient, kinesis};
 use shared::detection::{PatientState, RuleSet};
 use shared::envelope::{Envelope, Lineage};
 use shared::reading::{Reading, VitalType};
@@ -93,8 +93,8 @@ pub fn dataset() -> Vec<(Vec<String>, DateTime<Utc>)> {
 }
 
 /// What the handler does to one batch, minus I/O: decode (with the handler's functions),
-/// group by patient, apply. The base64 decoding is what Lambda's event deserialisation
-/// (`aws_lambda_events`) does to each record's `data` before the handler runs.
+/// group by patient, apply. The base64 decoding is what the Lambda event's deserialisation
+/// (`detect::kinesis::Event`) does to each record's `data` before the handler runs.
 pub fn process(
     rules: &RuleSet,
     states: &mut HashMap<String, PatientState>,
@@ -103,7 +103,7 @@ pub fn process(
 ) -> usize {
     let data: Vec<Vec<u8>> = batch
         .iter()
-        .filter_map(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        .filter_map(|d| kinesis::decode_data(d).ok())
         .collect();
     // As the handler: room for every record up front.
     let mut decoded = Vec::with_capacity(data.len());
@@ -144,9 +144,7 @@ pub fn run_all(
 pub fn decode_all(data: &[(Vec<String>, DateTime<Utc>)]) {
     for (batch, _) in data {
         for record in batch {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(record)
-                .unwrap_or_default();
+            let bytes = kinesis::decode_data(record).unwrap_or_default();
             black_box(decode_record(&bytes).ok());
         }
     }
