@@ -176,8 +176,8 @@ where
     decode_carefully(bytes).map(BorrowedEnvelope::from)
 }
 
-/// The type and version check of [`decode`].
-fn check_header<T: EventData>(event_type: &str, version: u32) -> Result<(), DecodeError> {
+/// The type and version check of [`decode`]: `T`'s event type, and no newer version.
+pub fn check_header<T: EventData>(event_type: &str, version: u32) -> Result<(), DecodeError> {
     if event_type != T::EVENT_TYPE {
         return Err(DecodeError::WrongType {
             expected: T::EVENT_TYPE,

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod compact;
 pub mod kinesis;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
@@ -26,7 +27,9 @@ use chrono::{DateTime, Utc};
 use shared::detection::{
     AlertCandidate, ConfigError, Input, LateReading, PatientState, Resolution, RuleSet,
 };
-use shared::envelope::{BorrowedEnvelope, DecodeError, Envelope, Lineage, decode_borrowed};
+use shared::envelope::{
+    BorrowedEnvelope, DecodeError, Envelope, Lineage, check_header, decode_borrowed,
+};
 use shared::events::{
     AlertRaised, AlertResolved, ReadingLate, alert_resolution_stream, alert_stream,
     late_reading_stream,
@@ -94,8 +97,15 @@ pub struct Decoded<'a> {
 }
 
 /// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
-/// type and version ([`shared::envelope::decode`]'s rules and errors).
+/// type and version ([`shared::envelope::decode`]'s rules and errors). The layout `ingest`
+/// writes is read directly ([`compact`]); anything else goes through serde_json.
 pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, Reading>, DecodeError> {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Some(envelope) = compact::parse(text)
+    {
+        check_header::<Reading>(&envelope.event_type, envelope.version)?;
+        return Ok(envelope);
+    }
     decode_borrowed::<Reading>(data)
 }
 
