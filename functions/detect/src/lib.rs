@@ -16,8 +16,6 @@
 //! checkpoints everything before it and retries from it; when its retries run out, the
 //! event source mapping's on-failure destination receives the batch's coordinates.
 
-use std::collections::BTreeMap;
-
 pub mod compact;
 pub mod kinesis;
 
@@ -112,31 +110,37 @@ pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, Reading>, Decod
 /// One patient's readings of a batch, in batch order, as the engine takes them.
 #[derive(Debug)]
 pub struct PatientReadings<'a> {
+    pub patient_id: &'a str,
     /// Batch index of the patient's first record (where a retry must start).
     pub first_index: usize,
     pub inputs: Vec<Input<'a>>,
 }
 
-/// Groups decoded records by patient (patients in id order, each one's readings in batch
-/// order).
-pub fn group_by_patient<'a>(decoded: &'a [Decoded<'a>]) -> BTreeMap<&'a str, PatientReadings<'a>> {
-    let mut by_patient: BTreeMap<&str, PatientReadings<'_>> = BTreeMap::new();
-    for d in decoded {
-        let input = Input {
-            event_id: &d.envelope.event_id,
-            correlation_id: &d.envelope.correlation_id,
-            reading: &d.envelope.data,
-        };
-        by_patient
-            .entry(&d.envelope.data.patient_id)
-            .or_insert_with(|| PatientReadings {
-                first_index: d.index,
-                inputs: Vec::new(),
+/// Groups decoded records by patient: patients in id order, each one's readings in batch
+/// order.
+pub fn group_by_patient<'a>(decoded: &'a [Decoded<'a>]) -> Vec<PatientReadings<'a>> {
+    let patient = |d: &&'a Decoded<'a>| -> &'a str { &d.envelope.data.patient_id };
+    let mut sorted: Vec<&Decoded<'a>> = decoded.iter().collect();
+    // A stable sort: each patient's readings stay in batch order.
+    sorted.sort_by(|a, b| patient(a).cmp(patient(b)));
+    sorted
+        .chunk_by(|a, b| patient(a) == patient(b))
+        .filter_map(|group| {
+            let first = group.first()?;
+            Some(PatientReadings {
+                patient_id: patient(first),
+                first_index: first.index,
+                inputs: group
+                    .iter()
+                    .map(|d| Input {
+                        event_id: &d.envelope.event_id,
+                        correlation_id: &d.envelope.correlation_id,
+                        reading: &d.envelope.data,
+                    })
+                    .collect(),
             })
-            .inputs
-            .push(input);
-    }
-    by_patient
+        })
+        .collect()
 }
 
 /// What one batch did: logged as one structured line (`batch summary`) and returned so
@@ -226,7 +230,8 @@ pub async fn handle_batch(
     let by_patient = group_by_patient(&decoded);
 
     summary.patients = by_patient.len();
-    for (patient_id, readings) in &by_patient {
+    for readings in &by_patient {
+        let patient_id = readings.patient_id;
         if let Err(err) = process_patient(deps, patient_id, readings, now, &mut summary).await {
             let index = readings.first_index;
             summary.failed_patients += 1;

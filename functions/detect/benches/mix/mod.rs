@@ -101,10 +101,13 @@ pub fn process(
     batch: &[String],
     now: DateTime<Utc>,
 ) -> usize {
-    let data: Vec<Vec<u8>> = batch
-        .iter()
-        .filter_map(|d| kinesis::decode_data(d).ok())
-        .collect();
+    // The records' data, as the Lambda event's deserialisation hands it to the handler.
+    let mut data: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+    for record in batch {
+        if let Ok(bytes) = kinesis::decode_data(record) {
+            data.push(bytes);
+        }
+    }
     // As the handler: room for every record up front.
     let mut decoded = Vec::with_capacity(data.len());
     for (index, bytes) in data.iter().enumerate() {
@@ -113,7 +116,8 @@ pub fn process(
         }
     }
     let mut alerts = 0;
-    for (patient, readings) in group_by_patient(&decoded) {
+    for readings in group_by_patient(&decoded) {
+        let patient = readings.patient_id;
         // The stand-in for the state table: load, apply, keep.
         let state = match states.get_mut(patient) {
             Some(state) => state,
