@@ -361,26 +361,39 @@ impl RuleSet {
         out
     }
 
-    /// Each rule's state, in rule order (created for rules that have none yet). One map
-    /// lookup per rule per batch instead of two per rule per reading.
+    /// Each rule's state, in rule order (created for rules that have none yet): one walk
+    /// over the stored states per batch instead of two map lookups per rule per reading.
     fn rule_states<'s>(
         &self,
         stored: &'s mut BTreeMap<String, RuleState>,
     ) -> Vec<Option<&'s mut RuleState>> {
-        for rule in &self.config.rules {
-            if !stored.contains_key(&rule.id) {
-                stored.insert(rule.id.clone(), RuleState::default());
+        let complete = self.rule_states_in(stored).iter().all(Option::is_some);
+        if !complete {
+            for rule in &self.config.rules {
+                if !stored.contains_key(&rule.id) {
+                    stored.insert(rule.id.clone(), RuleState::default());
+                }
             }
         }
+        self.rule_states_in(stored)
+    }
+
+    /// The stored state of each rule, in rule order, where there is one. Both the map and
+    /// `by_id` are sorted by id, so they are merged in one pass; states of rules no longer
+    /// configured are skipped, and kept.
+    fn rule_states_in<'s>(
+        &self,
+        stored: &'s mut BTreeMap<String, RuleState>,
+    ) -> Vec<Option<&'s mut RuleState>> {
         let mut slots: Vec<Option<&mut RuleState>> = std::iter::repeat_with(|| None)
-            .take(self.config.rules.len())
+            .take(self.by_id.len())
             .collect();
+        let mut wanted = self.by_id.iter().peekable();
         for (id, rs) in stored.iter_mut() {
-            // States of rules no longer configured are kept, untouched.
-            if let Ok(found) = self
-                .by_id
-                .binary_search_by(|(rule_id, _)| rule_id.as_str().cmp(id))
-                && let Some(slot) = slots.get_mut(self.by_id[found].1)
+            // Configured rules without a stored state come before this id.
+            while wanted.next_if(|(rule_id, _)| rule_id < id).is_some() {}
+            if let Some((_, index)) = wanted.next_if(|(rule_id, _)| rule_id == id)
+                && let Some(slot) = slots.get_mut(*index)
             {
                 *slot = Some(rs);
             }
