@@ -492,6 +492,49 @@ fn states_of_removed_rules_are_kept_and_new_rules_start_fresh() {
 }
 
 #[test]
+fn recent_ids_are_stored_as_a_plain_list_and_found_exactly() {
+    let ids = [
+        "",
+        "a",
+        "a\0",
+        "abcdefgh",
+        "abcdefghX",
+        "abcdefghY",
+        "abcdefg",
+        "0a1b2c3d-e5f6",
+        "é",
+        "\0",
+    ];
+    let recent: RecentIds = ids.iter().copied().collect();
+    assert_eq!(
+        serde_json::to_value(&recent).unwrap(),
+        serde_json::to_value(ids.iter().collect::<std::collections::VecDeque<_>>()).unwrap()
+    );
+    // The same DynamoDB attribute too (a list of strings).
+    let dynamo: serde_dynamo::AttributeValue = serde_dynamo::to_attribute_value(&recent).unwrap();
+    let plain: serde_dynamo::AttributeValue =
+        serde_dynamo::to_attribute_value(ids.iter().collect::<std::collections::VecDeque<_>>())
+            .unwrap();
+    assert_eq!(dynamo, plain);
+    let back: RecentIds = serde_json::from_str(&serde_json::to_string(&recent).unwrap()).unwrap();
+    assert_eq!(back, recent);
+    for probe in ids
+        .iter()
+        .copied()
+        .chain(["b", "abcdefghZ", "abcdefgh ", "a\0\0", "\0\0"])
+    {
+        assert_eq!(recent.contains(probe), ids.contains(&probe), "{probe:?}");
+    }
+    let mut recent = recent;
+    assert_eq!(recent.pop_front().as_deref(), Some(""));
+    assert!(!recent.contains(""));
+    recent.push_back("new".into());
+    assert!(recent.contains("new"));
+    assert_eq!(recent.len(), ids.len());
+    assert_eq!(recent.iter().last(), Some("new"));
+}
+
+#[test]
 fn state_survives_a_json_round_trip() {
     let set = rules(include_str!("test_rules.yaml"));
     let mut readings = series(HR, &[(0, 101.0), (60, 120.0), (120, 130.0)]);
