@@ -1,16 +1,21 @@
 //! Decode + evaluate throughput of `detect`, on one core, without I/O.
 //!
 //! Input: Kinesis record payloads as Lambda hands them over (base64 of the JSON envelope
-//! `ingest` writes), in batches of 100 records. Each batch is decoded (base64, envelope
-//! check, JSON), grouped by patient, and applied to each patient's state with all default
-//! rules (`functions/detect/rules.yaml`). States are kept in a map, as the handler keeps
-//! them in DynamoDB; every iteration starts from empty states.
+//! `ingest` writes), in batches of 100 records. Each batch goes through the handler's own
+//! functions: base64 decoding as the Lambda event's deserialisation does it
+//! (`detect::kinesis::decode_data`), envelope decoding and checks (`detect::decode_record`),
+//! grouping by patient (`detect::group_by_patient`), and each patient's readings applied
+//! to the patient's state with all default rules (`functions/detect/rules.yaml`). States
+//! are kept in a map, as the handler keeps them in DynamoDB; every iteration starts from
+//! empty states.
 //!
 //! Mix: 500 patients, 40 rounds one minute apart, 5 vitals per round (100,000 readings);
 //! one patient in ten is unwell (fast heart, low SpO2, fever, falling blood pressure), so
-//! every rule kind is exercised, alerts are raised and resolved.
+//! every rule kind is exercised, alerts are raised and resolved. The mix and the batch
+//! processing live in `benches/mix/`, shared with `examples/profile_detect.rs`, which runs
+//! one iteration for instruction counts under callgrind.
 //!
-//! Run: `cargo bench -p detect --bench detect`.
+//! Run: `cargo bench -p detect --bench detect`. Results: `docs/performance.md`.
 
 use std::collections::HashMap;
 
