@@ -105,7 +105,21 @@ impl<T> From<Envelope<T>> for BorrowedEnvelope<'static, T> {
     }
 }
 
-impl<T> BorrowedEnvelope<'_, T> {
+impl<'a, T> BorrowedEnvelope<'a, T> {
+    /// The same envelope with `f` applied to its data.
+    pub fn map_data<U>(self, f: impl FnOnce(T) -> U) -> BorrowedEnvelope<'a, U> {
+        BorrowedEnvelope {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            version: self.version,
+            timestamp: self.timestamp,
+            source: self.source,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: f(self.data),
+        }
+    }
+
     /// The owned envelope: the same fields, copied.
     pub fn into_owned(self) -> Envelope<T> {
         Envelope {

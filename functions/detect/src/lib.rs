@@ -19,11 +19,13 @@
 pub mod compact;
 pub mod kinesis;
 
+use std::borrow::Cow;
+
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
 use shared::detection::{
-    AlertCandidate, ConfigError, Input, LateReading, PatientState, Resolution, RuleSet,
+    AlertCandidate, ConfigError, LateReading, PatientState, ReadingInput, Resolution, RuleSet,
 };
 use shared::envelope::{
     BorrowedEnvelope, DecodeError, Envelope, Lineage, check_header, decode_borrowed,
@@ -39,7 +41,7 @@ use shared::ports::{
     AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
     PortError, StoredEvent,
 };
-use shared::reading::Reading;
+use shared::reading::{Reading, VitalType};
 use shared::routing::UNKNOWN_VILLAGE;
 
 /// The function name recorded as the `source` of the events it emits.
@@ -86,25 +88,82 @@ pub fn publish_idempotency_config() -> Config {
     Config::new("detect-publish", "/data/alertId").validate("/data")
 }
 
+/// A [`Reading`] whose strings borrow from the record's data (copied only when the JSON
+/// escapes a character): what `detect` decodes, saving three allocations per reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingView<'a> {
+    pub patient_id: Cow<'a, str>,
+    pub vital: VitalType,
+    pub value: f64,
+    pub unit: Cow<'a, str>,
+    pub timestamp: DateTime<Utc>,
+    pub device_id: Cow<'a, str>,
+}
+
+impl From<Reading> for ReadingView<'static> {
+    fn from(r: Reading) -> Self {
+        ReadingView {
+            patient_id: Cow::Owned(r.patient_id),
+            vital: r.vital,
+            value: r.value,
+            unit: Cow::Owned(r.unit),
+            timestamp: r.timestamp,
+            device_id: Cow::Owned(r.device_id),
+        }
+    }
+}
+
+impl ReadingView<'_> {
+    /// The owned reading: the same fields, copied.
+    pub fn into_owned(self) -> Reading {
+        Reading {
+            patient_id: self.patient_id.into_owned(),
+            vital: self.vital,
+            value: self.value,
+            unit: self.unit.into_owned(),
+            timestamp: self.timestamp,
+            device_id: self.device_id.into_owned(),
+        }
+    }
+}
+
 /// One decoded record and where it sits in the batch. Its strings borrow from the
 /// record's data.
 #[derive(Debug)]
 pub struct Decoded<'a> {
     pub index: usize,
-    pub envelope: BorrowedEnvelope<'a, Reading>,
+    pub envelope: BorrowedEnvelope<'a, ReadingView<'a>>,
+}
+
+impl ReadingInput for &Decoded<'_> {
+    fn event_id(&self) -> &str {
+        &self.envelope.event_id
+    }
+    fn correlation_id(&self) -> &str {
+        &self.envelope.correlation_id
+    }
+    fn vital(&self) -> VitalType {
+        self.envelope.data.vital
+    }
+    fn value(&self) -> f64 {
+        self.envelope.data.value
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.envelope.data.timestamp
+    }
 }
 
 /// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
-/// type and version ([`shared::envelope::decode`]'s rules and errors). The layout `ingest`
-/// writes is read directly ([`compact`]); anything else goes through serde_json.
-pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, Reading>, DecodeError> {
+/// type and version ([`shared::envelope::decode`]'s rules, values and errors). The layout
+/// `ingest` writes is read directly ([`compact`]); anything else goes through serde_json.
+pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, ReadingView<'_>>, DecodeError> {
     if let Ok(text) = std::str::from_utf8(data)
         && let Some(envelope) = compact::parse(text)
     {
         check_header::<Reading>(&envelope.event_type, envelope.version)?;
         return Ok(envelope);
     }
-    decode_borrowed::<Reading>(data)
+    decode_borrowed::<Reading>(data).map(|envelope| envelope.map_data(ReadingView::from))
 }
 
 /// One patient's readings of a batch, in batch order, as the engine takes them.
@@ -113,7 +172,7 @@ pub struct PatientReadings<'a> {
     pub patient_id: &'a str,
     /// Batch index of the patient's first record (where a retry must start).
     pub first_index: usize,
-    pub inputs: Vec<Input<'a>>,
+    pub inputs: Vec<&'a Decoded<'a>>,
 }
 
 /// Groups decoded records by patient: patients in id order, each one's readings in batch
@@ -130,14 +189,7 @@ pub fn group_by_patient<'a>(decoded: &'a [Decoded<'a>]) -> Vec<PatientReadings<'
             Some(PatientReadings {
                 patient_id: patient(first),
                 first_index: first.index,
-                inputs: group
-                    .iter()
-                    .map(|d| Input {
-                        event_id: &d.envelope.event_id,
-                        correlation_id: &d.envelope.correlation_id,
-                        reading: &d.envelope.data,
-                    })
-                    .collect(),
+                inputs: group.to_vec(),
             })
         })
         .collect()
@@ -297,7 +349,7 @@ async fn process_patient(
     let mut state: PatientState = stored.value;
     let outcome = deps
         .rules
-        .apply(&mut state, patient_id, &readings.inputs, now);
+        .apply_inputs(&mut state, patient_id, &readings.inputs, now);
 
     summary.duplicates += outcome.duplicates.len();
     summary.evaluated += outcome.evaluated;

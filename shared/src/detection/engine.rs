@@ -299,6 +299,37 @@ pub struct Input<'a> {
     pub reading: &'a Reading,
 }
 
+/// What the engine reads of each reading handed to it: [`Input`], or a caller's own view
+/// of a decoded record (so the caller need not build a [`Reading`]).
+pub trait ReadingInput {
+    /// The reading's event id (its identity: redeliveries carry the same).
+    fn event_id(&self) -> &str;
+    /// Carried by the alerts the reading triggers.
+    fn correlation_id(&self) -> &str;
+    fn vital(&self) -> VitalType;
+    fn value(&self) -> f64;
+    /// Reading time.
+    fn timestamp(&self) -> DateTime<Utc>;
+}
+
+impl ReadingInput for Input<'_> {
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+    fn correlation_id(&self) -> &str {
+        self.correlation_id
+    }
+    fn vital(&self) -> VitalType {
+        self.reading.vital
+    }
+    fn value(&self) -> f64 {
+        self.reading.value
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.reading.timestamp
+    }
+}
+
 /// A rule's condition started to hold: the alert to raise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertCandidate {
@@ -363,12 +394,24 @@ impl RuleSet {
         inputs: &[Input<'_>],
         now: DateTime<Utc>,
     ) -> Outcome {
+        self.apply_inputs(state, patient_id, inputs, now)
+    }
+
+    /// [`RuleSet::apply`] for any [`ReadingInput`] (e.g. a view of a decoded record).
+    pub fn apply_inputs<I: ReadingInput>(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        inputs: &[I],
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let mut out = Outcome::default();
         let before = (state.frontier, state.pending.len());
 
         for input in inputs {
-            let at = input.reading.timestamp.timestamp_millis();
-            let id = input.event_id;
+            let timestamp = input.timestamp();
+            let at = timestamp.timestamp_millis();
+            let id = input.event_id();
             if state.recent.contains(id) || state.pending.iter().any(|p| same_id(&p.id, id)) {
                 out.duplicates.push(id.to_string());
                 continue;
@@ -378,10 +421,10 @@ impl RuleSet {
             {
                 out.late.push(LateReading {
                     event_id: id.to_string(),
-                    correlation_id: input.correlation_id.to_string(),
-                    vital: input.reading.vital,
-                    value: input.reading.value,
-                    timestamp: input.reading.timestamp,
+                    correlation_id: input.correlation_id().to_string(),
+                    vital: input.vital(),
+                    value: input.value(),
+                    timestamp,
                     frontier: time_of(frontier),
                 });
                 continue;
@@ -389,9 +432,9 @@ impl RuleSet {
             state.pending.push(Pending {
                 id: id.to_string(),
                 at,
-                value: input.reading.value,
-                metric: input.reading.vital,
-                correlation_id: input.correlation_id.to_string(),
+                value: input.value(),
+                metric: input.vital(),
+                correlation_id: input.correlation_id().to_string(),
             });
             state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
         }

@@ -123,7 +123,7 @@ pub fn process(
             Some(state) => state,
             None => states.entry(patient.to_string()).or_default(),
         };
-        let out = rules.apply(state, patient, &readings.inputs, now);
+        let out = rules.apply_inputs(state, patient, &readings.inputs, now);
         alerts += out.alerts.len() + out.resolutions.len();
     }
     alerts
