@@ -12,6 +12,7 @@
 //! - any other reading waits in `pending` until the frontier passes it, then is evaluated
 //!   in (reading time, event id) order.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -496,8 +497,7 @@ impl RuleSet {
         &self,
         stored: &'s mut BTreeMap<String, RuleState>,
     ) -> Vec<Option<&'s mut RuleState>> {
-        let complete = self.rule_states_in(stored).iter().all(Option::is_some);
-        if !complete {
+        if !self.has_every_rule(stored) {
             for rule in &self.config.rules {
                 if !stored.contains_key(&rule.id) {
                     stored.insert(rule.id.clone(), RuleState::default());
@@ -505,6 +505,20 @@ impl RuleSet {
             }
         }
         self.rule_states_in(stored)
+    }
+
+    /// Whether every configured rule has a stored state. The usual case, exactly the
+    /// configured rules (both sorted by id), takes one comparison per rule.
+    fn has_every_rule(&self, stored: &BTreeMap<String, RuleState>) -> bool {
+        if stored.len() == self.by_id.len()
+            && stored
+                .keys()
+                .zip(&self.by_id)
+                .all(|(id, (rule_id, _))| id == rule_id)
+        {
+            return true;
+        }
+        self.by_id.iter().all(|(id, _)| stored.contains_key(id))
     }
 
     /// The stored state of each rule, in rule order, where there is one. Both the map and
@@ -519,12 +533,22 @@ impl RuleSet {
             .collect();
         let mut wanted = self.by_id.iter().peekable();
         for (id, rs) in stored.iter_mut() {
-            // Configured rules without a stored state come before this id.
-            while wanted.next_if(|(rule_id, _)| rule_id < id).is_some() {}
-            if let Some((_, index)) = wanted.next_if(|(rule_id, _)| rule_id == id)
-                && let Some(slot) = slots.get_mut(*index)
-            {
-                *slot = Some(rs);
+            while let Some((rule_id, index)) = wanted.peek() {
+                match rule_id.as_str().cmp(id) {
+                    // A configured rule without a stored state.
+                    Ordering::Less => {
+                        wanted.next();
+                    }
+                    Ordering::Equal => {
+                        if let Some(slot) = slots.get_mut(*index) {
+                            *slot = Some(rs);
+                        }
+                        wanted.next();
+                        break;
+                    }
+                    // The state of a rule no longer configured.
+                    Ordering::Greater => break,
+                }
             }
         }
         slots
