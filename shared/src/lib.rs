@@ -11,6 +11,8 @@
 //! - [`event_store`]: the event store contract (streams, expected versions, `read_all`,
 //!   upcasters); [`idempotency`]: the per-record idempotency guard; [`batch`]: partial batch
 //!   responses for SQS, Kinesis and DynamoDB streams.
+//! - [`timestamp`]: the RFC 3339 parsing of event timestamps (a fast path for the form
+//!   chrono writes).
 //! - [`telemetry`], [`metrics`], [`config`]: structured logging, CloudWatch EMF metrics and
 //!   environment configuration.
 
@@ -34,5 +36,6 @@ pub mod retry;
 pub mod routing;
 pub mod saga;
 pub mod telemetry;
+pub mod timestamp;
 
 pub use envelope::Envelope;

@@ -91,6 +91,7 @@ pub struct Reading {
     pub vital: VitalType,
     pub value: f64,
     pub unit: String,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
     pub device_id: String,
 }

@@ -1,142 +1,29 @@
 //! Decode + evaluate throughput of `detect`, on one core, without I/O.
 //!
 //! Input: Kinesis record payloads as Lambda hands them over (base64 of the JSON envelope
-//! `ingest` writes), in batches of 100 records. Each batch is decoded (base64, envelope
-//! check, JSON), grouped by patient, and applied to each patient's state with all default
-//! rules (`functions/detect/rules.yaml`). States are kept in a map, as the handler keeps
-//! them in DynamoDB; every iteration starts from empty states.
+//! `ingest` writes), in batches of 100 records. Each batch goes through the handler's own
+//! functions: base64 decoding as the Lambda event's deserialisation does it
+//! (`detect::kinesis::decode_data`), envelope decoding and checks (`detect::decode_record`),
+//! grouping by patient (`detect::group_by_patient`), and each patient's readings applied
+//! to the patient's state with all default rules (`functions/detect/rules.yaml`). States
+//! are kept in a map, as the handler keeps them in DynamoDB; every iteration starts from
+//! empty states.
 //!
 //! Mix: 500 patients, 40 rounds one minute apart, 5 vitals per round (100,000 readings);
 //! one patient in ten is unwell (fast heart, low SpO2, fever, falling blood pressure), so
-//! every rule kind is exercised, alerts are raised and resolved.
+//! every rule kind is exercised, alerts are raised and resolved. The mix and the batch
+//! processing live in `benches/mix/`, shared with `examples/profile_detect.rs`, which runs
+//! one iteration for instruction counts under callgrind.
 //!
-//! Run: `cargo bench -p detect --bench detect`.
+//! Run: `cargo bench -p detect --bench detect`. Results: `docs/performance.md`.
 
 use std::collections::HashMap;
-use std::hint::black_box;
 
-use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use shared::detection::{Input, PatientState, RuleSet};
-use shared::envelope::{Envelope, Lineage, decode};
-use shared::reading::{Reading, VitalType};
 
-const PATIENTS: usize = 500;
-const ROUNDS: usize = 40;
-const BATCH: usize = 100;
+mod mix;
 
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
-        .expect("valid time")
-        .with_timezone(&Utc)
-}
-
-/// Deterministic pseudo-random noise in [0, 1).
-fn noise(seed: usize) -> f64 {
-    let x = (seed as u64)
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    ((x >> 33) % 1000) as f64 / 1000.0
-}
-
-fn value(vital: VitalType, unwell: bool, round: usize, seed: usize) -> f64 {
-    let n = noise(seed);
-    let v = match (vital, unwell) {
-        (VitalType::HeartRate, false) => 62.0 + 28.0 * n,
-        (VitalType::HeartRate, true) => 95.0 + 40.0 * n,
-        (VitalType::Spo2, false) => 95.0 + 4.5 * n,
-        (VitalType::Spo2, true) => 85.0 + 8.0 * n,
-        (VitalType::Temperature, false) => 36.4 + 0.9 * n,
-        (VitalType::Temperature, true) => 38.0 + 2.5 * n,
-        (VitalType::SystolicBp, false) => 110.0 + 20.0 * n,
-        (VitalType::SystolicBp, true) => 150.0 - (round % 10) as f64 * 8.0 + 5.0 * n,
-        (VitalType::DiastolicBp, _) => 70.0 + 15.0 * n,
-    };
-    (v * 10.0).round() / 10.0
-}
-
-/// Batches of base64 record data, and the processing time of each batch.
-fn dataset() -> Vec<(Vec<String>, DateTime<Utc>)> {
-    let mut records = Vec::with_capacity(PATIENTS * ROUNDS * 5);
-    for round in 0..ROUNDS {
-        for p in 0..PATIENTS {
-            let unwell = p % 10 == 0;
-            for (k, vital) in VitalType::ALL.into_iter().enumerate() {
-                let reading = Reading {
-                    patient_id: format!("p-{p:04}"),
-                    vital,
-                    value: value(vital, unwell, round, (round * PATIENTS + p) * 5 + k),
-                    unit: vital.unit().to_string(),
-                    timestamp: t0() + Duration::seconds(round as i64 * 60 + (p % 60) as i64),
-                    device_id: format!("dev-{p:04}"),
-                };
-                let lineage = Lineage {
-                    correlation_id: format!("req-{round}-{p}"),
-                    causation_id: format!("req-{round}-{p}"),
-                };
-                let env = Envelope::new(
-                    reading.event_id(),
-                    "ingest",
-                    lineage,
-                    reading.timestamp,
-                    reading,
-                );
-                let json = serde_json::to_vec(&env).expect("serialises");
-                records.push((
-                    base64::engine::general_purpose::STANDARD.encode(json),
-                    env.data.timestamp,
-                ));
-            }
-        }
-    }
-    records
-        .chunks(BATCH)
-        .map(|chunk| {
-            let newest = chunk.iter().map(|(_, t)| *t).max().unwrap_or_else(t0);
-            (
-                chunk.iter().map(|(d, _)| d.clone()).collect(),
-                newest + Duration::seconds(5),
-            )
-        })
-        .collect()
-}
-
-/// What the handler does to one batch, minus I/O: decode, group by patient, apply.
-fn process(
-    rules: &RuleSet,
-    states: &mut HashMap<String, PatientState>,
-    batch: &[String],
-    now: DateTime<Utc>,
-) -> usize {
-    let mut envelopes = Vec::with_capacity(batch.len());
-    for data in batch {
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
-            continue;
-        };
-        if let Ok(env) = decode::<Reading>(&bytes) {
-            envelopes.push(env);
-        }
-    }
-    let mut by_patient: HashMap<&str, Vec<Input<'_>>> = HashMap::new();
-    for env in &envelopes {
-        by_patient
-            .entry(&env.data.patient_id)
-            .or_default()
-            .push(Input {
-                event_id: &env.event_id,
-                correlation_id: &env.correlation_id,
-                reading: &env.data,
-            });
-    }
-    let mut alerts = 0;
-    for (patient, inputs) in by_patient {
-        let state = states.entry(patient.to_string()).or_default();
-        let out = rules.apply(state, patient, &inputs, now);
-        alerts += out.alerts.len() + out.resolutions.len();
-    }
-    alerts
-}
+use mix::{PATIENTS, ROUNDS, dataset, decode_all, run_all};
 
 fn bench(c: &mut Criterion) {
     let rules = detect::default_rules().expect("the embedded rules are valid");
@@ -144,11 +31,7 @@ fn bench(c: &mut Criterion) {
     let readings = (PATIENTS * ROUNDS * 5) as u64;
 
     // Sanity: the mix raises alerts of several rules.
-    let mut states = HashMap::new();
-    let alerts: usize = data
-        .iter()
-        .map(|(b, now)| process(&rules, &mut states, b, *now))
-        .sum();
+    let (alerts, _) = run_all(&rules, &data, HashMap::new());
     assert!(alerts > 0);
 
     let mut group = c.benchmark_group("detect");
@@ -157,27 +40,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode+evaluate (all default rules)", |b| {
         b.iter_batched(
             HashMap::new,
-            |mut states| {
-                for (batch, now) in &data {
-                    black_box(process(&rules, &mut states, batch, *now));
-                }
-                states
-            },
+            |states| run_all(&rules, &data, states),
             BatchSize::LargeInput,
         )
     });
-    group.bench_function("decode only", |b| {
-        b.iter(|| {
-            for (batch, _) in &data {
-                for record in batch {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(record)
-                        .unwrap_or_default();
-                    black_box(decode::<Reading>(&bytes).ok());
-                }
-            }
-        })
-    });
+    group.bench_function("decode only", |b| b.iter(|| decode_all(&data)));
     group.finish();
 }
 

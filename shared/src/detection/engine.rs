@@ -12,6 +12,7 @@
 //! - any other reading waits in `pending` until the frontier passes it, then is evaluated
 //!   in (reading time, event id) order.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -55,6 +56,8 @@ pub fn time_of(ms: i64) -> DateTime<Utc> {
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     config: RulesConfig,
+    /// `(rule id, index in config.rules)`, sorted by id: finds a stored rule state's rule.
+    by_id: Vec<(String, usize)>,
     lateness_ms: i64,
     /// How long evaluated readings of each metric are kept for windows.
     retention_ms: [i64; METRICS],
@@ -91,8 +94,16 @@ impl RuleSet {
                 *slot = (*slot).max(span);
             }
         }
+        let mut by_id: Vec<(String, usize)> = config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| (rule.id.clone(), i))
+            .collect();
+        by_id.sort_unstable();
         Ok(RuleSet {
             lateness_ms: secs_ms(config.allowed_lateness_seconds),
+            by_id,
             config,
             retention_ms,
         })
@@ -178,7 +189,7 @@ pub struct RuleState {
 #[serde(rename_all = "camelCase", default)]
 pub struct PatientState {
     /// Ids of the most recently evaluated readings, oldest first.
-    pub recent: VecDeque<String>,
+    pub recent: RecentIds,
     /// Newest reading time seen (Unix ms).
     pub watermark: Option<i64>,
     /// Readings at or before this time (Unix ms) are final; new ones there are late.
@@ -193,12 +204,131 @@ pub struct PatientState {
     pub rule_states: BTreeMap<String, RuleState>,
 }
 
+/// The ids of the most recently evaluated readings, oldest first: stored (and compared
+/// with `==`) as a plain list of ids. In memory, the first eight bytes of each id are also
+/// kept side by side, so checking a new reading against all of them reads a few cache
+/// lines instead of one heap block per id.
+#[derive(Debug, Clone, Default)]
+pub struct RecentIds {
+    ids: VecDeque<String>,
+    /// `head(id)` of each id, in the same order.
+    heads: VecDeque<u64>,
+}
+
+/// The first eight bytes of an id (zero-padded), as a number.
+fn head(id: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    match id.as_bytes().get(..8) {
+        Some(first) => bytes.copy_from_slice(first),
+        None => {
+            for (b, c) in bytes.iter_mut().zip(id.bytes()) {
+                *b = c;
+            }
+        }
+    }
+    u64::from_le_bytes(bytes)
+}
+
+impl RecentIds {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(String::as_str)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        let h = head(id);
+        self.heads
+            .iter()
+            .enumerate()
+            .filter(|&(_, &other)| other == h)
+            .any(|(i, _)| self.ids.get(i).is_some_and(|other| other == id))
+    }
+
+    pub fn push_back(&mut self, id: String) {
+        self.heads.push_back(head(&id));
+        self.ids.push_back(id);
+    }
+
+    pub fn pop_front(&mut self) -> Option<String> {
+        self.heads.pop_front();
+        self.ids.pop_front()
+    }
+}
+
+impl PartialEq for RecentIds {
+    fn eq(&self, other: &Self) -> bool {
+        // `heads` follows from `ids`.
+        self.ids == other.ids
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for RecentIds {
+    fn from_iter<I: IntoIterator<Item = S>>(ids: I) -> Self {
+        let mut recent = RecentIds::default();
+        for id in ids {
+            recent.push_back(id.into());
+        }
+        recent
+    }
+}
+
+impl Serialize for RecentIds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.ids.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecentIds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        VecDeque::<String>::deserialize(deserializer).map(RecentIds::from_iter)
+    }
+}
+
 /// One reading handed to the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub event_id: &'a str,
     pub correlation_id: &'a str,
     pub reading: &'a Reading,
+}
+
+/// What the engine reads of each reading handed to it: [`Input`], or a caller's own view
+/// of a decoded record (so the caller need not build a [`Reading`]).
+pub trait ReadingInput {
+    /// The reading's event id (its identity: redeliveries carry the same).
+    fn event_id(&self) -> &str;
+    /// Carried by the alerts the reading triggers.
+    fn correlation_id(&self) -> &str;
+    fn vital(&self) -> VitalType;
+    fn value(&self) -> f64;
+    /// Reading time.
+    fn timestamp(&self) -> DateTime<Utc>;
+}
+
+impl ReadingInput for Input<'_> {
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+    fn correlation_id(&self) -> &str {
+        self.correlation_id
+    }
+    fn vital(&self) -> VitalType {
+        self.reading.vital
+    }
+    fn value(&self) -> f64 {
+        self.reading.value
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.reading.timestamp
+    }
 }
 
 /// A rule's condition started to hold: the alert to raise.
@@ -265,13 +395,25 @@ impl RuleSet {
         inputs: &[Input<'_>],
         now: DateTime<Utc>,
     ) -> Outcome {
+        self.apply_inputs(state, patient_id, inputs, now)
+    }
+
+    /// [`RuleSet::apply`] for any [`ReadingInput`] (e.g. a view of a decoded record).
+    pub fn apply_inputs<I: ReadingInput>(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        inputs: &[I],
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let mut out = Outcome::default();
         let before = (state.frontier, state.pending.len());
 
         for input in inputs {
-            let at = input.reading.timestamp.timestamp_millis();
-            let id = input.event_id;
-            if state.recent.iter().any(|r| r == id) || state.pending.iter().any(|p| p.id == id) {
+            let timestamp = input.timestamp();
+            let at = timestamp.timestamp_millis();
+            let id = input.event_id();
+            if state.recent.contains(id) || state.pending.iter().any(|p| same_id(&p.id, id)) {
                 out.duplicates.push(id.to_string());
                 continue;
             }
@@ -280,10 +422,10 @@ impl RuleSet {
             {
                 out.late.push(LateReading {
                     event_id: id.to_string(),
-                    correlation_id: input.correlation_id.to_string(),
-                    vital: input.reading.vital,
-                    value: input.reading.value,
-                    timestamp: input.reading.timestamp,
+                    correlation_id: input.correlation_id().to_string(),
+                    vital: input.vital(),
+                    value: input.value(),
+                    timestamp,
                     frontier: time_of(frontier),
                 });
                 continue;
@@ -291,9 +433,9 @@ impl RuleSet {
             state.pending.push(Pending {
                 id: id.to_string(),
                 at,
-                value: input.reading.value,
-                metric: input.reading.vital,
-                correlation_id: input.correlation_id.to_string(),
+                value: input.value(),
+                metric: input.vital(),
+                correlation_id: input.correlation_id().to_string(),
             });
             state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
         }
@@ -315,10 +457,33 @@ impl RuleSet {
                 .pending
                 .sort_unstable_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
             let ready = state.pending.partition_point(|p| p.at <= frontier);
-            let evaluated: Vec<Pending> = state.pending.drain(..ready).collect();
-            out.evaluated = evaluated.len();
-            for reading in &evaluated {
-                self.step(state, patient_id, reading, &mut out);
+            if ready > 0 {
+                let evaluated: Vec<Pending> = state.pending.drain(..ready).collect();
+                out.evaluated = evaluated.len();
+                if state.history.len() != METRICS {
+                    state.history.resize_with(METRICS, VecDeque::new);
+                }
+                if state.last_seen.len() != METRICS {
+                    state.last_seen.resize(METRICS, None);
+                }
+                let PatientState {
+                    recent,
+                    history,
+                    last_seen,
+                    rule_states,
+                    ..
+                } = state;
+                let mut rule_states = self.rule_states(rule_states);
+                let mut patient = Patient {
+                    id: patient_id,
+                    recent,
+                    history,
+                    last_seen,
+                    rule_states: &mut rule_states,
+                };
+                for reading in evaluated {
+                    self.step(&mut patient, reading, &mut out);
+                }
             }
         }
         out.pending = state.pending.len();
@@ -326,38 +491,90 @@ impl RuleSet {
         out
     }
 
+    /// Each rule's state, in rule order (created for rules that have none yet): one walk
+    /// over the stored states per batch instead of two map lookups per rule per reading.
+    fn rule_states<'s>(
+        &self,
+        stored: &'s mut BTreeMap<String, RuleState>,
+    ) -> Vec<Option<&'s mut RuleState>> {
+        if !self.has_every_rule(stored) {
+            for rule in &self.config.rules {
+                if !stored.contains_key(&rule.id) {
+                    stored.insert(rule.id.clone(), RuleState::default());
+                }
+            }
+        }
+        self.rule_states_in(stored)
+    }
+
+    /// Whether every configured rule has a stored state. The usual case, exactly the
+    /// configured rules (both sorted by id), takes one comparison per rule.
+    fn has_every_rule(&self, stored: &BTreeMap<String, RuleState>) -> bool {
+        if stored.len() == self.by_id.len()
+            && stored
+                .keys()
+                .zip(&self.by_id)
+                .all(|(id, (rule_id, _))| id == rule_id)
+        {
+            return true;
+        }
+        self.by_id.iter().all(|(id, _)| stored.contains_key(id))
+    }
+
+    /// The stored state of each rule, in rule order, where there is one. Both the map and
+    /// `by_id` are sorted by id, so they are merged in one pass; states of rules no longer
+    /// configured are skipped, and kept.
+    fn rule_states_in<'s>(
+        &self,
+        stored: &'s mut BTreeMap<String, RuleState>,
+    ) -> Vec<Option<&'s mut RuleState>> {
+        let mut slots: Vec<Option<&mut RuleState>> = std::iter::repeat_with(|| None)
+            .take(self.by_id.len())
+            .collect();
+        let mut wanted = self.by_id.iter().peekable();
+        for (id, rs) in stored.iter_mut() {
+            while let Some((rule_id, index)) = wanted.peek() {
+                match rule_id.as_str().cmp(id) {
+                    // A configured rule without a stored state.
+                    Ordering::Less => {
+                        wanted.next();
+                    }
+                    Ordering::Equal => {
+                        if let Some(slot) = slots.get_mut(*index) {
+                            *slot = Some(rs);
+                        }
+                        wanted.next();
+                        break;
+                    }
+                    // The state of a rule no longer configured.
+                    Ordering::Greater => break,
+                }
+            }
+        }
+        slots
+    }
+
     /// Evaluates one reading, in order, against every rule.
-    fn step(&self, state: &mut PatientState, patient_id: &str, r: &Pending, out: &mut Outcome) {
-        if state.history.len() != METRICS {
-            state.history.resize_with(METRICS, VecDeque::new);
-        }
-        if state.last_seen.len() != METRICS {
-            state.last_seen.resize(METRICS, None);
-        }
+    fn step(&self, p: &mut Patient<'_, '_>, r: Pending, out: &mut Outcome) {
         let m = metric_index(r.metric);
         if self.retention_ms[m] > 0 {
-            state.history[m].push_back(Sample {
+            p.history[m].push_back(Sample {
                 id: r.id.clone(),
                 at: r.at,
                 value: r.value,
             });
         }
 
-        for rule in &self.config.rules {
+        for (rule, slot) in self.config.rules.iter().zip(p.rule_states.iter_mut()) {
             let leaves = rule.condition.leaves();
-            if !state.rule_states.contains_key(&rule.id) {
-                state
-                    .rule_states
-                    .insert(rule.id.clone(), RuleState::default());
-            }
-            let Some(rs) = state.rule_states.get_mut(&rule.id) else {
+            let Some(rs) = slot.as_deref_mut() else {
                 continue;
             };
             if rs.leaves.len() != leaves.len() {
                 rs.leaves = vec![LeafState::default(); leaves.len()];
             }
             for (leaf, ls) in leaves.iter().zip(rs.leaves.iter_mut()) {
-                step_leaf(leaf, ls, r, &state.history, &state.last_seen);
+                step_leaf(leaf, ls, &r, p.history, p.last_seen);
             }
             let holds = rs.leaves.iter().all(|l| l.active);
             let open = rs.episode.is_some();
@@ -366,12 +583,8 @@ impl RuleSet {
                     [only] => only.since.unwrap_or(r.at),
                     _ => r.at,
                 };
-                let alert_id = deterministic_id(&[
-                    "alert",
-                    patient_id,
-                    &rule.id,
-                    &time_of(started_at).to_rfc3339(),
-                ]);
+                let alert_id =
+                    deterministic_id(&["alert", p.id, &rule.id, &time_of(started_at).to_rfc3339()]);
                 out.alerts.push(AlertCandidate {
                     alert_id: alert_id.clone(),
                     rule: rule.clone(),
@@ -397,17 +610,34 @@ impl RuleSet {
             }
         }
 
-        state.last_seen[m] = Some(r.at);
+        p.last_seen[m] = Some(r.at);
         let keep_from = r.at.saturating_sub(self.retention_ms[m]);
-        let history = &mut state.history[m];
+        let history = &mut p.history[m];
         while history.front().is_some_and(|s| s.at < keep_from) {
             history.pop_front();
         }
-        state.recent.push_back(r.id.clone());
-        while state.recent.len() > REMEMBERED_READINGS {
-            state.recent.pop_front();
+        p.recent.push_back(r.id);
+        while p.recent.len() > REMEMBERED_READINGS {
+            p.recent.pop_front();
         }
     }
+}
+
+/// What [`RuleSet::step`] works on: one patient's state, split so each rule's state is at
+/// hand in rule order.
+struct Patient<'p, 's> {
+    id: &'p str,
+    recent: &'s mut RecentIds,
+    history: &'s mut [VecDeque<Sample>],
+    last_seen: &'s mut [Option<i64>],
+    rule_states: &'p mut [Option<&'s mut RuleState>],
+}
+
+/// `a == b` for reading ids, looking at the first byte before comparing whole strings:
+/// ids of different readings (UUIDs) nearly always differ there, and this runs for every
+/// remembered id of every new reading.
+fn same_id(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 fn evidence_of(metric: VitalType, s: &Sample) -> Evidence {

@@ -15,8 +15,8 @@ pub use config::{
     Aggregate, Comparison, Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind,
 };
 pub use engine::{
-    AlertCandidate, Input, LateReading, Outcome, PatientState, REMEMBERED_READINGS, Resolution,
-    RuleSet,
+    AlertCandidate, Input, LateReading, Outcome, PatientState, REMEMBERED_READINGS, ReadingInput,
+    RecentIds, Resolution, RuleSet,
 };
 
 #[cfg(test)]

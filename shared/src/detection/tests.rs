@@ -457,6 +457,84 @@ fn pending_duplicates_are_recognised_too() {
 }
 
 #[test]
+fn states_of_removed_rules_are_kept_and_new_rules_start_fresh() {
+    let hr = format!(
+        "  - id: m-hr\n    alertType: t\n    severity: warning\n    condition: {HR_3_OVER_100}\n"
+    );
+    let spo2 = |id: &str| {
+        format!(
+            "  - id: {id}\n    alertType: t\n    severity: warning\n    condition: {SPO2_BELOW_90}\n"
+        )
+    };
+    let mut readings = series(HR, &[(0, 101.0), (60, 101.0)]);
+    readings.extend(series(Spo2, &[(0, 85.0)]));
+    let mut state = PatientState::default();
+    // Before: rules `a-old` and `m-hr`, whose ids sort around the new ones.
+    let before = rules(&format!("{}{hr}", spo2("a-old")));
+    let out = before.apply(&mut state, "p-1", &inputs(&readings), late_now());
+    assert_eq!(out.alerts.len(), 1);
+    let old_state = state.rule_states["a-old"].clone();
+    assert!(old_state.episode.is_some());
+
+    // After: `a-old` is gone, `m-hr` stays, `b-new` and `z-new` are new.
+    let after = rules(&format!("{}{hr}{}", spo2("z-new"), spo2("b-new")));
+    let later = series(HR, &[(120, 101.0)]);
+    let mut more = later.clone();
+    more.extend(series(Spo2, &[(120, 80.0)]));
+    let out = after.apply(&mut state, "p-1", &inputs(&more), late_now());
+    let ids: Vec<&str> = out.alerts.iter().map(|a| a.rule.id.as_str()).collect();
+    // `m-hr` completes its run of 3 across the change; both new rules see the low SpO2
+    // (evaluated first: same time, and its id sorts first).
+    assert_eq!(ids, ["z-new", "b-new", "m-hr"]);
+    assert_eq!(state.rule_states["a-old"], old_state);
+    let keys: Vec<&str> = state.rule_states.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["a-old", "b-new", "m-hr", "z-new"]);
+}
+
+#[test]
+fn recent_ids_are_stored_as_a_plain_list_and_found_exactly() {
+    let ids = [
+        "",
+        "a",
+        "a\0",
+        "abcdefgh",
+        "abcdefghX",
+        "abcdefghY",
+        "abcdefg",
+        "0a1b2c3d-e5f6",
+        "é",
+        "\0",
+    ];
+    let recent: RecentIds = ids.iter().copied().collect();
+    assert_eq!(
+        serde_json::to_value(&recent).unwrap(),
+        serde_json::to_value(ids.iter().collect::<std::collections::VecDeque<_>>()).unwrap()
+    );
+    // The same DynamoDB attribute too (a list of strings).
+    let dynamo: serde_dynamo::AttributeValue = serde_dynamo::to_attribute_value(&recent).unwrap();
+    let plain: serde_dynamo::AttributeValue =
+        serde_dynamo::to_attribute_value(ids.iter().collect::<std::collections::VecDeque<_>>())
+            .unwrap();
+    assert_eq!(dynamo, plain);
+    let back: RecentIds = serde_json::from_str(&serde_json::to_string(&recent).unwrap()).unwrap();
+    assert_eq!(back, recent);
+    for probe in ids
+        .iter()
+        .copied()
+        .chain(["b", "abcdefghZ", "abcdefgh ", "a\0\0", "\0\0"])
+    {
+        assert_eq!(recent.contains(probe), ids.contains(&probe), "{probe:?}");
+    }
+    let mut recent = recent;
+    assert_eq!(recent.pop_front().as_deref(), Some(""));
+    assert!(!recent.contains(""));
+    recent.push_back("new".into());
+    assert!(recent.contains("new"));
+    assert_eq!(recent.len(), ids.len());
+    assert_eq!(recent.iter().last(), Some("new"));
+}
+
+#[test]
 fn state_survives_a_json_round_trip() {
     let set = rules(include_str!("test_rules.yaml"));
     let mut readings = series(HR, &[(0, 101.0), (60, 120.0), (120, 130.0)]);
