@@ -779,17 +779,17 @@ impl StreamSource {
         };
         *iterator = next;
         let caught_up = records.is_empty() && behind == 0;
-        // Event filtering: records that match no filter are dropped (and checkpointed).
+        // Event filtering (DynamoDB streams only, see `from_event`): records that match no
+        // filter are dropped (and checkpointed).
         let records = match self.mapping.filters.as_slice() {
             [] => records,
             filters => records
                 .into_iter()
-                .filter(|r| {
-                    let record = match &r.body {
-                        RecordBody::DynamoDb(record) => record.clone(),
-                        RecordBody::Kinesis { .. } => r.lambda_record("", "", ""),
-                    };
-                    filters.iter().any(|f| filter_matches(f, &record))
+                .filter(|r| match &r.body {
+                    RecordBody::DynamoDb(record) => {
+                        filters.iter().any(|f| filter_matches(f, record))
+                    }
+                    RecordBody::Kinesis { .. } => true,
                 })
                 .collect(),
         };
