@@ -41,14 +41,14 @@ pub(crate) async fn put_item(client: &Client, table: &str, item: Item) -> Result
     Ok(())
 }
 
-/// Reads the item whose (hash-only) key `key_name` is `key`, deserialised.
-pub(crate) async fn get_typed<T: serde::de::DeserializeOwned>(
+/// Reads the item whose (hash-only) key `key_name` is `key`.
+pub(crate) async fn get_item(
     client: &Client,
     table: &str,
     key_name: &str,
     key: &str,
     consistent_read: bool,
-) -> Result<Option<T>, PortError> {
+) -> Result<Option<Item>, PortError> {
     let out = client
         .get_item()
         .table_name(table)
@@ -57,7 +57,19 @@ pub(crate) async fn get_typed<T: serde::de::DeserializeOwned>(
         .send()
         .await
         .map_err(|e| PortError::Backend(format!("GetItem {table}: {}", describe(&e))))?;
-    out.item
+    Ok(out.item)
+}
+
+/// Reads the item whose (hash-only) key `key_name` is `key`, deserialised.
+pub(crate) async fn get_typed<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: &str,
+    consistent_read: bool,
+) -> Result<Option<T>, PortError> {
+    get_item(client, table, key_name, key, consistent_read)
+        .await?
         .map(|item| {
             from_item(item)
                 .map_err(|e| PortError::backend(&format!("decoding {table} item {key}"), e))
@@ -101,16 +113,7 @@ struct StateItem {
 #[async_trait]
 impl PatientStateStore for DynamoStateStore {
     async fn load(&self, patient_id: &str) -> Result<Versioned<PatientState>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("patientId", s(patient_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
-        match out.item {
+        match get_item(&self.client, &self.table, "patientId", patient_id, true).await? {
             None => Ok(Versioned::default()),
             Some(item) => {
                 let stored: StateItem = from_item(item).map_err(|e| {

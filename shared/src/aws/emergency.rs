@@ -10,7 +10,7 @@ use crate::escalation::{FamilyContact, VillageRoster, Worker, family_key, roster
 use crate::ports::*;
 
 use super::describe;
-use super::dynamodb::{get_typed, item_of, put_item};
+use super::dynamodb::{get_item, get_typed, item_of, put_item};
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_string())
@@ -185,19 +185,9 @@ impl StepLedger for DynamoLedger {
         match result {
             Ok(_) => Ok(LedgerClaim::New),
             Err(err) if conditional_failed(&err) => {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("stepKey", s(key))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e)))
-                    })?;
-                let outcome = out
-                    .item()
+                let item = get_item(&self.client, &self.table, "stepKey", key, true).await?;
+                let outcome = item
+                    .as_ref()
                     .and_then(|item| item.get("outcome"))
                     .and_then(|v| v.as_s().ok());
                 match outcome {

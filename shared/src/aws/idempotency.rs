@@ -13,6 +13,7 @@ use crate::idempotency::{IdempotencyStore, Record, Status};
 use crate::ports::PortError;
 
 use super::describe;
+use super::dynamodb::get_item;
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_string())
@@ -147,15 +148,10 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Record>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("GetItem {}: {}", self.table, describe(&e))))?;
-        out.item.as_ref().map(decode).transpose()
+        get_item(&self.client, &self.table, "id", key, true)
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 }
