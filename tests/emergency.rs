@@ -183,11 +183,8 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
 }
 
 async fn dashboard_view(stack: &Stack, view_id: &str) -> Value {
-    inspect::scan(stack, "DashboardTable")
+    dashboard_item(stack, view_id)
         .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v["viewId"] == view_id)
         .unwrap_or_else(|| panic!("no dashboard view {view_id}"))
 }
 

@@ -82,11 +82,7 @@ fn batches(stack: &Stack) -> Vec<Batch> {
 }
 
 async fn view(stack: &Stack, alert: &str) -> Option<Value> {
-    inspect::scan(stack, "DashboardTable")
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|v| v["viewId"] == format!("alert#{alert}"))
+    dashboard_item(stack, &format!("alert#{alert}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,15 @@ pub fn batch_item_failures(function: &str, outcome: &devstack::InvokeOutcome) ->
         .unwrap_or_default()
 }
 
+/// The dashboard table's item of a view (`alert#<id>`, `emergency#<id>`), if there is one.
+pub async fn dashboard_item(stack: &Stack, view_id: &str) -> Option<Value> {
+    devstack::inspect::scan(stack, "DashboardTable")
+        .await
+        .expect("scanning the dashboard table")
+        .into_iter()
+        .find(|item| item["viewId"] == view_id)
+}
+
 /// How long a test waits for the pipeline to drain.
 pub const DRAIN: Duration = Duration::from_secs(90);
 
