@@ -43,6 +43,10 @@ impl PatientStateStore for LoadsMeet {
     ) -> Result<(), PortError> {
         self.inner.save(patient_id, expected, state).await
     }
+
+    async fn due(&self, shard: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError> {
+        self.inner.due(shard, now_ms, limit).await
+    }
 }
 
 fn record(t: DateTime<Utc>, value: f64, seq: usize) -> serde_json::Value {

@@ -60,6 +60,28 @@ pub struct AlertRaised {
     pub evidence: Vec<Evidence>,
     /// Event time of the reading that completed the condition.
     pub detected_at: DateTime<Utc>,
+    /// Set when the alert was raised after its reading time had passed the allowed
+    /// lateness: a late upload, a kiosk that synced late, a backfill. How many seconds
+    /// after `detectedAt` it was raised. Absent for alerts raised in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_by_seconds: Option<f64>,
+    /// Whether a critical alert may start the emergency-dispatch saga by itself. False
+    /// when its readings are older than the auto-dispatch cut-off (docs/detection.md):
+    /// the health worker is told and decides. Events stored before this field existed
+    /// read as `true`.
+    #[serde(default = "yes")]
+    pub auto_dispatch: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl AlertRaised {
+    /// The `dispatch` message attribute on the alerts topic: `auto` or `manual`.
+    pub fn dispatch(&self) -> &'static str {
+        if self.auto_dispatch { "auto" } else { "manual" }
+    }
 }
 
 impl EventData for AlertRaised {

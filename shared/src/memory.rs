@@ -11,7 +11,7 @@ use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::envelope::Envelope;
 use crate::event_store::*;
-use crate::events::{AlertRaised, NotificationRequested};
+use crate::events::{AlertRaised, AlertResolved, NotificationRequested};
 use crate::idempotency::{IdempotencyStore, Record as IdemRecord, Status as IdemStatus};
 use crate::ports::*;
 use crate::routing::DirectoryEntry;
@@ -259,6 +259,17 @@ impl PatientStateStore for MemoryStateStore {
         *lock(&self.saves) += 1;
         Ok(())
     }
+
+    async fn due(&self, shard: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError> {
+        let mut due: Vec<(i64, String)> = lock(&self.states)
+            .iter()
+            .filter(|(id, _)| crate::detection::due_shard(id) == shard)
+            .filter_map(|(id, s)| s.value.due_at.map(|at| (at, id.clone())))
+            .filter(|(at, _)| *at <= now_ms)
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
 }
 
 /// Stores `value` under `key` as version `expected_version + 1` if the stored version is
@@ -342,12 +353,18 @@ impl Directory for MemoryDirectory {
 #[derive(Default)]
 pub struct MemoryPublisher {
     pub published: Mutex<Vec<Envelope<AlertRaised>>>,
+    pub resolved: Mutex<Vec<Envelope<AlertResolved>>>,
 }
 
 #[async_trait]
 impl AlertPublisher for MemoryPublisher {
     async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError> {
         lock(&self.published).push(alert.clone());
+        Ok(())
+    }
+
+    async fn publish_resolved(&self, resolved: &Envelope<AlertResolved>) -> Result<(), PortError> {
+        lock(&self.resolved).push(resolved.clone());
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::envelope::{Envelope, EventData};
-use crate::events::{AlertRaised, NotificationRequested};
+use crate::events::{AlertRaised, AlertResolved, NotificationRequested};
 use crate::routing::DirectoryEntry;
 
 /// Why a port call failed.
@@ -121,6 +121,10 @@ pub trait PatientStateStore: Send + Sync {
         expected_version: u64,
         state: &PatientState,
     ) -> Result<(), PortError>;
+    /// Ids of patients whose state is due for the sweep (`state.due_at` at or before
+    /// `now_ms`) in sweep shard `shard` (see [`crate::detection::due_shard`]), at most
+    /// `limit`, most overdue first. Served by an index of due states, never a scan.
+    async fn due(&self, shard: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError>;
 }
 
 /// The dashboard's read models ([`crate::dashboard::View`]), one item per view, with
@@ -140,10 +144,12 @@ pub trait Directory: Send + Sync {
     async fn get(&self, patient_id: &str) -> Result<Option<DirectoryEntry>, PortError>;
 }
 
-/// Publishes raised alerts for fan-out (SNS alerts topic).
+/// Publishes alert events for fan-out (SNS alerts topic): raised alerts, and resolutions
+/// so the health worker hears that an alert cleared.
 #[async_trait]
 pub trait AlertPublisher: Send + Sync {
     async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError>;
+    async fn publish_resolved(&self, resolved: &Envelope<AlertResolved>) -> Result<(), PortError>;
 }
 
 /// Hands notification requests to `notify` (SQS).

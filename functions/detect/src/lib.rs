@@ -497,6 +497,8 @@ async fn raise(
         description: candidate.rule.describe(),
         evidence: candidate.evidence.clone(),
         detected_at: candidate.detected_at,
+        late_by_seconds: None,
+        auto_dispatch: true,
     };
     let event_id = deterministic_id(&["AlertRaised", &alert.alert_id]);
     let envelope = Envelope::new(event_id, SOURCE, lineage, now, alert);

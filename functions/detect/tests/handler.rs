@@ -252,6 +252,14 @@ async fn a_state_conflict_reports_the_patients_first_record() {
         ) -> Result<(), shared::ports::PortError> {
             self.0.save(id, v, s).await
         }
+        async fn due(
+            &self,
+            shard: u32,
+            now_ms: i64,
+            limit: usize,
+        ) -> Result<Vec<String>, shared::ports::PortError> {
+            self.0.due(shard, now_ms, limit).await
+        }
     }
     let racing = Racing(&world.state);
     let deps = Deps {

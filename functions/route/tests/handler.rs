@@ -29,6 +29,8 @@ fn alert(patient: &str) -> Envelope<AlertRaised> {
             description: "spo2 below 90 %".into(),
             evidence: vec![],
             detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
+            late_by_seconds: None,
+            auto_dispatch: true,
         },
     )
 }

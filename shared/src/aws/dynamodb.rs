@@ -108,7 +108,15 @@ struct StateItem {
     patient_id: String,
     version: u64,
     state: PatientState,
+    /// Keys of the sparse `due-at` index (present only while the sweep has work here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_shard: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_at: Option<i64>,
 }
+
+/// The sparse index of patient states the sweep must visit (`dueShard`, `dueAt`).
+pub const DUE_INDEX: &str = "due-at";
 
 #[async_trait]
 impl PatientStateStore for DynamoStateStore {
@@ -137,6 +145,10 @@ impl PatientStateStore for DynamoStateStore {
             patient_id: patient_id.to_string(),
             version: expected_version + 1,
             state: state.clone(),
+            due_shard: state
+                .due_at
+                .map(|_| crate::detection::due_shard(patient_id)),
+            due_at: state.due_at,
         })
         .map_err(|e| PortError::backend("serialising patient state", e))?;
         put_versioned(
@@ -147,6 +159,31 @@ impl PatientStateStore for DynamoStateStore {
             item,
         )
         .await
+    }
+
+    async fn due(&self, shard: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("dueShard = :shard AND dueAt <= :now")
+            .expression_attribute_values(":shard", n(u64::from(shard)))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("Query {DUE_INDEX}: {}", describe(&e))))?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut item| match item.remove("patientId") {
+                Some(AttributeValue::S(id)) => Some(id),
+                _ => None,
+            })
+            .collect())
     }
 }
 

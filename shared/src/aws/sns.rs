@@ -3,7 +3,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::envelope::Envelope;
-use crate::events::AlertRaised;
+use crate::events::{AlertRaised, AlertResolved};
 use crate::ports::{AlertPublisher, MessageSender, PortError};
 
 use super::describe;
@@ -16,9 +16,11 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
         .map_err(|e| PortError::backend("building a message attribute", e))
 }
 
-/// Publishes alerts to the alerts topic. The message is the JSON envelope; the attributes
-/// (`eventType`, `severity`, `alertType`, `village`, `correlationId`) drive the
-/// subscriptions' filter policies.
+/// Publishes alert events to the alerts topic. The message is the JSON envelope; the
+/// attributes drive the subscriptions' filter policies: `eventType` (`AlertRaised` or
+/// `AlertResolved`), `severity`, `alertType`, `correlationId`, and for raised alerts
+/// `village` and `dispatch` (`auto`, or `manual` for a critical alert found in readings
+/// older than the auto-dispatch cut-off).
 pub struct SnsAlertPublisher {
     client: Client,
     topic_arn: String,
@@ -47,6 +49,24 @@ impl AlertPublisher for SnsAlertPublisher {
             .message_attributes("alertType", attribute(&alert.data.alert_type)?)
             .message_attributes("village", attribute(&alert.data.village)?)
             .message_attributes("correlationId", attribute(&alert.correlation_id)?)
+            .message_attributes("dispatch", attribute(alert.data.dispatch())?)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;
+        Ok(())
+    }
+
+    async fn publish_resolved(&self, resolved: &Envelope<AlertResolved>) -> Result<(), PortError> {
+        let body = serde_json::to_string(resolved)
+            .map_err(|e| PortError::backend("serialising the resolution", e))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(body)
+            .message_attributes("eventType", attribute(&resolved.event_type)?)
+            .message_attributes("severity", attribute(resolved.data.severity.as_str())?)
+            .message_attributes("alertType", attribute(&resolved.data.alert_type)?)
+            .message_attributes("correlationId", attribute(&resolved.correlation_id)?)
             .send()
             .await
             .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;

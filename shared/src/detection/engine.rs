@@ -202,6 +202,25 @@ pub struct PatientState {
     pub last_seen: Vec<Option<i64>>,
     /// Progress per rule id.
     pub rule_states: BTreeMap<String, RuleState>,
+    /// When (Unix ms, processing time) the scheduled sweep must next look at this patient:
+    /// pending readings past the allowed lateness, a `missing` deadline, or alerts not yet
+    /// emitted. `None` when there is nothing to do without new readings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
+}
+
+/// How many shards the sweep's index of due states is split into, so that no single
+/// index partition takes every due patient's write.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The sweep shard of a patient (a stable FNV-1a hash of the id).
+pub fn due_shard(patient_id: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in patient_id.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % DUE_SHARDS
 }
 
 /// The ids of the most recently evaluated readings, oldest first: stored (and compared

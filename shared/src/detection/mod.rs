@@ -15,8 +15,8 @@ pub use config::{
     Aggregate, Comparison, Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind,
 };
 pub use engine::{
-    AlertCandidate, Input, LateReading, Outcome, PatientState, REMEMBERED_READINGS, ReadingInput,
-    RecentIds, Resolution, RuleSet,
+    AlertCandidate, DUE_SHARDS, Input, LateReading, Outcome, PatientState, REMEMBERED_READINGS,
+    ReadingInput, RecentIds, Resolution, RuleSet, due_shard,
 };
 
 #[cfg(test)]
