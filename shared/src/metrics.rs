@@ -40,6 +40,10 @@ pub const DUPLICATES_SKIPPED: &str = "DuplicatesSkipped";
 /// Readings older than the newest applied reading of their type (Count).
 pub const LATE_READINGS: &str = "LateReadings";
 /// Entries in a batch response's `batchItemFailures` (Count; 0 for a clean batch).
+/// Alerts raised from readings older than the allowed lateness (`detect`, sweep).
+pub const LATE_ALERTS: &str = "LateAlerts";
+/// Patients the detection sweep found due.
+pub const SWEPT_PATIENTS: &str = "SweptPatients";
 pub const BATCH_ITEM_FAILURES: &str = "BatchItemFailures";
 /// Now minus the reading's event time (Milliseconds).
 pub const END_TO_END_LAG_MS: &str = "EndToEndLagMs";

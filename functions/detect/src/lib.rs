@@ -25,15 +25,12 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
 use shared::detection::{
-    AlertCandidate, ConfigError, LateReading, PatientState, ReadingInput, Resolution, RuleSet,
+    AlertCandidate, ConfigError, Emit, Input, PatientState, ReadingInput, Resolution, RuleSet,
 };
 use shared::envelope::{
     BorrowedEnvelope, DecodeError, Envelope, Lineage, check_header, decode_borrowed,
 };
-use shared::events::{
-    AlertRaised, AlertResolved, ReadingLate, alert_resolution_stream, alert_stream,
-    late_reading_stream,
-};
+use shared::events::{AlertRaised, AlertResolved, alert_resolution_stream, alert_stream};
 use shared::idempotency::{Config, Idempotency, IdempotencyError};
 use shared::ids::deterministic_id;
 use shared::metrics;
@@ -79,13 +76,24 @@ pub struct Deps<'a> {
     pub directory: &'a dyn Directory,
     pub publisher: &'a dyn AlertPublisher,
     pub dead_letters: &'a dyn DeadLetters,
-    /// Guards each alert's SNS publish (see [`publish_idempotency_config`]).
+    /// Guards each alert's and resolution's SNS publish (see
+    /// [`publish_idempotency_config`]).
     pub publish_guard: &'a Idempotency<'a>,
+    /// A critical alert whose trigger reading is older than this when the alert is decided
+    /// does not start the emergency saga by itself (`AlertRaised.autoDispatch`).
+    pub auto_dispatch_max_age: chrono::Duration,
 }
 
-/// Idempotency of publishing: one publish per alert id; a repeat must carry the same data.
+/// The default auto-dispatch cut-off (`AUTO_DISPATCH_MAX_AGE_SECONDS`): 15 minutes.
+pub const DEFAULT_AUTO_DISPATCH_MAX_AGE_SECONDS: i64 = 900;
+
+/// Environment variable of the auto-dispatch cut-off, in seconds.
+pub const AUTO_DISPATCH_MAX_AGE_ENV: &str = "AUTO_DISPATCH_MAX_AGE_SECONDS";
+
+/// Idempotency of publishing: one publish per event id (an alert's `AlertRaised`, its
+/// `AlertResolved`); a repeat must carry the same data.
 pub fn publish_idempotency_config() -> Config {
-    Config::new("detect-publish", "/data/alertId").validate("/data")
+    Config::new("detect-publish", "/eventId").validate("/data")
 }
 
 /// A [`Reading`] whose strings borrow from the record's data (copied only when the JSON
@@ -151,6 +159,13 @@ impl ReadingInput for &Decoded<'_> {
     fn timestamp(&self) -> DateTime<Utc> {
         self.envelope.data.timestamp
     }
+    fn device_id(&self) -> &str {
+        &self.envelope.data.device_id
+    }
+    fn received_at(&self) -> DateTime<Utc> {
+        // The envelope's time is ingest's clock when it accepted the reading.
+        self.envelope.timestamp
+    }
 }
 
 /// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
@@ -205,7 +220,7 @@ pub struct BatchSummary {
     pub patients: usize,
     /// Readings already seen (redelivery).
     pub duplicates: usize,
-    /// Readings beyond the allowed lateness, recorded as `ReadingLate`.
+    /// Readings beyond the allowed lateness, evaluated by backfill.
     pub late: usize,
     /// Readings evaluated by the rules in this batch.
     pub evaluated: usize,
@@ -284,7 +299,9 @@ pub async fn handle_batch(
     summary.patients = by_patient.len();
     for readings in &by_patient {
         let patient_id = readings.patient_id;
-        if let Err(err) = process_patient(deps, patient_id, readings, now, &mut summary).await {
+        if let Err(err) =
+            process_patient(deps, patient_id, &readings.inputs, now, &mut summary).await
+        {
             let index = readings.first_index;
             summary.failed_patients += 1;
             tracing::error!(patient_id, error = %err, "patient's readings not processed; will be retried");
@@ -338,101 +355,106 @@ fn sequence_number(record: &KinesisEventRecord) -> String {
     record.kinesis.sequence_number.clone()
 }
 
-async fn process_patient(
+/// How often a patient's batch is re-applied on fresh state after a version conflict (the
+/// sweep or a retried invocation saved the patient's state meanwhile) before its records
+/// are reported as failed.
+pub const CONFLICT_ATTEMPTS: usize = 3;
+
+/// Applies one patient's readings (none, for the sweep) and carries out what they decided.
+///
+/// The order of effects is facts first: the new state, with the decided alerts and
+/// resolutions in its outbox, is saved (optimistic version check) before any event is
+/// appended or published. A conflict therefore has done nothing yet, and is retried on
+/// fresh state. Then each effect in the outbox is carried out (idempotent: conditional
+/// append by deterministic event id, publish guarded by event id) and the outbox is
+/// cleared with a second save. A crash between the two saves leaves the outbox saved: the
+/// retried batch, or the sweep (the state is due at once), carries it out.
+pub async fn process_patient<I: ReadingInput + Sync>(
     deps: &Deps<'_>,
     patient_id: &str,
-    readings: &PatientReadings<'_>,
+    inputs: &[I],
     now: DateTime<Utc>,
     summary: &mut BatchSummary,
 ) -> Result<(), PortError> {
-    let stored = deps.state.load(patient_id).await?;
-    let mut state: PatientState = stored.value;
-    let outcome = deps
-        .rules
-        .apply_inputs(&mut state, patient_id, &readings.inputs, now);
-
-    summary.duplicates += outcome.duplicates.len();
-    summary.evaluated += outcome.evaluated;
-    summary.pending += outcome.pending;
-    if !outcome.duplicates.is_empty() {
-        tracing::info!(
-            patient_id,
-            duplicates = outcome.duplicates.len(),
-            "skipped redelivered readings"
-        );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let stored = deps.state.load(patient_id).await?;
+        let mut state: PatientState = stored.value;
+        let outcome = deps.rules.apply_inputs(&mut state, patient_id, inputs, now);
+        state.outbox.extend(outcome.emits());
+        let due = deps.rules.due_at(&state);
+        let changed = outcome.changed || due != state.due_at || !state.outbox.is_empty();
+        state.due_at = due;
+        let mut version = stored.version;
+        if changed {
+            match deps.state.save(patient_id, version, &state).await {
+                Ok(()) => {
+                    version += 1;
+                    summary.state_writes += 1;
+                }
+                Err(PortError::Conflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
+                    tracing::info!(
+                        patient_id,
+                        attempt,
+                        "patient state changed meanwhile: applying again on fresh state"
+                    );
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        summary.duplicates += outcome.duplicates.len();
+        summary.evaluated += outcome.evaluated;
+        summary.pending += outcome.pending;
+        summary.late += outcome.late.len();
+        summary.alerts_raised += outcome.alerts.len();
+        summary.alerts_resolved += outcome.resolutions.len();
+        if !outcome.duplicates.is_empty() {
+            tracing::info!(
+                patient_id,
+                duplicates = outcome.duplicates.len(),
+                "skipped redelivered readings"
+            );
+        }
+        for late in &outcome.late {
+            tracing::info!(
+                correlation_id = %late.correlation_id,
+                patient_id,
+                event_id = %late.event_id,
+                reading_time = %late.timestamp,
+                frontier = %late.frontier,
+                "late reading: beyond the allowed lateness, evaluated by backfill"
+            );
+        }
+        if state.outbox.is_empty() {
+            return Ok(());
+        }
+        for emit in &state.outbox {
+            summary.event_writes += 1;
+            match emit {
+                Emit::Raise(candidate) => raise(deps, candidate, patient_id, now).await?,
+                Emit::Resolve(resolution) => resolve(deps, resolution, patient_id, now).await?,
+            }
+        }
+        state.outbox.clear();
+        state.due_at = deps.rules.due_at(&state);
+        match deps.state.save(patient_id, version, &state).await {
+            Ok(()) => summary.state_writes += 1,
+            // Someone loaded the state with our outbox meanwhile: they carry it out again
+            // (idempotently) and clear it.
+            Err(PortError::Conflict { .. }) => {}
+            Err(err) => tracing::warn!(
+                patient_id,
+                error = %err,
+                "carried out the outbox but could not clear it: it will be carried out again"
+            ),
+        }
+        return Ok(());
     }
-    for late in &outcome.late {
-        record_late(deps, patient_id, late, now).await?;
-        summary.late += 1;
-        summary.event_writes += 1;
-    }
-    for candidate in &outcome.alerts {
-        let lineage = Lineage {
-            correlation_id: candidate.correlation_id.clone(),
-            causation_id: candidate.trigger_event_id.clone(),
-        };
-        raise(deps, candidate, patient_id, lineage, now).await?;
-        summary.alerts_raised += 1;
-        summary.event_writes += 1;
-    }
-    for resolution in &outcome.resolutions {
-        resolve(deps, resolution, patient_id, now).await?;
-        summary.alerts_resolved += 1;
-        summary.event_writes += 1;
-    }
-
-    if outcome.changed {
-        deps.state.save(patient_id, stored.version, &state).await?;
-        summary.state_writes += 1;
-    }
-    Ok(())
 }
 
-/// Records a reading that came too late to be evaluated (an event; never dropped silently).
-async fn record_late(
-    deps: &Deps<'_>,
-    patient_id: &str,
-    late: &LateReading,
-    now: DateTime<Utc>,
-) -> Result<(), PortError> {
-    let behind = late.frontier - late.timestamp;
-    let data = ReadingLate {
-        reading_event_id: late.event_id.clone(),
-        patient_id: patient_id.to_string(),
-        vital: late.vital,
-        value: late.value,
-        timestamp: late.timestamp,
-        frontier: late.frontier,
-        behind_seconds: behind.num_milliseconds() as f64 / 1000.0,
-    };
-    let event_id = deterministic_id(&["ReadingLate", &late.event_id]);
-    let lineage = Lineage {
-        correlation_id: late.correlation_id.clone(),
-        causation_id: late.event_id.clone(),
-    };
-    let envelope = Envelope::new(event_id, SOURCE, lineage, now, data);
-    let appended = deps
-        .events
-        .append(
-            &late_reading_stream(&late.event_id),
-            0,
-            &StoredEvent::from_envelope(&envelope)?,
-        )
-        .await?;
-    tracing::warn!(
-        correlation_id = %envelope.correlation_id,
-        patient_id,
-        event_id = %late.event_id,
-        reading_time = %late.timestamp,
-        frontier = %late.frontier,
-        behind_seconds = envelope.data.behind_seconds,
-        ?appended,
-        "late reading: beyond the allowed lateness, recorded and not evaluated"
-    );
-    Ok(())
-}
-
-/// Records that an alert's condition no longer holds.
+/// Records that an alert's condition no longer holds, and tells the alerts topic.
 async fn resolve(
     deps: &Deps<'_>,
     resolution: &Resolution,
@@ -463,6 +485,10 @@ async fn resolve(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
+    publish_once(deps, &envelope, now, || {
+        deps.publisher.publish_resolved(&envelope)
+    })
+    .await?;
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %resolution.alert_id,
@@ -474,20 +500,40 @@ async fn resolve(
     Ok(())
 }
 
-async fn raise(
+/// Publishes `envelope` through `publish` unless an earlier attempt already did.
+async fn publish_once<T, F, Fut>(
     deps: &Deps<'_>,
+    envelope: &Envelope<T>,
+    now: DateTime<Utc>,
+    publish: F,
+) -> Result<(), PortError>
+where
+    T: serde::Serialize,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), PortError>>,
+{
+    let payload =
+        serde_json::to_value(envelope).map_err(|e| PortError::backend("encoding the event", e))?;
+    deps.publish_guard
+        .run(&payload, now, publish)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            IdempotencyError::Handler(err) => err,
+            other => PortError::Backend(other.to_string()),
+        })
+}
+
+/// The `AlertRaised` of a decided alert. Everything in it comes from the decision (stored
+/// in the outbox), so carrying it out again gives the same data.
+pub fn alert_raised(
     candidate: &AlertCandidate,
     patient_id: &str,
-    lineage: Lineage,
-    now: DateTime<Utc>,
-) -> Result<(), PortError> {
-    let village = deps
-        .directory
-        .get(patient_id)
-        .await?
-        .map(|e| e.village)
-        .unwrap_or_else(|| UNKNOWN_VILLAGE.to_string());
-    let alert = AlertRaised {
+    village: String,
+    auto_dispatch_max_age: chrono::Duration,
+) -> AlertRaised {
+    let age = candidate.decided_at - candidate.detected_at;
+    AlertRaised {
         alert_id: candidate.alert_id.clone(),
         patient_id: patient_id.to_string(),
         rule_id: candidate.rule.id.clone(),
@@ -497,8 +543,27 @@ async fn raise(
         description: candidate.rule.describe(),
         evidence: candidate.evidence.clone(),
         detected_at: candidate.detected_at,
-        late_by_seconds: None,
-        auto_dispatch: true,
+        late_by_seconds: candidate.late_by_seconds,
+        auto_dispatch: age <= auto_dispatch_max_age,
+    }
+}
+
+async fn raise(
+    deps: &Deps<'_>,
+    candidate: &AlertCandidate,
+    patient_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), PortError> {
+    let village = deps
+        .directory
+        .get(patient_id)
+        .await?
+        .map(|e| e.village)
+        .unwrap_or_else(|| UNKNOWN_VILLAGE.to_string());
+    let alert = alert_raised(candidate, patient_id, village, deps.auto_dispatch_max_age);
+    let lineage = Lineage {
+        correlation_id: candidate.correlation_id.clone(),
+        causation_id: candidate.trigger_event_id.clone(),
     };
     let event_id = deterministic_id(&["AlertRaised", &alert.alert_id]);
     let envelope = Envelope::new(event_id, SOURCE, lineage, now, alert);
@@ -513,24 +578,21 @@ async fn raise(
     // Published on a duplicate append too (an earlier attempt may have stored the alert
     // and then failed before publishing), but once per alert: the idempotency guard
     // returns without publishing when an earlier publish completed.
-    let payload =
-        serde_json::to_value(&envelope).map_err(|e| PortError::backend("encoding the alert", e))?;
-    deps.publish_guard
-        .run(&payload, now, || deps.publisher.publish(&envelope))
-        .await
-        .map_err(|e| match e {
-            IdempotencyError::Handler(err) => err,
-            other => PortError::Backend(other.to_string()),
-        })?;
+    publish_once(deps, &envelope, now, || deps.publisher.publish(&envelope)).await?;
     match appended {
-        Appended::Written => metrics::count_by(
-            metrics::ALERTS_RAISED,
-            1,
-            &[
-                ("Rule", &candidate.rule.id),
-                ("Severity", candidate.rule.severity.as_str()),
-            ],
-        ),
+        Appended::Written => {
+            metrics::count_by(
+                metrics::ALERTS_RAISED,
+                1,
+                &[
+                    ("Rule", &candidate.rule.id),
+                    ("Severity", candidate.rule.severity.as_str()),
+                ],
+            );
+            if envelope.data.late_by_seconds.is_some() {
+                metrics::count(metrics::LATE_ALERTS, 1);
+            }
+        }
         Appended::Duplicate => metrics::count(metrics::DUPLICATES_SKIPPED, 1),
     }
     tracing::info!(
@@ -539,8 +601,58 @@ async fn raise(
         patient_id,
         rule_id = %candidate.rule.id,
         severity = candidate.rule.severity.as_str(),
+        late_by_seconds = envelope.data.late_by_seconds,
+        auto_dispatch = envelope.data.auto_dispatch,
         ?appended,
         "alert raised"
     );
     Ok(())
+}
+
+/// The most due patients one sweep takes from each shard of the due index.
+pub const SWEEP_PAGE: usize = 200;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// Due patients found in the index.
+    pub due: usize,
+    /// Patients whose processing failed (they stay due, the next sweep retries them).
+    pub failed: usize,
+    pub batch: BatchSummary,
+}
+
+/// The scheduled sweep: evaluates every patient whose state is due at `now` (pending
+/// readings past the allowed lateness, a `missing` deadline, an outbox not carried out),
+/// through the same path as a batch of readings, with no readings. Patients are found in
+/// the sparse due index, never by a scan. A patient that fails stays due for the next
+/// sweep; the sweep itself fails only if the index cannot be read.
+pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>) -> Result<SweepSummary, PortError> {
+    let mut summary = SweepSummary::default();
+    let now_ms = now.timestamp_millis();
+    let none: &[Input<'_>] = &[];
+    for shard in 0..shared::detection::DUE_SHARDS {
+        let due = deps.state.due(shard, now_ms, SWEEP_PAGE).await?;
+        summary.due += due.len();
+        for patient_id in due {
+            if let Err(err) =
+                process_patient(deps, &patient_id, none, now, &mut summary.batch).await
+            {
+                summary.failed += 1;
+                tracing::error!(patient_id, error = %err, "sweep: patient not processed; stays due");
+            }
+        }
+    }
+    summary.batch.patients = summary.due;
+    metrics::count(metrics::SWEPT_PATIENTS, summary.due);
+    tracing::info!(
+        due = summary.due,
+        failed = summary.failed,
+        evaluated = summary.batch.evaluated,
+        alerts_raised = summary.batch.alerts_raised,
+        alerts_resolved = summary.batch.alerts_resolved,
+        state_writes = summary.batch.state_writes,
+        "sweep summary"
+    );
+    Ok(summary)
 }

@@ -16,6 +16,12 @@ pub const MAX_ALLOWED_LATENESS_SECONDS: u64 = 3_600;
 pub const MAX_WINDOW_SECONDS: u64 = 86_400;
 /// The most readings a `consecutive` rule may count.
 pub const MAX_CONSECUTIVE: u32 = 1_000;
+/// How old the latest reading of a metric may be and still count in an `all_of` of
+/// thresholds, when the rule does not set `freshSeconds`.
+pub const DEFAULT_FRESH_SECONDS: u64 = 300;
+/// The smallest allowed lateness. Below it, the clock would overtake readings still in
+/// transit from the device to detect.
+pub const MIN_ALLOWED_LATENESS_SECONDS: u64 = 10;
 
 /// The whole rules file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,22 +157,53 @@ pub enum Condition {
         amount: f64,
         within_seconds: u64,
     },
-    /// No reading of `metric` for more than `after_seconds` of reading time while the
-    /// patient keeps sending other readings.
+    /// No reading of `metric` for more than `after_seconds`, where the last one came from
+    /// a continuous monitor: a device whose id matches one of `devices` (`*` at the end
+    /// matches any rest; absent = every device). It fires when a later reading of another
+    /// metric shows the gap, or, when the patient has gone silent, when the sweep finds the
+    /// deadline passed by the clock. Spot checks (kiosks, home visits) never start it.
     Missing {
         metric: VitalType,
         after_seconds: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        devices: Option<Vec<String>>,
     },
-    /// Every one of `conditions` holds (they may not nest another `all_of`).
-    AllOf { conditions: Vec<Condition> },
+    /// Every one of `conditions` holds (they may not nest another `all_of`). A `threshold`
+    /// member counts with the latest reading of its metric only while that reading is at
+    /// most `fresh_seconds` old (default [`DEFAULT_FRESH_SECONDS`]).
+    AllOf {
+        conditions: Vec<Condition>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fresh_seconds: Option<u64>,
+    },
+}
+
+/// Whether `device_id` is one of `patterns` (`*` at the end matches any rest).
+pub fn device_matches(patterns: &[String], device_id: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => device_id.starts_with(prefix),
+        None => device_id == p,
+    })
 }
 
 impl Condition {
     /// The leaves: the condition itself, or the members of an `all_of`.
     pub fn leaves(&self) -> &[Condition] {
         match self {
-            Condition::AllOf { conditions } => conditions,
+            Condition::AllOf { conditions, .. } => conditions,
             other => std::slice::from_ref(other),
+        }
+    }
+
+    /// The metric of a leaf condition (`None` for `all_of`).
+    pub fn metric(&self) -> Option<VitalType> {
+        match self {
+            Condition::Threshold { metric, .. }
+            | Condition::Consecutive { metric, .. }
+            | Condition::Window { metric, .. }
+            | Condition::RateOfChange { metric, .. }
+            | Condition::Missing { metric, .. } => Some(*metric),
+            Condition::AllOf { .. } => None,
         }
     }
 
@@ -230,8 +267,9 @@ impl Condition {
             Condition::Missing {
                 metric,
                 after_seconds,
+                ..
             } => format!("no {} reading for over {after_seconds} s", metric.as_str()),
-            Condition::AllOf { conditions } => conditions
+            Condition::AllOf { conditions, .. } => conditions
                 .iter()
                 .map(Condition::describe)
                 .collect::<Vec<_>>()
@@ -278,9 +316,11 @@ impl RulesConfig {
                 self.version
             ));
         }
-        if self.allowed_lateness_seconds > MAX_ALLOWED_LATENESS_SECONDS {
+        if self.allowed_lateness_seconds > MAX_ALLOWED_LATENESS_SECONDS
+            || self.allowed_lateness_seconds < MIN_ALLOWED_LATENESS_SECONDS
+        {
             problems.push(format!(
-                "allowedLatenessSeconds {} is over the maximum {MAX_ALLOWED_LATENESS_SECONDS}",
+                "allowedLatenessSeconds must be between {MIN_ALLOWED_LATENESS_SECONDS} and {MAX_ALLOWED_LATENESS_SECONDS} (got {})",
                 self.allowed_lateness_seconds
             ));
         }
@@ -302,7 +342,14 @@ impl RulesConfig {
             if rule.alert_type.trim().is_empty() {
                 problems.push(format!("{at}: alertType is empty"));
             }
-            if let Condition::AllOf { conditions } = &rule.condition {
+            if let Condition::AllOf {
+                conditions,
+                fresh_seconds,
+            } = &rule.condition
+            {
+                if let Some(fresh) = fresh_seconds {
+                    check_seconds("freshSeconds", *fresh, &at, &mut problems);
+                }
                 if conditions.len() < 2 {
                     problems.push(format!("{at}: all_of needs at least 2 conditions"));
                 }
@@ -367,8 +414,20 @@ fn check_leaf(condition: &Condition, at: &str, problems: &mut Vec<String>) {
                 problems.push(format!("{at}: amount must be above 0 (got {amount})"));
             }
         }
-        Condition::Missing { after_seconds, .. } => {
-            check_seconds("afterSeconds", *after_seconds, at, problems)
+        Condition::Missing {
+            after_seconds,
+            devices,
+            ..
+        } => {
+            check_seconds("afterSeconds", *after_seconds, at, problems);
+            if devices
+                .as_ref()
+                .is_some_and(|d| d.is_empty() || d.iter().any(|p| p.trim().is_empty()))
+            {
+                problems.push(format!(
+                    "{at}: devices must list at least one non-empty device id pattern"
+                ));
+            }
         }
         Condition::AllOf { .. } => {}
     }

@@ -1,37 +1,48 @@
-//! The per-patient detection engine: event-time ordering, allowed lateness, rule
-//! episodes (one alert per continuing condition, one resolution when it clears).
+//! The per-patient detection engine. See `docs/detection.md` for the semantics. In short,
+//! for each patient and each batch of their readings:
 //!
-//! See `docs/detection.md` for the semantics. In short, per patient:
-//!
-//! - the *watermark* is the newest reading time seen;
-//! - the *frontier* is the reading time up to which readings are final (evaluated, in
-//!   order). It is `watermark - allowed lateness`, or, when readings are waiting, the
-//!   processing time `now - allowed lateness` (never past the watermark) so a quiet device
-//!   does not hold back its last readings;
-//! - a new reading at or before the frontier is *late*: reported, never evaluated;
-//! - any other reading waits in `pending` until the frontier passes it, then is evaluated
-//!   in (reading time, event id) order.
+//! 1. readings already seen are dropped (redelivery);
+//! 2. rules whose condition does not depend on reading order (a `threshold`, an `all_of`
+//!    of thresholds) are evaluated **on arrival**, over every reading the state knows of
+//!    the rule's metrics ([`arrival`](super::arrival));
+//! 3. readings at or before the patient's *frontier* are late: they are evaluated as a
+//!    **backfill**, in their own reading-time order against the history the state keeps
+//!    ([`backfill`](super::backfill));
+//! 4. the frontier moves: to the progress of the slowest device that sent within the
+//!    allowed lateness, to the patient's progress minus the allowed lateness, and to the
+//!    clock minus the allowed lateness ([`progress`](super::progress)); readings up to it are
+//!    evaluated **in order** ([`ordered`](super::ordered)), which is where order-sensitive
+//!    rules raise and every rule resolves;
+//! 5. `missing` rules whose deadline has passed by the clock fire.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::config::{Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind};
-use super::window::{Sample, aggregate_range, bucket_start, samples_in};
-use crate::events::Evidence;
-use crate::ids::deterministic_id;
+use super::config::{Condition, ConfigError, DEFAULT_FRESH_SECONDS, Rule};
+use super::config::{RulesConfig, WindowKind};
+use super::state::{Emit, PatientState, Pending, RaisedAlert, RuleState};
 use crate::reading::{Reading, VitalType};
+
+pub use super::state::{AlertCandidate, Resolution};
 
 /// How many evaluated reading ids a patient's state remembers to recognise redeliveries.
 pub const REMEMBERED_READINGS: usize = 64;
 /// The most readings kept as evidence of one window condition.
 pub const MAX_WINDOW_EVIDENCE: usize = 20;
+/// How many evaluated readings of each metric a rule uses the state keeps at least: the
+/// timeline that on-arrival rules and backfills are evaluated against.
+pub const TIMELINE_READINGS: usize = 32;
+/// How many alerts a patient's state remembers (open ones are always kept).
+pub const REMEMBERED_ALERTS: usize = 64;
+/// Due times of `missing` deadlines are rounded up to this, so a continuous device moving
+/// its deadline with every reading rewrites the sweep's index at most once a minute.
+pub const DUE_QUANTUM_MS: i64 = 60_000;
 
-const METRICS: usize = VitalType::ALL.len();
+pub(super) const METRICS: usize = VitalType::ALL.len();
 
-fn metric_index(vital: VitalType) -> usize {
+pub(super) fn metric_index(vital: VitalType) -> usize {
     match vital {
         VitalType::HeartRate => 0,
         VitalType::Spo2 => 1,
@@ -41,7 +52,7 @@ fn metric_index(vital: VitalType) -> usize {
     }
 }
 
-fn secs_ms(seconds: u64) -> i64 {
+pub(super) fn secs_ms(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
@@ -52,47 +63,101 @@ pub fn time_of(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// When a rule can fire (docs/detection.md has the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `threshold`, `all_of` of thresholds: evaluated on arrival, whatever the reading's
+    /// lateness; resolved in order.
+    OnArrival,
+    /// `consecutive`, sliding `window`, `rate_of_change`: in order, and late readings by
+    /// backfill.
+    Backfilled,
+    /// tumbling `window`, `missing`, other `all_of`: in order only (`missing` also by the
+    /// clock).
+    Ordered,
+}
+
+impl Mode {
+    fn of(condition: &Condition) -> Mode {
+        match condition {
+            Condition::Threshold { .. } => Mode::OnArrival,
+            Condition::AllOf { conditions, .. }
+                if conditions
+                    .iter()
+                    .all(|c| matches!(c, Condition::Threshold { .. })) =>
+            {
+                Mode::OnArrival
+            }
+            Condition::Consecutive { .. }
+            | Condition::RateOfChange { .. }
+            | Condition::Window {
+                window: WindowKind::Sliding,
+                ..
+            } => Mode::Backfilled,
+            _ => Mode::Ordered,
+        }
+    }
+}
+
 /// A validated rules configuration, ready to evaluate.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    config: RulesConfig,
+    pub(super) config: RulesConfig,
     /// `(rule id, index in config.rules)`, sorted by id: finds a stored rule state's rule.
     by_id: Vec<(String, usize)>,
-    lateness_ms: i64,
+    pub(super) lateness_ms: i64,
     /// How long evaluated readings of each metric are kept for windows.
-    retention_ms: [i64; METRICS],
+    pub(super) retention_ms: [i64; METRICS],
+    /// How many evaluated readings of each metric are kept at least.
+    pub(super) keep_count: [usize; METRICS],
+    /// Per rule: its mode, the metrics of its leaves (bit per metric index) and, for an
+    /// `all_of`, how fresh a threshold member's reading must be.
+    pub(super) modes: Vec<Mode>,
+    pub(super) metric_masks: Vec<u8>,
+    pub(super) fresh_ms: Vec<i64>,
 }
 
 impl RuleSet {
     pub fn new(config: RulesConfig) -> Result<RuleSet, ConfigError> {
         config.validate()?;
         let mut retention_ms = [0i64; METRICS];
+        let mut keep_count = [0usize; METRICS];
+        let mut modes = Vec::with_capacity(config.rules.len());
+        let mut metric_masks = Vec::with_capacity(config.rules.len());
+        let mut fresh_ms = Vec::with_capacity(config.rules.len());
         for rule in &config.rules {
+            let mut mask = 0u8;
             for leaf in rule.condition.leaves() {
-                let (metric, span) = match leaf {
+                let Some(metric) = leaf.metric() else {
+                    continue;
+                };
+                mask |= 1 << metric_index(metric);
+                keep_count[metric_index(metric)] = TIMELINE_READINGS;
+                let span = match leaf {
                     Condition::Window {
-                        metric,
                         window: WindowKind::Sliding,
                         seconds,
                         ..
-                    } => (*metric, secs_ms(*seconds)),
+                    } => secs_ms(*seconds),
                     Condition::Window {
-                        metric,
                         window: WindowKind::Tumbling,
                         seconds,
                         ..
-                    } => (*metric, secs_ms(*seconds).saturating_mul(2)),
-                    Condition::RateOfChange {
-                        metric,
-                        within_seconds,
-                        ..
-                    } => (*metric, secs_ms(*within_seconds)),
-                    Condition::Missing { metric, .. } => (*metric, 1),
-                    _ => continue,
+                    } => secs_ms(*seconds).saturating_mul(2),
+                    Condition::RateOfChange { within_seconds, .. } => secs_ms(*within_seconds),
+                    _ => 0,
                 };
                 let slot = &mut retention_ms[metric_index(metric)];
                 *slot = (*slot).max(span);
             }
+            modes.push(Mode::of(&rule.condition));
+            metric_masks.push(mask);
+            fresh_ms.push(match &rule.condition {
+                Condition::AllOf { fresh_seconds, .. } => {
+                    secs_ms(fresh_seconds.unwrap_or(DEFAULT_FRESH_SECONDS))
+                }
+                _ => i64::MAX,
+            });
         }
         let mut by_id: Vec<(String, usize)> = config
             .rules
@@ -106,6 +171,10 @@ impl RuleSet {
             by_id,
             config,
             retention_ms,
+            keep_count,
+            modes,
+            metric_masks,
+            fresh_ms,
         })
     }
 
@@ -125,189 +194,10 @@ impl RuleSet {
     pub fn allowed_lateness(&self) -> Duration {
         Duration::milliseconds(self.lateness_ms)
     }
-}
 
-/// A reading waiting for the frontier to pass it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pending {
-    #[serde(rename = "i")]
-    pub id: String,
-    #[serde(rename = "t")]
-    pub at: i64,
-    #[serde(rename = "v")]
-    pub value: f64,
-    #[serde(rename = "m")]
-    pub metric: VitalType,
-    /// Correlation id of the reading, carried by the alerts it triggers.
-    #[serde(rename = "c")]
-    pub correlation_id: String,
-}
-
-/// An open alert: the rule's condition holds since `started_at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Episode {
-    pub alert_id: String,
-    pub started_at: i64,
-}
-
-/// Progress of one leaf condition of a rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeafState {
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub active: bool,
-    /// When the current active spell began (the episode key of single-condition rules).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<i64>,
-    /// `consecutive`: length of the current run of matching readings.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub run: u32,
-    /// `tumbling`: start of the open bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<i64>,
-    /// The readings that made it hold (`consecutive`: the first `count` of the run).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<Evidence>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// Progress of one rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RuleState {
-    pub leaves: Vec<LeafState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub episode: Option<Episode>,
-}
-
-/// Everything detection remembers about one patient (stored per patient in DynamoDB).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PatientState {
-    /// Ids of the most recently evaluated readings, oldest first.
-    pub recent: RecentIds,
-    /// Newest reading time seen (Unix ms).
-    pub watermark: Option<i64>,
-    /// Readings at or before this time (Unix ms) are final; new ones there are late.
-    pub frontier: Option<i64>,
-    /// Accepted readings not yet evaluated, in (time, id) order.
-    pub pending: Vec<Pending>,
-    /// Evaluated readings per metric (`VitalType::ALL` order), as long as windows need.
-    pub history: Vec<VecDeque<Sample>>,
-    /// Time of the newest evaluated reading per metric.
-    pub last_seen: Vec<Option<i64>>,
-    /// Progress per rule id.
-    pub rule_states: BTreeMap<String, RuleState>,
-    /// When (Unix ms, processing time) the scheduled sweep must next look at this patient:
-    /// pending readings past the allowed lateness, a `missing` deadline, or alerts not yet
-    /// emitted. `None` when there is nothing to do without new readings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub due_at: Option<i64>,
-}
-
-/// How many shards the sweep's index of due states is split into, so that no single
-/// index partition takes every due patient's write.
-pub const DUE_SHARDS: u32 = 16;
-
-/// The sweep shard of a patient (a stable FNV-1a hash of the id).
-pub fn due_shard(patient_id: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in patient_id.bytes() {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % DUE_SHARDS
-}
-
-/// The ids of the most recently evaluated readings, oldest first: stored (and compared
-/// with `==`) as a plain list of ids. In memory, the first eight bytes of each id are also
-/// kept side by side, so checking a new reading against all of them reads a few cache
-/// lines instead of one heap block per id.
-#[derive(Debug, Clone, Default)]
-pub struct RecentIds {
-    ids: VecDeque<String>,
-    /// `head(id)` of each id, in the same order.
-    heads: VecDeque<u64>,
-}
-
-/// The first eight bytes of an id (zero-padded), as a number.
-fn head(id: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    match id.as_bytes().get(..8) {
-        Some(first) => bytes.copy_from_slice(first),
-        None => {
-            for (b, c) in bytes.iter_mut().zip(id.bytes()) {
-                *b = c;
-            }
-        }
-    }
-    u64::from_le_bytes(bytes)
-}
-
-impl RecentIds {
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.ids.iter().map(String::as_str)
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        let h = head(id);
-        self.heads
-            .iter()
-            .enumerate()
-            .filter(|&(_, &other)| other == h)
-            .any(|(i, _)| self.ids.get(i).is_some_and(|other| other == id))
-    }
-
-    pub fn push_back(&mut self, id: String) {
-        self.heads.push_back(head(&id));
-        self.ids.push_back(id);
-    }
-
-    pub fn pop_front(&mut self) -> Option<String> {
-        self.heads.pop_front();
-        self.ids.pop_front()
-    }
-}
-
-impl PartialEq for RecentIds {
-    fn eq(&self, other: &Self) -> bool {
-        // `heads` follows from `ids`.
-        self.ids == other.ids
-    }
-}
-
-impl<S: Into<String>> FromIterator<S> for RecentIds {
-    fn from_iter<I: IntoIterator<Item = S>>(ids: I) -> Self {
-        let mut recent = RecentIds::default();
-        for id in ids {
-            recent.push_back(id.into());
-        }
-        recent
-    }
-}
-
-impl Serialize for RecentIds {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.ids.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for RecentIds {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        VecDeque::<String>::deserialize(deserializer).map(RecentIds::from_iter)
+    /// When the rule at `index` (in [`RuleSet::rules`] order) can fire.
+    pub fn mode(&self, index: usize) -> Option<Mode> {
+        self.modes.get(index).copied()
     }
 }
 
@@ -317,6 +207,8 @@ pub struct Input<'a> {
     pub event_id: &'a str,
     pub correlation_id: &'a str,
     pub reading: &'a Reading,
+    /// When it arrived (ingest's clock); `None` = at its own time.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// What the engine reads of each reading handed to it: [`Input`], or a caller's own view
@@ -330,6 +222,10 @@ pub trait ReadingInput {
     fn value(&self) -> f64;
     /// Reading time.
     fn timestamp(&self) -> DateTime<Utc>;
+    /// The device that took it.
+    fn device_id(&self) -> &str;
+    /// When the pipeline received it (ingest's clock, not the device's).
+    fn received_at(&self) -> DateTime<Utc>;
 }
 
 impl ReadingInput for Input<'_> {
@@ -348,36 +244,15 @@ impl ReadingInput for Input<'_> {
     fn timestamp(&self) -> DateTime<Utc> {
         self.reading.timestamp
     }
+    fn device_id(&self) -> &str {
+        &self.reading.device_id
+    }
+    fn received_at(&self) -> DateTime<Utc> {
+        self.received_at.unwrap_or(self.reading.timestamp)
+    }
 }
 
-/// A rule's condition started to hold: the alert to raise.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertCandidate {
-    /// Deterministic: patient, rule, start of the episode.
-    pub alert_id: String,
-    pub rule: Rule,
-    pub evidence: Vec<Evidence>,
-    /// Event id of the reading that completed the condition.
-    pub trigger_event_id: String,
-    pub correlation_id: String,
-    /// Reading time of the trigger.
-    pub detected_at: DateTime<Utc>,
-    pub episode_start: DateTime<Utc>,
-}
-
-/// A rule's condition stopped holding: the open alert is resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolution {
-    pub alert_id: String,
-    pub rule: Rule,
-    pub trigger_event_id: String,
-    pub correlation_id: String,
-    pub episode_start: DateTime<Utc>,
-    /// Reading time of the reading that cleared it.
-    pub resolved_at: DateTime<Utc>,
-}
-
-/// A reading that arrived after the frontier had passed its time.
+/// A reading that arrived after the frontier had passed its time: evaluated by backfill.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LateReading {
     pub event_id: String,
@@ -395,14 +270,30 @@ pub struct Outcome {
     pub resolutions: Vec<Resolution>,
     /// Readings already seen (redelivery): ignored.
     pub duplicates: Vec<String>,
-    /// Readings beyond the allowed lateness: reported, not evaluated.
+    /// Readings beyond the allowed lateness: evaluated by backfill.
     pub late: Vec<LateReading>,
-    /// Readings evaluated now.
+    /// Readings evaluated in order now.
     pub evaluated: usize,
     /// Readings still waiting for the frontier.
     pub pending: usize,
     /// Whether the state changed and must be saved.
     pub changed: bool,
+}
+
+impl Outcome {
+    /// The effects to carry out, in the order they were decided per kind: alerts first.
+    pub fn emits(&self) -> impl Iterator<Item = Emit> + '_ {
+        self.alerts
+            .iter()
+            .cloned()
+            .map(Emit::Raise)
+            .chain(self.resolutions.iter().cloned().map(Emit::Resolve))
+    }
+}
+
+/// `(time, id)` order of readings.
+pub(super) fn by_time(a: &Pending, b: &Pending) -> Ordering {
+    (a.at, &a.id).cmp(&(b.at, &b.id))
 }
 
 impl RuleSet {
@@ -425,125 +316,132 @@ impl RuleSet {
         inputs: &[I],
         now: DateTime<Utc>,
     ) -> Outcome {
+        let now_ms = now.timestamp_millis();
         let mut out = Outcome::default();
-        let before = (state.frontier, state.pending.len());
+        self.prepare(state);
+        let frontier_before = state.frontier;
 
+        // Where each metric's known readings end, to tell in-order arrivals.
+        let mut known_end = [i64::MIN; METRICS];
+        for (m, end) in known_end.iter_mut().enumerate() {
+            if let Some(last) = state.history[m].back() {
+                *end = last.at;
+            }
+        }
+        for p in &state.pending {
+            let end = &mut known_end[metric_index(p.metric)];
+            *end = (*end).max(p.at);
+        }
+        let mut arrivals = Arrivals::default();
+        let mut late: Vec<Pending> = Vec::new();
         for input in inputs {
-            let timestamp = input.timestamp();
-            let at = timestamp.timestamp_millis();
+            let at = input.timestamp().timestamp_millis();
             let id = input.event_id();
-            if state.recent.contains(id) || state.pending.iter().any(|p| same_id(&p.id, id)) {
+            let m = metric_index(input.vital());
+            let is_late = state.frontier.is_some_and(|f| at <= f);
+            if state.recent.contains(id)
+                || state.pending.iter().any(|p| same_id(&p.id, id))
+                || late.iter().any(|p| same_id(&p.id, id))
+                || (is_late && state.history[m].iter().any(|s| same_id(&s.id, id)))
+            {
                 out.duplicates.push(id.to_string());
                 continue;
             }
-            if let Some(frontier) = state.frontier
-                && at <= frontier
-            {
-                out.late.push(LateReading {
-                    event_id: id.to_string(),
-                    correlation_id: input.correlation_id().to_string(),
-                    vital: input.vital(),
-                    value: input.value(),
-                    timestamp,
-                    frontier: time_of(frontier),
-                });
-                continue;
-            }
-            state.pending.push(Pending {
+            let received = input.received_at().timestamp_millis();
+            super::progress::observe(state, input.device_id(), at, received);
+            arrivals.note(m, at, input.value(), &mut known_end);
+            let reading = Pending {
                 id: id.to_string(),
                 at,
                 value: input.value(),
                 metric: input.vital(),
                 correlation_id: input.correlation_id().to_string(),
-            });
-            state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
-        }
-
-        if let (Some(watermark), false) = (state.watermark, state.pending.is_empty()) {
-            let by_event_time = watermark.saturating_sub(self.lateness_ms);
-            let by_processing_time = now
-                .timestamp_millis()
-                .saturating_sub(self.lateness_ms)
-                .min(watermark);
-            let target = by_event_time.max(by_processing_time);
-            if state.frontier.is_none_or(|f| target > f) {
-                state.frontier = Some(target);
+                device: input.device_id().to_string(),
+            };
+            if is_late {
+                if let Some(frontier) = state.frontier {
+                    out.late.push(LateReading {
+                        event_id: reading.id.clone(),
+                        correlation_id: reading.correlation_id.clone(),
+                        vital: reading.metric,
+                        value: reading.value,
+                        timestamp: input.timestamp(),
+                        frontier: time_of(frontier),
+                    });
+                }
+                late.push(reading);
+            } else {
+                state.pending.push(reading);
             }
         }
-
-        if let Some(frontier) = state.frontier {
-            state
-                .pending
-                .sort_unstable_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-            let ready = state.pending.partition_point(|p| p.at <= frontier);
-            if ready > 0 {
-                let evaluated: Vec<Pending> = state.pending.drain(..ready).collect();
-                out.evaluated = evaluated.len();
-                if state.history.len() != METRICS {
-                    state.history.resize_with(METRICS, VecDeque::new);
-                }
-                if state.last_seen.len() != METRICS {
-                    state.last_seen.resize(METRICS, None);
-                }
-                let PatientState {
-                    recent,
-                    history,
-                    last_seen,
-                    rule_states,
-                    ..
-                } = state;
-                let mut rule_states = self.rule_states(rule_states);
-                let mut patient = Patient {
-                    id: patient_id,
-                    recent,
-                    history,
-                    last_seen,
-                    rule_states: &mut rule_states,
-                };
-                for reading in evaluated {
-                    self.step(&mut patient, reading, &mut out);
-                }
-            }
+        if arrivals.mask != 0 {
+            state.pending.sort_unstable_by(by_time);
+            late.sort_unstable_by(by_time);
+            self.raise_on_arrival(state, patient_id, &arrivals, &late, now_ms, &mut out);
         }
+        if !late.is_empty() {
+            self.backfill(state, patient_id, late, now_ms, &mut out);
+        }
+        let pruned = super::progress::advance(state, self.lateness_ms, now_ms);
+        self.evaluate_in_order(state, patient_id, now_ms, &mut out);
+        self.missing_by_clock(state, patient_id, now_ms, &mut out);
+        forget_old_alerts(&mut state.raised);
+
         out.pending = state.pending.len();
-        out.changed = (state.frontier, state.pending.len()) != before || out.evaluated > 0;
+        out.changed = arrivals.mask != 0
+            || pruned
+            || state.frontier != frontier_before
+            || out.evaluated > 0
+            || !out.alerts.is_empty()
+            || !out.resolutions.is_empty();
         out
     }
 
-    /// Each rule's state, in rule order (created for rules that have none yet): one walk
-    /// over the stored states per batch instead of two map lookups per rule per reading.
-    fn rule_states<'s>(
-        &self,
-        stored: &'s mut BTreeMap<String, RuleState>,
-    ) -> Vec<Option<&'s mut RuleState>> {
-        if !self.has_every_rule(stored) {
+    /// Sizes the per-metric vectors, and moves the open episodes of on-arrival rules
+    /// (states saved before those rules were evaluated on arrival) to the alert list.
+    fn prepare(&self, state: &mut PatientState) {
+        if state.history.len() != METRICS {
+            state.history.resize_with(METRICS, VecDeque::new);
+        }
+        if state.last_seen.len() != METRICS {
+            state.last_seen.resize(METRICS, None);
+        }
+        if state.last_device.len() != METRICS {
+            state.last_device.resize(METRICS, None);
+        }
+        if !self.has_every_rule(&state.rule_states) {
             for rule in &self.config.rules {
-                if !stored.contains_key(&rule.id) {
-                    stored.insert(rule.id.clone(), RuleState::default());
+                if !state.rule_states.contains_key(&rule.id) {
+                    state
+                        .rule_states
+                        .insert(rule.id.clone(), RuleState::default());
                 }
             }
         }
-        self.rule_states_in(stored)
-    }
-
-    /// Whether every configured rule has a stored state. The usual case, exactly the
-    /// configured rules (both sorted by id), takes one comparison per rule.
-    fn has_every_rule(&self, stored: &BTreeMap<String, RuleState>) -> bool {
-        if stored.len() == self.by_id.len()
-            && stored
-                .keys()
-                .zip(&self.by_id)
-                .all(|(id, (rule_id, _))| id == rule_id)
-        {
-            return true;
+        for (rule, mode) in self.config.rules.iter().zip(&self.modes) {
+            if *mode != Mode::OnArrival {
+                continue;
+            }
+            if let Some(episode) = state
+                .rule_states
+                .get_mut(&rule.id)
+                .and_then(|rs| rs.episode.take())
+            {
+                state.raised.push(RaisedAlert {
+                    rule: rule.id.clone(),
+                    alert_id: episode.alert_id,
+                    from: episode.started_at,
+                    to: state.watermark.unwrap_or(episode.started_at),
+                    open: true,
+                });
+            }
         }
-        self.by_id.iter().all(|(id, _)| stored.contains_key(id))
     }
 
-    /// The stored state of each rule, in rule order, where there is one. Both the map and
-    /// `by_id` are sorted by id, so they are merged in one pass; states of rules no longer
-    /// configured are skipped, and kept.
-    fn rule_states_in<'s>(
+    /// Each rule's state, in rule order (every configured rule has one after `prepare`):
+    /// one walk over the stored states per batch instead of two map lookups per rule per
+    /// reading.
+    pub(super) fn rule_states_in<'s>(
         &self,
         stored: &'s mut BTreeMap<String, RuleState>,
     ) -> Vec<Option<&'s mut RuleState>> {
@@ -573,262 +471,128 @@ impl RuleSet {
         slots
     }
 
-    /// Evaluates one reading, in order, against every rule.
-    fn step(&self, p: &mut Patient<'_, '_>, r: Pending, out: &mut Outcome) {
-        let m = metric_index(r.metric);
-        if self.retention_ms[m] > 0 {
-            p.history[m].push_back(Sample {
-                id: r.id.clone(),
-                at: r.at,
-                value: r.value,
-            });
+    /// Whether every configured rule has a stored state. The usual case, exactly the
+    /// configured rules (both sorted by id), takes one comparison per rule.
+    fn has_every_rule(&self, stored: &BTreeMap<String, RuleState>) -> bool {
+        if stored.len() == self.by_id.len()
+            && stored
+                .keys()
+                .zip(&self.by_id)
+                .all(|(id, (rule_id, _))| id == rule_id)
+        {
+            return true;
         }
+        self.by_id.iter().all(|(id, _)| stored.contains_key(id))
+    }
 
-        for (rule, slot) in self.config.rules.iter().zip(p.rule_states.iter_mut()) {
-            let leaves = rule.condition.leaves();
-            let Some(rs) = slot.as_deref_mut() else {
-                continue;
-            };
-            if rs.leaves.len() != leaves.len() {
-                rs.leaves = vec![LeafState::default(); leaves.len()];
-            }
-            for (leaf, ls) in leaves.iter().zip(rs.leaves.iter_mut()) {
-                step_leaf(leaf, ls, &r, p.history, p.last_seen);
-            }
-            let holds = rs.leaves.iter().all(|l| l.active);
-            let open = rs.episode.is_some();
-            if holds && !open {
-                let started_at = match rs.leaves.as_slice() {
-                    [only] => only.since.unwrap_or(r.at),
-                    _ => r.at,
-                };
-                let alert_id =
-                    deterministic_id(&["alert", p.id, &rule.id, &time_of(started_at).to_rfc3339()]);
-                out.alerts.push(AlertCandidate {
-                    alert_id: alert_id.clone(),
-                    rule: rule.clone(),
-                    evidence: rs.leaves.iter().flat_map(|l| l.evidence.clone()).collect(),
-                    trigger_event_id: r.id.clone(),
-                    correlation_id: r.correlation_id.clone(),
-                    detected_at: time_of(r.at),
-                    episode_start: time_of(started_at),
-                });
-                rs.episode = Some(Episode {
-                    alert_id,
-                    started_at,
-                });
-            } else if !holds && let Some(episode) = rs.episode.take() {
-                out.resolutions.push(Resolution {
-                    alert_id: episode.alert_id,
-                    rule: rule.clone(),
-                    trigger_event_id: r.id.clone(),
-                    correlation_id: r.correlation_id.clone(),
-                    episode_start: time_of(episode.started_at),
-                    resolved_at: time_of(r.at),
-                });
-            }
+    /// The alert to raise for an episode of `rule` starting at `start`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn candidate(
+        &self,
+        patient_id: &str,
+        rule: &Rule,
+        start: i64,
+        trigger: (&str, &str),
+        detected_at: i64,
+        evidence: Vec<crate::events::Evidence>,
+        now_ms: i64,
+    ) -> AlertCandidate {
+        let late_by = now_ms.saturating_sub(detected_at);
+        AlertCandidate {
+            alert_id: alert_id(patient_id, &rule.id, start),
+            rule: rule.clone(),
+            evidence,
+            trigger_event_id: trigger.0.to_string(),
+            correlation_id: trigger.1.to_string(),
+            detected_at: time_of(detected_at),
+            episode_start: time_of(start),
+            decided_at: time_of(now_ms),
+            late_by_seconds: (late_by > self.lateness_ms).then(|| late_by as f64 / 1000.0),
         }
+    }
 
-        p.last_seen[m] = Some(r.at);
-        let keep_from = r.at.saturating_sub(self.retention_ms[m]);
-        let history = &mut p.history[m];
-        while history.front().is_some_and(|s| s.at < keep_from) {
-            history.pop_front();
+    /// When the sweep must next look at `state` (see [`PatientState::due_at`]).
+    pub fn due_at(&self, state: &PatientState) -> Option<i64> {
+        if !state.outbox.is_empty() {
+            return Some(0);
         }
-        p.recent.push_back(r.id);
-        while p.recent.len() > REMEMBERED_READINGS {
-            p.recent.pop_front();
+        let mut due = state
+            .pending
+            .iter()
+            .map(|p| p.at)
+            .min()
+            .map(|first| first.saturating_add(self.lateness_ms));
+        for (rule, rs) in self.config.rules.iter().zip(self.rule_states_ref(state)) {
+            if let Some(deadline) = self.missing_deadline(rule, rs, state) {
+                let quantized = deadline
+                    .saturating_add(DUE_QUANTUM_MS - 1)
+                    .div_euclid(DUE_QUANTUM_MS)
+                    .saturating_mul(DUE_QUANTUM_MS);
+                due = Some(due.map_or(quantized, |d| d.min(quantized)));
+            }
         }
+        due
+    }
+
+    fn rule_states_ref<'s>(
+        &'s self,
+        state: &'s PatientState,
+    ) -> impl Iterator<Item = Option<&'s RuleState>> + 's {
+        self.config
+            .rules
+            .iter()
+            .map(|rule| state.rule_states.get(&rule.id))
     }
 }
 
-/// What [`RuleSet::step`] works on: one patient's state, split so each rule's state is at
-/// hand in rule order.
-struct Patient<'p, 's> {
-    id: &'p str,
-    recent: &'s mut RecentIds,
-    history: &'s mut [VecDeque<Sample>],
-    last_seen: &'s mut [Option<i64>],
-    rule_states: &'p mut [Option<&'s mut RuleState>],
+/// The deterministic id of the alert of `rule`'s episode that started at `start`.
+pub fn alert_id(patient_id: &str, rule_id: &str, start: i64) -> String {
+    crate::ids::deterministic_id(&["alert", patient_id, rule_id, &time_of(start).to_rfc3339()])
+}
+
+/// Drops the oldest resolved alerts past [`REMEMBERED_ALERTS`].
+fn forget_old_alerts(raised: &mut Vec<RaisedAlert>) {
+    let mut excess = raised.len().saturating_sub(REMEMBERED_ALERTS);
+    if excess == 0 {
+        return;
+    }
+    raised.sort_by_key(|r| r.to);
+    raised.retain(|r| {
+        if excess > 0 && !r.open {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// The readings of one batch that were new, by metric, and whether each metric's new
+/// readings all came after everything known of it.
+#[derive(Debug, Default)]
+pub(super) struct Arrivals {
+    /// Bit per metric index with a new reading.
+    pub mask: u8,
+    /// Bit per metric index whose new readings were not all in order.
+    pub out_of_order: u8,
+    /// `(metric index, value)` of each new reading.
+    pub values: Vec<(usize, f64)>,
+}
+
+impl Arrivals {
+    fn note(&mut self, m: usize, at: i64, value: f64, known_end: &mut [i64; METRICS]) {
+        self.mask |= 1 << m;
+        if at <= known_end[m] {
+            self.out_of_order |= 1 << m;
+        }
+        known_end[m] = known_end[m].max(at);
+        self.values.push((m, value));
+    }
 }
 
 /// `a == b` for reading ids, looking at the first byte before comparing whole strings:
 /// ids of different readings (UUIDs) nearly always differ there, and this runs for every
 /// remembered id of every new reading.
-fn same_id(a: &str, b: &str) -> bool {
+pub(super) fn same_id(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
-}
-
-fn evidence_of(metric: VitalType, s: &Sample) -> Evidence {
-    Evidence {
-        reading_event_id: s.id.clone(),
-        vital: metric,
-        value: s.value,
-        timestamp: time_of(s.at),
-    }
-}
-
-fn reading_evidence(r: &Pending) -> Evidence {
-    Evidence {
-        reading_event_id: r.id.clone(),
-        vital: r.metric,
-        value: r.value,
-        timestamp: time_of(r.at),
-    }
-}
-
-/// Sets the leaf's `active` flag; `since` and `evidence` follow it.
-fn set(ls: &mut LeafState, active: bool, since: i64, evidence: impl FnOnce() -> Vec<Evidence>) {
-    if active && !ls.active {
-        ls.since = Some(since);
-        ls.evidence = evidence();
-    } else if !active {
-        ls.since = None;
-        ls.evidence.clear();
-    }
-    ls.active = active;
-}
-
-fn step_leaf(
-    leaf: &Condition,
-    ls: &mut LeafState,
-    r: &Pending,
-    history: &[VecDeque<Sample>],
-    last_seen: &[Option<i64>],
-) {
-    match *leaf {
-        Condition::Threshold { metric, op, value } => {
-            if r.metric == metric {
-                set(ls, op.holds(r.value, value), r.at, || {
-                    vec![reading_evidence(r)]
-                });
-            }
-        }
-        Condition::Consecutive {
-            metric,
-            op,
-            value,
-            count,
-        } => {
-            if r.metric != metric {
-                return;
-            }
-            if op.holds(r.value, value) {
-                if ls.run == 0 {
-                    ls.since = Some(r.at);
-                    ls.evidence.clear();
-                }
-                ls.run = ls.run.saturating_add(1);
-                if ls.evidence.len() < count as usize {
-                    ls.evidence.push(reading_evidence(r));
-                }
-                ls.active = ls.run >= count;
-            } else {
-                *ls = LeafState::default();
-            }
-        }
-        Condition::Window {
-            metric,
-            window: WindowKind::Sliding,
-            seconds,
-            aggregate,
-            op,
-            value,
-        } => {
-            if r.metric != metric {
-                return;
-            }
-            let h = &history[metric_index(metric)];
-            let from = r.at.saturating_sub(secs_ms(seconds)).saturating_add(1);
-            let acc = aggregate_range(h, from, r.at.saturating_add(1));
-            let holds = acc.value(aggregate).is_some_and(|a| op.holds(a, value));
-            set(ls, holds, r.at, || {
-                samples_in(h, from, r.at.saturating_add(1), MAX_WINDOW_EVIDENCE)
-                    .into_iter()
-                    .map(|s| evidence_of(metric, s))
-                    .collect()
-            });
-        }
-        Condition::Window {
-            metric,
-            window: WindowKind::Tumbling,
-            seconds,
-            aggregate,
-            op,
-            value,
-        } => {
-            let size = secs_ms(seconds);
-            let bucket = bucket_start(r.at, size);
-            match ls.bucket {
-                Some(open) if bucket > open => {
-                    let h = &history[metric_index(metric)];
-                    let end = open.saturating_add(size);
-                    let acc = aggregate_range(h, open, end);
-                    let holds = acc.value(aggregate).is_some_and(|a| op.holds(a, value));
-                    set(ls, holds, open, || {
-                        samples_in(h, open, end, MAX_WINDOW_EVIDENCE)
-                            .into_iter()
-                            .map(|s| evidence_of(metric, s))
-                            .collect()
-                    });
-                    ls.bucket = Some(bucket);
-                }
-                Some(_) => {}
-                None => ls.bucket = Some(bucket),
-            }
-        }
-        Condition::RateOfChange {
-            metric,
-            direction,
-            amount,
-            within_seconds,
-        } => {
-            if r.metric != metric {
-                return;
-            }
-            let h = &history[metric_index(metric)];
-            let from = r.at.saturating_sub(secs_ms(within_seconds));
-            // Earlier readings in the span: everything before this reading's own sample.
-            let earlier = h.iter().rev().skip(1).take_while(|s| s.at >= from);
-            let extreme = match direction {
-                Direction::Drop => earlier.max_by(|a, b| a.value.total_cmp(&b.value)),
-                Direction::Rise => earlier.min_by(|a, b| a.value.total_cmp(&b.value)),
-            };
-            let holds = extreme.is_some_and(|e| match direction {
-                Direction::Drop => e.value - r.value > amount,
-                Direction::Rise => r.value - e.value > amount,
-            });
-            set(ls, holds, r.at, || {
-                extreme
-                    .map(|e| evidence_of(metric, e))
-                    .into_iter()
-                    .chain([reading_evidence(r)])
-                    .collect()
-            });
-        }
-        Condition::Missing {
-            metric,
-            after_seconds,
-        } => {
-            let m = metric_index(metric);
-            if r.metric == metric {
-                set(ls, false, r.at, Vec::new);
-                return;
-            }
-            let Some(last) = last_seen.get(m).copied().flatten() else {
-                return;
-            };
-            let holds = r.at.saturating_sub(last) > secs_ms(after_seconds);
-            set(ls, holds, last, || {
-                history[m]
-                    .back()
-                    .filter(|s| s.at == last)
-                    .map(|s| evidence_of(metric, s))
-                    .into_iter()
-                    .chain([reading_evidence(r)])
-                    .collect()
-            });
-        }
-        Condition::AllOf { .. } => {}
-    }
 }

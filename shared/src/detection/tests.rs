@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
+use crate::detection::engine::time_of;
 use crate::events::Severity;
 use crate::reading::{Reading, VitalType};
 
@@ -29,13 +30,17 @@ fn late_now() -> DateTime<Utc> {
 }
 
 fn reading(vital: VitalType, value: f64, seconds: i64) -> (String, Reading) {
+    reading_from("d-1", vital, value, seconds)
+}
+
+fn reading_from(device: &str, vital: VitalType, value: f64, seconds: i64) -> (String, Reading) {
     let r = Reading {
         patient_id: "p-1".into(),
         vital,
         value,
         unit: vital.unit().into(),
         timestamp: at(seconds),
-        device_id: "d-1".into(),
+        device_id: device.into(),
     };
     (r.event_id(), r)
 }
@@ -58,15 +63,23 @@ fn inputs(readings: &[(String, Reading)]) -> Vec<Input<'_>> {
             event_id: id,
             correlation_id: "c",
             reading: r,
+            received_at: None,
         })
         .collect()
 }
 
-/// Applies the readings in one batch, then flushes: (alert times, resolution times) in s.
+/// Applies the readings in one batch, then flushes just past the allowed lateness after
+/// the newest one: (alert times, resolution times) in s.
 fn run(set: &RuleSet, readings: &[(String, Reading)]) -> (Vec<i64>, Vec<i64>) {
     let mut state = PatientState::default();
     let mut out = set.apply(&mut state, "p-1", &inputs(readings), early());
-    let flush = set.apply(&mut state, "p-1", &[], late_now());
+    let newest = readings
+        .iter()
+        .map(|(_, r)| r.timestamp)
+        .max()
+        .unwrap_or_else(t0);
+    let flush_at = newest + set.allowed_lateness() + Duration::seconds(1);
+    let flush = set.apply(&mut state, "p-1", &[], flush_at);
     out.alerts.extend(flush.alerts);
     out.resolutions.extend(flush.resolutions);
     let secs = |t: DateTime<Utc>| (t - t0()).num_seconds();
@@ -361,57 +374,155 @@ fn alerts_carry_rule_severity_evidence_and_a_deterministic_id() {
 // ------------------------------------------------------------------ lateness, ordering
 
 #[test]
-fn out_of_order_within_lateness_across_batches_gives_the_in_order_alerts() {
+fn a_devices_reading_out_of_order_across_batches_is_backfilled() {
     let set = one_rule(HR_3_OVER_100);
     let all = series(HR, &[(0, 101.0), (20, 101.0), (40, 99.0), (60, 101.0)]);
-    // Arrives as [0, 60] then [40, 20]: 40 and 20 are within 60 s of the newest (60).
+    // Arrives as [0, 60] then [40, 20]: one device, so 0 and 60 are evaluated at once and
+    // 40 and 20 come after the frontier passed them.
     let mut state = PatientState::default();
     let mut alerts = Vec::new();
+    let mut late = 0;
     for batch in [
         vec![all[0].clone(), all[3].clone()],
         vec![all[2].clone(), all[1].clone()],
     ] {
         let out = set.apply(&mut state, "p-1", &inputs(&batch), early());
-        assert!(out.late.is_empty());
+        late += out.late.len();
         alerts.extend(out.alerts);
     }
     alerts.extend(set.apply(&mut state, "p-1", &[], late_now()).alerts);
+    assert_eq!(late, 2);
     assert!(alerts.is_empty(), "the 99 at 40 s breaks the run");
     assert_eq!(run(&set, &all).0, Vec::<i64>::new());
 }
 
 #[test]
-fn readings_wait_until_the_watermark_passes_them_by_the_allowed_lateness() {
-    let set = one_rule(SPO2_BELOW_90);
+fn a_second_device_holds_order_sensitive_rules_back_until_it_falls_silent() {
+    let set = one_rule(HR_3_OVER_100);
     let mut state = PatientState::default();
-    let low = series(Spo2, &[(0, 85.0)]);
-    let out = set.apply(&mut state, "p-1", &inputs(&low), early());
+    // Device b sent at 0 s; device a then sends three fast beats, later in reading time.
+    let b = vec![reading_from("b", SBP, 120.0, 0)];
+    set.apply(&mut state, "p-1", &inputs(&b), at(0));
+    let a: Vec<_> = [5, 10, 15]
+        .iter()
+        .map(|s| reading_from("a", HR, 110.0, *s))
+        .collect();
+    let out = set.apply(&mut state, "p-1", &inputs(&a), at(16));
+    // b might still send a reading from before 15 s: the run waits.
     assert!(out.alerts.is_empty());
-    assert_eq!(out.pending, 1);
-    // 60 s later in reading time: 0 <= 60 - 60, so it is final now.
-    let next = series(Spo2, &[(60, 95.0)]);
-    let out = set.apply(&mut state, "p-1", &inputs(&next), early());
+    assert_eq!(out.pending, 3);
+    // Once b has been silent for the allowed lateness, the clock moves the frontier.
+    let out = set.apply(&mut state, "p-1", &[], at(76));
     assert_eq!(out.alerts.len(), 1);
-    assert_eq!(out.pending, 1);
+    assert_eq!(out.alerts[0].detected_at, at(15));
+    assert_eq!(out.pending, 0);
 }
 
 #[test]
-fn processing_time_flushes_a_quiet_patients_last_readings() {
+fn one_device_in_its_own_order_is_evaluated_on_arrival() {
+    let set = one_rule(HR_3_OVER_100);
+    let mut state = PatientState::default();
+    let mut raised = Vec::new();
+    for s in [0, 5, 10] {
+        let out = set.apply(&mut state, "p-1", &inputs(&[reading(HR, 112.0, s)]), at(s));
+        raised.push(out.alerts.len());
+    }
+    assert_eq!(
+        raised,
+        [0, 0, 1],
+        "the third reading fires it, in its own batch"
+    );
+}
+
+#[test]
+fn a_fast_device_clock_does_not_make_another_devices_readings_late() {
+    let set = one_rule(HR_3_OVER_100);
+    let mut state = PatientState::default();
+    // Device a's clock is 4 minutes ahead: its reading says 240 s, it arrives at 0 s.
+    let mut fast = reading_from("a", HR, 70.0, 240);
+    let fast_inputs = vec![Input {
+        event_id: &fast.0,
+        correlation_id: "c",
+        reading: &fast.1,
+        received_at: Some(at(0)),
+    }];
+    set.apply(&mut state, "p-1", &fast_inputs, at(0));
+    fast.0.clear();
+    // Device b, correct clock, then sends three fast beats stamped now.
+    let b: Vec<_> = [2, 4, 6]
+        .iter()
+        .map(|s| reading_from("b", HR, 112.0, *s))
+        .collect();
+    let mut alerts = Vec::new();
+    for (i, r) in b.iter().enumerate() {
+        let now = at(2 * (i as i64 + 1));
+        let out = set.apply(&mut state, "p-1", &inputs(std::slice::from_ref(r)), now);
+        assert!(out.late.is_empty(), "b's reading {i} is not late");
+        alerts.extend(out.alerts);
+    }
+    // a's progress counts only up to its arrival (0 s): b's readings wait until a has
+    // been silent for the allowed lateness, then fire.
+    alerts.extend(set.apply(&mut state, "p-1", &[], at(61)).alerts);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].episode_start, at(2));
+}
+
+#[test]
+fn a_threshold_fires_on_arrival_while_its_reading_waits_for_order() {
     let set = one_rule(SPO2_BELOW_90);
     let mut state = PatientState::default();
-    let low = series(Spo2, &[(0, 85.0)]);
-    // Arrives 61 s after it was taken: nothing newer will come, it is evaluated at once.
-    let out = set.apply(&mut state, "p-1", &inputs(&low), at(61));
+    // A second device holds the order back; the threshold does not wait for it.
+    set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&[reading_from("b", HR, 70.0, 0)]),
+        at(0),
+    );
+    let low = vec![reading_from("a", Spo2, 85.0, 10)];
+    let out = set.apply(&mut state, "p-1", &inputs(&low), at(10));
     assert_eq!(out.alerts.len(), 1);
-    assert_eq!(out.pending, 0);
-    // Arriving 30 s after it was taken, it waits.
-    let mut fresh = PatientState::default();
-    let out = set.apply(&mut fresh, "p-1", &inputs(&low), at(30));
-    assert_eq!((out.alerts.len(), out.pending), (0, 1));
+    assert_eq!(out.pending, 1);
+    assert_eq!(out.alerts[0].detected_at, at(10));
+    // The in-order evaluation later finds it raised, and a normal reading resolves it.
+    let out = set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&[reading_from("a", Spo2, 97.0, 80)]),
+        at(80),
+    );
+    assert!(out.alerts.is_empty());
+    assert_eq!(out.resolutions.len(), 1);
+    assert_eq!(
+        out.resolutions[0].alert_id,
+        alert_id("p-1", "r", at(10).timestamp_millis())
+    );
 }
 
 #[test]
-fn a_reading_beyond_the_allowed_lateness_is_late_and_not_evaluated() {
+fn a_single_spot_check_fires_on_arrival() {
+    let set = one_rule(SPO2_BELOW_90);
+    let mut state = PatientState::default();
+    let out = set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&series(Spo2, &[(0, 85.0)])),
+        at(1),
+    );
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0].late_by_seconds, None);
+    // Taken an hour before it arrives (a phone uploading a visit): raised, marked late.
+    let mut old = PatientState::default();
+    let out = set.apply(
+        &mut old,
+        "p-1",
+        &inputs(&series(Spo2, &[(0, 85.0)])),
+        at(3600),
+    );
+    assert_eq!(out.alerts[0].late_by_seconds, Some(3600.0));
+}
+
+#[test]
+fn a_reading_beyond_the_allowed_lateness_is_late_and_still_evaluated() {
     let set = one_rule(SPO2_BELOW_90);
     let mut state = PatientState::default();
     set.apply(
@@ -420,14 +531,122 @@ fn a_reading_beyond_the_allowed_lateness_is_late_and_not_evaluated() {
         &inputs(&series(Spo2, &[(0, 97.0), (200, 97.0)])),
         early(),
     );
-    // Frontier is 200 - 60 = 140: 140 is late, 141 is not.
+    // One device in its own order: the frontier is at its newest reading, 200 s.
     let old = series(Spo2, &[(140, 80.0), (141, 97.0)]);
     let out = set.apply(&mut state, "p-1", &inputs(&old), early());
-    assert_eq!(out.late.len(), 1);
+    assert_eq!(out.late.len(), 2);
     assert_eq!(out.late[0].event_id, old[0].0);
-    assert_eq!(out.late[0].frontier, at(140));
-    assert!(out.alerts.is_empty());
+    assert_eq!(out.late[0].frontier, at(200));
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0].detected_at, at(140));
     assert!(out.changed);
+}
+
+#[test]
+fn late_readings_that_split_a_run_raise_the_second_half_and_extending_raises_nothing() {
+    let set = one_rule(SPO2_BELOW_90);
+    let mut state = PatientState::default();
+    let out = set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&series(Spo2, &[(0, 85.0), (120, 85.0)])),
+        at(121),
+    );
+    assert_eq!(out.alerts.len(), 1, "one run, one alert");
+    // A normal reading at 60 s, late: 0 and 120 are now two episodes.
+    let out = set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&series(Spo2, &[(60, 97.0)])),
+        at(130),
+    );
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0].episode_start, at(120));
+    // A low reading at -30 s extends the first run backwards: nothing new.
+    let out = set.apply(
+        &mut state,
+        "p-1",
+        &inputs(&series(Spo2, &[(-30, 86.0)])),
+        at(131),
+    );
+    assert!(out.alerts.is_empty());
+}
+
+#[test]
+fn a_late_upload_completes_an_order_sensitive_condition_and_raises_a_late_alert() {
+    let set = one_rule(HR_3_OVER_100);
+    let mut state = PatientState::default();
+    // The wearable sends current, normal readings.
+    let now_s = 7200;
+    let current: Vec<_> = (0..5)
+        .map(|i| reading_from("wearable", HR, 75.0, now_s - 50 + i * 10))
+        .collect();
+    set.apply(&mut state, "p-1", &inputs(&current), at(now_s));
+    // The worker's phone uploads a visit of two hours ago: three fast beats in a row.
+    let visit: Vec<_> = [0, 60, 120]
+        .iter()
+        .map(|s| reading_from("phone", HR, 115.0, *s))
+        .collect();
+    let out = set.apply(&mut state, "p-1", &inputs(&visit), at(now_s + 5));
+    assert_eq!(out.late.len(), 3);
+    assert_eq!(out.alerts.len(), 1);
+    let alert = &out.alerts[0];
+    assert_eq!(alert.episode_start, at(0));
+    assert_eq!(alert.detected_at, at(120));
+    assert_eq!(alert.late_by_seconds, Some((now_s + 5 - 120) as f64));
+    // Uploaded again (the phone retried): nothing new.
+    let again = set.apply(&mut state, "p-1", &inputs(&visit), at(now_s + 9));
+    assert!(again.alerts.is_empty());
+    assert_eq!(again.duplicates.len(), 3);
+}
+
+#[test]
+fn missing_fires_by_the_clock_only_for_continuous_devices() {
+    let set =
+        one_rule("{kind: missing, metric: spo2, afterSeconds: 600, devices: [\"wearable-*\"]}");
+    // A kiosk spot check, then silence: never missing.
+    let mut kiosk = PatientState::default();
+    set.apply(
+        &mut kiosk,
+        "p-1",
+        &inputs(&[reading_from("kiosk-1", Spo2, 97.0, 0)]),
+        at(1),
+    );
+    assert_eq!(set.due_at(&kiosk), None);
+    assert!(
+        set.apply(&mut kiosk, "p-1", &[], at(5000))
+            .alerts
+            .is_empty()
+    );
+    // A wearable that stops: due by the clock, and fires when the sweep comes.
+    let mut worn = PatientState::default();
+    set.apply(
+        &mut worn,
+        "p-1",
+        &inputs(&[reading_from("wearable-7", Spo2, 97.0, 0)]),
+        at(1),
+    );
+    let due = set.due_at(&worn).expect("a continuous device's gap is due");
+    assert_eq!(
+        due,
+        720_000 + t0().timestamp_millis(),
+        "600 s + 60 s lateness, to the minute"
+    );
+    assert!(set.apply(&mut worn, "p-1", &[], at(600)).alerts.is_empty());
+    let out = set.apply(&mut worn, "p-1", &[], time_of(due));
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0].episode_start, at(0));
+    // The same id as the in-order evaluation gives when other readings show the gap.
+    let mut shown = PatientState::default();
+    let mut readings = vec![reading_from("wearable-7", Spo2, 97.0, 0)];
+    readings.push(reading_from("wearable-7", HR, 70.0, 700));
+    let in_order = set.apply(&mut shown, "p-1", &inputs(&readings), at(701));
+    assert_eq!(in_order.alerts[0].alert_id, out.alerts[0].alert_id);
+    assert_eq!(
+        set.due_at(&worn),
+        None,
+        "nothing due while the alert is open"
+    );
 }
 
 #[test]
@@ -474,7 +693,7 @@ fn states_of_removed_rules_are_kept_and_new_rules_start_fresh() {
     let out = before.apply(&mut state, "p-1", &inputs(&readings), late_now());
     assert_eq!(out.alerts.len(), 1);
     let old_state = state.rule_states["a-old"].clone();
-    assert!(old_state.episode.is_some());
+    assert!(state.raised.iter().any(|a| a.rule == "a-old" && a.open));
 
     // After: `a-old` is gone, `m-hr` stays, `b-new` and `z-new` are new.
     let after = rules(&format!("{}{hr}{}", spo2("z-new"), spo2("b-new")));
@@ -594,7 +813,7 @@ fn config_errors_are_clear() {
         (
             "lateness too large",
             "version: 1\nallowedLatenessSeconds: 999999\nrules:\n  - {id: a, alertType: t, severity: info, condition: {kind: threshold, metric: spo2, op: below, value: 90}}\n",
-            "allowedLatenessSeconds 999999 is over the maximum 3600",
+            "allowedLatenessSeconds must be between 10 and 3600 (got 999999)",
         ),
         (
             "unknown field",

@@ -1,0 +1,203 @@
+//! Rules evaluated on arrival: a `threshold`, and an `all_of` of thresholds over each
+//! metric's latest reading within its freshness bound. Whether they hold at a reading does
+//! not depend on the order readings arrived in, only on the readings known, so they are
+//! evaluated as soon as a reading arrives, late or not, in the same invocation.
+//!
+//! An episode is a run of consecutive readings (of the rule's metrics, in reading-time
+//! order) at which the rule holds. Each batch, for each such rule a new reading may
+//! concern, the runs are found over every reading the state knows (the kept history, the
+//! pending readings and the new ones); a run that contains the start of no known alert
+//! raises one, with the id the in-order evaluation gives it: (patient, rule, time of the
+//! run's first reading). A late reading that splits a run raises the second half's alert; a
+//! late reading that extends a run backwards raises nothing. Resolutions come only from the
+//! in-order evaluation.
+
+use super::config::{Condition, Rule};
+use super::engine::{Arrivals, METRICS, Mode, Outcome, RuleSet, metric_index, time_of};
+use super::state::{PatientState, Pending, RaisedAlert};
+use crate::events::Evidence;
+
+/// One known reading of a rule's metrics.
+struct Point<'a> {
+    at: i64,
+    id: &'a str,
+    value: f64,
+    metric: usize,
+    /// Empty for readings of the history (their correlation id is not kept).
+    correlation_id: &'a str,
+}
+
+impl RuleSet {
+    pub(super) fn raise_on_arrival(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        arrivals: &Arrivals,
+        late: &[Pending],
+        now_ms: i64,
+        out: &mut Outcome,
+    ) {
+        for (i, rule) in self.config.rules.iter().enumerate() {
+            let mask = self.metric_masks[i];
+            if self.modes[i] != Mode::OnArrival || mask & arrivals.mask == 0 {
+                continue;
+            }
+            // New readings that all come after everything known, none of which satisfies
+            // its own member of the rule, cannot start, extend or split a run.
+            let late_touches = late
+                .iter()
+                .any(|p| mask & (1 << metric_index(p.metric)) != 0);
+            let may_hold = arrivals
+                .values
+                .iter()
+                .any(|&(m, v)| mask & (1 << m) != 0 && member_holds(&rule.condition, m, v));
+            if !late_touches && arrivals.out_of_order & mask == 0 && !may_hold {
+                continue;
+            }
+            self.raise_runs(state, patient_id, i, rule, late, now_ms, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raise_runs(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        index: usize,
+        rule: &Rule,
+        late: &[Pending],
+        now_ms: i64,
+        out: &mut Outcome,
+    ) {
+        let mask = self.metric_masks[index];
+        let fresh_ms = self.fresh_ms[index];
+        let mut points: Vec<Point<'_>> = Vec::new();
+        for (m, history) in state.history.iter().enumerate() {
+            if mask & (1 << m) != 0 {
+                points.extend(history.iter().map(|s| Point {
+                    at: s.at,
+                    id: &s.id,
+                    value: s.value,
+                    metric: m,
+                    correlation_id: "",
+                }));
+            }
+        }
+        for p in late.iter().chain(&state.pending) {
+            let m = metric_index(p.metric);
+            if mask & (1 << m) != 0 {
+                points.push(Point {
+                    at: p.at,
+                    id: &p.id,
+                    value: p.value,
+                    metric: m,
+                    correlation_id: &p.correlation_id,
+                });
+            }
+        }
+        points.sort_unstable_by(|a, b| (a.at, a.id).cmp(&(b.at, b.id)));
+
+        // Whether the rule holds at each point, and the latest point of each metric there.
+        let leaves = rule.condition.leaves();
+        let mut latest: [Option<usize>; METRICS] = [None; METRICS];
+        let mut holds = Vec::with_capacity(points.len());
+        let mut latest_at = Vec::with_capacity(points.len());
+        for (k, point) in points.iter().enumerate() {
+            latest[point.metric] = Some(k);
+            holds.push(leaves.iter().all(|leaf| match leaf {
+                Condition::Threshold { metric, op, value } => {
+                    latest[metric_index(*metric)].is_some_and(|j| {
+                        point.at.saturating_sub(points[j].at) <= fresh_ms
+                            && op.holds(points[j].value, *value)
+                    })
+                }
+                _ => false,
+            }));
+            latest_at.push(latest);
+        }
+
+        let fallback_correlation = late
+            .first()
+            .or(state.pending.last())
+            .map(|p| p.correlation_id.clone())
+            .unwrap_or_default();
+        let mut raised = Vec::new();
+        let mut k = 0;
+        while k < points.len() {
+            if !holds[k] {
+                k += 1;
+                continue;
+            }
+            let first = k;
+            while k + 1 < points.len() && holds[k + 1] {
+                k += 1;
+            }
+            let last = k;
+            k += 1;
+            let (start, end) = (points[first].at, points[last].at);
+            let mut covered = false;
+            for alert in state.raised.iter_mut().filter(|a| a.rule == rule.id) {
+                let starts_here = alert.from >= start && alert.from <= end;
+                // The run's beginning was forgotten (the history keeps the newest readings).
+                let continues = first == 0 && alert.from < start && alert.to >= start;
+                if starts_here || continues {
+                    covered = true;
+                    alert.to = alert.to.max(end);
+                }
+            }
+            if covered {
+                continue;
+            }
+            let trigger = &points[first];
+            let evidence: Vec<Evidence> = latest_at[first]
+                .iter()
+                .flatten()
+                .map(|&j| {
+                    let p = &points[j];
+                    Evidence {
+                        reading_event_id: p.id.to_string(),
+                        vital: crate::reading::VitalType::ALL[p.metric],
+                        value: p.value,
+                        timestamp: time_of(p.at),
+                    }
+                })
+                .collect();
+            let correlation = if trigger.correlation_id.is_empty() {
+                fallback_correlation.as_str()
+            } else {
+                trigger.correlation_id
+            };
+            let candidate = self.candidate(
+                patient_id,
+                rule,
+                start,
+                (trigger.id, correlation),
+                start,
+                evidence,
+                now_ms,
+            );
+            raised.push(RaisedAlert {
+                rule: rule.id.clone(),
+                alert_id: candidate.alert_id.clone(),
+                from: start,
+                to: end,
+                open: true,
+            });
+            out.alerts.push(candidate);
+        }
+        state.raised.extend(raised);
+    }
+}
+
+/// Whether a new reading of metric index `m` with `value` satisfies a threshold member of
+/// `condition` on its metric.
+fn member_holds(condition: &Condition, m: usize, value: f64) -> bool {
+    condition.leaves().iter().any(|leaf| match leaf {
+        Condition::Threshold {
+            metric,
+            op,
+            value: threshold,
+        } => metric_index(*metric) == m && op.holds(value, *threshold),
+        _ => false,
+    })
+}
