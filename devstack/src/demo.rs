@@ -342,6 +342,7 @@ async fn summary(
         "EmergencyCoordinatorFunction",
         "EmergencyStepsFunction",
         "ProjectFunction",
+        "SweepFunction",
     ] {
         let records = stack.invocations(function);
         let failed = records

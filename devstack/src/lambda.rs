@@ -67,7 +67,8 @@ pub struct InvocationRecord {
     /// Time from the start of the invocation (after waiting in the function's queue) to its
     /// outcome; includes the cold start of a fresh process.
     pub duration: Duration,
-    /// Who invoked: "api", "kinesis:<LogicalId>", "sqs:<LogicalId>" or "direct".
+    /// Who invoked: "api", "kinesis:<LogicalId>", "dynamodb:<LogicalId>", "sqs:<LogicalId>",
+    /// "schedule:<EventName>" or "direct".
     pub source: String,
 }
 

@@ -3,8 +3,8 @@
 //! It starts moto server (or attaches to a running emulator such as LocalStack), creates the
 //! resources of `infra/template.yaml` in it through the AWS APIs, runs the real compiled
 //! function binaries as child processes behind an in-process Lambda Runtime API, and plays
-//! the part of Lambda's event source mappings (Kinesis and SQS pollers) and of API Gateway's
-//! HTTP API.
+//! the part of Lambda's event source mappings (Kinesis, DynamoDB stream and SQS pollers), of
+//! EventBridge schedules and of API Gateway's HTTP API.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -23,6 +23,7 @@ pub mod http_api;
 pub mod inspect;
 pub mod lambda;
 pub mod provision;
+pub mod schedule;
 pub mod stack;
 pub mod template;
 

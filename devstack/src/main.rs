@@ -1,11 +1,13 @@
 //! `devstack`: run the pipeline locally.
 //!
 //! ```text
-//! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N]
-//! devstack up   [--port N]
+//! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
+//! devstack up   [--port N] [--schedule-interval D]
 //! ```
 //! Both honour `DEVSTACK_ENDPOINT` (use a running emulator such as LocalStack instead of
-//! starting moto).
+//! starting moto). `--schedule-interval` (default: `DEVSTACK_SCHEDULE_INTERVAL`, else 5s)
+//! is how often every schedule of the template fires locally, e.g. `500ms`, `2s`, `1m`, or
+//! `template` for the template's own rates.
 
 mod demo;
 mod simulator;
@@ -46,12 +48,19 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
         .map_err(|_| anyhow::anyhow!("--{name} expects a number, got {value:?}"))
 }
 
+/// `--schedule-interval`: `template` = the template's rates, else e.g. `500ms`, `2s`, `1m`.
+fn interval(name: &str, value: &str) -> Result<Option<Duration>> {
+    devstack::stack::parse_schedule_interval(value).with_context(|| format!("--{name}"))
+}
+
 async fn run() -> Result<bool> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         bail!("usage: devstack demo|up [--flags]; see devstack/src/main.rs");
     };
     let root = workspace_root();
+    // An invalid DEVSTACK_SCHEDULE_INTERVAL is an error here (for_workspace only logs it).
+    devstack::stack::schedule_interval_from_env()?;
     let mut config = StackConfig::for_workspace(&root);
     config.function_log_dir = Some(root.join(".local/logs"));
     match command.as_str() {
@@ -68,6 +77,7 @@ async fn run() -> Result<bool> {
                     "unwell" => options.abnormal = number(&name, &value)?,
                     "rounds" => options.rounds = number(&name, &value)?,
                     "seed" => options.seed = number(&name, &value)?,
+                    "schedule-interval" => config.schedule_interval = interval(&name, &value)?,
                     _ => bail!("unknown flag --{name} for demo"),
                 }
             }
@@ -79,6 +89,7 @@ async fn run() -> Result<bool> {
             for (name, value) in flags(&args[1..])? {
                 match name.as_str() {
                     "port" => config.http_port = number(&name, &value)?,
+                    "schedule-interval" => config.schedule_interval = interval(&name, &value)?,
                     _ => bail!("unknown flag --{name} for up"),
                 }
             }
@@ -94,6 +105,14 @@ async fn run() -> Result<bool> {
                 "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
                 stack.endpoint_url()
             );
+            for (function, event, period) in stack.schedules() {
+                match period {
+                    Some(period) => {
+                        println!("  schedule  {function} ({event}) every {period:?}")
+                    }
+                    None => println!("  schedule  {function} ({event}) disabled"),
+                }
+            }
             println!("Ctrl-C to stop");
             tokio::signal::ctrl_c()
                 .await

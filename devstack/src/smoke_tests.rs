@@ -283,3 +283,63 @@ async fn missing_moto_or_binaries_fail_clearly() {
     assert!(format!("{err:#}").contains("run ./dev setup"), "{err:#}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_every_interval_and_on_demand() {
+    let (mut config, dir) = fake_config("schedule");
+    config.schedule_interval = Some(Duration::from_millis(300));
+    let stack = Stack::start(config).await.expect("stack starts");
+    assert_eq!(
+        stack.schedules(),
+        vec![(
+            "SweepFunction".to_string(),
+            "Sweep".to_string(),
+            Some(Duration::from_millis(300))
+        )]
+    );
+
+    // Ticks: the scheduled-event document, recorded with the schedule as source.
+    let started = std::time::Instant::now();
+    while stack.invocations("SweepFunction").len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the schedule did not fire twice"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ticks = stack.invocations("SweepFunction");
+    for tick in &ticks[..2] {
+        assert_eq!(tick.source, "schedule:Sweep");
+        assert_eq!(tick.payload["detail-type"], "Scheduled Event");
+        assert_eq!(tick.payload["source"], "aws.events");
+        assert_eq!(
+            tick.payload["resources"][0],
+            format!(
+                "arn:aws:events:us-east-1:{}:rule/vitals-local-SweepFunctionSweep",
+                tick.payload["account"].as_str().unwrap()
+            )
+        );
+        assert_eq!(
+            tick.outcome,
+            InvokeOutcome::Ok(json!({ "echo": tick.payload }))
+        );
+    }
+    assert_ne!(ticks[0].payload["id"], ticks[1].payload["id"]);
+
+    // On demand, with the same payload shape.
+    let outcome = stack.run_schedule("SweepFunction").await.unwrap();
+    let InvokeOutcome::Ok(response) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(response["echo"]["detail-type"], "Scheduled Event");
+    assert!(stack.run_schedule("DetectFunction").await.is_err());
+    assert!(stack.run_schedule("NoSuchFunction").await.is_err());
+
+    // Idle between ticks: wait_idle does not wait for the next one.
+    stack
+        .wait_idle(Duration::from_secs(30))
+        .await
+        .expect("idle between ticks");
+    stack.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -17,6 +17,7 @@ use crate::lambda::{
     FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget, MetricTotals,
 };
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, ResolvedFunction, Resource};
+use crate::schedule::{self, Schedule, ScheduleEvent, ScheduleKind, ScheduleRunner};
 use crate::template::{Template, scalar_to_string};
 
 /// How a [`Stack`] is started.
@@ -45,6 +46,33 @@ pub struct StackConfig {
     /// Extra environment variables by function logical id, set over the template's (e.g.
     /// `FAULT_INJECTION_PANIC_ON` for a test).
     pub function_environment: BTreeMap<String, BTreeMap<String, String>>,
+    /// `Some(d)`: every schedule (`Schedule` / `ScheduleV2` events) fires every `d` instead
+    /// of its template period (a `cron(...)` schedule needs this). `None`: the template's
+    /// `rate(...)`. Set a long interval (e.g. 1 h) to fire schedules only through
+    /// [`Stack::run_schedule`].
+    pub schedule_interval: Option<Duration>,
+}
+
+/// Local period of every schedule when `DEVSTACK_SCHEDULE_INTERVAL` is not set.
+pub const DEFAULT_LOCAL_SCHEDULE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reads `DEVSTACK_SCHEDULE_INTERVAL`: unset or empty = `Ok(None)`; `template` =
+/// `Ok(Some(None))` (the template's periods); else an interval such as `500ms`, `2s`, `1m`.
+pub fn schedule_interval_from_env() -> Result<Option<Option<Duration>>> {
+    match std::env::var("DEVSTACK_SCHEDULE_INTERVAL") {
+        Ok(value) if !value.trim().is_empty() => parse_schedule_interval(&value)
+            .map(Some)
+            .context("DEVSTACK_SCHEDULE_INTERVAL"),
+        _ => Ok(None),
+    }
+}
+
+/// `template` = `None` (the template's periods), else an interval such as `500ms`, `2s`, `1m`.
+pub fn parse_schedule_interval(text: &str) -> Result<Option<Duration>> {
+    if text.trim().eq_ignore_ascii_case("template") {
+        return Ok(None);
+    }
+    schedule::parse_interval(text).map(Some)
 }
 
 impl StackConfig {
@@ -52,9 +80,19 @@ impl StackConfig {
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`), moto from `.local/moto`, stack name
     /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
     /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
-    /// SQS retry delay, function output on stderr, and the endpoint from `DEVSTACK_ENDPOINT`
-    /// if set.
+    /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
+    /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
+    /// or `template` for the template's rates), else every 5 s. An invalid
+    /// `DEVSTACK_SCHEDULE_INTERVAL` is logged and the 5 s default is used.
     pub fn for_workspace(workspace_root: &Path) -> StackConfig {
+        let schedule_interval = match schedule_interval_from_env() {
+            Ok(Some(interval)) => interval,
+            Ok(None) => Some(DEFAULT_LOCAL_SCHEDULE_INTERVAL),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), default = ?DEFAULT_LOCAL_SCHEDULE_INTERVAL, "ignoring DEVSTACK_SCHEDULE_INTERVAL");
+                Some(DEFAULT_LOCAL_SCHEDULE_INTERVAL)
+            }
+        };
         let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
             Some(dir) => {
                 let dir = PathBuf::from(dir);
@@ -88,6 +126,7 @@ impl StackConfig {
             sqs_retry_delay: Some(Duration::from_millis(500)),
             function_log_dir: None,
             function_environment: BTreeMap::new(),
+            schedule_interval,
         }
     }
 }
@@ -103,6 +142,7 @@ pub struct Stack {
     provisioned: Provisioned,
     functions: BTreeMap<String, Arc<FunctionHost>>,
     pollers: Vec<Poller>,
+    schedules: Vec<ScheduleRunner>,
     http: HttpApiServer,
     activity: Arc<AtomicU64>,
 }
@@ -145,6 +185,7 @@ impl Stack {
 
         let mut functions = BTreeMap::new();
         let mut mappings = Vec::new();
+        let mut schedule_events = Vec::new();
         let mut routes = Vec::new();
         for function in &resolved_functions {
             let mut spec = function_spec(function, &config.bin_dir, &emulator.endpoint)?;
@@ -156,6 +197,7 @@ impl Stack {
             for event in events {
                 match event {
                     FunctionEvent::Mapping(mapping) => mappings.push((mapping, host.clone())),
+                    FunctionEvent::Schedule(event) => schedule_events.push((event, host.clone())),
                     FunctionEvent::Route {
                         method,
                         path,
@@ -225,12 +267,28 @@ impl Stack {
             pollers.push(poller);
         }
 
+        let mut schedules = Vec::new();
+        for (event, host) in schedule_events {
+            let function_id = host.spec().logical_id.clone();
+            let period = if event.enabled {
+                Some(event.period(config.schedule_interval).with_context(|| {
+                    format!("function {function_id} event {}", event.event_name)
+                })?)
+            } else {
+                tracing::info!(function = %function_id, event = %event.event_name, "schedule disabled (Enabled: false / State: DISABLED)");
+                None
+            };
+            let schedule = Schedule::new(event, host, &config.stack_name, provisioned.account_id());
+            schedules.push(ScheduleRunner::start(Arc::new(schedule), period));
+        }
+
         let http = http_api::start(config.http_port, routes, provisioned.account_id()).await?;
         tracing::info!(
             endpoint = %emulator.endpoint,
             api_url = %format!("http://127.0.0.1:{}", http.port),
             functions = functions.len(),
             pollers = pollers.len(),
+            schedules = schedules.len(),
             "devstack is up"
         );
         Ok(Stack {
@@ -241,6 +299,7 @@ impl Stack {
             provisioned,
             functions,
             pollers,
+            schedules,
             http,
             activity,
         })
@@ -307,6 +366,65 @@ impl Stack {
         Ok(function.invoke(payload, "direct").await)
     }
 
+    /// Fires a function's schedule now (its only `Schedule` / `ScheduleV2` event, even if
+    /// disabled) with the payload the schedule sends, and returns the outcome. Recorded like
+    /// a tick (source `schedule:<EventName>`). If a tick of the same schedule is in flight,
+    /// waits for it to end first: invocations of one schedule never overlap.
+    pub async fn run_schedule(&self, function_logical_id: &str) -> Result<InvokeOutcome> {
+        self.function(function_logical_id)?;
+        let runners: Vec<&ScheduleRunner> = self
+            .schedules
+            .iter()
+            .filter(|r| r.schedule.function_id() == function_logical_id)
+            .collect();
+        let [runner] = runners.as_slice() else {
+            let events: Vec<&str> = runners
+                .iter()
+                .map(|r| r.schedule.event().event_name.as_str())
+                .collect();
+            bail!(
+                "function {function_logical_id} has {} schedule events ({}); run_schedule needs exactly one (see run_schedule_event)",
+                events.len(),
+                events.join(", ")
+            );
+        };
+        Ok(runner.schedule.fire().await)
+    }
+
+    /// Like [`Stack::run_schedule`], for the schedule event `event_name` of a function.
+    pub async fn run_schedule_event(
+        &self,
+        function_logical_id: &str,
+        event_name: &str,
+    ) -> Result<InvokeOutcome> {
+        self.function(function_logical_id)?;
+        let runner = self
+            .schedules
+            .iter()
+            .find(|r| {
+                r.schedule.function_id() == function_logical_id
+                    && r.schedule.event().event_name == event_name
+            })
+            .with_context(|| {
+                format!("function {function_logical_id} has no schedule event {event_name}")
+            })?;
+        Ok(runner.schedule.fire().await)
+    }
+
+    /// The schedules: (function logical id, event name, period; `None` when disabled).
+    pub fn schedules(&self) -> Vec<(String, String, Option<Duration>)> {
+        self.schedules
+            .iter()
+            .map(|r| {
+                (
+                    r.schedule.function_id().to_string(),
+                    r.schedule.event().event_name.clone(),
+                    r.period,
+                )
+            })
+            .collect()
+    }
+
     /// Every invocation of a function so far, in order (empty for an unknown function).
     pub fn invocations(&self, function_logical_id: &str) -> Vec<InvocationRecord> {
         self.functions
@@ -327,6 +445,7 @@ impl Stack {
     /// Waits until nothing is in flight for two consecutive checks ~200 ms apart: no function
     /// invocation queued or running, every Kinesis shard caught up with no pending retry, and
     /// every polled SQS queue empty (visible, in flight and delayed) with no batch running.
+    /// A schedule counts only while its invocation runs: the next tick is not waited for.
     pub async fn wait_idle(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut idle_at_activity: Option<u64> = None;
@@ -414,6 +533,9 @@ impl Stack {
     /// Stops the pollers and the HTTP API, kills the function processes and, if devstack
     /// started it, moto.
     pub async fn shutdown(mut self) -> Result<()> {
+        for mut runner in std::mem::take(&mut self.schedules) {
+            runner.abort();
+        }
         for poller in std::mem::take(&mut self.pollers) {
             poller.shutdown().await;
         }
@@ -523,6 +645,7 @@ fn function_spec(
 #[derive(Debug, Clone, PartialEq)]
 enum FunctionEvent {
     Mapping(EventSourceMapping),
+    Schedule(ScheduleEvent),
     Route {
         method: Option<String>,
         path: String,
@@ -560,6 +683,17 @@ fn parse_events(function: &ResolvedFunction, stack_name: &str) -> Result<Vec<Fun
                 EventSourceMapping::from_event(name, SourceKind::DynamoDb, props)
                     .with_context(|| format!("function {id}"))?,
             ),
+            "Schedule" | "ScheduleV2" => {
+                let kind = if event_type == "Schedule" {
+                    ScheduleKind::Rule
+                } else {
+                    ScheduleKind::Scheduler
+                };
+                FunctionEvent::Schedule(
+                    ScheduleEvent::from_event(name, kind, props)
+                        .with_context(|| format!("function {id}"))?,
+                )
+            }
             "HttpApi" => {
                 let text = |key: &str| -> Result<Option<String>> {
                     props
@@ -651,7 +785,7 @@ mod tests {
             .iter()
             .filter(|r| r.resource_type == "AWS::Serverless::Function")
             .collect();
-        assert_eq!(functions.len(), 7);
+        assert_eq!(functions.len(), 8);
         for resource in functions {
             let function = resolve_function(&template, resource);
             let vars = function.properties["Environment"]["Variables"]
@@ -660,11 +794,12 @@ mod tests {
             // Globals merged in, parameters overridden.
             assert_eq!(vars["STAGE"], "local", "{}", resource.logical_id);
             assert_eq!(vars["RUST_LOG"], "info");
-            // The emergency steps wait on the (simulated) ambulance provider.
-            let timeout = if resource.logical_id == "EmergencyStepsFunction" {
-                30
-            } else {
-                10
+            // The emergency steps wait on the (simulated) ambulance provider; the sweep
+            // visits every due patient.
+            let timeout = match resource.logical_id.as_str() {
+                "EmergencyStepsFunction" => 30,
+                "SweepFunction" => 60,
+                _ => 10,
             };
             assert_eq!(function.properties["Timeout"], timeout);
             assert_eq!(function.properties["MemorySize"], 256);
@@ -717,6 +852,82 @@ mod tests {
             notify.properties["Environment"]["Variables"]["NOTIFICATION_CHANNEL"],
             "outbox"
         );
+    }
+
+    #[test]
+    fn the_sweep_runs_on_a_one_minute_schedule() {
+        let template = Template::load(&template_path()).unwrap();
+        let sweep = resolve_function(&template, template.resource("SweepFunction").unwrap());
+        let events = parse_events(&sweep, "vitals-test").unwrap();
+        let [FunctionEvent::Schedule(schedule)] = events.as_slice() else {
+            panic!("expected one schedule, got {events:?}");
+        };
+        assert_eq!(schedule.kind, ScheduleKind::Rule);
+        assert_eq!(schedule.event_name, "Sweep");
+        assert!(schedule.enabled && schedule.input.is_none());
+        assert_eq!(schedule.period(None).unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            schedule.period(Some(Duration::from_secs(5))).unwrap(),
+            Duration::from_secs(5)
+        );
+        let vars = &sweep.properties["Environment"]["Variables"];
+        assert_eq!(vars["DETECT_MODE"], "sweep");
+        assert_eq!(vars["AUTO_DISPATCH_MAX_AGE_SECONDS"], "900");
+        assert_eq!(
+            sweep.properties["CodeUri"],
+            template.resource("DetectFunction").unwrap().properties["CodeUri"]
+        );
+    }
+
+    #[test]
+    fn schedule_events_are_read_and_bad_ones_name_the_function() {
+        let function = |events: Value| ResolvedFunction {
+            logical_id: "TickFunction".to_string(),
+            name: "s-tick".to_string(),
+            arn: "arn:aws:lambda:us-east-1:1:function:s-tick".to_string(),
+            properties: serde_json::json!({ "Events": events }),
+        };
+        let events = parse_events(
+            &function(serde_json::json!({
+                "Every": {"Type": "Schedule", "Properties": {"Schedule": "rate(5 minutes)", "Enabled": false}},
+                "V2": {"Type": "ScheduleV2", "Properties": {"ScheduleExpression": "rate(1 hour)", "Input": "{\"a\":1}"}},
+            })),
+            "s",
+        )
+        .unwrap();
+        let schedules: Vec<&ScheduleEvent> = events
+            .iter()
+            .map(|e| match e {
+                FunctionEvent::Schedule(s) => s,
+                other => panic!("not a schedule: {other:?}"),
+            })
+            .collect();
+        assert_eq!(schedules.len(), 2);
+        let every = schedules.iter().find(|s| s.event_name == "Every").unwrap();
+        assert!(!every.enabled);
+        let v2 = schedules.iter().find(|s| s.event_name == "V2").unwrap();
+        assert_eq!(v2.kind, ScheduleKind::Scheduler);
+        assert_eq!(v2.input, Some(serde_json::json!({"a": 1})));
+
+        let err = parse_events(
+            &function(serde_json::json!({
+                "Bad": {"Type": "Schedule", "Properties": {"Schedule": "rate(5 minute)"}},
+            })),
+            "s",
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("TickFunction") && err.contains("Bad"), "{err}");
+    }
+
+    #[test]
+    fn schedule_interval_values() {
+        assert_eq!(parse_schedule_interval("template").unwrap(), None);
+        assert_eq!(
+            parse_schedule_interval("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert!(parse_schedule_interval("soon").is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! - Every queue has a dead-letter queue (with maxReceiveCount >= 5), unless it is itself a
 //!   DLQ or an on-failure destination; every SQS-triggered function's queue has a visibility
 //!   timeout of at least 6x the function timeout; the Kinesis mapping has bounded retries,
-//!   bisect, a maximum record age, partial batch responses and an on-failure destination.
+//!   bisect, a maximum record age, partial batch responses and an on-failure destination;
+//!   a scheduled function (Schedule / ScheduleV2 events, invoked asynchronously) has bounded
+//!   async retries and event age (EventInvokeConfig).
 //! - Encryption at rest on streams, topics, queues and tables.
 //! - Observability: each function has a log group with retention, error and throttle
 //!   alarms; each DLQ has a depth alarm; every alarm notifies the ops topic.
@@ -305,6 +307,23 @@ fn delivery_problems(template: &Template) -> Vec<String> {
                         problems.push(format!("{at}: no on-failure destination"));
                     }
                 }
+                "Schedule" | "ScheduleV2" => {
+                    // Asynchronous invocations: Lambda retries a failed one twice by default,
+                    // up to 6 hours later, overlapping the later runs of the schedule.
+                    let config = function.properties.get("EventInvokeConfig");
+                    let retries = config.and_then(|c| number(c.get("MaximumRetryAttempts")));
+                    if !retries.is_some_and(|n| (0..=2).contains(&n)) {
+                        problems.push(format!(
+                            "{at}: EventInvokeConfig.MaximumRetryAttempts must be set, 0..=2"
+                        ));
+                    }
+                    let age = config.and_then(|c| number(c.get("MaximumEventAgeInSeconds")));
+                    if !age.is_some_and(|n| (60..=21600).contains(&n)) {
+                        problems.push(format!(
+                            "{at}: EventInvokeConfig.MaximumEventAgeInSeconds must be set, 60..=21600"
+                        ));
+                    }
+                }
                 _ => {}
             }
         }
@@ -464,7 +483,7 @@ fn api_problems(template: &Template) -> Vec<String> {
 fn template_grants_least_privilege() {
     let template = load();
     assert_eq!(privilege_problems(&template), Vec::<String>::new());
-    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 7);
+    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 8);
 }
 
 #[test]
@@ -516,8 +535,13 @@ fn wildcard_action_or_resource_is_reported() {
         "Effect": "Allow", "Action": ["sqs:SendMessage"],
         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"}
     }));
+    // The sweep may query its one index, not every index of the table.
+    statements_mut(&mut template, "SweepRole").push(json!({
+        "Effect": "Allow", "Action": ["dynamodb:Query"],
+        "Resource": {"Fn::Sub": "${PatientStateTable.Arn}/index/*"}
+    }));
     let problems = privilege_problems(&template);
-    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_eq!(problems.len(), 4, "{problems:#?}");
     let has = |role: &str, what: &str| {
         problems
             .iter()
@@ -525,6 +549,7 @@ fn wildcard_action_or_resource_is_reported() {
     };
     assert!(has("IngestRole", "wildcard resource"), "{problems:#?}");
     assert!(has("DetectRole", "wildcard resource"), "{problems:#?}");
+    assert!(has("SweepRole", "wildcard resource"), "{problems:#?}");
     assert!(has("RouteRole", "\"dynamodb:*\""), "{problems:#?}");
 }
 
@@ -584,8 +609,13 @@ fn a_queue_without_dlq_and_a_short_visibility_timeout_are_reported() {
         .as_object_mut()
         .unwrap()
         .remove("MaximumRecordAgeInSeconds");
+    resource_mut(&mut template, "SweepFunction")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("EventInvokeConfig");
     let problems = delivery_problems(&template);
-    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert_eq!(problems.len(), 7, "{problems:#?}");
     assert!(
         problems
             .iter()
@@ -612,6 +642,12 @@ fn a_queue_without_dlq_and_a_short_visibility_timeout_are_reported() {
             .iter()
             .any(|p| p.contains("MaximumRecordAgeInSeconds"))
     );
+    assert!(problems.iter().any(|p| {
+        p.starts_with("SweepFunction.Sweep: EventInvokeConfig.MaximumRetryAttempts must be set")
+    }));
+    assert!(problems.iter().any(|p| p.starts_with(
+        "SweepFunction.Sweep: EventInvokeConfig.MaximumEventAgeInSeconds must be set"
+    )));
 }
 
 #[test]
@@ -627,15 +663,29 @@ fn missing_encryption_alarm_or_auth_is_reported() {
         vec!["EventsTable: not encrypted at rest"]
     );
 
-    template
-        .resources
-        .retain(|r| r.logical_id != "RouteDLQDepthAlarm" && r.logical_id != "NotifyThrottlesAlarm");
+    template.resources.retain(|r| {
+        !matches!(
+            r.logical_id.as_str(),
+            "RouteDLQDepthAlarm" | "NotifyThrottlesAlarm" | "SweepErrorsAlarm"
+        )
+    });
     resource_mut(&mut template, "AlertLagAlarm").properties["AlarmActions"] = json!([]);
+    resource_mut(&mut template, "SweepFunction")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("LoggingConfig");
     let problems = observability_problems(&template);
-    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_eq!(problems.len(), 5, "{problems:#?}");
     assert!(problems.contains(&"AlertLagAlarm: does not notify OpsTopic".to_string()));
     assert!(problems.contains(&"NotifyFunction: no Throttles alarm".to_string()));
     assert!(problems.contains(&"RouteDLQ: no depth alarm".to_string()));
+    assert!(problems.contains(&"SweepFunction: no Errors alarm".to_string()));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("SweepFunction: needs FunctionName and a LoggingConfig"))
+    );
 
     resource_mut(&mut template, "HttpApi").properties["Auth"]["DefaultAuthorizer"] = json!("NONE");
     assert_eq!(
