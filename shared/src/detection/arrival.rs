@@ -48,10 +48,10 @@ impl RuleSet {
                 .iter()
                 .any(|p| mask & (1 << metric_index(p.metric)) != 0);
             let may_hold = arrivals
-                .values
+                .readings
                 .iter()
-                .any(|&(m, v)| mask & (1 << m) != 0 && member_holds(&rule.condition, m, v));
-            if !late_touches && arrivals.out_of_order & mask == 0 && !may_hold {
+                .any(|&(m, _, v)| mask & (1 << m) != 0 && member_holds(&rule.condition, m, v));
+            if !late_touches && !may_hold && arrivals.in_order(mask) {
                 continue;
             }
             self.raise_runs(state, patient_id, i, rule, late, now_ms, out);
@@ -83,7 +83,7 @@ impl RuleSet {
                 }));
             }
         }
-        for p in late.iter().chain(&state.pending) {
+        for p in late.iter().chain(&state.held).chain(&state.pending) {
             let m = metric_index(p.metric);
             if mask & (1 << m) != 0 {
                 points.push(Point {

@@ -320,19 +320,22 @@ impl RuleSet {
         let mut out = Outcome::default();
         self.prepare(state);
         let frontier_before = state.frontier;
+        let held_before = state.held.len();
 
         // Where each metric's known readings end, to tell in-order arrivals.
-        let mut known_end = [i64::MIN; METRICS];
-        for (m, end) in known_end.iter_mut().enumerate() {
+        let mut arrivals = Arrivals {
+            known_end: [i64::MIN; METRICS],
+            ..Arrivals::default()
+        };
+        for (m, end) in arrivals.known_end.iter_mut().enumerate() {
             if let Some(last) = state.history[m].back() {
                 *end = last.at;
             }
         }
         for p in &state.pending {
-            let end = &mut known_end[metric_index(p.metric)];
+            let end = &mut arrivals.known_end[metric_index(p.metric)];
             *end = (*end).max(p.at);
         }
-        let mut arrivals = Arrivals::default();
         let mut late: Vec<Pending> = Vec::new();
         for input in inputs {
             let at = input.timestamp().timestamp_millis();
@@ -341,6 +344,7 @@ impl RuleSet {
             let is_late = state.frontier.is_some_and(|f| at <= f);
             if state.recent.contains(id)
                 || state.pending.iter().any(|p| same_id(&p.id, id))
+                || state.held.iter().any(|p| same_id(&p.id, id))
                 || late.iter().any(|p| same_id(&p.id, id))
                 || (is_late && state.history[m].iter().any(|s| same_id(&s.id, id)))
             {
@@ -349,7 +353,7 @@ impl RuleSet {
             }
             let received = input.received_at().timestamp_millis();
             super::progress::observe(state, input.device_id(), at, received);
-            arrivals.note(m, at, input.value(), &mut known_end);
+            arrivals.note(m, at, input.value());
             let reading = Pending {
                 id: id.to_string(),
                 at,
@@ -357,6 +361,7 @@ impl RuleSet {
                 metric: input.vital(),
                 correlation_id: input.correlation_id().to_string(),
                 device: input.device_id().to_string(),
+                received,
             };
             if is_late {
                 if let Some(frontier) = state.frontier {
@@ -379,16 +384,32 @@ impl RuleSet {
             late.sort_unstable_by(by_time);
             self.raise_on_arrival(state, patient_id, &arrivals, &late, now_ms, &mut out);
         }
-        if !late.is_empty() {
-            self.backfill(state, patient_id, late, now_ms, &mut out);
+        // Late readings are backfilled once they have waited the allowed lateness, so
+        // that an upload cut into several batches is evaluated whole.
+        state.held.extend(late);
+        let waited_since = now_ms.saturating_sub(self.lateness_ms);
+        if state.held.iter().any(|p| p.received <= waited_since) {
+            let (mut ready, waiting): (Vec<Pending>, Vec<Pending>) =
+                std::mem::take(&mut state.held)
+                    .into_iter()
+                    .partition(|p| p.received <= waited_since);
+            state.held = waiting;
+            ready.sort_unstable_by(by_time);
+            self.backfill(state, patient_id, ready, now_ms, &mut out);
         }
-        let pruned = super::progress::advance(state, self.lateness_ms, now_ms);
-        self.evaluate_in_order(state, patient_id, now_ms, &mut out);
-        self.missing_by_clock(state, patient_id, now_ms, &mut out);
+        // While an upload is held for backfill, the in-order evaluation waits for it: the
+        // readings it holds may end a run the in-order state would otherwise continue.
+        let mut pruned = false;
+        if state.held.is_empty() {
+            pruned = super::progress::advance(state, self.lateness_ms, now_ms);
+            self.evaluate_in_order(state, patient_id, now_ms, &mut out);
+            self.missing_by_clock(state, patient_id, now_ms, &mut out);
+        }
         forget_old_alerts(&mut state.raised);
 
         out.pending = state.pending.len();
         out.changed = arrivals.mask != 0
+            || held_before != state.held.len()
             || pruned
             || state.frontier != frontier_before
             || out.evaluated > 0
@@ -519,7 +540,8 @@ impl RuleSet {
         let mut due = state
             .pending
             .iter()
-            .map(|p| p.at)
+            .chain(&state.held)
+            .map(|p| p.received)
             .min()
             .map(|first| first.saturating_add(self.lateness_ms));
         for (rule, rs) in self.config.rules.iter().zip(self.rule_states_ref(state)) {
@@ -567,26 +589,41 @@ fn forget_old_alerts(raised: &mut Vec<RaisedAlert>) {
     });
 }
 
-/// The readings of one batch that were new, by metric, and whether each metric's new
-/// readings all came after everything known of it.
+/// The new readings of one batch, and where each metric's known readings ended before.
 #[derive(Debug, Default)]
 pub(super) struct Arrivals {
     /// Bit per metric index with a new reading.
     pub mask: u8,
-    /// Bit per metric index whose new readings were not all in order.
-    pub out_of_order: u8,
-    /// `(metric index, value)` of each new reading.
-    pub values: Vec<(usize, f64)>,
+    /// Reading time of the newest known reading of each metric before this batch.
+    pub known_end: [i64; METRICS],
+    /// `(metric index, reading time, value)` of each new reading, in arrival order.
+    pub readings: Vec<(usize, i64, f64)>,
 }
 
 impl Arrivals {
-    fn note(&mut self, m: usize, at: i64, value: f64, known_end: &mut [i64; METRICS]) {
+    fn note(&mut self, m: usize, at: i64, value: f64) {
         self.mask |= 1 << m;
-        if at <= known_end[m] {
-            self.out_of_order |= 1 << m;
+        self.readings.push((m, at, value));
+    }
+
+    /// Whether the new readings of the metrics in `mask` each came after every reading
+    /// known of those metrics (so they can only be appended to the rule's timeline).
+    pub fn in_order(&self, mask: u8) -> bool {
+        let mut end = (0..METRICS)
+            .filter(|m| mask & (1 << m) != 0)
+            .map(|m| self.known_end[m])
+            .max()
+            .unwrap_or(i64::MIN);
+        for &(m, at, _) in &self.readings {
+            if mask & (1 << m) == 0 {
+                continue;
+            }
+            if at <= end {
+                return false;
+            }
+            end = at;
         }
-        known_end[m] = known_end[m].max(at);
-        self.values.push((m, value));
+        true
     }
 }
 

@@ -320,11 +320,6 @@ impl RuleSet {
                     started_at: last,
                 });
             }
-            // From here on the gap is a fact: a reading of before `tick` that arrives
-            // later is late.
-            if state.frontier.is_none_or(|f| f < tick) {
-                state.frontier = Some(tick);
-            }
             out.alerts.push(candidate);
         }
     }
@@ -570,6 +565,11 @@ pub(super) fn step_leaf(
                 )
             });
             let holds = continuous && r.at.saturating_sub(last) > secs_ms(*after_seconds);
+            // Only a reading of the metric itself ends the gap (in order, a later reading of
+            // another metric cannot undo it; and the clock may have opened it already).
+            if !holds && ls.active {
+                return;
+            }
             set(ls, holds, last, || {
                 history[m]
                     .back()

@@ -5,13 +5,16 @@
 //!   further than when it arrived (ingest's clock): a device whose clock runs ahead cannot
 //!   make another device's correct readings late. A reading is late only when a reading
 //!   that arrived before it was taken after it.
-//! - The frontier moves (only while readings wait) to the largest of
-//!   - the progress of the slowest device that sent within the allowed lateness, so one
-//!     device sending in its own order is evaluated on arrival;
-//!   - the patient's progress minus the allowed lateness;
-//!   - the clock minus the allowed lateness, capped at the newest reading time, so
-//!     readings never wait longer than the allowed lateness by the clock (in a later batch,
-//!     or by the sweep when the patient has gone silent).
+//! - The frontier moves (only while readings wait) to the progress of the slowest device
+//!   that sent within the allowed lateness (counting its own readings that have waited the
+//!   allowed lateness since they arrived, for a device whose clock runs ahead); when no
+//!   device has sent within the allowed lateness, to the newest reading. So one device
+//!   sending in its own order is evaluated on arrival; several devices wait for the
+//!   slowest, at most the allowed lateness after it falls silent (in a later batch, or by
+//!   the sweep); and a phone uploading a visit holds the others back until its whole upload
+//!   is in, whatever batches it was cut into.
+
+use std::collections::BTreeMap;
 
 use super::state::{DeviceClock, PatientState};
 
@@ -48,16 +51,20 @@ pub(super) fn advance(state: &mut PatientState, lateness_ms: i64, now_ms: i64) -
     let (Some(watermark), false) = (state.watermark, state.pending.is_empty()) else {
         return pruned;
     };
-    let progress = state.progress.unwrap_or(watermark);
-    let by_progress = progress.saturating_sub(lateness_ms);
-    let by_clock = now_ms.saturating_sub(lateness_ms).min(watermark);
-    let by_devices = state
+    // Each active device's progress, and its own readings that have waited the allowed
+    // lateness (a device whose clock runs ahead).
+    let mut reached: BTreeMap<&str, i64> = state
         .devices
-        .values()
-        .map(|clock| clock.progress)
-        .min()
-        .unwrap_or(i64::MIN);
-    let target = by_progress.max(by_clock).max(by_devices);
+        .iter()
+        .map(|(device, clock)| (device.as_str(), clock.progress))
+        .collect();
+    for p in state.pending.iter().filter(|p| p.received <= active_since) {
+        if let Some(at) = reached.get_mut(p.device.as_str()) {
+            *at = (*at).max(p.at);
+        }
+    }
+    // No active device: everything pending is final.
+    let target = reached.values().copied().min().unwrap_or(watermark);
     if state.frontier.is_none_or(|f| target > f) {
         state.frontier = Some(target);
     }

@@ -29,6 +29,9 @@ pub struct Pending {
     /// The device that sent it.
     #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
     pub device: String,
+    /// When it arrived (Unix ms, ingest's clock).
+    #[serde(rename = "r", default)]
+    pub received: i64,
 }
 
 /// An open alert of the in-order evaluation: the rule's condition holds since `started_at`.
@@ -166,6 +169,10 @@ pub struct PatientState {
     pub frontier: Option<i64>,
     /// Accepted readings not yet evaluated in order, in (time, id) order.
     pub pending: Vec<Pending>,
+    /// Late readings (at or before the frontier) waiting to be backfilled together with
+    /// the rest of their upload: until they have waited the allowed lateness.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Pending>,
     /// Evaluated readings per metric (`VitalType::ALL` order), in reading-time order: the
     /// last [`super::engine::TIMELINE_READINGS`] of every metric a rule uses, and as long
     /// as windows need.
