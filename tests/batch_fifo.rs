@@ -35,6 +35,7 @@ fn request(notification_id: &str, recipient: &str, message: &str) -> String {
             recipient_id: recipient.into(),
             recipient_phone: "+254700000301".into(),
             message: message.into(),
+            kind: Default::default(),
         },
     );
     serde_json::to_string(&envelope).expect("serialises")

@@ -180,10 +180,15 @@ async fn print_new_events(stack: &Stack, seen: &mut BTreeSet<String>) -> Result<
                 );
             }
             Some("NotificationSent") => println!(
-                "    NOTIFIED {} via {} for alert {} (correlation {})",
+                "    NOTIFIED {} via {} for alert {}{} (correlation {})",
                 d["recipientId"].as_str().unwrap_or("?"),
                 d["channel"].as_str().unwrap_or("?"),
                 short(d["alertId"].as_str()),
+                if d["kind"] == "cleared" {
+                    ": cleared"
+                } else {
+                    ""
+                },
                 e["correlationId"].as_str().unwrap_or("?"),
             ),
             _ => {}
@@ -265,9 +270,11 @@ async fn summary(
         ok = false;
         println!("    UNEXPECTED alerts for  {}", unexpected.join(", "));
     }
-    // Every alert notified at least once (escalations and emergencies add more).
+    // Every warning/critical alert notified at least once (escalations, emergencies and
+    // cleared notifications add more). Info alerts are for the dashboard only.
     let alert_ids: BTreeSet<&str> = alerts
         .iter()
+        .filter(|a| a["data"]["severity"] != "info")
         .filter_map(|a| a["data"]["alertId"].as_str())
         .collect();
     let notified_alerts: BTreeSet<&str> = notified

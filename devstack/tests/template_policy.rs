@@ -14,6 +14,9 @@
 //! - Encryption at rest on streams, topics, queues and tables.
 //! - Observability: each function has a log group with retention, error and throttle
 //!   alarms; each DLQ has a depth alarm; every alarm notifies the ops topic.
+//! - Alert policy: every subscription of the alerts topic filters on severity and never
+//!   takes info alerts (dashboard only); the emergency queue's takes critical alerts for
+//!   auto dispatch only.
 //!
 //! Each check returns the problems it found; the tests assert there are none in the real
 //! template, and that each check does report a problem in a template broken on purpose.
@@ -477,7 +480,44 @@ fn api_problems(template: &Template) -> Vec<String> {
         .collect()
 }
 
+fn alert_policy_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for sub in of_type(template, "AWS::SNS::Subscription")
+        .filter(|s| referenced_id(&s.properties["TopicArn"]) == Some("AlertsTopic"))
+    {
+        let id = &sub.logical_id;
+        let policy = &sub.properties["FilterPolicy"];
+        let severities: Vec<&str> = policy["severity"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if severities.is_empty() {
+            problems.push(format!("{id}: no severity filter (info alerts would pass)"));
+        } else if severities.contains(&"info") {
+            problems.push(format!("{id}: takes info alerts"));
+        }
+        if referenced_id(&sub.properties["Endpoint"]) == Some("EmergencyQueue") {
+            if severities != ["critical"] {
+                problems.push(format!("{id}: takes more than critical alerts"));
+            }
+            let dispatch: Vec<&Value> = policy["dispatch"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            if !dispatch.contains(&&json!("auto")) || dispatch.contains(&&json!("manual")) {
+                problems.push(format!("{id}: does not keep to dispatch = auto"));
+            }
+        }
+    }
+    problems
+}
+
 // ------------------------------------------------------------------ the real template
+
+#[test]
+fn info_alerts_notify_nobody_and_manual_dispatch_starts_no_saga() {
+    assert_eq!(alert_policy_problems(&load()), Vec::<String>::new());
+}
 
 #[test]
 fn template_grants_least_privilege() {
@@ -691,5 +731,26 @@ fn missing_encryption_alarm_or_auth_is_reported() {
     assert_eq!(
         api_problems(&template),
         vec!["HttpApi: no DefaultAuthorizer"]
+    );
+}
+
+#[test]
+fn a_subscription_that_lets_info_alerts_or_manual_dispatch_through_is_reported() {
+    let mut template = load();
+    resource_mut(&mut template, "AlertsToRouteSubscription").properties["FilterPolicy"]
+        .as_object_mut()
+        .unwrap()
+        .remove("severity");
+    resource_mut(&mut template, "AlertsToEscalationSubscription").properties["FilterPolicy"]["severity"] =
+        json!(["info", "warning", "critical"]);
+    resource_mut(&mut template, "AlertsToEmergencySubscription").properties["FilterPolicy"]["dispatch"] =
+        json!(["auto", "manual"]);
+    assert_eq!(
+        alert_policy_problems(&template),
+        vec![
+            "AlertsToEmergencySubscription: does not keep to dispatch = auto",
+            "AlertsToEscalationSubscription: takes info alerts",
+            "AlertsToRouteSubscription: no severity filter (info alerts would pass)",
+        ]
     );
 }

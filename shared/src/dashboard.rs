@@ -4,7 +4,9 @@
 //!
 //! - [`AlertView`] (`alert#{alertId}`): what happened to an alert. Its events come from
 //!   several event-store streams: `alert-{id}` (raised, routed, acknowledged, escalated),
-//!   `alert-resolution-{id}` (resolved) and `notification-{id}` (each notification sent).
+//!   `alert-resolution-{id}` (resolved) and `notification-{id}` (each notification sent,
+//!   including the `cleared` one). Every alert has a view, info alerts too (they are only
+//!   on the dashboard: nobody is notified of them); a late alert shows `lateBySeconds`.
 //! - [`EmergencyView`] (`emergency#{id}`): where an emergency-dispatch saga is, folded with
 //!   the saga's own state machine from its `emergency-{id}` stream.
 //!
@@ -23,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::EventData;
 use crate::escalation::{AlertAcknowledged, AlertEscalated};
 use crate::event_store::{RecordedEvent, UpcastError, Upcasters};
-use crate::events::{AlertRaised, AlertResolved, AlertRouted, NotificationSent, Severity};
+use crate::events::{
+    AlertRaised, AlertResolved, AlertRouted, NotificationKind, NotificationSent, Severity,
+};
 use crate::saga::{SagaEvent, SagaState};
 
 /// Prefix of the saga streams (`emergency-{id}`).
@@ -58,8 +62,20 @@ pub struct AlertView {
     pub description: Option<String>,
     /// Event time of the reading that raised it.
     pub raised_at: Option<DateTime<Utc>>,
+    /// How many seconds after `raisedAt` a late alert was raised (late upload, backfill);
+    /// absent for alerts raised in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_by_seconds: Option<f64>,
+    /// Whether a critical alert could start the emergency saga by itself (false: too late,
+    /// the health worker decides). Set once the raise is seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_dispatch: Option<bool>,
     pub routed_to: Option<String>,
+    /// Every notification sent about the alert (alert, escalations, cleared).
     pub notifications_sent: u32,
+    /// Whether the health worker was told the alert cleared.
+    #[serde(default)]
+    pub cleared_notified: bool,
     pub escalation_level: usize,
     pub escalated_to: Option<String>,
     pub acknowledged_by: Option<String>,
@@ -103,12 +119,19 @@ impl AlertView {
                 self.severity = Some(e.severity);
                 self.description = Some(e.description.clone());
                 self.raised_at = Some(e.detected_at);
+                self.late_by_seconds = e.late_by_seconds;
+                self.auto_dispatch = Some(e.auto_dispatch);
             }
             AlertEvent::Routed(e) => {
                 self.patient_id.get_or_insert_with(|| e.patient_id.clone());
                 self.routed_to = Some(e.worker_id.clone());
             }
-            AlertEvent::NotificationSent(_) => self.notifications_sent += 1,
+            AlertEvent::NotificationSent(e) => {
+                self.notifications_sent += 1;
+                if e.kind == NotificationKind::Cleared {
+                    self.cleared_notified = true;
+                }
+            }
             AlertEvent::Escalated(e) => {
                 if e.level >= self.escalation_level {
                     self.escalation_level = e.level;

@@ -151,11 +151,40 @@ impl EventData for AlertRouted {
     const VERSION: u32 = 1;
 }
 
+/// What a notification is about.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// An alert (or its escalation, or an emergency message): something needs attention.
+    /// Messages written before `kind` existed are alerts.
+    #[default]
+    Alert,
+    /// The condition of an alert no longer holds (`AlertResolved`).
+    Cleared,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Alert => "alert",
+            NotificationKind::Cleared => "cleared",
+        }
+    }
+
+    /// True for [`NotificationKind::Alert`] (serde: `alert` is left out of requests).
+    pub fn is_alert(&self) -> bool {
+        *self == NotificationKind::Alert
+    }
+}
+
 /// `route` asks `notify` to deliver a message (notify queue message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRequested {
-    /// Deterministic: alert, recipient and channel.
+    /// Deterministic: alert, recipient, channel and, for a `cleared` notification, the
+    /// kind (`shared::routing::notification_id`).
     pub notification_id: String,
     pub alert_id: String,
     pub patient_id: String,
@@ -163,6 +192,11 @@ pub struct NotificationRequested {
     pub recipient_id: String,
     pub recipient_phone: String,
     pub message: String,
+    /// `alert` (absent) or `cleared`. An `alert` request is written without the field, so
+    /// it is byte-for-byte what route sent before the field existed: a request redelivered
+    /// across a deploy hashes the same for notify's idempotency check.
+    #[serde(default, skip_serializing_if = "NotificationKind::is_alert")]
+    pub kind: NotificationKind,
 }
 
 impl EventData for NotificationRequested {
@@ -180,6 +214,10 @@ pub struct NotificationSent {
     pub channel: String,
     /// The provider's message id (SNS) where there is one.
     pub provider_message_id: Option<String>,
+    /// What the notification was about; events stored before the field existed are
+    /// `alert`.
+    #[serde(default)]
+    pub kind: NotificationKind,
 }
 
 impl EventData for NotificationSent {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::dashboard::View;
 use crate::detection::PatientState;
 use crate::envelope::{Envelope, EventData};
-use crate::events::{AlertRaised, AlertResolved, NotificationRequested};
+use crate::events::{AlertRaised, AlertResolved, NotificationKind, NotificationRequested};
 use crate::routing::DirectoryEntry;
 
 /// Why a port call failed.
@@ -168,6 +168,8 @@ pub struct OutboxEntry {
     pub message: String,
     pub channel: String,
     pub correlation_id: String,
+    /// `alert` or `cleared` (stored as the row's `kind`).
+    pub kind: NotificationKind,
 }
 
 /// What claiming a notification found.

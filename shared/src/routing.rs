@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{AlertRaised, NotificationRequested};
+use crate::events::{AlertRaised, AlertResolved, NotificationKind, NotificationRequested};
 use crate::ids::deterministic_id;
 
 /// A patient's entry in the directory table: where they live and who looks after them.
@@ -24,14 +24,31 @@ pub const UNKNOWN_VILLAGE: &str = "unknown";
 /// The channel a notification goes out on.
 pub const SMS_CHANNEL: &str = "sms";
 
+/// The id of a notification: derived from the alert, the recipient, the channel and, for
+/// every kind but `alert`, the kind.
+///
+/// The `alert` kind keeps the derivation from before kinds existed, on purpose: a request
+/// or an alert in flight across a deploy (sent by the old `route`, redelivered to the new
+/// one, or an escalation of an alert routed before) must find the same outbox row, or
+/// `notify` would claim a new row and the worker would get the same SMS twice. A `cleared`
+/// notification gets its own id, so it is not taken for a repeat of the alert's.
+pub fn notification_id(alert_id: &str, recipient_id: &str, kind: NotificationKind) -> String {
+    match kind {
+        NotificationKind::Alert => {
+            deterministic_id(&["notification", alert_id, recipient_id, SMS_CHANNEL])
+        }
+        other => deterministic_id(&[
+            "notification",
+            alert_id,
+            recipient_id,
+            SMS_CHANNEL,
+            other.as_str(),
+        ]),
+    }
+}
+
 /// The notification the assigned health worker receives for an alert.
 pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> NotificationRequested {
-    let notification_id = deterministic_id(&[
-        "notification",
-        &alert.alert_id,
-        &entry.worker_id,
-        SMS_CHANNEL,
-    ]);
     let message = format!(
         "[{}] {} ({}, {}): {} at {} UTC. Alert {}.",
         alert.severity.as_str().to_uppercase(),
@@ -43,13 +60,48 @@ pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> Notifica
         short_id(&alert.alert_id),
     );
     NotificationRequested {
-        notification_id,
+        notification_id: notification_id(
+            &alert.alert_id,
+            &entry.worker_id,
+            NotificationKind::Alert,
+        ),
         alert_id: alert.alert_id.clone(),
         patient_id: alert.patient_id.clone(),
         severity: alert.severity,
         recipient_id: entry.worker_id.clone(),
         recipient_phone: entry.worker_phone.clone(),
         message,
+        kind: NotificationKind::Alert,
+    }
+}
+
+/// The notification the assigned health worker receives when an alert clears.
+pub fn cleared_notification_for(
+    resolved: &AlertResolved,
+    entry: &DirectoryEntry,
+) -> NotificationRequested {
+    let message = format!(
+        "Cleared: {}'s {} alert from {} UTC no longer holds ({}, {}). Alert {}.",
+        entry.patient_name,
+        resolved.alert_type.replace('_', " "),
+        resolved.episode_start.format("%Y-%m-%d %H:%M"),
+        resolved.patient_id,
+        entry.village,
+        short_id(&resolved.alert_id),
+    );
+    NotificationRequested {
+        notification_id: notification_id(
+            &resolved.alert_id,
+            &entry.worker_id,
+            NotificationKind::Cleared,
+        ),
+        alert_id: resolved.alert_id.clone(),
+        patient_id: resolved.patient_id.clone(),
+        severity: resolved.severity,
+        recipient_id: entry.worker_id.clone(),
+        recipient_phone: entry.worker_phone.clone(),
+        message,
+        kind: NotificationKind::Cleared,
     }
 }
 
@@ -98,6 +150,61 @@ mod tests {
             "[CRITICAL] Amina (p-7, Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567."
         );
         assert_eq!(n.recipient_phone, "+254700000002");
+    }
+
+    fn resolved() -> AlertResolved {
+        AlertResolved {
+            alert_id: "0123456789abcdef".into(),
+            patient_id: "p-7".into(),
+            rule_id: "spo2-low".into(),
+            alert_type: "blood_pressure_drop".into(),
+            severity: Severity::Critical,
+            episode_start: Utc.with_ymd_and_hms(2026, 11, 24, 8, 30, 0).unwrap(),
+            resolved_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 45, 0).unwrap(),
+            reading_event_id: "r-9".into(),
+        }
+    }
+
+    #[test]
+    fn the_alert_kind_keeps_the_id_derivation_from_before_kinds() {
+        // The id route derived before notifications had a kind: requests in flight across a
+        // deploy must map to the same outbox row.
+        let before = deterministic_id(&["notification", "0123456789abcdef", "w-2", "sms"]);
+        assert_eq!(notification_for(&alert(), &entry()).notification_id, before);
+        assert_eq!(
+            notification_id("0123456789abcdef", "w-2", NotificationKind::Alert),
+            before
+        );
+    }
+
+    #[test]
+    fn a_cleared_notification_has_its_own_id_and_says_what_cleared() {
+        let n = cleared_notification_for(&resolved(), &entry());
+        assert_eq!(n.kind, NotificationKind::Cleared);
+        assert_ne!(
+            n.notification_id,
+            notification_for(&alert(), &entry()).notification_id
+        );
+        assert_eq!(
+            n.notification_id,
+            cleared_notification_for(&resolved(), &entry()).notification_id
+        );
+        assert_eq!(
+            n.message,
+            "Cleared: Amina's blood pressure drop alert from 2026-11-24 08:30 UTC no longer holds (p-7, Kibera). Alert 01234567."
+        );
+        assert_eq!(n.recipient_phone, "+254700000002");
+    }
+
+    #[test]
+    fn an_alert_request_is_written_without_its_kind() {
+        let alert = serde_json::to_value(notification_for(&alert(), &entry())).unwrap();
+        assert!(alert.get("kind").is_none(), "{alert}");
+        let decoded: NotificationRequested = serde_json::from_value(alert).unwrap();
+        assert_eq!(decoded.kind, NotificationKind::Alert);
+        let cleared =
+            serde_json::to_value(cleared_notification_for(&resolved(), &entry())).unwrap();
+        assert_eq!(cleared["kind"], "cleared");
     }
 
     #[test]

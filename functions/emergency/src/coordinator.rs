@@ -11,7 +11,8 @@ use shared::saga::*;
 
 use crate::{Deps, SOURCE};
 
-/// A critical alert (emergency queue) starts the saga of its emergency.
+/// A critical alert (emergency queue) starts the saga of its emergency, unless it is marked
+/// for manual dispatch (`autoDispatch: false`, a late critical alert).
 pub async fn on_critical_alert(
     deps: &Deps<'_>,
     bytes: &[u8],
@@ -21,6 +22,13 @@ pub async fn on_critical_alert(
     let a = &alert.data;
     if a.severity != Severity::Critical {
         tracing::warn!(alert_id = %a.alert_id, "non-critical alert on the emergency queue; ignored");
+        return Ok(());
+    }
+    if !a.auto_dispatch {
+        // Found in readings older than the auto-dispatch cut-off: the health worker was
+        // told (route) and decides; an emergency is then raised with POST /emergencies.
+        // The subscription's filter policy (dispatch = auto) keeps these off the queue.
+        tracing::warn!(alert_id = %a.alert_id, late_by_seconds = ?a.late_by_seconds, "critical alert for manual dispatch on the emergency queue; no saga started");
         return Ok(());
     }
     let emergency_id = emergency_id_for_alert(&a.alert_id);

@@ -1,5 +1,6 @@
 //! Acknowledgement deadlines: a routed alert nobody acknowledged within the configured time
 //! is sent to the next person of the village's chain, then to the district supervisor.
+//! Info alerts are never escalated (they are for the dashboard only).
 
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::envelope::{Envelope, Lineage, decode};
 use shared::escalation::*;
-use shared::events::{AlertRaised, alert_stream};
+use shared::events::{AlertRaised, Severity, alert_stream};
 use shared::ids::deterministic_id;
 use shared::ports::{Channel, StoredEvent};
 use shared::routing::notification_for;
@@ -17,6 +18,11 @@ use crate::{Deps, SOURCE};
 /// An alert delivered by the escalation queue after its delay: the level-0 deadline.
 pub async fn on_alert_due(deps: &Deps<'_>, bytes: &[u8], now: DateTime<Utc>) -> Result<(), String> {
     let alert = decode::<AlertRaised>(bytes).map_err(|e| e.to_string())?;
+    if alert.data.severity == Severity::Info {
+        // Info alerts go to the dashboard only (the filter policy keeps them off the queue).
+        tracing::info!(alert_id = %alert.data.alert_id, "info alert: never escalated");
+        return Ok(());
+    }
     check(deps, &alert.data.alert_id, 0, alert.child_lineage(), now).await
 }
 
@@ -75,6 +81,10 @@ async fn check(
         .ok_or_else(|| format!("alert {alert_id} has no events"))?;
     let alert: AlertRaised = serde_json::from_value(raised.data.clone())
         .map_err(|e| format!("the first event of {stream} is not an AlertRaised: {e}"))?;
+    if alert.severity == Severity::Info {
+        tracing::info!("info alert: never escalated");
+        return Ok(());
+    }
     let entry = deps
         .directory
         .get(&alert.patient_id)

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use shared::envelope::{Envelope, decode};
-use shared::events::{NotificationRequested, Severity};
+use shared::events::{NotificationKind, NotificationRequested, Severity};
 use shared::ids::deterministic_id;
 use shared::ports::{Channel, DispatchOutcome, LedgerClaim};
 use shared::saga::{SagaEvent, SagaInput, SagaMessage, Step, StepCommand};
@@ -183,6 +183,7 @@ async fn request_notification(
             recipient_id,
             recipient_phone,
             message,
+            kind: NotificationKind::Alert,
         },
     );
     deps.notifications

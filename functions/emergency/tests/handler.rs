@@ -543,3 +543,114 @@ fn status_names_are_camel_case() {
         "completed"
     );
 }
+
+/// A critical alert found in readings older than the auto-dispatch cut-off (late upload):
+/// the health worker decides, no saga starts. The same alert in time starts one.
+#[tokio::test]
+async fn a_critical_alert_for_manual_dispatch_starts_no_saga() {
+    let world = World::new(0.0, &["w-01"]);
+    let mut late = critical_alert("p-1");
+    late.data.auto_dispatch = false;
+    late.data.late_by_seconds = Some(3_600.0);
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&late).unwrap()],
+        )
+        .await;
+    world.pump(1).await;
+    let id = emergency_id_for_alert(&late.data.alert_id);
+    assert!(world.history(&id).is_empty(), "{:?}", world.history(&id));
+    assert!(world.events.all().is_empty());
+    assert!(world.bus.take(Channel::Steps).is_empty());
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    assert!(world.notifications.sent.lock().unwrap().is_empty());
+
+    let timely = critical_alert("p-2");
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&timely).unwrap()],
+        )
+        .await;
+    world.pump(1).await;
+    let id = emergency_id_for_alert(&timely.data.alert_id);
+    assert_eq!(world.history(&id)[0], "EmergencyStarted");
+}
+
+/// Info alerts are for the dashboard only: an acknowledgement check of one (which the
+/// filter policy should have kept off the escalation queue) escalates nothing, even when
+/// it was routed and nobody acknowledged it.
+#[tokio::test]
+async fn info_alerts_never_escalate() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let mut info = critical_alert("p-1");
+    info.data.severity = Severity::Info;
+    let stream = alert_stream(&info.data.alert_id);
+    world
+        .events
+        .append(&stream, 0, &StoredEvent::from_envelope(&info).unwrap())
+        .await
+        .unwrap();
+    let routed = Envelope::new(
+        "routed-info",
+        "route",
+        info.child_lineage(),
+        Utc::now(),
+        AlertRouted {
+            alert_id: info.data.alert_id.clone(),
+            patient_id: "p-1".into(),
+            worker_id: "w-01".into(),
+            notification_id: "n-1".into(),
+        },
+    );
+    world
+        .events
+        .append(&stream, 1, &StoredEvent::from_envelope(&routed).unwrap())
+        .await
+        .unwrap();
+
+    // The level-0 check (the alert itself, delayed) and a later level's check.
+    let due = Envelope::new(
+        "due-info",
+        "emergency",
+        info.child_lineage(),
+        Utc::now(),
+        shared::escalation::AlertEscalationDue {
+            alert_id: info.data.alert_id.clone(),
+            patient_id: "p-1".into(),
+            level: 0,
+        },
+    );
+    world
+        .sqs(
+            ESCALATION_ARN,
+            &[
+                serde_json::to_string(&info).unwrap(),
+                serde_json::to_string(&due).unwrap(),
+            ],
+        )
+        .await;
+    let types: Vec<String> = world
+        .events
+        .stream(&stream)
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["AlertRaised", "AlertRouted"]);
+    assert!(world.notifications.sent.lock().unwrap().is_empty());
+    assert!(world.bus.take(Channel::Escalation).is_empty());
+
+    // An info alert on the emergency queue starts nothing either.
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&info).unwrap()],
+        )
+        .await;
+    assert!(
+        world
+            .history(&emergency_id_for_alert(&info.data.alert_id))
+            .is_empty()
+    );
+}

@@ -1,6 +1,11 @@
 //! `notify`: notify queue -> outbox row (claimed once per notification id) -> message
 //! sent on the configured channel -> `NotificationSent` (event table).
 //!
+//! Both kinds of request (`alert`, and `cleared` when an alert's condition no longer
+//! holds) go the same way; the kind is recorded in the outbox row and in `NotificationSent`.
+//! They have different notification ids, so a `cleared` message is never taken for a
+//! repeat of its alert's.
+//!
 //! Idempotent by notification id: a redelivered request finds the outbox row `sent` and
 //! sends nothing. A crash between sending and marking the row can resend once: delivery is
 //! at-least-once, the record of it exactly-once.
@@ -95,6 +100,7 @@ async fn deliver(
         message: n.message.clone(),
         channel: deps.sender.channel().to_string(),
         correlation_id: request.correlation_id.clone(),
+        kind: n.kind,
     };
     let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
         Claim::AlreadySent => {
@@ -115,7 +121,7 @@ async fn deliver(
                 .mark_sent(&n.notification_id, id.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(channel = deps.sender.channel(), recipient_id = %n.recipient_id, "notification sent");
+            tracing::info!(channel = deps.sender.channel(), kind = n.kind.as_str(), recipient_id = %n.recipient_id, "notification sent");
             id
         }
     };
@@ -133,6 +139,7 @@ async fn deliver(
             recipient_id: n.recipient_id.clone(),
             channel: deps.sender.channel().to_string(),
             provider_message_id: provider_message_id.clone(),
+            kind: n.kind,
         },
     );
     let stored = StoredEvent::from_envelope(&sent).map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 use notify::{Deps, handle};
 use shared::envelope::{Envelope, Lineage};
-use shared::events::{NotificationRequested, Severity, notification_stream};
+use shared::events::{NotificationKind, NotificationRequested, Severity, notification_stream};
 use shared::idempotency::Idempotency;
 use shared::memory::*;
 
@@ -25,6 +25,7 @@ fn request() -> Envelope<NotificationRequested> {
             recipient_id: "w-1".into(),
             recipient_phone: "+254700000001".into(),
             message: "[CRITICAL] Amina: spo2 below 90 %".into(),
+            kind: NotificationKind::Alert,
         },
     )
 }
@@ -133,4 +134,53 @@ async fn sample_sqs_notification_event_is_delivered() {
     let sent = world.sender.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "+254700000001");
+    // The sample predates notification kinds: it is an alert.
+    let rows = world.outbox.rows.lock().unwrap();
+    assert!(
+        rows.values()
+            .all(|r| r.entry.kind == NotificationKind::Alert)
+    );
+}
+
+/// The cleared notification of the alert of [`request`], as route asks for it.
+fn cleared() -> Envelope<NotificationRequested> {
+    let mut c = request();
+    c.event_id = "req-evt-2".into();
+    c.data.notification_id = "n-1-cleared".into();
+    c.data.kind = NotificationKind::Cleared;
+    c.data.message =
+        "Cleared: Amina's hypoxemia alert from 2026-11-24 08:00 UTC no longer holds.".into();
+    c
+}
+
+#[tokio::test]
+async fn an_alert_and_its_cleared_notification_are_both_sent_and_recorded_with_their_kind() {
+    let world = World::default();
+    for envelope in [request(), cleared(), request(), cleared()] {
+        let response = handle(
+            &world.deps(),
+            &sqs(serde_json::to_string(&envelope).unwrap()),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let sent = world.sender.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "each once: {sent:?}");
+    assert!(sent[1].1.starts_with("Cleared: Amina's"));
+
+    let rows = world.outbox.rows.lock().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows["n-1"].entry.kind, NotificationKind::Alert);
+    assert_eq!(rows["n-1-cleared"].entry.kind, NotificationKind::Cleared);
+    assert!(rows.values().all(|r| r.status == "sent"));
+
+    for (id, kind) in [("n-1", "alert"), ("n-1-cleared", "cleared")] {
+        let stream = world.events.stream(&notification_stream(id));
+        assert_eq!(stream.len(), 1);
+        assert_eq!(stream[0].event_type, "NotificationSent");
+        assert_eq!(stream[0].data["kind"], kind);
+        assert_eq!(stream[0].data["alertId"], "a-1");
+    }
 }

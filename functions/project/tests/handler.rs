@@ -291,3 +291,67 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position(
     assert_eq!((replay.read, replay.projected), (3, 0));
     assert_eq!(*views.saves.lock().unwrap(), saves);
 }
+
+/// A late critical alert (its readings were uploaded an hour and a half late), routed,
+/// resolved, and its worker told it cleared: the view shows how late it was, that it was
+/// not auto-dispatched, and the cleared notification.
+#[tokio::test]
+async fn a_late_alert_and_its_cleared_notification_show_on_the_view() {
+    let world = World::default();
+    let deps = world.deps();
+    let mut late = raised();
+    late.data["lateBySeconds"] = json!(5400.0);
+    late.data["autoDispatch"] = json!(false);
+    let sent = |id: &str, kind: &str| {
+        stored(
+            &format!("e-sent-{id}"),
+            "NotificationSent",
+            json!({"notificationId": id, "alertId": "a1", "recipientId": "w-1",
+                   "channel": "outbox", "providerMessageId": null, "kind": kind}),
+        )
+    };
+    let resolved = stored(
+        "e-resolved",
+        "AlertResolved",
+        json!({"alertId": "a1", "patientId": "p-1", "ruleId": "spo2-low",
+               "alertType": "hypoxemia", "severity": "critical",
+               "episodeStart": "2026-11-24T08:00:00Z", "resolvedAt": "2026-11-24T08:09:00Z",
+               "readingEventId": "r-9"}),
+    );
+    let response = handle(
+        &deps,
+        &batch(vec![
+            insert(1, "alert-a1", 1, &late),
+            insert(2, "alert-a1", 2, &routed()),
+            insert(3, "notification-n-1", 1, &sent("n-1", "alert")),
+            insert(4, "alert-resolution-a1", 1, &resolved),
+            insert(5, "notification-n-2", 1, &sent("n-2", "cleared")),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&response).is_empty());
+    let view = alert_view(&world.views);
+    assert_eq!(view.status(), AlertStatus::Resolved);
+    assert_eq!(view.late_by_seconds, Some(5400.0));
+    assert_eq!(view.auto_dispatch, Some(false));
+    assert_eq!(view.notifications_sent, 2);
+    assert!(view.cleared_notified);
+}
+
+/// Info alerts are not notified, but the dashboard shows them (it reads the events table).
+#[tokio::test]
+async fn an_info_alert_is_projected_like_any_other() {
+    let world = World::default();
+    let deps = world.deps();
+    let mut info = raised();
+    info.data["severity"] = json!("info");
+    let response = handle(&deps, &batch(vec![insert(1, "alert-a1", 1, &info)]))
+        .await
+        .unwrap();
+    assert!(failures(&response).is_empty());
+    let view = alert_view(&world.views);
+    assert_eq!(view.severity, Some(shared::events::Severity::Info));
+    assert_eq!(view.status(), AlertStatus::Raised);
+    assert_eq!(view.notifications_sent, 0);
+}

@@ -1,20 +1,32 @@
 //! `route`: alerts queue (SNS fan-out, raw delivery) -> the patient's health worker ->
 //! `AlertRouted` (event table) + `NotificationRequested` (notify queue).
 //!
-//! Messages of a batch are routed concurrently. Each alert is guarded by the idempotency
-//! utility (key: the alert event id; validated: its data), so a redelivered alert that was
-//! already routed sends nothing again.
+//! The queue carries two event types:
+//! - `AlertRaised`: the alert is routed to the patient's health worker (an `alert`
+//!   notification);
+//! - `AlertResolved`: the same worker is told the alert cleared (a `cleared` notification,
+//!   with its own notification id). It waits until the alert itself has been routed (the
+//!   message fails and is redelivered), so a worker never hears "cleared" before the alert.
+//!   A resolution for a patient with no directory entry is logged and dropped: the alert
+//!   was never routed either, so there is nobody to tell.
+//!
+//! Info alerts go to the dashboard only. The subscription's filter policy keeps them off
+//! this queue; one that arrives anyway is acknowledged and nothing is sent.
+//!
+//! Messages of a batch are handled concurrently. Each message is guarded by the
+//! idempotency utility (key: its event id; validated: its data), so a redelivered alert or
+//! resolution that was already handled sends nothing again.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use shared::batch::{BatchError, body, sqs_standard};
-use shared::envelope::{Envelope, decode};
-use shared::events::{AlertRaised, AlertRouted, alert_stream};
+use shared::envelope::{DecodeError, Envelope, EventData, decode};
+use shared::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
 use shared::idempotency::{Config, Idempotency};
 use shared::ids::deterministic_id;
 use shared::metrics;
-use shared::ports::{Appended, Directory, EventStore, NotificationQueue, StoredEvent};
-use shared::routing::notification_for;
+use shared::ports::{Appended, Directory, EventReader, EventStore, NotificationQueue, StoredEvent};
+use shared::routing::{cleared_notification_for, notification_for};
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
@@ -26,13 +38,15 @@ pub const CONCURRENCY: usize = 4;
 pub struct Deps<'a> {
     pub directory: &'a dyn Directory,
     pub events: &'a dyn EventStore,
+    /// Reads an alert's stream: a resolution waits until its alert was routed.
+    pub reader: &'a dyn EventReader,
     pub queue: &'a dyn NotificationQueue,
     /// Guards each alert's routing (see [`idempotency_config`]).
     pub idempotency: &'a Idempotency<'a>,
 }
 
-/// Idempotency of routing: one routing per alert event id; a repeat must carry the same
-/// alert data.
+/// Idempotency of routing: one routing per alert (or resolution) event id; a repeat must
+/// carry the same data.
 pub fn idempotency_config() -> Config {
     Config::new(SOURCE, "/eventId").validate("/data")
 }
@@ -54,10 +68,36 @@ async fn route_one(
     message: &SqsMessage,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let alert = decode::<AlertRaised>(body(message)).map_err(|e| e.to_string())?;
-    // Instrumented (not entered): the span must follow the future across awaits.
-    let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
-    route_once(deps, &alert, now).instrument(span).await
+    let bytes = body(message);
+    match decode::<AlertRaised>(bytes) {
+        Ok(alert) => {
+            // Instrumented (not entered): the span must follow the future across awaits.
+            let span = tracing::info_span!("route", correlation_id = %alert.correlation_id, alert_id = %alert.data.alert_id);
+            async {
+                if alert.data.severity == Severity::Info {
+                    tracing::info!("info alert: dashboard only; nothing routed");
+                    return Ok(());
+                }
+                route_once(deps, &alert, now).await
+            }
+            .instrument(span)
+            .await
+        }
+        Err(DecodeError::WrongType { actual, .. }) if actual == AlertResolved::EVENT_TYPE => {
+            let resolved = decode::<AlertResolved>(bytes).map_err(|e| e.to_string())?;
+            let span = tracing::info_span!("clear", correlation_id = %resolved.correlation_id, alert_id = %resolved.data.alert_id);
+            async {
+                if resolved.data.severity == Severity::Info {
+                    tracing::info!("info alert resolved: dashboard only; nothing sent");
+                    return Ok(());
+                }
+                clear_once(deps, &resolved, now).await
+            }
+            .instrument(span)
+            .await
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Routes the alert unless an earlier delivery already did (idempotency guard).
@@ -133,4 +173,72 @@ async fn route_alert(
         (now - alert.data.detected_at).num_milliseconds() as f64,
     );
     Ok(request.data.notification_id)
+}
+
+/// Tells the worker the alert cleared unless an earlier delivery already did (idempotency
+/// guard).
+async fn clear_once(
+    deps: &Deps<'_>,
+    resolved: &Envelope<AlertResolved>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let payload = serde_json::to_value(resolved).map_err(|e| e.to_string())?;
+    let outcome = deps
+        .idempotency
+        .run(&payload, now, || clear_alert(deps, resolved, now))
+        .await
+        .map_err(|e| e.to_string())?;
+    if outcome.replayed() {
+        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
+        tracing::info!("resolution already handled; nothing sent again");
+    }
+    Ok(())
+}
+
+/// Requests the `cleared` notification of a resolved alert; returns its id, or `None` when
+/// the patient has no health worker in the directory (dropped).
+async fn clear_alert(
+    deps: &Deps<'_>,
+    resolved: &Envelope<AlertResolved>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, String> {
+    let r = &resolved.data;
+    let Some(entry) = deps
+        .directory
+        .get(&r.patient_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        // Its alert failed routing for the same reason (and is in RouteDLQ): nobody was
+        // told about it, so nobody is told it cleared. Retrying would not change that.
+        tracing::warn!(patient_id = %r.patient_id, "patient has no health worker in the directory; resolution dropped");
+        return Ok(None);
+    };
+    let stream = deps
+        .reader
+        .read_stream(&alert_stream(&r.alert_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !stream
+        .iter()
+        .any(|e| e.event_type == AlertRouted::EVENT_TYPE)
+    {
+        // The alert and its resolution travel as separate messages; the alert's routing
+        // may still be under way (or retrying). Fail, so this is redelivered after it.
+        return Err(format!(
+            "alert {} is not routed yet; the resolution waits for it",
+            r.alert_id
+        ));
+    }
+    let request = cleared_notification_for(r, &entry);
+    let request = Envelope::new(
+        deterministic_id(&["NotificationRequested", &request.notification_id]),
+        SOURCE,
+        resolved.child_lineage(),
+        now,
+        request,
+    );
+    deps.queue.send(&request).await.map_err(|e| e.to_string())?;
+    tracing::info!(worker_id = %entry.worker_id, notification_id = %request.data.notification_id, "cleared notification requested");
+    Ok(Some(request.data.notification_id))
 }

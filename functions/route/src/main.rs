@@ -23,6 +23,7 @@ async fn main() -> Result<(), Error> {
         let deps = route::Deps {
             directory,
             events,
+            reader: events,
             queue,
             idempotency: &guard,
         };

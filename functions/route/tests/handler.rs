@@ -4,11 +4,13 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
 use route::{Deps, handle};
 use shared::envelope::{Envelope, Lineage};
-use shared::events::{AlertRaised, Severity, alert_stream};
+use shared::events::{
+    AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
+};
 use shared::idempotency::Idempotency;
 use shared::memory::*;
 use shared::ports::{EventStore, StoredEvent};
-use shared::routing::DirectoryEntry;
+use shared::routing::{DirectoryEntry, notification_id};
 
 fn alert(patient: &str) -> Envelope<AlertRaised> {
     Envelope::new(
@@ -78,23 +80,30 @@ impl World {
         };
         for p in ["p-1", "p-unknown"] {
             let a = alert(p);
-            world
-                .events
+            world.store(&a).await;
+        }
+        world
+    }
+
+    /// Appends an alert as detect leaves it (the first event of its stream).
+    async fn store(&self, a: &Envelope<AlertRaised>) {
+        {
+            self.events
                 .append(
                     &alert_stream(&a.data.alert_id),
                     0,
-                    &StoredEvent::from_envelope(&a).unwrap(),
+                    &StoredEvent::from_envelope(a).unwrap(),
                 )
                 .await
                 .unwrap();
         }
-        world
     }
 
     fn deps(&self) -> Deps<'_> {
         Deps {
             directory: &self.directory,
             events: &self.events,
+            reader: &self.events,
             queue: &self.queue,
             idempotency: &self.idempotency,
         }
@@ -210,4 +219,231 @@ async fn sample_sqs_alert_event_is_routed() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].data.recipient_id, "w-01");
     assert_eq!(sent[0].correlation_id, "clinic-upload-0042");
+}
+
+/// detect found that p's alert no longer holds.
+fn resolved(patient: &str) -> Envelope<AlertResolved> {
+    Envelope::new(
+        format!("resolved-evt-{patient}"),
+        "detect",
+        Lineage {
+            correlation_id: "corr-2".into(),
+            causation_id: "reading-9".into(),
+        },
+        Utc::now(),
+        AlertResolved {
+            alert_id: format!("alert-{patient}"),
+            patient_id: patient.into(),
+            rule_id: "spo2-low".into(),
+            alert_type: "hypoxemia".into(),
+            severity: Severity::Critical,
+            episode_start: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
+            resolved_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 20, 0).unwrap(),
+            reading_event_id: "reading-9".into(),
+        },
+    )
+}
+
+fn body_of<T: serde::Serialize>(envelope: &T) -> String {
+    serde_json::to_string(envelope).unwrap()
+}
+
+fn failures(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> usize {
+    response.batch_item_failures.len()
+}
+
+#[tokio::test]
+async fn a_resolution_sends_a_cleared_notification_with_its_own_id() {
+    let world = World::new().await;
+    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
+        .await
+        .unwrap();
+    let response = handle(
+        &world.deps(),
+        &sqs(&[body_of(&resolved("p-1"))]),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&response), 0, "{response:?}");
+
+    let sent = world.queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let (raised, cleared) = (&sent[0].data, &sent[1].data);
+    assert_eq!(raised.kind, NotificationKind::Alert);
+    assert_eq!(cleared.kind, NotificationKind::Cleared);
+    assert_ne!(cleared.notification_id, raised.notification_id);
+    assert_eq!(
+        cleared.notification_id,
+        notification_id("alert-p-1", "w-1", NotificationKind::Cleared)
+    );
+    assert_eq!(cleared.recipient_phone, "+254700000001");
+    assert_eq!(cleared.alert_id, "alert-p-1");
+    assert_eq!(
+        cleared.message,
+        "Cleared: Amina's hypoxemia alert from 2026-11-24 08:00 UTC no longer holds (p-1, Kisumu). Alert alert-p-."
+    );
+    assert_eq!(sent[1].correlation_id, "corr-2");
+    assert_eq!(sent[1].causation_id, "resolved-evt-p-1");
+    // The alert's stream is untouched by the resolution (raised, routed).
+    assert_eq!(world.events.stream(&alert_stream("alert-p-1")).len(), 2);
+    assert!(
+        world
+            .events
+            .stream(&alert_resolution_stream("alert-p-1"))
+            .is_empty(),
+        "route writes nothing to the resolution's stream"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_resolution_sends_one_cleared_notification() {
+    let world = World::new().await;
+    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
+        .await
+        .unwrap();
+    let body = body_of(&resolved("p-1"));
+    for _ in 0..3 {
+        let response = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), 0);
+    }
+    // Twice in one batch as well (SQS may hand over a duplicate with the original).
+    handle(&world.deps(), &sqs(&[body.clone(), body]), Utc::now())
+        .await
+        .unwrap();
+    let sent = world.queue.sent.lock().unwrap();
+    let cleared = sent
+        .iter()
+        .filter(|n| n.data.kind == NotificationKind::Cleared)
+        .count();
+    assert_eq!(cleared, 1);
+    assert_eq!(sent.len(), 2);
+}
+
+#[tokio::test]
+async fn a_resolution_waits_until_its_alert_was_routed() {
+    let world = World::new().await;
+    let body = body_of(&resolved("p-1"));
+    // The resolution overtook its alert: it fails (redelivered later) and sends nothing.
+    let early = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(failures(&early), 1);
+    assert!(world.queue.sent.lock().unwrap().is_empty());
+
+    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
+        .await
+        .unwrap();
+    let redelivered = handle(&world.deps(), &sqs(&[body]), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(failures(&redelivered), 0);
+    let kinds: Vec<NotificationKind> = world
+        .queue
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.data.kind)
+        .collect();
+    assert_eq!(kinds, [NotificationKind::Alert, NotificationKind::Cleared]);
+}
+
+#[tokio::test]
+async fn a_resolution_for_a_patient_not_in_the_directory_is_dropped() {
+    let world = World::new().await;
+    let body = body_of(&resolved("p-unknown"));
+    for _ in 0..2 {
+        let response = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
+            .await
+            .unwrap();
+        // Acknowledged, not retried: it can never succeed (its alert was not routed either).
+        assert_eq!(failures(&response), 0);
+    }
+    assert!(world.queue.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn info_alerts_and_their_resolutions_are_acknowledged_and_send_nothing() {
+    let world = World::new().await;
+    let mut info = alert("p-1");
+    info.data.alert_id = "alert-info".into();
+    info.event_id = "evt-info".into();
+    info.data.severity = Severity::Info;
+    world.store(&info).await;
+    let mut info_resolved = resolved("p-1");
+    info_resolved.data.alert_id = "alert-info".into();
+    info_resolved.event_id = "resolved-evt-info".into();
+    info_resolved.data.severity = Severity::Info;
+
+    let response = handle(
+        &world.deps(),
+        &sqs(&[body_of(&info), body_of(&info_resolved)]),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&response), 0, "{response:?}");
+    assert!(world.queue.sent.lock().unwrap().is_empty());
+    let stream: Vec<String> = world
+        .events
+        .stream(&alert_stream("alert-info"))
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(stream, ["AlertRaised"], "an info alert is not routed");
+}
+
+#[tokio::test]
+async fn other_event_types_fail() {
+    let world = World::new().await;
+    let mut json = serde_json::to_value(resolved("p-1")).unwrap();
+    json["eventType"] = "AlertAcknowledged".into();
+    let response = handle(&world.deps(), &sqs(&[json.to_string()]), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(failures(&response), 1);
+}
+
+#[tokio::test]
+async fn sample_sqs_alert_resolved_event_sends_the_cleared_notification() {
+    let world = World::new().await;
+    world.directory.entries.lock().unwrap().insert(
+        "p-001".into(),
+        DirectoryEntry {
+            patient_id: "p-001".into(),
+            patient_name: "Amina".into(),
+            village: "Kisumu".into(),
+            worker_id: "w-01".into(),
+            worker_name: "CHW Kisumu".into(),
+            worker_phone: "+254700000001".into(),
+        },
+    );
+    // Given the sample alert was stored by detect and routed.
+    let raised: SqsEvent = serde_json::from_str(include_str!(
+        "../../../events/samples/sqs-alert-raised.json"
+    ))
+    .unwrap();
+    let sample: Envelope<AlertRaised> =
+        shared::envelope::decode(raised.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
+    world.store(&sample).await;
+    handle(&world.deps(), &raised, Utc::now()).await.unwrap();
+
+    let text = include_str!("../../../events/samples/sqs-alert-resolved.json");
+    let event: SqsEvent = serde_json::from_str(text).unwrap();
+    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let sent = world.queue.sent.lock().unwrap();
+    assert_eq!(sent.len(), 2);
+    let cleared = &sent[1];
+    assert_eq!(cleared.data.kind, NotificationKind::Cleared);
+    assert_eq!(cleared.data.recipient_id, "w-01");
+    assert_eq!(cleared.data.alert_id, sample.data.alert_id);
+    assert_eq!(cleared.correlation_id, "clinic-upload-0042");
+    assert_eq!(
+        cleared.data.message,
+        "Cleared: Amina's tachycardia alert from 2026-11-24 07:58 UTC no longer holds (p-001, Kisumu). Alert a3f1e2d4."
+    );
 }

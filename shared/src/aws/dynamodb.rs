@@ -266,7 +266,7 @@ impl Directory for DynamoDirectory {
 // ------------------------------------------------------------------------ outbox
 
 /// The notifications outbox: one item per notification id, created `pending` by a
-/// conditional put (the claim), then marked `sent`.
+/// conditional put (the claim), then marked `sent`. `kind` is `alert` or `cleared`.
 pub struct DynamoOutbox {
     client: Client,
     table: String,
@@ -295,6 +295,7 @@ impl Outbox for DynamoOutbox {
             .item("message", s(&entry.message))
             .item("channel", s(&entry.channel))
             .item("correlationId", s(&entry.correlation_id))
+            .item("kind", s(entry.kind.as_str()))
             .item("status", s("pending"))
             .item("attempts", n(1))
             .item("createdAt", s(&Utc::now().to_rfc3339()))

@@ -326,3 +326,91 @@ fn views_survive_a_round_trip_through_json() {
     let back: View = serde_json::from_value(serde_json::to_value(&view).unwrap()).unwrap();
     assert_eq!(back, view);
 }
+
+fn sent_cleared(notification: &str) -> RecordedEvent {
+    recorded(
+        &format!("notification-{notification}"),
+        1,
+        "NotificationSent",
+        json!({"notificationId": notification, "alertId": "a1", "recipientId": "w-1",
+               "channel": "outbox", "providerMessageId": null, "kind": "cleared"}),
+    )
+}
+
+#[test]
+fn a_late_alert_shows_how_late_it_was_and_that_it_needs_a_manual_dispatch() {
+    let mut late = raised();
+    late.event.data["lateBySeconds"] = json!(5400.0);
+    late.event.data["autoDispatch"] = json!(false);
+    let mut view = None;
+    project(&mut view, &[late]);
+    let v = alert(&view);
+    assert_eq!(v.late_by_seconds, Some(5400.0));
+    assert_eq!(v.auto_dispatch, Some(false));
+    let json = serde_json::to_value(view.as_ref().unwrap()).unwrap();
+    assert_eq!(json["lateBySeconds"], 5400.0);
+    assert_eq!(json["autoDispatch"], false);
+
+    // An alert raised in time (stored before the fields existed): no lateBySeconds.
+    let mut view = None;
+    project(&mut view, &[raised()]);
+    assert_eq!(alert(&view).late_by_seconds, None);
+    assert_eq!(alert(&view).auto_dispatch, Some(true));
+    let json = serde_json::to_value(view.as_ref().unwrap()).unwrap();
+    assert!(json.get("lateBySeconds").is_none(), "{json}");
+}
+
+#[test]
+fn the_cleared_notification_shows_on_the_view() {
+    let mut view = None;
+    project(
+        &mut view,
+        &[
+            raised(),
+            routed(),
+            sent("n-1"),
+            resolved(),
+            sent_cleared("n-2"),
+        ],
+    );
+    let v = alert(&view);
+    assert_eq!(v.status(), AlertStatus::Resolved);
+    assert_eq!(v.notifications_sent, 2);
+    assert!(v.cleared_notified);
+
+    let mut view = None;
+    project(&mut view, &[raised(), routed(), sent("n-1"), resolved()]);
+    assert!(
+        !alert(&view).cleared_notified,
+        "an alert notification is not a cleared one"
+    );
+}
+
+#[test]
+fn an_info_alert_has_a_view_like_any_other() {
+    let mut info = raised();
+    info.event.data["severity"] = json!("info");
+    let mut view = None;
+    assert_eq!(project(&mut view, &[info]), [Applied::Changed]);
+    assert_eq!(alert(&view).severity, Some(Severity::Info));
+    assert_eq!(alert(&view).status(), AlertStatus::Raised);
+    assert_eq!(view.unwrap().board(), Some(OPEN_BOARD));
+}
+
+#[test]
+fn views_stored_before_the_late_and_cleared_fields_still_decode() {
+    let stored = json!({
+        "kind": "alert", "alertId": "a1", "patientId": "p-1", "village": "Bondo",
+        "ruleId": "spo2-low", "severity": "critical", "description": "SpO2 88 %",
+        "raisedAt": at(0), "routedTo": "w-1", "notificationsSent": 1, "escalationLevel": 0,
+        "escalatedTo": null, "acknowledgedBy": null, "resolvedAt": null, "updatedAt": at(2),
+        "applied": {"alert-a1": 2, "notification-n-1": 1},
+    });
+    let View::Alert(v) = serde_json::from_value::<View>(stored).unwrap() else {
+        panic!("not an alert view");
+    };
+    assert_eq!(v.late_by_seconds, None);
+    assert_eq!(v.auto_dispatch, None);
+    assert!(!v.cleared_notified);
+    assert_eq!(v.notifications_sent, 1);
+}
