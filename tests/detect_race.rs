@@ -113,6 +113,7 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
         publisher: &publisher,
         dead_letters: &dead_letters,
         publish_guard: &publish_guard,
+        auto_dispatch_max_age: chrono::Duration::minutes(15),
     };
 
     // Three fast heartbeats, split over two invocations that race; all are within the

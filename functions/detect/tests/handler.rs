@@ -117,6 +117,7 @@ impl World {
             publisher: &self.publisher,
             dead_letters: &self.dead_letters,
             publish_guard: &self.publish_guard,
+            auto_dispatch_max_age: chrono::Duration::minutes(15),
         }
     }
 }
@@ -143,8 +144,15 @@ async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
     let stream = world.events.stream(&alert_stream(&alert.data.alert_id));
     assert_eq!(stream.len(), 1);
     assert_eq!(stream[0].event_type, "AlertRaised");
-    // One state save per patient per batch.
-    assert_eq!(*world.state.saves.lock().unwrap(), 2);
+    // One state save per patient per batch, and one more for the patient whose alert was
+    // carried out (its outbox is cleared).
+    assert_eq!(*world.state.saves.lock().unwrap(), 3);
+    assert!(
+        world.state.states.lock().unwrap()["p-sick"]
+            .value
+            .outbox
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -300,35 +308,184 @@ fn envelope_at(patient: &str, vital: VitalType, value: f64, second: i64) -> Enve
 }
 
 #[tokio::test]
-async fn a_reading_beyond_the_allowed_lateness_is_recorded_as_a_late_event_and_counted() {
+async fn a_reading_beyond_the_allowed_lateness_is_evaluated_and_its_alert_marked_late() {
     let world = World::new();
-    // Arriving as soon as they were taken: the frontier is 600 - 60 s.
     let now = t0() + Duration::seconds(600);
     let first = kinesis_event(&payloads(&[
         envelope_at("p-sick", VitalType::Spo2, 97.0, 0),
         envelope_at("p-sick", VitalType::Spo2, 97.0, 600),
     ]));
     handle(&world.deps(), &first, now).await;
-    // 600 - 60 = 540 is final: a reading at 500 s is late, one at 580 s is not.
+    // One device in its own order: the frontier is at its newest reading, 600 s. A reading
+    // taken at 500 s arrives now: late, and still evaluated (a threshold, on arrival).
     let late = envelope_at("p-sick", VitalType::Spo2, 80.0, 500);
-    let in_time = envelope_at("p-sick", VitalType::Spo2, 96.0, 580);
-    let second = kinesis_event(&payloads(&[late.clone(), in_time]));
+    let second = kinesis_event(&payloads(std::slice::from_ref(&late)));
     let (response, summary) = handle_batch(&world.deps(), &second, now).await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.late, 1);
-    let recorded = world
-        .events
-        .stream(&shared::events::late_reading_stream(&late.event_id));
-    assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0].event_type, "ReadingLate");
-    assert_eq!(recorded[0].data["value"], 80.0);
-    assert_eq!(recorded[0].data["behindSeconds"], 40.0);
-    assert_eq!(recorded[0].correlation_id, "corr-p-sick");
-    assert!(
-        world.publisher.published.lock().unwrap().is_empty(),
-        "a late reading is not evaluated"
+    assert_eq!(summary.alerts_raised, 1);
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 1);
+    let alert = &published[0].data;
+    assert_eq!(alert.detected_at, t0() + Duration::seconds(500));
+    assert_eq!(alert.late_by_seconds, Some(100.0));
+    // 100 s old: still within the auto-dispatch cut-off (15 min).
+    assert!(alert.auto_dispatch);
+    assert_eq!(published[0].correlation_id, "corr-p-sick");
+    // No per-reading event is written for a late reading any more.
+    assert_eq!(
+        world
+            .events
+            .stream(&shared::events::late_reading_stream(&late.event_id))
+            .len(),
+        0
     );
+}
+
+#[tokio::test]
+async fn a_critical_alert_from_readings_older_than_the_cut_off_does_not_dispatch_by_itself() {
+    let world = World::new();
+    // A phone uploads a spot check taken 2 hours ago.
+    let old = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);
+    let now = t0() + Duration::hours(2);
+    handle(&world.deps(), &kinesis_event(&payloads(&[old])), now).await;
+    let published = world.publisher.published.lock().unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].data.late_by_seconds, Some(7200.0));
+    assert!(!published[0].data.auto_dispatch);
+    assert_eq!(published[0].data.dispatch(), "manual");
+    // 14 minutes old: just inside the cut-off, dispatches.
+    let world = World::new();
+    let recent = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);
+    let now = t0() + Duration::minutes(14);
+    handle(&world.deps(), &kinesis_event(&payloads(&[recent])), now).await;
+    assert!(
+        world.publisher.published.lock().unwrap()[0]
+            .data
+            .auto_dispatch
+    );
+}
+
+/// A publisher that fails its first `n` publishes (the process "dies" after the state
+/// save and before the effect), then delegates.
+struct FailingFirst<'a> {
+    inner: &'a MemoryPublisher,
+    left: std::sync::Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::AlertPublisher for FailingFirst<'_> {
+    async fn publish(
+        &self,
+        alert: &Envelope<shared::events::AlertRaised>,
+    ) -> Result<(), shared::ports::PortError> {
+        {
+            let mut left = self.left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(shared::ports::PortError::Backend("SNS is down".into()));
+            }
+        }
+        self.inner.publish(alert).await
+    }
+    async fn publish_resolved(
+        &self,
+        resolved: &Envelope<shared::events::AlertResolved>,
+    ) -> Result<(), shared::ports::PortError> {
+        self.inner.publish_resolved(resolved).await
+    }
+}
+
+#[tokio::test]
+async fn an_alert_decided_but_not_published_is_sent_by_the_retry_from_the_saved_outbox() {
+    let world = World::new();
+    let failing = FailingFirst {
+        inner: &world.publisher,
+        left: std::sync::Mutex::new(1),
+    };
+    let deps = Deps {
+        publisher: &failing,
+        ..world.deps()
+    };
+    let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
+    // Given the state (with the alert in its outbox) was saved, and the publish failed:
+    let response = handle(&deps, &batch, after()).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let saved = world.state.states.lock().unwrap()["p-sick"].clone();
+    assert_eq!(
+        saved.value.outbox.len(),
+        1,
+        "the decision is saved before its effects"
+    );
+    assert_eq!(saved.value.due_at, Some(0), "and due for the sweep at once");
+    assert!(world.publisher.published.lock().unwrap().is_empty());
+    // When Lambda retries the batch, the reading is a duplicate, and the outbox is sent.
+    let response = handle(&deps, &batch, after()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
+    assert_eq!(world.events.all().len(), 1);
+    let saved = world.state.states.lock().unwrap()["p-sick"].clone();
+    assert!(saved.value.outbox.is_empty());
+    assert_eq!(saved.value.due_at, None);
+}
+
+#[tokio::test]
+async fn the_sweep_evaluates_a_silent_patients_waiting_readings_and_publishes_the_resolution() {
+    let world = World::new();
+    // Two devices: the BP cuff sent at 0 s, the wearable three fast beats after it.
+    let mut cuff = envelope_at("p-sick", VitalType::SystolicBp, 120.0, 0);
+    cuff.data.device_id = "cuff-1".into();
+    cuff.event_id = cuff.data.event_id();
+    cuff.timestamp = t0();
+    let beats: Vec<_> = [5, 10, 15]
+        .iter()
+        .map(|s| {
+            let mut e = envelope_at("p-sick", VitalType::HeartRate, 115.0, *s);
+            e.timestamp = t0() + Duration::seconds(*s);
+            e
+        })
+        .collect();
+    let mut all = vec![cuff];
+    all.extend(beats);
+    handle(
+        &world.deps(),
+        &kinesis_event(&payloads(&all)),
+        t0() + Duration::seconds(16),
+    )
+    .await;
+    // The cuff may still send a reading of before 15 s: the run waits.
+    assert!(world.publisher.published.lock().unwrap().is_empty());
+    let due = world.state.states.lock().unwrap()["p-sick"].value.due_at;
+    assert_eq!(due, Some((t0() + Duration::seconds(60)).timestamp_millis()));
+    // Nobody sends anything more. The sweep, before it is due, does nothing.
+    let early = detect::sweep(&world.deps(), t0() + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(early.due, 0);
+    // At the due time it evaluates the patient: the alert is raised and published.
+    let swept = detect::sweep(&world.deps(), t0() + Duration::seconds(61))
+        .await
+        .unwrap();
+    assert_eq!(swept.due, 1);
+    assert_eq!(swept.batch.alerts_raised, 1);
+    assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
+    assert_eq!(
+        world.state.states.lock().unwrap()["p-sick"].value.due_at,
+        None
+    );
+    // A normal beat later resolves it: AlertResolved is stored and published.
+    let calm = envelope_at("p-sick", VitalType::HeartRate, 72.0, 120);
+    handle(
+        &world.deps(),
+        &kinesis_event(&payloads(&[calm])),
+        t0() + Duration::seconds(121),
+    )
+    .await;
+    let resolved = world.publisher.resolved.lock().unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].data.rule_id, "hr-high-3");
+    assert_eq!(resolved[0].event_type, "AlertResolved");
 }
 
 #[tokio::test]

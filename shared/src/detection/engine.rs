@@ -537,11 +537,19 @@ impl RuleSet {
         if !state.outbox.is_empty() {
             return Some(0);
         }
+        // Waiting readings: due when the first has waited the allowed lateness, or when a
+        // device falls silent (the frontier may then move).
+        let devices_expire = state
+            .devices
+            .values()
+            .map(|clock| clock.seen)
+            .filter(|_| !state.pending.is_empty());
         let mut due = state
             .pending
             .iter()
             .chain(&state.held)
             .map(|p| p.received)
+            .chain(devices_expire)
             .min()
             .map(|first| first.saturating_add(self.lateness_ms));
         for (rule, rs) in self.config.rules.iter().zip(self.rule_states_ref(state)) {
