@@ -64,6 +64,7 @@ fn record(t: DateTime<Utc>, value: f64, seq: usize) -> serde_json::Value {
         causation_id: "test".into(),
     };
     let env = Envelope::new(reading.event_id(), "ingest", lineage, t, reading);
+    // (The envelope's time, when ingest received it, is the reading's own time here.)
     json!({
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
@@ -116,8 +117,7 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
         auto_dispatch_max_age: chrono::Duration::minutes(15),
     };
 
-    // Three fast heartbeats, split over two invocations that race; all are within the
-    // allowed lateness of each other, so they wait in the state for the next reading.
+    // Three fast heartbeats, split over two invocations that race on version 0.
     let t = Utc::now().duration_trunc(Duration::seconds(1)).unwrap() - Duration::minutes(5);
     let a = batch(vec![
         record(t, 121.0, 1),
@@ -130,37 +130,32 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
         detect::handle_batch(&deps, &b, now)
     );
 
-    // Both read version 0; exactly one save won, the other hit the version check.
-    let failures = ra.batch_item_failures.len() + rb.batch_item_failures.len();
-    assert_eq!(failures, 1, "{ra:?} {rb:?}");
-    assert_eq!(sa.state_writes + sb.state_writes, 1);
-    // Lambda retries the loser from its failed record.
-    let loser = if ra.batch_item_failures.is_empty() {
-        &b
-    } else {
-        &a
-    };
-    let (retry, _) = detect::handle_batch(&deps, loser, now).await;
-    assert!(retry.batch_item_failures.is_empty(), "{retry:?}");
+    // Both read version 0; one save won, the other hit the version check and applied its
+    // readings again on the fresh state (nothing was sent before the save: facts first).
+    assert!(ra.batch_item_failures.is_empty() && rb.batch_item_failures.is_empty());
+    assert!(
+        sa.state_writes >= 1 && sb.state_writes >= 1,
+        "{sa:?} {sb:?}"
+    );
 
-    // A normal reading a minute later makes the three final: with none lost, that is
-    // three in a row over 100 (with one lost, no alert).
+    // A normal reading later resolves the run: with none lost, three in a row over 100
+    // raised one alert (with one lost, none).
     let c = batch(vec![record(t + Duration::seconds(60), 80.0, 4)]);
     let (rc, sc) = detect::handle_batch(&deps, &c, t + Duration::minutes(10)).await;
     assert!(rc.batch_item_failures.is_empty());
-    assert_eq!(
-        (sc.evaluated, sc.alerts_raised, sc.alerts_resolved),
-        (4, 1, 1)
-    );
+    assert_eq!(sa.alerts_raised + sb.alerts_raised + sc.alerts_raised, 1);
+    assert_eq!(sc.alerts_resolved, 1);
+    // (Which invocation saved first decides whether a's readings were evaluated in order or,
+    // arriving after b's later one, backfilled: the alert is the same either way.)
 
     let stored = state.inner.load("p-race").await.unwrap();
-    assert_eq!(stored.version, 3, "three successful saves");
+    assert!(stored.version >= 3, "every invocation saved");
     assert_eq!(
         stored.value.recent.len(),
         4,
         "every reading is in the state"
     );
-    assert!(stored.value.pending.is_empty());
+    assert!(stored.value.pending.is_empty() && stored.value.held.is_empty());
     let alerts = inspect::events_of_type(&stack, "AlertRaised")
         .await
         .unwrap();
