@@ -3,10 +3,13 @@
 //! ```text
 //! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N]
 //! devstack up   [--port N]
+//! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
+//!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
 //! Both honour `DEVSTACK_ENDPOINT` (use a running emulator such as LocalStack instead of
 //! starting moto).
 
+mod bench;
 mod demo;
 mod simulator;
 
@@ -49,7 +52,7 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
 async fn run() -> Result<bool> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: devstack demo|up [--flags]; see devstack/src/main.rs");
+        bail!("usage: devstack demo|up|bench [--flags]; see devstack/src/main.rs");
     };
     let root = workspace_root();
     let mut config = StackConfig::for_workspace(&root);
@@ -102,7 +105,16 @@ async fn run() -> Result<bool> {
             stack.shutdown().await?;
             Ok(true)
         }
-        other => bail!("unknown command {other:?}; expected demo or up"),
+        "bench" => {
+            // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
+            // target/ so a run leaves nothing in .local/.
+            let options = bench::Options::parse(&args[1..])?;
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            let _ = std::fs::remove_dir_all(&logs);
+            config.function_log_dir = Some(logs);
+            bench::run(config, options).await
+        }
+        other => bail!("unknown command {other:?}; expected demo, up or bench"),
     }
 }
 
