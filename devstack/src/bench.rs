@@ -31,6 +31,9 @@ use crate::simulator;
 
 const SPOT_RULE: &str = "spo2-low";
 const WEARABLE_RULE: &str = "hr-high-3";
+/// Records per GetRecords of the alert watcher, and its pause after a partial page.
+const STREAM_PAGE: usize = 1000;
+const STREAM_POLL: Duration = Duration::from_millis(250);
 
 /// What the latency is measured to, as printed with the results.
 const LATENCY_DEFINITION: &str = "AlertRaised stored (ApproximateCreationDateTime of its INSERT record in the events table's DynamoDB stream, set by moto on write) minus the moment POST /readings returned 202 for the reading that completed the condition; same machine clock";
@@ -195,7 +198,9 @@ async fn watch_alerts(stack: &Stack, alerts: Alerts) -> Result<tokio::task::Join
         let mut cursors: Vec<(String, Option<String>, Option<String>)> =
             shards.into_iter().map(|s| (s, None, None)).collect();
         loop {
-            let mut got_any = false;
+            // Poll again at once only after a full page, so the reader adds little load to
+            // the emulator (whose DynamoDB requests are serialised) while alerts are raised.
+            let mut full_page = false;
             for (shard, iterator, last) in &mut cursors {
                 if iterator.is_none() {
                     let request = streams
@@ -219,11 +224,18 @@ async fn watch_alerts(stack: &Stack, alerts: Alerts) -> Result<tokio::task::Join
                 let Some(current) = iterator.clone() else {
                     continue;
                 };
-                match streams.get_records().shard_iterator(current).send().await {
+                match streams
+                    .get_records()
+                    .shard_iterator(current)
+                    .limit(STREAM_PAGE as i32)
+                    .send()
+                    .await
+                {
                     Ok(out) => {
                         *iterator = out.next_shard_iterator;
-                        for record in out.records.unwrap_or_default() {
-                            got_any = true;
+                        let records = out.records.unwrap_or_default();
+                        full_page |= records.len() >= STREAM_PAGE;
+                        for record in records {
                             let Some(change) = record.dynamodb else {
                                 continue;
                             };
@@ -268,8 +280,8 @@ async fn watch_alerts(stack: &Stack, alerts: Alerts) -> Result<tokio::task::Join
                     }
                 }
             }
-            if !got_any {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if !full_page {
+                tokio::time::sleep(STREAM_POLL).await;
             }
         }
     }))
@@ -328,6 +340,67 @@ struct Outcome {
     misses: Vec<String>,
     wait_seconds: u64,
     elapsed_seconds: f64,
+    /// detect's invocations during the scenario.
+    detect: DetectRuns,
+}
+
+/// detect's invocations in a span of the run (from the local runner's journal).
+#[derive(Debug, Default, Clone, Copy)]
+struct DetectRuns {
+    invocations: usize,
+    /// Errors and timeouts (the batch is then retried).
+    failed: usize,
+    mean_ms: f64,
+    max_ms: f64,
+}
+
+impl DetectRuns {
+    /// detect's invocations after the first `from`.
+    fn since(stack: &Stack, from: usize) -> DetectRuns {
+        let records = stack.invocations("DetectFunction");
+        let span = records.get(from..).unwrap_or_default();
+        let ms: Vec<f64> = span
+            .iter()
+            .map(|r| r.duration.as_secs_f64() * 1000.0)
+            .collect();
+        DetectRuns {
+            invocations: span.len(),
+            failed: span
+                .iter()
+                .filter(|r| !matches!(r.outcome, devstack::InvokeOutcome::Ok(_)))
+                .count(),
+            mean_ms: if ms.is_empty() {
+                0.0
+            } else {
+                ms.iter().sum::<f64>() / ms.len() as f64
+            },
+            max_ms: ms.iter().copied().fold(0.0, f64::max),
+        }
+    }
+
+    fn json(self) -> Value {
+        json!({
+            "invocations": self.invocations,
+            "failed": self.failed,
+            "meanMs": self.mean_ms.round(),
+            "maxMs": self.max_ms.round(),
+        })
+    }
+}
+
+impl Outcome {
+    /// Records a patient's result: the latency of its alert, or a miss when there is none
+    /// or it was stored after the wait (the same bound for every patient).
+    fn add(&mut self, patient: String, posted: DateTime<Utc>, alert: Option<SeenAlert>) {
+        let wait_ms = self.wait_seconds as f64 * 1000.0;
+        match alert {
+            Some(alert) if millis(alert.stored, posted) <= wait_ms => {
+                self.stored_ms.push(millis(alert.stored, posted));
+                self.raised_ms.push(millis(alert.raised, posted));
+            }
+            _ => self.misses.push(patient),
+        }
+    }
 }
 
 fn millis(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
@@ -457,13 +530,8 @@ async fn spot_checks(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(options.spot_wait);
     wait_for_alerts("spot checks", alerts, &pending, deadline).await;
     for (patient, at) in posted {
-        match alerts.get(&patient, SPOT_RULE) {
-            Some(alert) => {
-                outcome.stored_ms.push(millis(alert.stored, at));
-                outcome.raised_ms.push(millis(alert.raised, at));
-            }
-            None => outcome.misses.push(patient),
-        }
+        let alert = alerts.get(&patient, SPOT_RULE);
+        outcome.add(patient, at, alert);
     }
     outcome.elapsed_seconds = started.elapsed().as_secs_f64();
     outcome
@@ -587,13 +655,7 @@ async fn wearables(
         };
         outcome.requests += requests;
         match third {
-            Ok(at) => match alerts.get(patient, WEARABLE_RULE) {
-                Some(alert) => {
-                    outcome.stored_ms.push(millis(alert.stored, at));
-                    outcome.raised_ms.push(millis(alert.raised, at));
-                }
-                None => outcome.misses.push(patient.clone()),
-            },
+            Ok(at) => outcome.add(patient.clone(), at, alerts.get(patient, WEARABLE_RULE)),
             Err(err) => {
                 eprintln!("    wearable {patient} not posted: {err:#}");
                 outcome.post_failures.push(patient.clone());
@@ -654,6 +716,7 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
                 "elapsedSeconds": (o.elapsed_seconds * 10.0).round() / 10.0,
                 "latencyMs": stats(&o.stored_ms).json(),
                 "detectStartMs": stats(&o.raised_ms).json(),
+                "detectInvocations": o.detect.json(),
             })
         };
         let out = json!({
@@ -711,10 +774,14 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     println!();
     for o in [&spot, &wear] {
         println!(
-            "    {}: {} requests, {:.0} s; misses = no alert within {} s{}",
+            "    {}: {} requests, {:.0} s; detect {} invocations ({} failed or timed out), mean {:.0} ms, max {:.0} ms; misses = no alert within {} s of the 202{}",
             o.name,
             o.requests,
             o.elapsed_seconds,
+            o.detect.invocations,
+            o.detect.failed,
+            o.detect.mean_ms,
+            o.detect.max_ms,
             o.wait_seconds,
             if o.post_failures.is_empty() {
                 String::new()
@@ -764,13 +831,17 @@ async fn bench(stack: &Stack, options: &Options) -> Result<(Outcome, Outcome)> {
         .context("building the HTTP client")?;
     let api_url = stack.api_url();
 
-    let spot = spot_checks(&client, &api_url, spot_ids, options, &alerts).await;
+    let from = stack.invocations("DetectFunction").len();
+    let mut spot = spot_checks(&client, &api_url, spot_ids, options, &alerts).await;
+    spot.detect = DetectRuns::since(stack, from);
     // Let what the spot checks started (routing, notifications, emergencies, escalations)
     // finish before the next scenario, so it does not compete with it.
     if let Err(err) = stack.wait_idle(Duration::from_secs(120)).await {
         eprintln!("    (the stack did not settle before the wearables: {err:#})");
     }
-    let wear = wearables(&client, &api_url, wearable_ids, options, &alerts).await;
+    let from = stack.invocations("DetectFunction").len();
+    let mut wear = wearables(&client, &api_url, wearable_ids, options, &alerts).await;
+    wear.detect = DetectRuns::since(stack, from);
     watcher.abort();
     Ok((spot, wear))
 }
