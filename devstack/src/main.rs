@@ -3,12 +3,15 @@
 //! ```text
 //! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
 //! devstack up   [--port N] [--schedule-interval D]
+//! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
+//!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
 //! Both honour `DEVSTACK_ENDPOINT` (use a running emulator such as LocalStack instead of
 //! starting moto). `--schedule-interval` (default: `DEVSTACK_SCHEDULE_INTERVAL`, else 5s)
 //! is how often every schedule of the template fires locally, e.g. `500ms`, `2s`, `1m`, or
 //! `template` for the template's own rates.
 
+mod bench;
 mod demo;
 mod simulator;
 
@@ -56,7 +59,7 @@ fn interval(name: &str, value: &str) -> Result<Option<Duration>> {
 async fn run() -> Result<bool> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: devstack demo|up [--flags]; see devstack/src/main.rs");
+        bail!("usage: devstack demo|up|bench [--flags]; see devstack/src/main.rs");
     };
     let root = workspace_root();
     // An invalid DEVSTACK_SCHEDULE_INTERVAL is an error here (for_workspace only logs it).
@@ -121,7 +124,16 @@ async fn run() -> Result<bool> {
             stack.shutdown().await?;
             Ok(true)
         }
-        other => bail!("unknown command {other:?}; expected demo or up"),
+        "bench" => {
+            // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
+            // target/ so a run leaves nothing in .local/.
+            let options = bench::Options::parse(&args[1..])?;
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            let _ = std::fs::remove_dir_all(&logs);
+            config.function_log_dir = Some(logs);
+            bench::run(config, options).await
+        }
+        other => bail!("unknown command {other:?}; expected demo, up or bench"),
     }
 }
 
