@@ -30,7 +30,8 @@ HOME_DIR="$ROOT/.local/localstack"
 VENV="$HOME_DIR/venv"
 PLUGIN="$ROOT/localstack/moto-dynamodb-provider"
 # Which end-to-end tests `test` runs against LocalStack: cargo test name filters, space
-# separated; empty (the default) runs the whole tests/pipeline.rs suite (about 25 s).
+# separated; empty (the default) runs the whole tests/pipeline.rs and tests/detection.rs
+# suites (about 60 s).
 LOCALSTACK_TESTS="${LOCALSTACK_TESTS:-}"
 
 plugin_stamp() { cat "$PLUGIN/pyproject.toml" "$PLUGIN"/vitals_localstack/*.py | sha256sum | cut -c1-16; }
@@ -122,13 +123,13 @@ run_tests() {
   started=$(date +%s)
   trap '[[ -n "$TEST_PORT" ]] && stop "$TEST_PORT"' EXIT
   start "$TEST_PORT"
-  echo "==> end-to-end tests against LocalStack: ${LOCALSTACK_TESTS:-all of tests/pipeline.rs}"
+  echo "==> end-to-end tests against LocalStack: ${LOCALSTACK_TESTS:-all of tests/pipeline.rs and tests/detection.rs}"
   # --workspace (not -p e2e) keeps the feature set of `cargo test --workspace`, so nothing is
   # rebuilt.
   local filters=()
   for t in $LOCALSTACK_TESTS; do filters+=("$t"); done
   DEVSTACK_ENDPOINT="http://127.0.0.1:$TEST_PORT" \
-    cargo test --workspace --locked --test pipeline -- "${filters[@]}"
+    cargo test --workspace --locked --test pipeline --test detection -- "${filters[@]}"
   echo "==> LocalStack start + tests took $(( $(date +%s) - started )) s"
 }
 

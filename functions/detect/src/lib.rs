@@ -21,6 +21,8 @@ pub mod kinesis;
 
 use std::borrow::Cow;
 
+use futures::StreamExt;
+
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
@@ -236,6 +238,24 @@ pub struct BatchSummary {
     pub failed_patients: usize,
 }
 
+/// How many patients of a batch (or a sweep page) are processed at once.
+pub const PATIENT_CONCURRENCY: usize = 16;
+
+impl BatchSummary {
+    /// Adds another summary's counts (of other patients) to this one.
+    pub fn add(&mut self, other: &BatchSummary) {
+        self.duplicates += other.duplicates;
+        self.late += other.late;
+        self.evaluated += other.evaluated;
+        self.pending += other.pending;
+        self.alerts_raised += other.alerts_raised;
+        self.alerts_resolved += other.alerts_resolved;
+        self.state_writes += other.state_writes;
+        self.event_writes += other.event_writes;
+        self.failed_patients += other.failed_patients;
+    }
+}
+
 /// Handles one Kinesis batch and reports the first record that was not fully processed.
 pub async fn handle(
     deps: &Deps<'_>,
@@ -296,13 +316,22 @@ pub async fn handle_batch(
     // Group by patient, keeping batch order within each patient.
     let by_patient = group_by_patient(&decoded);
 
+    // Patients are independent: their I/O runs concurrently (bounded); each patient's
+    // readings stay in order within its own task.
     summary.patients = by_patient.len();
-    for readings in &by_patient {
-        let patient_id = readings.patient_id;
-        if let Err(err) =
-            process_patient(deps, patient_id, &readings.inputs, now, &mut summary).await
-        {
-            let index = readings.first_index;
+    let results: Vec<(usize, &str, BatchSummary, Result<(), PortError>)> =
+        futures::stream::iter(by_patient.iter().map(|readings| async move {
+            let mut own = BatchSummary::default();
+            let result =
+                process_patient(deps, readings.patient_id, &readings.inputs, now, &mut own).await;
+            (readings.first_index, readings.patient_id, own, result)
+        }))
+        .buffer_unordered(PATIENT_CONCURRENCY)
+        .collect()
+        .await;
+    for (index, patient_id, own, result) in results {
+        summary.add(&own);
+        if let Err(err) = result {
             summary.failed_patients += 1;
             tracing::error!(patient_id, error = %err, "patient's readings not processed; will be retried");
             first_failure = Some(first_failure.map_or(index, |f| f.min(index)));
@@ -634,10 +663,19 @@ pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>) -> Result<SweepSummary, 
     for shard in 0..shared::detection::DUE_SHARDS {
         let due = deps.state.due(shard, now_ms, SWEEP_PAGE).await?;
         summary.due += due.len();
-        for patient_id in due {
-            if let Err(err) =
-                process_patient(deps, &patient_id, none, now, &mut summary.batch).await
-            {
+        let none = none;
+        let results: Vec<(String, BatchSummary, Result<(), PortError>)> =
+            futures::stream::iter(due.into_iter().map(|patient_id| async move {
+                let mut own = BatchSummary::default();
+                let result = process_patient(deps, &patient_id, none, now, &mut own).await;
+                (patient_id, own, result)
+            }))
+            .buffer_unordered(PATIENT_CONCURRENCY)
+            .collect()
+            .await;
+        for (patient_id, own, result) in results {
+            summary.batch.add(&own);
+            if let Err(err) = result {
                 summary.failed += 1;
                 tracing::error!(patient_id, error = %err, "sweep: patient not processed; stays due");
             }

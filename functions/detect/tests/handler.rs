@@ -673,3 +673,42 @@ async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
     assert_eq!(third.total(metrics::DUPLICATES_SKIPPED), 1.0);
     assert_eq!(third.total(metrics::ALERTS_RAISED), 0.0);
 }
+
+#[test]
+fn a_wearables_state_stays_small_over_a_day() {
+    // docs/detection.md ("State size"): all five vitals every 5 s from one wearable.
+    let rules = default_rules().unwrap();
+    let mut state = shared::detection::PatientState::default();
+    let mut largest = 0;
+    for step in 0..(24 * 720) {
+        let at = t0() + Duration::seconds(5 * step);
+        let readings: Vec<Reading> = VitalType::ALL
+            .iter()
+            .map(|v| Reading {
+                patient_id: "p-1".into(),
+                vital: *v,
+                value: if *v == VitalType::Temperature { 36.9 } else { 80.0 },
+                unit: v.unit().into(),
+                timestamp: at,
+                device_id: "wearable-1".into(),
+            })
+            .collect();
+        let ids: Vec<String> = readings.iter().map(Reading::event_id).collect();
+        let inputs: Vec<shared::detection::Input<'_>> = readings
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| shared::detection::Input {
+                event_id: id,
+                correlation_id: "c",
+                reading: r,
+                received_at: None,
+            })
+            .collect();
+        rules.apply(&mut state, "p-1", &inputs, at);
+        if step % 720 == 0 {
+            largest = largest.max(serde_json::to_vec(&state).unwrap().len());
+        }
+    }
+    assert!(largest < 24 * 1024, "state of {largest} bytes");
+    eprintln!("largest state: {largest} bytes");
+}
