@@ -35,42 +35,59 @@ impl SnsAlertPublisher {
     }
 }
 
-#[async_trait]
-impl AlertPublisher for SnsAlertPublisher {
-    async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError> {
-        let body = serde_json::to_string(alert)
-            .map_err(|e| PortError::backend("serialising the alert", e))?;
-        self.client
+impl SnsAlertPublisher {
+    /// Publishes `envelope` as JSON with the message attributes `attributes`.
+    async fn publish_envelope<T: serde::Serialize>(
+        &self,
+        envelope: &Envelope<T>,
+        attributes: &[(&str, &str)],
+    ) -> Result<(), PortError> {
+        let body = serde_json::to_string(envelope)
+            .map_err(|e| PortError::backend("serialising the event", e))?;
+        let mut request = self
+            .client
             .publish()
             .topic_arn(&self.topic_arn)
             .message(body)
-            .message_attributes("eventType", attribute(&alert.event_type)?)
-            .message_attributes("severity", attribute(alert.data.severity.as_str())?)
-            .message_attributes("alertType", attribute(&alert.data.alert_type)?)
-            .message_attributes("village", attribute(&alert.data.village)?)
-            .message_attributes("correlationId", attribute(&alert.correlation_id)?)
-            .message_attributes("dispatch", attribute(alert.data.dispatch())?)
+            .message_attributes("eventType", attribute(&envelope.event_type)?)
+            .message_attributes("correlationId", attribute(&envelope.correlation_id)?);
+        for (name, value) in attributes {
+            request = request.message_attributes(*name, attribute(value)?);
+        }
+        request
             .send()
             .await
             .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;
         Ok(())
     }
+}
+
+#[async_trait]
+impl AlertPublisher for SnsAlertPublisher {
+    async fn publish(&self, alert: &Envelope<AlertRaised>) -> Result<(), PortError> {
+        let data = &alert.data;
+        self.publish_envelope(
+            alert,
+            &[
+                ("severity", data.severity.as_str()),
+                ("alertType", &data.alert_type),
+                ("village", &data.village),
+                ("dispatch", data.dispatch()),
+            ],
+        )
+        .await
+    }
 
     async fn publish_resolved(&self, resolved: &Envelope<AlertResolved>) -> Result<(), PortError> {
-        let body = serde_json::to_string(resolved)
-            .map_err(|e| PortError::backend("serialising the resolution", e))?;
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(body)
-            .message_attributes("eventType", attribute(&resolved.event_type)?)
-            .message_attributes("severity", attribute(resolved.data.severity.as_str())?)
-            .message_attributes("alertType", attribute(&resolved.data.alert_type)?)
-            .message_attributes("correlationId", attribute(&resolved.correlation_id)?)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;
-        Ok(())
+        let data = &resolved.data;
+        self.publish_envelope(
+            resolved,
+            &[
+                ("severity", data.severity.as_str()),
+                ("alertType", &data.alert_type),
+            ],
+        )
+        .await
     }
 }
 
