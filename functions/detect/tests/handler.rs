@@ -687,7 +687,11 @@ fn a_wearables_state_stays_small_over_a_day() {
             .map(|v| Reading {
                 patient_id: "p-1".into(),
                 vital: *v,
-                value: if *v == VitalType::Temperature { 36.9 } else { 80.0 },
+                value: if *v == VitalType::Temperature {
+                    36.9
+                } else {
+                    80.0
+                },
                 unit: v.unit().into(),
                 timestamp: at,
                 device_id: "wearable-1".into(),
