@@ -51,11 +51,121 @@ impl RuleSet {
                 .readings
                 .iter()
                 .any(|&(m, _, v)| mask & (1 << m) != 0 && member_holds(&rule.condition, m, v));
-            if !late_touches && !may_hold && arrivals.in_order(mask) {
+            // Without a new reading that satisfies its member, a rule changes only where an
+            // out-of-order reading splits an alerted run: none without an alert.
+            if !late_touches && !may_hold && !state.raised.iter().any(|a| a.rule == rule.id) {
+                continue;
+            }
+            let in_order = !late_touches && arrivals.in_order(mask);
+            if in_order && !may_hold {
+                continue;
+            }
+            if in_order && self.extend_in_order(state, patient_id, rule, arrivals, now_ms, out) {
                 continue;
             }
             self.raise_runs(state, patient_id, i, rule, late, now_ms, out);
         }
+    }
+
+    /// The usual case of a single `threshold`, without building the whole timeline: the
+    /// new readings of its metric all come after every known one, so each either starts a
+    /// run, continues the last one, or ends it. Returns false (nothing changed) when the
+    /// last known run has no alert where this expects one; the caller then takes the
+    /// general path.
+    fn extend_in_order(
+        &self,
+        state: &mut PatientState,
+        patient_id: &str,
+        rule: &Rule,
+        arrivals: &Arrivals,
+        now_ms: i64,
+        out: &mut Outcome,
+    ) -> bool {
+        let Condition::Threshold { metric, op, value } = &rule.condition else {
+            return false;
+        };
+        if state.held.iter().any(|p| p.metric == *metric) {
+            return false;
+        }
+        let m = metric_index(*metric);
+        let known_end = arrivals.known_end[m];
+        // The newest known reading of the metric before this batch.
+        let mut previous: Option<(i64, bool)> = state.history[m]
+            .back()
+            .map(|s| (s.at, s.value))
+            .into_iter()
+            .chain(
+                state
+                    .pending
+                    .iter()
+                    .filter(|p| p.metric == *metric && p.at <= known_end)
+                    .map(|p| (p.at, p.value)),
+            )
+            .max_by_key(|(at, _)| *at)
+            .map(|(at, v)| (at, op.holds(v, *value)));
+        let mut raised: Vec<RaisedAlert> = Vec::new();
+        // The run the previous reading belongs to: a known alert (index), or one raised in
+        // this batch (the last of `raised`).
+        let mut open: Option<Option<usize>> = None;
+        for p in state
+            .pending
+            .iter()
+            .filter(|p| p.metric == *metric && p.at > known_end)
+        {
+            let holds = op.holds(p.value, *value);
+            if !holds {
+                open = None;
+            } else if let Some((at, true)) = previous {
+                let run = match open {
+                    Some(run) => run,
+                    None => match state
+                        .raised
+                        .iter()
+                        .rposition(|a| a.rule == rule.id && a.from <= at && at <= a.to)
+                    {
+                        Some(i) => Some(i),
+                        None => return false,
+                    },
+                };
+                let alert = match run {
+                    Some(i) => &mut state.raised[i],
+                    None => match raised.last_mut() {
+                        Some(alert) => alert,
+                        None => return false,
+                    },
+                };
+                alert.to = alert.to.max(p.at);
+                open = Some(run);
+            } else {
+                let evidence = vec![Evidence {
+                    reading_event_id: p.id.clone(),
+                    vital: p.metric,
+                    value: p.value,
+                    timestamp: time_of(p.at),
+                }];
+                let candidate = self.candidate(
+                    patient_id,
+                    rule,
+                    p.at,
+                    (&p.id, &p.correlation_id),
+                    p.at,
+                    evidence,
+                    now_ms,
+                );
+                raised.push(RaisedAlert {
+                    rule: rule.id.clone(),
+                    alert_id: candidate.alert_id.clone(),
+                    from: p.at,
+                    to: p.at,
+                    open: true,
+                });
+                out.alerts.push(candidate);
+                open = Some(None);
+            }
+            previous = Some((p.at, holds));
+        }
+        state.raised.extend(raised);
+        true
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -227,7 +227,7 @@ fn episodes(condition: &Condition, history: &VecDeque<Sample>) -> (Vec<Found>, L
             value: s.value,
             metric,
             correlation_id: String::new(),
-            device: String::new(),
+            device: std::sync::Arc::from(""),
             received: s.at,
         };
         step_leaf(condition, &mut leaf, &r, &scratch, &[], &[]);

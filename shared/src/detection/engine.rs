@@ -337,6 +337,8 @@ impl RuleSet {
             *end = (*end).max(p.at);
         }
         let mut late: Vec<Pending> = Vec::new();
+        let mut device: std::sync::Arc<str> = std::sync::Arc::from("");
+        let mut clocks = super::progress::Observed::default();
         for input in inputs {
             let at = input.timestamp().timestamp_millis();
             let id = input.event_id();
@@ -352,7 +354,7 @@ impl RuleSet {
                 continue;
             }
             let received = input.received_at().timestamp_millis();
-            super::progress::observe(state, input.device_id(), at, received);
+            clocks.observe(state, input.device_id(), at, received);
             arrivals.note(m, at, input.value());
             let reading = Pending {
                 id: id.to_string(),
@@ -360,7 +362,12 @@ impl RuleSet {
                 value: input.value(),
                 metric: input.vital(),
                 correlation_id: input.correlation_id().to_string(),
-                device: input.device_id().to_string(),
+                device: if *device == *input.device_id() {
+                    device.clone()
+                } else {
+                    device = std::sync::Arc::from(input.device_id());
+                    device.clone()
+                },
                 received,
             };
             if is_late {
@@ -379,6 +386,7 @@ impl RuleSet {
                 state.pending.push(reading);
             }
         }
+        clocks.flush(state);
         if arrivals.mask != 0 {
             state.pending.sort_unstable_by(by_time);
             late.sort_unstable_by(by_time);
@@ -438,6 +446,9 @@ impl RuleSet {
                         .insert(rule.id.clone(), RuleState::default());
                 }
             }
+        }
+        if !state.rule_states.values().any(|rs| rs.episode.is_some()) {
+            return;
         }
         for (rule, mode) in self.config.rules.iter().zip(&self.modes) {
             if *mode != Mode::OnArrival {

@@ -78,6 +78,10 @@ impl RuleSet {
     }
 
     fn open_extra(&self, state: &PatientState) -> Vec<bool> {
+        if !state.raised.iter().any(|a| a.open) {
+            // (An empty list reads as false for every rule, and allocates nothing.)
+            return Vec::new();
+        }
         self.config
             .rules
             .iter()
@@ -152,7 +156,7 @@ impl RuleSet {
                 out.resolutions
                     .push(resolution(rule, &episode.alert_id, episode.started_at, &r));
             }
-            if p.open_extra[i] {
+            if p.open_extra.get(i).copied().unwrap_or(false) {
                 for alert in p
                     .raised
                     .iter_mut()
@@ -162,13 +166,16 @@ impl RuleSet {
                     out.resolutions
                         .push(resolution(rule, &alert.alert_id, alert.from, &r));
                 }
-                p.open_extra[i] = p.raised.iter().any(|a| a.open && a.rule == rule.id);
+                let still_open = p.raised.iter().any(|a| a.open && a.rule == rule.id);
+                if let Some(flag) = p.open_extra.get_mut(i) {
+                    *flag = still_open;
+                }
             }
         }
 
         p.last_seen[m] = Some(r.at);
-        if p.last_device[m].as_deref() != Some(r.device.as_str()) {
-            p.last_device[m] = Some(r.device.clone());
+        if p.last_device[m].as_deref() != Some(&*r.device) {
+            p.last_device[m] = Some(r.device.to_string());
         }
         let history = &mut p.history[m];
         let keep_from = r.at.saturating_sub(self.retention_ms[m]);

@@ -14,29 +14,61 @@
 //!   the sweep); and a phone uploading a visit holds the others back until its whole upload
 //!   is in, whatever batches it was cut into.
 
-use std::collections::BTreeMap;
-
 use super::state::{DeviceClock, PatientState};
 
-/// Records a new reading's time (`at`) and arrival (`received`) in the patient's and its
-/// device's progress.
-pub(super) fn observe(state: &mut PatientState, device: &str, at: i64, received: i64) {
-    let clamped = at.min(received);
-    state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
-    state.progress = Some(state.progress.map_or(clamped, |p| p.max(clamped)));
-    match state.devices.get_mut(device) {
-        Some(clock) => {
-            clock.progress = clock.progress.max(clamped);
-            clock.seen = clock.seen.max(received);
+/// The progress the readings of a batch show, gathered per run of readings from one device
+/// (a batch usually holds one device's readings) and written to the state by
+/// [`Observed::flush`].
+#[derive(Debug, Default)]
+pub(super) struct Observed {
+    device: Option<String>,
+    progress: i64,
+    seen: i64,
+}
+
+impl Observed {
+    /// Records a new reading's time (`at`) and arrival (`received`) in the patient's and
+    /// its device's progress: its time, but never later than its arrival.
+    pub(super) fn observe(
+        &mut self,
+        state: &mut PatientState,
+        device: &str,
+        at: i64,
+        received: i64,
+    ) {
+        let clamped = at.min(received);
+        state.watermark = Some(state.watermark.map_or(at, |w| w.max(at)));
+        state.progress = Some(state.progress.map_or(clamped, |p| p.max(clamped)));
+        if self.device.as_deref() != Some(device) {
+            self.flush(state);
+            self.device = Some(device.to_string());
+            self.progress = clamped;
+            self.seen = received;
+        } else {
+            self.progress = self.progress.max(clamped);
+            self.seen = self.seen.max(received);
         }
-        None => {
-            state.devices.insert(
-                device.to_string(),
-                DeviceClock {
-                    progress: clamped,
-                    seen: received,
-                },
-            );
+    }
+
+    /// Writes the gathered device progress into the state.
+    pub(super) fn flush(&mut self, state: &mut PatientState) {
+        let Some(device) = self.device.take() else {
+            return;
+        };
+        match state.devices.get_mut(&device) {
+            Some(clock) => {
+                clock.progress = clock.progress.max(self.progress);
+                clock.seen = clock.seen.max(self.seen);
+            }
+            None => {
+                state.devices.insert(
+                    device,
+                    DeviceClock {
+                        progress: self.progress,
+                        seen: self.seen,
+                    },
+                );
+            }
         }
     }
 }
@@ -53,18 +85,21 @@ pub(super) fn advance(state: &mut PatientState, lateness_ms: i64, now_ms: i64) -
     };
     // Each active device's progress, and its own readings that have waited the allowed
     // lateness (a device whose clock runs ahead).
-    let mut reached: BTreeMap<&str, i64> = state
+    let waited = |device: &str| {
+        state
+            .pending
+            .iter()
+            .filter(|p| p.received <= active_since && *p.device == *device)
+            .map(|p| p.at)
+            .max()
+    };
+    // No active device: everything pending is final.
+    let target = state
         .devices
         .iter()
-        .map(|(device, clock)| (device.as_str(), clock.progress))
-        .collect();
-    for p in state.pending.iter().filter(|p| p.received <= active_since) {
-        if let Some(at) = reached.get_mut(p.device.as_str()) {
-            *at = (*at).max(p.at);
-        }
-    }
-    // No active device: everything pending is final.
-    let target = reached.values().copied().min().unwrap_or(watermark);
+        .map(|(device, clock)| clock.progress.max(waited(device).unwrap_or(i64::MIN)))
+        .min()
+        .unwrap_or(watermark);
     if state.frontier.is_none_or(|f| target > f) {
         state.frontier = Some(target);
     }

@@ -26,9 +26,9 @@ pub struct Pending {
     /// Correlation id of the reading, carried by the alerts it triggers.
     #[serde(rename = "c")]
     pub correlation_id: String,
-    /// The device that sent it.
-    #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
-    pub device: String,
+    /// The device that sent it (shared by the readings of one device in a batch).
+    #[serde(rename = "d", default, skip_serializing_if = "str::is_empty")]
+    pub device: std::sync::Arc<str>,
     /// When it arrived (Unix ms, ingest's clock).
     #[serde(rename = "r", default)]
     pub received: i64,
