@@ -663,7 +663,6 @@ pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>) -> Result<SweepSummary, 
     for shard in 0..shared::detection::DUE_SHARDS {
         let due = deps.state.due(shard, now_ms, SWEEP_PAGE).await?;
         summary.due += due.len();
-        let none = none;
         let results: Vec<(String, BatchSummary, Result<(), PortError>)> =
             futures::stream::iter(due.into_iter().map(|patient_id| async move {
                 let mut own = BatchSummary::default();

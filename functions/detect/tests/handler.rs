@@ -350,11 +350,13 @@ async fn a_critical_alert_from_readings_older_than_the_cut_off_does_not_dispatch
     let old = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);
     let now = t0() + Duration::hours(2);
     handle(&world.deps(), &kinesis_event(&payloads(&[old])), now).await;
-    let published = world.publisher.published.lock().unwrap();
-    assert_eq!(published.len(), 1);
-    assert_eq!(published[0].data.late_by_seconds, Some(7200.0));
-    assert!(!published[0].data.auto_dispatch);
-    assert_eq!(published[0].data.dispatch(), "manual");
+    {
+        let published = world.publisher.published.lock().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].data.late_by_seconds, Some(7200.0));
+        assert!(!published[0].data.auto_dispatch);
+        assert_eq!(published[0].data.dispatch(), "manual");
+    }
     // 14 minutes old: just inside the cut-off, dispatches.
     let world = World::new();
     let recent = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);

@@ -248,7 +248,8 @@ fn reference(readings: &[&Reading]) -> BTreeMap<&'static str, Vec<(i64, i64)>> {
         })
         .collect();
     both.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let (mut last_hr, mut last_sbp): (Option<(i64, f64)>, Option<(i64, f64)>) = (None, None);
+    let mut last_hr: Option<(i64, f64)> = None;
+    let mut last_sbp: Option<(i64, f64)> = None;
     let shock: Vec<_> = both
         .iter()
         .map(|(at, _, vital, value)| {

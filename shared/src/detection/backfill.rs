@@ -76,7 +76,7 @@ impl RuleSet {
             let m = metric_index(metric);
             let (found, last_leaf) = episodes(&rule.condition, &state.history[m]);
             let first_kept = state.history[m].front().map_or(i64::MIN, |s| s.at);
-            let newest = late.iter().filter(|p| p.metric == metric).next_back();
+            let newest = late.iter().rfind(|p| p.metric == metric);
             // The in-order state of the rule becomes what in-order evaluation of the kept
             // history gives, unless its open episode began before the kept history.
             let mut own: Option<String> = state
