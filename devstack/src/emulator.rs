@@ -14,6 +14,10 @@ use crate::template::REGION;
 const MOTO_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Python that starts moto server with DynamoDB requests serialised (see the file).
 const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
+/// `install_checked_transactions()`, shared with the LocalStack provider plugin; put before
+/// the launcher, which calls it.
+const MOTO_TRANSACTIONS: &str =
+    include_str!("../../localstack/moto-dynamodb-provider/vitals_localstack/transactions.py");
 
 /// The emulator devstack talks to.
 #[derive(Debug)]
@@ -58,7 +62,7 @@ impl Emulator {
         let python = moto_server_bin.with_file_name("python");
         let mut command = if python.exists() {
             let mut c = Command::new(python);
-            c.args(["-c", MOTO_LAUNCHER]);
+            c.args(["-c", &format!("{MOTO_TRANSACTIONS}\n{MOTO_LAUNCHER}")]);
             c
         } else {
             Command::new(moto_server_bin)

@@ -62,95 +62,10 @@ def _transact_write_items_keeping_shards(self, *args, **kwargs):
 
 DynamoDBBackend.transact_write_items = _transact_write_items_keeping_shards
 
-# moto 5.2.5 takes a deep copy of every table a TransactWriteItems touches (items, stream
-# records and all) before it writes, to roll back on a failed condition: each append to the
-# event store then costs O(the whole history), and a local stack slows down as it runs.
-# DynamoDB requests are serialised above, so the conditions can be checked first, with
-# nothing written: a cancelled transaction needs no rollback, and one whose conditions all
-# hold is applied without a copy. Anything unusual goes to moto's own code (with the copy).
-from moto.dynamodb.comparisons import get_filter_expression  # noqa: E402
-from moto.dynamodb.exceptions import (  # noqa: E402
-    ConditionalCheckFailed,
-    MultipleTransactionsException,
-    TooManyTransactionsException,
-    TransactionCanceledException,
-)
-
-_transact_with_copies = DynamoDBBackend.transact_write_items
-
-
-def _transact_write_items_checked_first(self, transact_items):
-    if len(transact_items) > 100:
-        raise TooManyTransactionsException()
-    plan = []
-    seen = set()
-    for item in transact_items:
-        if len(item) != 1:
-            return _transact_with_copies(self, transact_items)
-        op_type, op = next(iter(item.items()))
-        table_name = op.get("TableName")
-        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"} or table_name not in self.tables:
-            return _transact_with_copies(self, transact_items)
-        table = self.get_table(table_name)
-        if op_type == "Put":
-            attrs = op["Item"]
-            if table.hash_key_attr not in attrs or (
-                table.range_key_attr is not None and table.range_key_attr not in attrs
-            ):
-                return _transact_with_copies(self, transact_items)
-            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-            if table.range_key_attr is not None:
-                key[table.range_key_attr] = attrs[table.range_key_attr]
-        else:
-            key = op["Key"]
-        unique = (str(table_name), str(dict(sorted(key.items()))))
-        if unique in seen:
-            raise MultipleTransactionsException()
-        seen.add(unique)
-        plan.append((op_type, op, table_name, key))
-
-    errors = []
-    for op_type, op, table_name, key in plan:
-        condition = op.get("ConditionExpression")
-        if condition is None:
-            errors.append((None, None, None))
-            continue
-        current = self.get_item(table_name, key)
-        condition_op = get_filter_expression(
-            condition,
-            op.get("ExpressionAttributeNames"),
-            op.get("ExpressionAttributeValues"),
-        )
-        if condition_op.expr(current):
-            errors.append((None, None, None))
-            continue
-        original = None
-        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
-            original = current.to_json()["Attributes"]
-        errors.append(
-            ("ConditionalCheckFailed", str(ConditionalCheckFailed().message), original)
-        )
-    if any(code is not None for code, _, _ in errors):
-        raise TransactionCanceledException(errors)
-
-    for op_type, op, table_name, key in plan:
-        names = op.get("ExpressionAttributeNames")
-        values = op.get("ExpressionAttributeValues")
-        if op_type == "Put":
-            self.put_item(table_name, op["Item"])
-        elif op_type == "Delete":
-            self.delete_item(table_name, key)
-        elif op_type == "Update":
-            self.update_item(
-                table_name,
-                key,
-                update_expression=op["UpdateExpression"],
-                expression_attribute_names=names,
-                expression_attribute_values=values,
-            )
-
-
-DynamoDBBackend.transact_write_items = _transact_write_items_checked_first
+# TransactWriteItems: conditions checked first, no deep copy of the tables
+# (install_checked_transactions, from localstack/moto-dynamodb-provider/vitals_localstack/
+# transactions.py, which devstack puts before this file; LocalStack's plugin uses it too).
+install_checked_transactions()
 
 # FIFO queues: a message whose visibility timeout has passed is no longer in flight. moto
 # 5.2.5 forgets it as in flight only when its receive loop reaches it, one message at a

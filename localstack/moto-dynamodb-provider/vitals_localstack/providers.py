@@ -16,6 +16,12 @@ def dynamodb_moto():
     from localstack.aws.api.dynamodb import DynamodbApi
     from localstack.services.moto import MotoFallbackDispatcher
 
+    from vitals_localstack.transactions import install_checked_transactions
+
+    # Conditions first, no deep copy: a cancelled transaction leaves the stream shard
+    # (and its readers) alone, and appends do not cost the whole history.
+    install_checked_transactions()
+
     class MotoDynamoDBProvider(DynamodbApi):
         """Every DynamoDB operation is served by moto."""
 
