@@ -14,6 +14,7 @@
 
 use super::config::{Condition, Rule};
 use super::engine::{Arrivals, METRICS, Mode, Outcome, RuleSet, metric_index, time_of};
+use super::ordered::reading_evidence;
 use super::state::{PatientState, Pending, RaisedAlert};
 use crate::events::Evidence;
 
@@ -137,12 +138,7 @@ impl RuleSet {
                 alert.to = alert.to.max(p.at);
                 open = Some(run);
             } else {
-                let evidence = vec![Evidence {
-                    reading_event_id: p.id.clone(),
-                    vital: p.metric,
-                    value: p.value,
-                    timestamp: time_of(p.at),
-                }];
+                let evidence = vec![reading_evidence(p)];
                 let candidate = self.candidate(
                     patient_id,
                     rule,

@@ -194,11 +194,6 @@ impl RuleSet {
     pub fn allowed_lateness(&self) -> Duration {
         Duration::milliseconds(self.lateness_ms)
     }
-
-    /// When the rule at `index` (in [`RuleSet::rules`] order) can fire.
-    pub fn mode(&self, index: usize) -> Option<Mode> {
-        self.modes.get(index).copied()
-    }
 }
 
 /// One reading handed to the engine.
