@@ -10,15 +10,15 @@ use chrono::{TimeZone, Utc};
 use devstack::{Stack, inspect};
 use e2e::*;
 use serde_json::Value;
-use shared::aws::DynamoEventStore;
-use shared::envelope::{Envelope, EventData, Lineage};
-use shared::escalation::Worker;
-use shared::events::{
+use aws_adapters::DynamoEventStore;
+use domain::envelope::{Envelope, EventData, Lineage};
+use domain::escalation::Worker;
+use domain::events::{
     AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
 };
-use shared::ports::{EventStore, StoredEvent};
-use shared::routing::notification_id;
-use shared::saga::{emergency_id_for_alert, emergency_stream};
+use application::ports::{EventStore, StoredEvent};
+use domain::routing::notification_id;
+use domain::saga::{emergency_id_for_alert, emergency_stream};
 
 fn lineage(correlation_id: &str) -> Lineage {
     Lineage {

@@ -13,9 +13,9 @@ use chrono::Utc;
 use devstack::{InvocationRecord, Stack, inspect};
 use e2e::*;
 use serde_json::Value;
-use shared::batch::FAULT_INJECTION_PANIC_ON;
-use shared::envelope::{Envelope, Lineage};
-use shared::events::{NotificationRequested, Severity};
+use lambda_kit::batch::FAULT_INJECTION_PANIC_ON;
+use domain::envelope::{Envelope, Lineage};
+use domain::events::{NotificationRequested, Severity};
 
 /// A notification request body for `recipient`.
 fn request(notification_id: &str, recipient: &str, message: &str) -> String {

@@ -6,11 +6,11 @@ use chrono::{TimeZone, Utc};
 use devstack::{InvokeOutcome, inspect};
 use e2e::*;
 use serde_json::{Value, json};
-use shared::aws::DynamoEventStore;
-use shared::envelope::{Envelope, Lineage};
-use shared::event_store::{EventStreams, ExpectedVersion};
-use shared::events::{AlertRaised, Severity, alert_stream};
-use shared::ports::StoredEvent;
+use aws_adapters::DynamoEventStore;
+use domain::envelope::{Envelope, Lineage};
+use application::event_store::{EventStreams, ExpectedVersion};
+use domain::events::{AlertRaised, Severity, alert_stream};
+use application::ports::StoredEvent;
 
 fn alert(patient: &str) -> Envelope<AlertRaised> {
     Envelope::new(

@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use devstack::inspect;
 use e2e::*;
 use serde_json::json;
-use shared::aws::{DynamoEventStore, DynamoStateStore};
-use shared::detection::PatientState;
-use shared::envelope::{Envelope, Lineage};
-use shared::memory::{MemoryDeadLetters, MemoryDirectory, MemoryPublisher};
-use shared::ports::{PatientStateStore, PortError, Versioned};
-use shared::reading::{Reading, VitalType};
+use aws_adapters::{DynamoEventStore, DynamoStateStore};
+use domain::detection::PatientState;
+use domain::envelope::{Envelope, Lineage};
+use testkit::{MemoryDeadLetters, MemoryDirectory, MemoryPublisher};
+use application::ports::{PatientStateStore, PortError, Versioned};
+use domain::reading::{Reading, VitalType};
 use tokio::sync::Barrier;
 
 /// The real state store, except that the first two loads wait for each other: both racing
@@ -103,9 +103,9 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
         MemoryDeadLetters::default(),
     );
     let rules = detect::default_rules().unwrap();
-    let idempotency = shared::memory::MemoryIdempotencyStore::default();
+    let idempotency = testkit::MemoryIdempotencyStore::default();
     let publish_guard =
-        shared::idempotency::Idempotency::new(&idempotency, detect::publish_idempotency_config());
+        application::idempotency::Idempotency::new(&idempotency, detect::publish_idempotency_config());
     let deps = detect::Deps {
         rules: &rules,
         state: &state,

@@ -107,7 +107,7 @@ async fn wait_for_alert(
     }
 }
 
-fn seed(patients: &[&str]) -> Vec<shared::routing::DirectoryEntry> {
+fn seed(patients: &[&str]) -> Vec<domain::routing::DirectoryEntry> {
     patients
         .iter()
         .enumerate()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use devstack::{Stack, inspect};
 use e2e::*;
 use serde_json::{Value, json};
-use shared::escalation::{FamilyContact, VillageRoster, Worker};
+use domain::escalation::{FamilyContact, VillageRoster, Worker};
 
 fn worker(id: &str, available: bool) -> Worker {
     Worker {
@@ -462,11 +462,11 @@ async fn unacknowledged_alerts_escalate_on_time_and_acknowledged_ones_do_not() {
 /// repeat by the winner still succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_conditional_reservations_let_exactly_one_emergency_win() {
-    use shared::ports::Workers;
+    use application::ports::Workers;
     let stack = start_stack("worker_reservation_race").await;
     seed(&stack, &["w-02"]).await;
     let table = stack.resource("WorkersTable").unwrap().ref_value.clone();
-    let workers = std::sync::Arc::new(shared::aws::DynamoWorkers::new(stack.sdk_config(), table));
+    let workers = std::sync::Arc::new(aws_adapters::DynamoWorkers::new(stack.sdk_config(), table));
     let mut attempts = tokio::task::JoinSet::new();
     for i in 0..10 {
         let workers = workers.clone();

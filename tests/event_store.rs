@@ -14,13 +14,13 @@ use devstack::template::Template;
 use e2e::workspace_root;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::aws::{DynamoEventStore, DynamoIdempotencyStore};
-use shared::envelope::EventData;
-use shared::event_store::*;
-use shared::idempotency::{
+use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore};
+use domain::envelope::EventData;
+use application::event_store::*;
+use application::idempotency::{
     Config, Idempotency, IdempotencyError, IdempotencyStore, Outcome, Status,
 };
-use shared::ports::{Appended, StoredEvent};
+use application::ports::{Appended, StoredEvent};
 
 /// moto with the template's resources; dropped = moto stopped.
 struct Emu {
@@ -229,7 +229,7 @@ async fn the_same_append_repeated_three_times_writes_one_copy() {
         "{err}"
     );
     // The single-event port keeps its contract on top of the store.
-    let port: &dyn shared::ports::EventStore = &store;
+    let port: &dyn application::ports::EventStore = &store;
     assert_eq!(
         port.append("alert-1", 2, &note("a-3")).await.unwrap(),
         Appended::Written
@@ -241,7 +241,7 @@ async fn the_same_append_repeated_three_times_writes_one_copy() {
     let err = port.append("alert-1", 2, &note("a-4")).await.unwrap_err();
     assert_eq!(
         err,
-        shared::ports::PortError::Conflict {
+        application::ports::PortError::Conflict {
             key: "alert-1".into(),
             expected: 2,
             actual: Some(3)

@@ -7,9 +7,9 @@ use chrono::Utc;
 use devstack::{InvokeOutcome, Stack, inspect};
 use e2e::*;
 use serde_json::{Value, json};
-use shared::aws::DynamoEventStore;
-use shared::event_store::{EventStreams, ExpectedVersion};
-use shared::ports::StoredEvent;
+use aws_adapters::DynamoEventStore;
+use application::event_store::{EventStreams, ExpectedVersion};
+use application::ports::StoredEvent;
 
 fn stored(event_id: &str, event_type: &str, schema_version: u32, data: Value) -> StoredEvent {
     StoredEvent {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use devstack::{Stack, StackConfig};
 use serde_json::{Value, json};
-use shared::routing::DirectoryEntry;
+use domain::routing::DirectoryEntry;
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

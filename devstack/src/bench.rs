@@ -245,7 +245,7 @@ async fn watch_alerts(stack: &Stack, alerts: Alerts) -> Result<tokio::task::Join
                             else {
                                 continue;
                             };
-                            let Ok(Some(event)) = shared::aws::event_from_stream_image(
+                            let Ok(Some(event)) = aws_adapters::event_from_stream_image(
                                 serde_dynamo::Item::from(image),
                             ) else {
                                 continue;

@@ -319,7 +319,7 @@ async fn summary(
     // The dashboard's read models (projected from the events table's stream) show every
     // alert and every emergency.
     let views = inspect::dashboard_views(stack).await?;
-    let board = shared::dashboard::summarise(&views);
+    let board = domain::dashboard::summarise(&views);
     let alert_views = board.open_alerts + board.resolved_alerts;
     let emergency_views: usize = board.emergencies_by_status.values().sum();
     println!(

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-use shared::aws::DynamoDirectory;
-use shared::routing::DirectoryEntry;
+use aws_adapters::DynamoDirectory;
+use domain::routing::DirectoryEntry;
 
 use crate::Stack;
 use crate::template::{Template, collect_references};
@@ -35,7 +35,7 @@ pub fn dead_letter_queues(template: &Template) -> Vec<String> {
 }
 
 /// The dashboard's read models (every item of the dashboard table).
-pub async fn dashboard_views(stack: &Stack) -> Result<Vec<shared::dashboard::View>> {
+pub async fn dashboard_views(stack: &Stack) -> Result<Vec<domain::dashboard::View>> {
     scan(stack, "DashboardTable")
         .await?
         .into_iter()
@@ -212,9 +212,9 @@ fn table_name(stack: &Stack, logical_id: &str) -> Result<String> {
 }
 
 /// Writes health workers (with availability) into the workers table.
-pub async fn seed_workers(stack: &Stack, workers: &[shared::escalation::Worker]) -> Result<()> {
+pub async fn seed_workers(stack: &Stack, workers: &[domain::escalation::Worker]) -> Result<()> {
     let table = table_name(stack, "WorkersTable")?;
-    let store = shared::aws::DynamoWorkers::new(stack.sdk_config(), table);
+    let store = aws_adapters::DynamoWorkers::new(stack.sdk_config(), table);
     for worker in workers {
         store
             .put(worker)
@@ -227,8 +227,8 @@ pub async fn seed_workers(stack: &Stack, workers: &[shared::escalation::Worker])
 /// Writes village rosters and family contacts into the directory table.
 pub async fn seed_contacts(
     stack: &Stack,
-    rosters: &[shared::escalation::VillageRoster],
-    families: &[shared::escalation::FamilyContact],
+    rosters: &[domain::escalation::VillageRoster],
+    families: &[domain::escalation::FamilyContact],
 ) -> Result<()> {
     let table = table_name(stack, "DirectoryTable")?;
     let directory = DynamoDirectory::new(stack.sdk_config(), table);

@@ -99,7 +99,7 @@ pub type MetricTotals = BTreeMap<String, MetricAggregate>;
 
 /// If `line` is an EMF document, adds its values to `totals`; returns whether it was one.
 pub fn record_emf_line(totals: &Mutex<MetricTotals>, line: &str) -> bool {
-    let Some(samples) = shared::metrics::parse(line) else {
+    let Some(samples) = lambda_kit::metrics::parse(line) else {
         return false;
     };
     let Ok(mut totals) = totals.lock() else {
@@ -109,7 +109,7 @@ pub fn record_emf_line(totals: &Mutex<MetricTotals>, line: &str) -> bool {
         let extra: Vec<String> = sample
             .dimensions
             .iter()
-            .filter(|(k, _)| k.as_str() != shared::metrics::FUNCTION_DIMENSION)
+            .filter(|(k, _)| k.as_str() != lambda_kit::metrics::FUNCTION_DIMENSION)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let key = if extra.is_empty() {
@@ -749,18 +749,18 @@ mod tests {
     #[test]
     fn emf_lines_are_summed_per_metric_and_dimension_values() {
         let totals = Mutex::new(MetricTotals::new());
-        let recorder = shared::metrics::Recorder::new("detect");
+        let recorder = lambda_kit::metrics::Recorder::new("detect");
         let rule = [("Rule", "spo2-low"), ("Severity", "critical")];
-        recorder.record("AlertsRaised", shared::metrics::Unit::Count, 2.0, &rule);
+        recorder.record("AlertsRaised", lambda_kit::metrics::Unit::Count, 2.0, &rule);
         recorder.record(
             "EndToEndLagMs",
-            shared::metrics::Unit::Milliseconds,
+            lambda_kit::metrics::Unit::Milliseconds,
             30.0,
             &[],
         );
         recorder.record(
             "EndToEndLagMs",
-            shared::metrics::Unit::Milliseconds,
+            lambda_kit::metrics::Unit::Milliseconds,
             90.0,
             &[],
         );

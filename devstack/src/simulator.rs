@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use shared::routing::DirectoryEntry;
+use domain::routing::DirectoryEntry;
 
 /// What a simulated patient's vitals look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +77,11 @@ pub fn patients(count: usize, abnormal: usize) -> Vec<Patient> {
 pub fn emergency_contacts(
     patients: &[Patient],
 ) -> (
-    Vec<shared::escalation::Worker>,
-    Vec<shared::escalation::VillageRoster>,
-    Vec<shared::escalation::FamilyContact>,
+    Vec<domain::escalation::Worker>,
+    Vec<domain::escalation::VillageRoster>,
+    Vec<domain::escalation::FamilyContact>,
 ) {
-    use shared::escalation::{FamilyContact, VillageRoster, Worker};
+    use domain::escalation::{FamilyContact, VillageRoster, Worker};
     let mut workers: Vec<Worker> = Vec::new();
     let mut rosters: Vec<VillageRoster> = Vec::new();
     for p in patients {
@@ -176,7 +176,7 @@ pub async fn run(
             .iter()
             .flat_map(|p| readings(p, at, &mut rng))
             .collect();
-        for chunk in batch.chunks(shared::reading::MAX_READINGS_PER_REQUEST) {
+        for chunk in batch.chunks(domain::reading::MAX_READINGS_PER_REQUEST) {
             let response = client
                 .post(format!("{api_url}/readings"))
                 .header(

@@ -15,14 +15,14 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use shared::detection::PatientState;
+use domain::detection::PatientState;
 
 #[path = "../benches/mix/mod.rs"]
 mod mix;
 
 #[inline(never)]
 fn measured(
-    rules: &shared::detection::RuleSet,
+    rules: &domain::detection::RuleSet,
     data: &[(Vec<String>, chrono::DateTime<chrono::Utc>)],
     decode_only: bool,
 ) -> (usize, HashMap<String, PatientState>) {

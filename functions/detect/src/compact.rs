@@ -11,11 +11,11 @@
 
 use std::borrow::Cow;
 
-use shared::envelope::BorrowedEnvelope;
-use shared::reading::VitalType;
+use domain::envelope::BorrowedEnvelope;
+use domain::reading::VitalType;
 
 use crate::ReadingView;
-use shared::timestamp::parse_utc;
+use domain::timestamp::parse_utc;
 
 /// The envelope of `text`, if it is in the compact layout; `None` otherwise (not an error:
 /// the caller decodes it the general way).
@@ -191,8 +191,8 @@ fn count_digits(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Duration, Utc};
-    use shared::envelope::{Envelope, Lineage, decode_borrowed};
-    use shared::reading::Reading;
+    use domain::envelope::{Envelope, Lineage, decode_borrowed};
+    use domain::reading::Reading;
 
     use super::*;
 

@@ -1,7 +1,7 @@
 //! `detect`: readings stream (Kinesis) -> per-patient anomaly rules -> `AlertRaised`.
 //!
 //! For each batch: records are decoded in order; each patient's readings are applied to
-//! the patient's stored state by the event-time engine (`shared::detection`), with the
+//! the patient's stored state by the event-time engine (`domain::detection`), with the
 //! rules of `rules.yaml` (or of the file named by `DETECT_RULES_PATH`). Late readings are
 //! recorded as `ReadingLate` events; every alert is appended to the event table (a
 //! conditional write keyed on the deterministic alert id, so a redelivered batch never
@@ -26,22 +26,22 @@ use futures::StreamExt;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
-use shared::detection::{
+use domain::detection::{
     AlertCandidate, ConfigError, Emit, Input, PatientState, ReadingInput, Resolution, RuleSet,
 };
-use shared::envelope::{
+use domain::envelope::{
     BorrowedEnvelope, DecodeError, Envelope, Lineage, check_header, decode_borrowed,
 };
-use shared::events::{AlertRaised, AlertResolved, alert_resolution_stream, alert_stream};
-use shared::idempotency::{Config, Idempotency, IdempotencyError};
-use shared::ids::deterministic_id;
-use shared::metrics;
-use shared::ports::{
+use domain::events::{AlertRaised, AlertResolved, alert_resolution_stream, alert_stream};
+use application::idempotency::{Config, Idempotency, IdempotencyError};
+use domain::ids::deterministic_id;
+use lambda_kit::metrics;
+use application::ports::{
     AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
     PortError, StoredEvent,
 };
-use shared::reading::{Reading, VitalType};
-use shared::routing::UNKNOWN_VILLAGE;
+use domain::reading::{Reading, VitalType};
+use domain::routing::UNKNOWN_VILLAGE;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "detect";
@@ -171,7 +171,7 @@ impl ReadingInput for &Decoded<'_> {
 }
 
 /// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
-/// type and version ([`shared::envelope::decode`]'s rules, values and errors). The layout
+/// type and version ([`domain::envelope::decode`]'s rules, values and errors). The layout
 /// `ingest` writes is read directly ([`compact`]); anything else goes through serde_json.
 pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, ReadingView<'_>>, DecodeError> {
     if let Ok(text) = std::str::from_utf8(data)
@@ -660,7 +660,7 @@ pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>) -> Result<SweepSummary, 
     let mut summary = SweepSummary::default();
     let now_ms = now.timestamp_millis();
     let none: &[Input<'_>] = &[];
-    for shard in 0..shared::detection::DUE_SHARDS {
+    for shard in 0..domain::detection::DUE_SHARDS {
         let due = deps.state.due(shard, now_ms, SWEEP_PAGE).await?;
         summary.due += due.len();
         let results: Vec<(String, BatchSummary, Result<(), PortError>)> =

@@ -6,12 +6,12 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use shared::aws::{
+use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore, SnsAlertPublisher,
     SqsDeadLetters, load_config,
 };
-use shared::config::{ConfigError, required_env};
-use shared::idempotency::{Idempotency, deadline_from_millis};
+use lambda_kit::config::{ConfigError, required_env};
+use application::idempotency::{Idempotency, deadline_from_millis};
 
 /// Environment variable choosing the function: `stream` (default) or `sweep`.
 const MODE_ENV: &str = "DETECT_MODE";
@@ -35,7 +35,7 @@ fn auto_dispatch_max_age() -> Result<chrono::Duration, ConfigError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    lambda_kit::telemetry::init();
     let mode = std::env::var(MODE_ENV).unwrap_or_else(|_| "stream".to_string());
     if mode != "stream" && mode != "sweep" {
         return Err(format!("{MODE_ENV} must be `stream` or `sweep` (got {mode:?})").into());
@@ -77,7 +77,7 @@ async fn main() -> Result<(), Error> {
                 ..*deps
             };
             let summary =
-                shared::telemetry::invocation("sweep", detect::sweep(&deps, chrono::Utc::now()))
+                lambda_kit::telemetry::invocation("sweep", detect::sweep(&deps, chrono::Utc::now()))
                     .await?;
             Ok::<Value, Error>(json!({
                 "due": summary.due,
@@ -100,7 +100,7 @@ async fn main() -> Result<(), Error> {
             };
             let batch = KinesisEvent::from(event.payload);
             Ok::<KinesisEventResponse, Error>(
-                shared::telemetry::invocation(
+                lambda_kit::telemetry::invocation(
                     detect::SOURCE,
                     detect::handle(&deps, &batch, chrono::Utc::now()),
                 )

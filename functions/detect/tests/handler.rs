@@ -4,11 +4,11 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{DateTime, Duration, Utc};
 use detect::{Deps, default_rules, handle, handle_batch};
 use serde_json::json;
-use shared::envelope::{Envelope, Lineage};
-use shared::events::alert_stream;
-use shared::memory::*;
-use shared::reading::{Reading, VitalType};
-use shared::routing::DirectoryEntry;
+use domain::envelope::{Envelope, Lineage};
+use domain::events::alert_stream;
+use testkit::*;
+use domain::reading::{Reading, VitalType};
+use domain::routing::DirectoryEntry;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
@@ -78,8 +78,8 @@ struct World {
     directory: MemoryDirectory,
     publisher: MemoryPublisher,
     dead_letters: MemoryDeadLetters,
-    rules: shared::detection::RuleSet,
-    publish_guard: shared::idempotency::Idempotency<'static>,
+    rules: domain::detection::RuleSet,
+    publish_guard: application::idempotency::Idempotency<'static>,
     idempotency: &'static MemoryIdempotencyStore,
 }
 
@@ -100,7 +100,7 @@ impl World {
             publisher: MemoryPublisher::default(),
             dead_letters: MemoryDeadLetters::default(),
             rules: default_rules().expect("the embedded rules are valid"),
-            publish_guard: shared::idempotency::Idempotency::new(
+            publish_guard: application::idempotency::Idempotency::new(
                 idempotency,
                 detect::publish_idempotency_config(),
             ),
@@ -182,7 +182,7 @@ async fn a_lost_state_save_re_raises_the_same_alert_id_without_a_second_copy() {
         .unwrap();
     drop(published);
     let record = world.idempotency.records.lock().unwrap()[&key].clone();
-    assert_eq!(record.status, shared::idempotency::Status::Completed);
+    assert_eq!(record.status, application::idempotency::Status::Completed);
 }
 
 fn poison_batch() -> KinesisEvent {
@@ -240,13 +240,13 @@ async fn a_state_conflict_reports_the_patients_first_record() {
     // Someone else saved p-sick's state meanwhile: our save at version 0 conflicts.
     struct Racing<'a>(&'a MemoryStateStore);
     #[async_trait::async_trait]
-    impl shared::ports::PatientStateStore for Racing<'_> {
+    impl application::ports::PatientStateStore for Racing<'_> {
         async fn load(
             &self,
             id: &str,
         ) -> Result<
-            shared::ports::Versioned<shared::detection::PatientState>,
-            shared::ports::PortError,
+            application::ports::Versioned<domain::detection::PatientState>,
+            application::ports::PortError,
         > {
             let loaded = self.0.load(id).await?;
             self.0.save(id, loaded.version, &Default::default()).await?;
@@ -256,8 +256,8 @@ async fn a_state_conflict_reports_the_patients_first_record() {
             &self,
             id: &str,
             v: u64,
-            s: &shared::detection::PatientState,
-        ) -> Result<(), shared::ports::PortError> {
+            s: &domain::detection::PatientState,
+        ) -> Result<(), application::ports::PortError> {
             self.0.save(id, v, s).await
         }
         async fn due(
@@ -265,7 +265,7 @@ async fn a_state_conflict_reports_the_patients_first_record() {
             shard: u32,
             now_ms: i64,
             limit: usize,
-        ) -> Result<Vec<String>, shared::ports::PortError> {
+        ) -> Result<Vec<String>, application::ports::PortError> {
             self.0.due(shard, now_ms, limit).await
         }
     }
@@ -337,7 +337,7 @@ async fn a_reading_beyond_the_allowed_lateness_is_evaluated_and_its_alert_marked
     assert_eq!(
         world
             .events
-            .stream(&shared::events::late_reading_stream(&late.event_id))
+            .stream(&domain::events::late_reading_stream(&late.event_id))
             .len(),
         0
     );
@@ -377,24 +377,24 @@ struct FailingFirst<'a> {
 }
 
 #[async_trait::async_trait]
-impl shared::ports::AlertPublisher for FailingFirst<'_> {
+impl application::ports::AlertPublisher for FailingFirst<'_> {
     async fn publish(
         &self,
-        alert: &Envelope<shared::events::AlertRaised>,
-    ) -> Result<(), shared::ports::PortError> {
+        alert: &Envelope<domain::events::AlertRaised>,
+    ) -> Result<(), application::ports::PortError> {
         {
             let mut left = self.left.lock().unwrap();
             if *left > 0 {
                 *left -= 1;
-                return Err(shared::ports::PortError::Backend("SNS is down".into()));
+                return Err(application::ports::PortError::Backend("SNS is down".into()));
             }
         }
         self.inner.publish(alert).await
     }
     async fn publish_resolved(
         &self,
-        resolved: &Envelope<shared::events::AlertResolved>,
-    ) -> Result<(), shared::ports::PortError> {
+        resolved: &Envelope<domain::events::AlertResolved>,
+    ) -> Result<(), application::ports::PortError> {
         self.inner.publish_resolved(resolved).await
     }
 }
@@ -507,7 +507,7 @@ async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
     };
     let resolved = world
         .events
-        .stream(&shared::events::alert_resolution_stream(&alert_id));
+        .stream(&domain::events::alert_resolution_stream(&alert_id));
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].event_type, "AlertResolved");
     assert_eq!(resolved[0].data["alertId"], alert_id.as_str());
@@ -529,13 +529,13 @@ struct CountingEvents<'a> {
 }
 
 #[async_trait::async_trait]
-impl shared::ports::EventStore for CountingEvents<'_> {
+impl application::ports::EventStore for CountingEvents<'_> {
     async fn append(
         &self,
         stream_id: &str,
         expected_version: u64,
-        event: &shared::ports::StoredEvent,
-    ) -> Result<shared::ports::Appended, shared::ports::PortError> {
+        event: &application::ports::StoredEvent,
+    ) -> Result<application::ports::Appended, application::ports::PortError> {
         *self.appends.lock().unwrap() += 1;
         self.inner.append(stream_id, expected_version, event).await
     }
@@ -647,7 +647,7 @@ fn the_embedded_rules_keep_the_starter_rules_and_a_bad_rules_file_is_refused_cle
 
 #[tokio::test]
 async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
-    use shared::metrics::{self, capture};
+    use lambda_kit::metrics::{self, capture};
     let world = World::new();
     let low = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 10)]));
     let now = t0() + Duration::minutes(12);
@@ -680,7 +680,7 @@ async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
 fn a_wearables_state_stays_small_over_a_day() {
     // docs/detection.md ("State size"): all five vitals every 5 s from one wearable.
     let rules = default_rules().unwrap();
-    let mut state = shared::detection::PatientState::default();
+    let mut state = domain::detection::PatientState::default();
     let mut largest = 0;
     for step in 0..(24 * 720) {
         let at = t0() + Duration::seconds(5 * step);
@@ -700,10 +700,10 @@ fn a_wearables_state_stays_small_over_a_day() {
             })
             .collect();
         let ids: Vec<String> = readings.iter().map(Reading::event_id).collect();
-        let inputs: Vec<shared::detection::Input<'_>> = readings
+        let inputs: Vec<domain::detection::Input<'_>> = readings
             .iter()
             .zip(&ids)
-            .map(|(r, id)| shared::detection::Input {
+            .map(|(r, id)| domain::detection::Input {
                 event_id: id,
                 correlation_id: "c",
                 reading: r,

@@ -6,12 +6,12 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::envelope::{Envelope, Lineage};
-use shared::escalation::{AlertAcknowledged, AlertProgress};
-use shared::events::alert_stream;
-use shared::ids::{deterministic_id, random_id};
-use shared::ports::{Appended, PortError, StoredEvent};
-use shared::saga::{EmergencyStarted, SagaInput, SagaState};
+use domain::envelope::{Envelope, Lineage};
+use domain::escalation::{AlertAcknowledged, AlertProgress};
+use domain::events::alert_stream;
+use domain::ids::{deterministic_id, random_id};
+use application::ports::{Appended, PortError, StoredEvent};
+use domain::saga::{EmergencyStarted, SagaInput, SagaState};
 
 use crate::{Deps, SOURCE, coordinator};
 

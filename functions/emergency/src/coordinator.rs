@@ -3,11 +3,11 @@
 //! (with a deadline check for forward steps).
 
 use chrono::{DateTime, Utc};
-use shared::envelope::{Envelope, Lineage, decode};
-use shared::events::{AlertRaised, Severity};
-use shared::ids::deterministic_id;
-use shared::ports::{Channel, StoredEvent};
-use shared::saga::*;
+use domain::envelope::{Envelope, Lineage, decode};
+use domain::events::{AlertRaised, Severity};
+use domain::ids::deterministic_id;
+use application::ports::{Channel, StoredEvent};
+use domain::saga::*;
 
 use crate::{Deps, SOURCE};
 

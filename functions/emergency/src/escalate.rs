@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::envelope::{Envelope, Lineage, decode};
-use shared::escalation::*;
-use shared::events::{AlertRaised, Severity, alert_stream};
-use shared::ids::deterministic_id;
-use shared::ports::{Channel, StoredEvent};
-use shared::routing::notification_for;
+use domain::envelope::{Envelope, Lineage, decode};
+use domain::escalation::*;
+use domain::events::{AlertRaised, Severity, alert_stream};
+use domain::ids::deterministic_id;
+use application::ports::{Channel, StoredEvent};
+use domain::routing::notification_for;
 
 use crate::{Deps, SOURCE};
 

@@ -18,8 +18,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::batch::{body, process_sqs};
-use shared::ports::*;
+use lambda_kit::batch::{body, process_sqs};
+use application::ports::*;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "emergency";
@@ -56,7 +56,7 @@ pub enum HandlerError {
     #[error("unsupported Lambda event: {0}")]
     Unsupported(String),
     #[error(transparent)]
-    Batch(#[from] shared::batch::BatchError),
+    Batch(#[from] lambda_kit::batch::BatchError),
 }
 
 /// Handles one Lambda event: an HTTP API request or an SQS batch.

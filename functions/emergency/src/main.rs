@@ -2,12 +2,12 @@ use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::ambulance::SimulatedAmbulance;
-use shared::aws::{
+use aws_adapters::SimulatedAmbulance;
+use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers, SqsBus, SqsNotificationQueue,
     load_config,
 };
-use shared::config::{ConfigError, required_env};
+use lambda_kit::config::{ConfigError, required_env};
 
 fn parsed<T: std::str::FromStr>(name: &str) -> Result<T, ConfigError>
 where
@@ -26,7 +26,7 @@ where
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    lambda_kit::telemetry::init();
     let config = load_config().await;
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);

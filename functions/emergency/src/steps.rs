@@ -2,11 +2,11 @@
 //! coordinator with the event that reports its outcome.
 
 use chrono::{DateTime, Utc};
-use shared::envelope::{Envelope, decode};
-use shared::events::{NotificationKind, NotificationRequested, Severity};
-use shared::ids::deterministic_id;
-use shared::ports::{Channel, DispatchOutcome, LedgerClaim};
-use shared::saga::{SagaEvent, SagaInput, SagaMessage, Step, StepCommand};
+use domain::envelope::{Envelope, decode};
+use domain::events::{NotificationKind, NotificationRequested, Severity};
+use domain::ids::deterministic_id;
+use application::ports::{Channel, DispatchOutcome, LedgerClaim};
+use domain::saga::{SagaEvent, SagaInput, SagaMessage, Step, StepCommand};
 
 use crate::{Deps, SOURCE};
 

@@ -9,14 +9,14 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use chrono::{TimeZone, Utc};
 use emergency::{Config, Deps, handle};
 use serde_json::{Value, json};
-use shared::ambulance::SimulatedAmbulance;
-use shared::envelope::{Envelope, Lineage};
-use shared::escalation::{FamilyContact, VillageRoster, Worker};
-use shared::events::{AlertRaised, AlertRouted, Severity, alert_stream};
-use shared::memory::*;
-use shared::ports::{Channel, EventStore, StoredEvent};
-use shared::routing::DirectoryEntry;
-use shared::saga::{Status, emergency_id_for_alert, emergency_stream};
+use aws_adapters::SimulatedAmbulance;
+use domain::envelope::{Envelope, Lineage};
+use domain::escalation::{FamilyContact, VillageRoster, Worker};
+use domain::events::{AlertRaised, AlertRouted, Severity, alert_stream};
+use testkit::*;
+use application::ports::{Channel, EventStore, StoredEvent};
+use domain::routing::DirectoryEntry;
+use domain::saga::{Status, emergency_id_for_alert, emergency_stream};
 
 const ESCALATION_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:EscalationQueue";
 
@@ -616,7 +616,7 @@ async fn info_alerts_never_escalate() {
         "emergency",
         info.child_lineage(),
         Utc::now(),
-        shared::escalation::AlertEscalationDue {
+        domain::escalation::AlertEscalationDue {
             alert_id: info.data.alert_id.clone(),
             patient_id: "p-1".into(),
             level: 0,

@@ -10,11 +10,11 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use shared::envelope::{Envelope, Lineage};
-use shared::ids::random_id;
-use shared::metrics;
-use shared::ports::{ReadingSink, StreamRecord};
-use shared::reading::{FieldError, RequestError, parse_readings};
+use domain::envelope::{Envelope, Lineage};
+use domain::ids::random_id;
+use lambda_kit::metrics;
+use application::ports::{ReadingSink, StreamRecord};
+use domain::reading::{FieldError, RequestError, parse_readings};
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
@@ -173,9 +173,9 @@ fn json_response(status: i64, body: &Value, correlation_id: &str) -> ApiGatewayV
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::envelope::decode;
-    use shared::memory::MemorySink;
-    use shared::reading::Reading;
+    use domain::envelope::decode;
+    use testkit::MemorySink;
+    use domain::reading::Reading;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use chrono::{DateTime, Utc};
-use shared::memory::MemorySink;
+use testkit::MemorySink;
 
 #[tokio::test]
 async fn sample_post_readings_event_is_accepted() {

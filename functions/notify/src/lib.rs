@@ -16,17 +16,17 @@
 //!
 //! The notify queue is FIFO with one message group per recipient: messages are processed in
 //! order, and once a message fails the later messages of its recipient in the batch are not
-//! tried and are reported as failures too (`shared::batch::sqs_fifo`), so a recipient never
+//! tried and are reported as failures too (`lambda_kit::batch::sqs_fifo`), so a recipient never
 //! gets notifications out of order. Other recipients go on.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use shared::batch::{BatchError, body, sqs_fifo};
-use shared::envelope::{Envelope, decode};
-use shared::events::{NotificationRequested, NotificationSent, notification_stream};
-use shared::idempotency::{Config, Idempotency};
-use shared::ids::deterministic_id;
-use shared::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+use lambda_kit::batch::{BatchError, body, sqs_fifo};
+use domain::envelope::{Envelope, decode};
+use domain::events::{NotificationRequested, NotificationSent, notification_stream};
+use application::idempotency::{Config, Idempotency};
+use domain::ids::deterministic_id;
+use application::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
@@ -78,7 +78,7 @@ async fn deliver_once(
         .await
         .map_err(|e| e.to_string())?;
     if outcome.replayed() {
-        shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+        lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
         tracing::info!("notification already handled; nothing done");
     }
     Ok(())
@@ -105,7 +105,7 @@ async fn deliver(
     let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
         Claim::AlreadySent => {
             tracing::info!("notification already sent; skipping");
-            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+            lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
             None
         }
         claim @ (Claim::New | Claim::Pending) => {

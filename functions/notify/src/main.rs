@@ -1,13 +1,13 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
-use shared::config::{ConfigError, required_env};
-use shared::idempotency::{Idempotency, deadline_from_millis};
-use shared::ports::{MessageSender, OutboxOnlySender};
+use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
+use lambda_kit::config::{ConfigError, required_env};
+use application::idempotency::{Idempotency, deadline_from_millis};
+use application::ports::{MessageSender, OutboxOnlySender};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    lambda_kit::telemetry::init();
     let config = load_config().await;
     let outbox = DynamoOutbox::new(&config, required_env("OUTBOX_TABLE")?);
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Error> {
             idempotency: &guard,
         };
         Ok::<SqsBatchResponse, Error>(
-            shared::telemetry::invocation(
+            lambda_kit::telemetry::invocation(
                 notify::SOURCE,
                 notify::handle(&deps, &event.payload, chrono::Utc::now()),
             )

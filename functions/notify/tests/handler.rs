@@ -3,10 +3,10 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 use notify::{Deps, handle};
-use shared::envelope::{Envelope, Lineage};
-use shared::events::{NotificationKind, NotificationRequested, Severity, notification_stream};
-use shared::idempotency::Idempotency;
-use shared::memory::*;
+use domain::envelope::{Envelope, Lineage};
+use domain::events::{NotificationKind, NotificationRequested, Severity, notification_stream};
+use application::idempotency::Idempotency;
+use testkit::*;
 
 fn request() -> Envelope<NotificationRequested> {
     Envelope::new(

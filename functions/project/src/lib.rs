@@ -1,8 +1,8 @@
 //! `project`: the events table's DynamoDB stream -> the dashboard read models
-//! (`shared::dashboard`): one view per alert and per emergency.
+//! (`domain::dashboard`): one view per alert and per emergency.
 //!
 //! Records run in order and the batch stops at the first failure, which is reported by its
-//! sequence number (`shared::batch::dynamodb_stream`); Lambda retries from it. Only INSERTs
+//! sequence number (`lambda_kit::batch::dynamodb_stream`); Lambda retries from it. Only INSERTs
 //! of event items matter: the position counter, the dedupe items and TTL removals are
 //! skipped.
 //!
@@ -27,11 +27,11 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use serde::{Deserialize, Serialize};
-use shared::aws::event_from_stream_image;
-use shared::batch::{BatchError, dynamodb_stream};
-use shared::dashboard::{Applied, Projection, View, apply, classify};
-use shared::event_store::{EventStreams, Position, RecordedEvent, Upcasters};
-use shared::ports::{PortError, ReadModels};
+use aws_adapters::event_from_stream_image;
+use lambda_kit::batch::{BatchError, dynamodb_stream};
+use domain::dashboard::{Applied, Projection, View, apply, classify};
+use application::event_store::{EventStreams, Position, RecordedEvent, Upcasters};
+use application::ports::{PortError, ReadModels};
 use tracing::Instrument;
 
 /// The function name used in logs and metrics.
@@ -69,7 +69,7 @@ pub async fn handle(deps: &Deps<'_>, event: &Event) -> Result<DynamoDbEventRespo
     dynamodb_stream(&event.records, |record| async move {
         let outcome = project_record(deps, record).await?;
         if outcome == Outcome::Duplicate {
-            shared::metrics::count(shared::metrics::DUPLICATES_SKIPPED, 1);
+            lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
         }
         Ok::<(), String>(())
     })

@@ -2,12 +2,12 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::aws::{DynamoEventStore, DynamoReadModels, load_config};
-use shared::config::required_env;
+use aws_adapters::{DynamoEventStore, DynamoReadModels, load_config};
+use lambda_kit::config::required_env;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    lambda_kit::telemetry::init();
     let config = load_config().await;
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let views = DynamoReadModels::new(&config, required_env("DASHBOARD_TABLE")?);
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     };
     // A stream batch from the event source mapping, or a replay request (direct invocation).
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        shared::telemetry::invocation(project::SOURCE, async move {
+        lambda_kit::telemetry::invocation(project::SOURCE, async move {
             if let Some(request) = event.payload.get("rebuild") {
                 let request: project::Rebuild = serde_json::from_value(request.clone())
                     .map_err(|e| format!("invalid rebuild request: {e}"))?;

@@ -4,10 +4,10 @@ use aws_lambda_events::event::dynamodb::Event;
 use chrono::{TimeZone, Utc};
 use project::{Deps, handle, upcasters};
 use serde_json::{Value, json};
-use shared::dashboard::{AlertStatus, View};
-use shared::event_store::{EventStreams, ExpectedVersion};
-use shared::memory::{MemoryEventStore, MemoryReadModels};
-use shared::ports::StoredEvent;
+use domain::dashboard::{AlertStatus, View};
+use application::event_store::{EventStreams, ExpectedVersion};
+use testkit::{MemoryEventStore, MemoryReadModels};
+use application::ports::StoredEvent;
 
 fn stored(event_id: &str, event_type: &str, data: Value) -> StoredEvent {
     StoredEvent {
@@ -78,7 +78,7 @@ fn record(seq: u64, event_name: &str, image: Value) -> Value {
 struct World {
     events: MemoryEventStore,
     views: MemoryReadModels,
-    upcasters: shared::event_store::Upcasters,
+    upcasters: application::event_store::Upcasters,
 }
 
 impl Default for World {
@@ -113,7 +113,7 @@ fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse)
         .collect()
 }
 
-fn alert_view(views: &MemoryReadModels) -> shared::dashboard::AlertView {
+fn alert_view(views: &MemoryReadModels) -> domain::dashboard::AlertView {
     match views.get("alert#a1") {
         Some(View::Alert(v)) => v,
         other => panic!("no alert view: {other:?}"),
@@ -206,7 +206,7 @@ async fn a_view_with_a_gap_catches_up_from_the_store() {
     assert_eq!(view.status(), AlertStatus::Routed);
     assert_eq!(
         view.severity,
-        Some(shared::events::Severity::Critical),
+        Some(domain::events::Severity::Critical),
         "the raise was read from the store"
     );
     assert_eq!(view.applied["alert-a1"], 2);
@@ -351,7 +351,7 @@ async fn an_info_alert_is_projected_like_any_other() {
         .unwrap();
     assert!(failures(&response).is_empty());
     let view = alert_view(&world.views);
-    assert_eq!(view.severity, Some(shared::events::Severity::Info));
+    assert_eq!(view.severity, Some(domain::events::Severity::Info));
     assert_eq!(view.status(), AlertStatus::Raised);
     assert_eq!(view.notifications_sent, 0);
 }

@@ -19,14 +19,14 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use shared::batch::{BatchError, body, sqs_standard};
-use shared::envelope::{DecodeError, Envelope, EventData, decode};
-use shared::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
-use shared::idempotency::{Config, Idempotency};
-use shared::ids::deterministic_id;
-use shared::metrics;
-use shared::ports::{Appended, Directory, EventReader, EventStore, NotificationQueue, StoredEvent};
-use shared::routing::{cleared_notification_for, notification_for};
+use lambda_kit::batch::{BatchError, body, sqs_standard};
+use domain::envelope::{DecodeError, Envelope, EventData, decode};
+use domain::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
+use application::idempotency::{Config, Idempotency};
+use domain::ids::deterministic_id;
+use lambda_kit::metrics;
+use application::ports::{Appended, Directory, EventReader, EventStore, NotificationQueue, StoredEvent};
+use domain::routing::{cleared_notification_for, notification_for};
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.

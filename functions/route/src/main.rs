@@ -1,14 +1,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::aws::{
+use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, SqsNotificationQueue, load_config,
 };
-use shared::config::required_env;
-use shared::idempotency::{Idempotency, deadline_from_millis};
+use lambda_kit::config::required_env;
+use application::idempotency::{Idempotency, deadline_from_millis};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    lambda_kit::telemetry::init();
     let config = load_config().await;
     let directory = DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?);
     let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
             idempotency: &guard,
         };
         Ok::<SqsBatchResponse, Error>(
-            shared::telemetry::invocation(
+            lambda_kit::telemetry::invocation(
                 route::SOURCE,
                 route::handle(&deps, &event.payload, chrono::Utc::now()),
             )

@@ -3,14 +3,14 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
 use route::{Deps, handle};
-use shared::envelope::{Envelope, Lineage};
-use shared::events::{
+use domain::envelope::{Envelope, Lineage};
+use domain::events::{
     AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
 };
-use shared::idempotency::Idempotency;
-use shared::memory::*;
-use shared::ports::{EventStore, StoredEvent};
-use shared::routing::{DirectoryEntry, notification_id};
+use application::idempotency::Idempotency;
+use testkit::*;
+use application::ports::{EventStore, StoredEvent};
+use domain::routing::{DirectoryEntry, notification_id};
 
 fn alert(patient: &str) -> Envelope<AlertRaised> {
     Envelope::new(
@@ -203,7 +203,7 @@ async fn sample_sqs_alert_event_is_routed() {
     let event: SqsEvent = serde_json::from_str(text).unwrap();
     // Given detect stored the sample alert (AlertRouted is appended after it, at version 2).
     let sample: Envelope<AlertRaised> =
-        shared::envelope::decode(event.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
+        domain::envelope::decode(event.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
     world
         .events
         .append(
@@ -427,7 +427,7 @@ async fn sample_sqs_alert_resolved_event_sends_the_cleared_notification() {
     ))
     .unwrap();
     let sample: Envelope<AlertRaised> =
-        shared::envelope::decode(raised.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
+        domain::envelope::decode(raised.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
     world.store(&sample).await;
     handle(&world.deps(), &raised, Utc::now()).await.unwrap();
 

@@ -8,9 +8,9 @@ use std::hint::black_box;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use detect::{Decoded, decode_record, group_by_patient, kinesis};
-use shared::detection::{PatientState, RuleSet};
-use shared::envelope::{Envelope, Lineage};
-use shared::reading::{Reading, VitalType};
+use domain::detection::{PatientState, RuleSet};
+use domain::envelope::{Envelope, Lineage};
+use domain::reading::{Reading, VitalType};
 
 pub const PATIENTS: usize = 500;
 pub const ROUNDS: usize = 40;

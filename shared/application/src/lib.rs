@@ -1,0 +1,13 @@
+//! The application layer: what handlers depend on, with no AWS types.
+//!
+//! - [`ports`]: the small traits the handlers call (AWS adapters in `aws-adapters`,
+//!   in-memory ones in `testkit`).
+//! - [`event_store`]: the event store contract (streams, expected versions, `read_all`),
+//!   reading recorded events through the domain's upcasters.
+//! - [`idempotency`]: the per-record idempotency guard (Powertools' design).
+//! - [`retry`]: retries with backoff for partial batch writes.
+
+pub mod event_store;
+pub mod idempotency;
+pub mod ports;
+pub mod retry;

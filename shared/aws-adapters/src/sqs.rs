@@ -1,0 +1,119 @@
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use domain::envelope::Envelope;
+use domain::events::NotificationRequested;
+use application::ports::{NotificationQueue, PortError};
+
+use super::describe;
+
+/// Sends notification requests to the notify queue.
+pub struct SqsNotificationQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsNotificationQueue {
+    pub fn new(config: &aws_config::SdkConfig, queue_url: String) -> Self {
+        SqsNotificationQueue {
+            client: Client::new(config),
+            queue_url,
+        }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| PortError::backend("building a message attribute", e))
+}
+
+#[async_trait]
+impl NotificationQueue for SqsNotificationQueue {
+    async fn send(&self, request: &Envelope<NotificationRequested>) -> Result<(), PortError> {
+        let body = serde_json::to_string(request)
+            .map_err(|e| PortError::backend("serialising the notification request", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("eventType", attribute(&request.event_type)?)
+            .message_attributes("correlationId", attribute(&request.correlation_id)?)
+            // The notify queue is FIFO: one message group per recipient keeps their
+            // notifications in order; the notification id deduplicates resends.
+            .message_group_id(fifo_token(&request.data.recipient_id))
+            .message_deduplication_id(fifo_token(&request.data.notification_id))
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SQS SendMessage: {}", describe(&e))))?;
+        Ok(())
+    }
+}
+
+/// A FIFO `MessageGroupId` / `MessageDeduplicationId`: the value itself when SQS accepts it
+/// (1-128 characters, ASCII letters, digits and punctuation), else its SHA-256 in hex.
+pub fn fifo_token(value: &str) -> String {
+    let accepted = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if accepted {
+        value.to_string()
+    } else {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(value.as_bytes()))
+    }
+}
+
+/// Sends poison records to a dead-letter queue as JSON.
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(config: &aws_config::SdkConfig, queue_url: String) -> Self {
+        SqsDeadLetters {
+            client: Client::new(config),
+            queue_url,
+        }
+    }
+}
+
+#[async_trait]
+impl application::ports::DeadLetters for SqsDeadLetters {
+    async fn send(&self, record: &application::ports::PoisonRecord) -> Result<(), PortError> {
+        let body = serde_json::to_string(record)
+            .map_err(|e| PortError::backend("serialising the poison record", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("kind", attribute(record.kind)?)
+            .send()
+            .await
+            .map_err(|e| PortError::Backend(format!("SQS SendMessage: {}", describe(&e))))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fifo_token;
+
+    #[test]
+    fn fifo_tokens_keep_valid_ids_and_hash_the_rest() {
+        assert_eq!(fifo_token("w-001"), "w-001");
+        assert_eq!(fifo_token("n-a1b2:c#3"), "n-a1b2:c#3");
+        for odd in ["", "with space", "é", &"x".repeat(129)] {
+            let token = fifo_token(odd);
+            assert_eq!(token.len(), 64, "{odd:?}");
+            assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        assert_ne!(fifo_token("with space"), fifo_token("with  space"));
+    }
+}

@@ -1,0 +1,30 @@
+//! The domain of the health alerting pipeline: pure Rust, no AWS types, no async runtime,
+//! no logging (its `Cargo.toml` has none of those crates, and `tests/architecture.rs` checks
+//! `cargo tree -p domain`).
+//!
+//! - [`envelope`], [`events`]: the event contracts every message on the wire uses
+//!   (published as JSON Schemas in `events/contracts/`).
+//! - [`reading`]: vital-sign readings and their validation.
+//! - [`detection`]: the per-patient anomaly rules, windows and state.
+//! - [`routing`]: who an alert goes to.
+//! - [`saga`]: the emergency-dispatch state machine; [`escalation`]: the acknowledgement
+//!   timeouts and escalation ladder.
+//! - [`dashboard`]: the read models projected from recorded events.
+//! - [`recorded`], [`upcast`]: events as the store records them, and upcasting of old
+//!   schema versions on read.
+//! - [`ids`], [`timestamp`]: deterministic ids and fast RFC 3339 parsing.
+
+pub mod dashboard;
+pub mod detection;
+pub mod envelope;
+pub mod escalation;
+pub mod events;
+pub mod ids;
+pub mod reading;
+pub mod recorded;
+pub mod routing;
+pub mod saga;
+pub mod timestamp;
+pub mod upcast;
+
+pub use envelope::Envelope;
