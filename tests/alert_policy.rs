@@ -5,20 +5,20 @@
 //! topic with the attributes detect gives them, so the subscriptions' filter policies
 //! decide where they go. Assertions read the emulator's tables and the functions' journals.
 
+use application::ports::{EventStore, StoredEvent};
+use aws_adapters::DynamoEventStore;
 use aws_sdk_sns::types::MessageAttributeValue;
 use chrono::{TimeZone, Utc};
 use devstack::{Stack, inspect};
-use e2e::*;
-use serde_json::Value;
-use aws_adapters::DynamoEventStore;
 use domain::envelope::{Envelope, EventData, Lineage};
 use domain::escalation::Worker;
 use domain::events::{
     AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
 };
-use application::ports::{EventStore, StoredEvent};
 use domain::routing::notification_id;
 use domain::saga::{emergency_id_for_alert, emergency_stream};
+use e2e::*;
+use serde_json::Value;
 
 fn lineage(correlation_id: &str) -> Lineage {
     Lineage {

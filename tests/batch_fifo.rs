@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::Utc;
 use devstack::{InvocationRecord, Stack, inspect};
-use e2e::*;
-use serde_json::Value;
-use lambda_kit::batch::FAULT_INJECTION_PANIC_ON;
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{NotificationRequested, Severity};
+use e2e::*;
+use lambda_kit::batch::FAULT_INJECTION_PANIC_ON;
+use serde_json::Value;
 
 /// A notification request body for `recipient`.
 fn request(notification_id: &str, recipient: &str, message: &str) -> String {

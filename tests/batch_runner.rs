@@ -2,15 +2,15 @@
 //! invoked via the emulated Lambda Runtime API with SQS batches, and its guarded side
 //! effects are checked in the emulator (tables, the notify pipeline).
 
+use application::event_store::{EventStreams, ExpectedVersion};
+use application::ports::StoredEvent;
+use aws_adapters::DynamoEventStore;
 use chrono::{TimeZone, Utc};
 use devstack::{InvokeOutcome, inspect};
+use domain::envelope::{Envelope, Lineage};
+use domain::events::{AlertRaised, Severity, alert_stream};
 use e2e::*;
 use serde_json::{Value, json};
-use aws_adapters::DynamoEventStore;
-use domain::envelope::{Envelope, Lineage};
-use application::event_store::{EventStreams, ExpectedVersion};
-use domain::events::{AlertRaised, Severity, alert_stream};
-use application::ports::StoredEvent;
 
 fn alert(patient: &str) -> Envelope<AlertRaised> {
     Envelope::new(

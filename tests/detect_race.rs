@@ -3,18 +3,18 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use application::ports::{PatientStateStore, PortError, Versioned};
 use async_trait::async_trait;
+use aws_adapters::{DynamoEventStore, DynamoStateStore};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use devstack::inspect;
-use e2e::*;
-use serde_json::json;
-use aws_adapters::{DynamoEventStore, DynamoStateStore};
 use domain::detection::PatientState;
 use domain::envelope::{Envelope, Lineage};
-use testkit::{MemoryDeadLetters, MemoryDirectory, MemoryPublisher};
-use application::ports::{PatientStateStore, PortError, Versioned};
 use domain::reading::{Reading, VitalType};
+use e2e::*;
+use serde_json::json;
+use testkit::{MemoryDeadLetters, MemoryDirectory, MemoryPublisher};
 use tokio::sync::Barrier;
 
 /// The real state store, except that the first two loads wait for each other: both racing
@@ -104,8 +104,10 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
     );
     let rules = detect::default_rules().unwrap();
     let idempotency = testkit::MemoryIdempotencyStore::default();
-    let publish_guard =
-        application::idempotency::Idempotency::new(&idempotency, detect::publish_idempotency_config());
+    let publish_guard = application::idempotency::Idempotency::new(
+        &idempotency,
+        detect::publish_idempotency_config(),
+    );
     let deps = detect::Deps {
         rules: &rules,
         state: &state,

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use devstack::{Stack, inspect};
+use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use e2e::*;
 use serde_json::{Value, json};
-use domain::escalation::{FamilyContact, VillageRoster, Worker};
 
 fn worker(id: &str, available: bool) -> Worker {
     Worker {

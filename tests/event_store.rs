@@ -7,20 +7,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{Duration, Utc};
-use devstack::emulator::{self, Emulator};
-use devstack::provision::{self, Clients, ProvisionInput};
-use devstack::template::Template;
-use e2e::workspace_root;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use domain::envelope::EventData;
 use application::event_store::*;
 use application::idempotency::{
     Config, Idempotency, IdempotencyError, IdempotencyStore, Outcome, Status,
 };
 use application::ports::{Appended, StoredEvent};
+use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore};
+use chrono::{Duration, Utc};
+use devstack::emulator::{self, Emulator};
+use devstack::provision::{self, Clients, ProvisionInput};
+use devstack::template::Template;
+use domain::envelope::EventData;
+use e2e::workspace_root;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// moto with the template's resources; dropped = moto stopped.
 struct Emu {

@@ -3,13 +3,13 @@
 //! event source mapping with its filter, partial batch responses, retries and on-failure
 //! destination). Checked in the emulator: the dashboard table and the failure queue.
 
+use application::event_store::{EventStreams, ExpectedVersion};
+use application::ports::StoredEvent;
+use aws_adapters::DynamoEventStore;
 use chrono::Utc;
 use devstack::{InvokeOutcome, Stack, inspect};
 use e2e::*;
 use serde_json::{Value, json};
-use aws_adapters::DynamoEventStore;
-use application::event_store::{EventStreams, ExpectedVersion};
-use application::ports::StoredEvent;
 
 fn stored(event_id: &str, event_type: &str, schema_version: u32, data: Value) -> StoredEvent {
     StoredEvent {

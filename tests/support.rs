@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use devstack::{Stack, StackConfig};
-use serde_json::{Value, json};
 use domain::routing::DirectoryEntry;
+use serde_json::{Value, json};
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

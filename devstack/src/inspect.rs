@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
-use aws_sdk_sqs::types::QueueAttributeName;
-use serde_json::Value;
 use aws_adapters::DynamoDirectory;
+use aws_sdk_sqs::types::QueueAttributeName;
 use domain::routing::DirectoryEntry;
+use serde_json::Value;
 
 use crate::Stack;
 use crate::template::{Template, collect_references};

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+use domain::routing::DirectoryEntry;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use domain::routing::DirectoryEntry;
 
 /// What a simulated patient's vitals look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,58 +17,34 @@
 //! event source mapping's on-failure destination receives the batch's coordinates.
 
 pub mod compact;
+mod decode;
 pub mod kinesis;
+mod rules;
 
-use std::borrow::Cow;
+pub use decode::{Decoded, PatientReadings, ReadingView, decode_record, group_by_patient};
+pub use rules::{DEFAULT_RULES_YAML, RULES_PATH_ENV, RulesError, default_rules, load_rules};
 
 use futures::StreamExt;
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use aws_lambda_events::event::streams::KinesisEventResponse;
-use chrono::{DateTime, Utc};
-use domain::detection::{
-    AlertCandidate, ConfigError, Emit, Input, PatientState, ReadingInput, Resolution, RuleSet,
-};
-use domain::envelope::{
-    BorrowedEnvelope, DecodeError, Envelope, Lineage, check_header, decode_borrowed,
-};
-use domain::events::{AlertRaised, AlertResolved, alert_resolution_stream, alert_stream};
 use application::idempotency::{Config, Idempotency, IdempotencyError};
-use domain::ids::deterministic_id;
-use lambda_kit::metrics;
 use application::ports::{
     AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
     PortError, StoredEvent,
 };
-use domain::reading::{Reading, VitalType};
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use chrono::{DateTime, Utc};
+use domain::detection::{
+    AlertCandidate, Emit, Input, PatientState, ReadingInput, Resolution, RuleSet,
+};
+use domain::envelope::{Envelope, Lineage};
+use domain::events::{AlertRaised, AlertResolved, alert_resolution_stream, alert_stream};
+use domain::ids::deterministic_id;
 use domain::routing::UNKNOWN_VILLAGE;
+use lambda_kit::metrics;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "detect";
-
-/// The default rules, compiled into the binary so the Lambda zip stays one file.
-pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");
-
-/// Environment variable naming a rules file that replaces the default.
-pub const RULES_PATH_ENV: &str = "DETECT_RULES_PATH";
-
-/// The embedded default rules, validated.
-pub fn default_rules() -> Result<RuleSet, ConfigError> {
-    RuleSet::from_yaml(DEFAULT_RULES_YAML)
-}
-
-/// The rules of the file at `path`, or the default ones; validated either way. The error
-/// names the file and every problem in it.
-pub fn load_rules(path: Option<&std::path::Path>) -> Result<RuleSet, String> {
-    match path {
-        None => default_rules().map_err(|e| format!("embedded rules.yaml: {e}")),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("reading rules file {}: {e}", path.display()))?;
-            RuleSet::from_yaml(&text).map_err(|e| format!("rules file {}: {e}", path.display()))
-        }
-    }
-}
 
 /// What `detect` needs, passed in by `main` (AWS) or by tests (in memory).
 pub struct Deps<'a> {
@@ -87,7 +63,7 @@ pub struct Deps<'a> {
 }
 
 /// The default auto-dispatch cut-off (`AUTO_DISPATCH_MAX_AGE_SECONDS`): 15 minutes.
-pub const DEFAULT_AUTO_DISPATCH_MAX_AGE_SECONDS: i64 = 900;
+pub const DEFAULT_AUTO_DISPATCH_MAX_AGE_SECONDS: u32 = 900;
 
 /// Environment variable of the auto-dispatch cut-off, in seconds.
 pub const AUTO_DISPATCH_MAX_AGE_ENV: &str = "AUTO_DISPATCH_MAX_AGE_SECONDS";
@@ -96,120 +72,6 @@ pub const AUTO_DISPATCH_MAX_AGE_ENV: &str = "AUTO_DISPATCH_MAX_AGE_SECONDS";
 /// `AlertResolved`); a repeat must carry the same data.
 pub fn publish_idempotency_config() -> Config {
     Config::new("detect-publish", "/eventId").validate("/data")
-}
-
-/// A [`Reading`] whose strings borrow from the record's data (copied only when the JSON
-/// escapes a character): what `detect` decodes, saving three allocations per reading.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReadingView<'a> {
-    pub patient_id: Cow<'a, str>,
-    pub vital: VitalType,
-    pub value: f64,
-    pub unit: Cow<'a, str>,
-    pub timestamp: DateTime<Utc>,
-    pub device_id: Cow<'a, str>,
-}
-
-impl From<Reading> for ReadingView<'static> {
-    fn from(r: Reading) -> Self {
-        ReadingView {
-            patient_id: Cow::Owned(r.patient_id),
-            vital: r.vital,
-            value: r.value,
-            unit: Cow::Owned(r.unit),
-            timestamp: r.timestamp,
-            device_id: Cow::Owned(r.device_id),
-        }
-    }
-}
-
-impl ReadingView<'_> {
-    /// The owned reading: the same fields, copied.
-    pub fn into_owned(self) -> Reading {
-        Reading {
-            patient_id: self.patient_id.into_owned(),
-            vital: self.vital,
-            value: self.value,
-            unit: self.unit.into_owned(),
-            timestamp: self.timestamp,
-            device_id: self.device_id.into_owned(),
-        }
-    }
-}
-
-/// One decoded record and where it sits in the batch. Its strings borrow from the
-/// record's data.
-#[derive(Debug)]
-pub struct Decoded<'a> {
-    pub index: usize,
-    pub envelope: BorrowedEnvelope<'a, ReadingView<'a>>,
-}
-
-impl ReadingInput for &Decoded<'_> {
-    fn event_id(&self) -> &str {
-        &self.envelope.event_id
-    }
-    fn correlation_id(&self) -> &str {
-        &self.envelope.correlation_id
-    }
-    fn vital(&self) -> VitalType {
-        self.envelope.data.vital
-    }
-    fn value(&self) -> f64 {
-        self.envelope.data.value
-    }
-    fn timestamp(&self) -> DateTime<Utc> {
-        self.envelope.data.timestamp
-    }
-    fn device_id(&self) -> &str {
-        &self.envelope.data.device_id
-    }
-    fn received_at(&self) -> DateTime<Utc> {
-        // The envelope's time is ingest's clock when it accepted the reading.
-        self.envelope.timestamp
-    }
-}
-
-/// Decodes one record's data: the JSON envelope of a `ReadingRecorded` event, checked for
-/// type and version ([`domain::envelope::decode`]'s rules, values and errors). The layout
-/// `ingest` writes is read directly ([`compact`]); anything else goes through serde_json.
-pub fn decode_record(data: &[u8]) -> Result<BorrowedEnvelope<'_, ReadingView<'_>>, DecodeError> {
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Some(envelope) = compact::parse(text)
-    {
-        check_header::<Reading>(&envelope.event_type, envelope.version)?;
-        return Ok(envelope);
-    }
-    decode_borrowed::<Reading>(data).map(|envelope| envelope.map_data(ReadingView::from))
-}
-
-/// One patient's readings of a batch, in batch order, as the engine takes them.
-#[derive(Debug)]
-pub struct PatientReadings<'a> {
-    pub patient_id: &'a str,
-    /// Batch index of the patient's first record (where a retry must start).
-    pub first_index: usize,
-    pub inputs: Vec<&'a Decoded<'a>>,
-}
-
-/// Groups decoded records by patient: patients in id order, each one's readings in batch
-/// order.
-pub fn group_by_patient<'a>(decoded: &'a [Decoded<'a>]) -> Vec<PatientReadings<'a>> {
-    let patient = |d: &&'a Decoded<'a>| -> &'a str { &d.envelope.data.patient_id };
-    let mut sorted: Vec<&Decoded<'a>> = decoded.iter().collect();
-    // A stable sort: each patient's readings stay in batch order.
-    sorted.sort_by(|a, b| patient(a).cmp(patient(b)));
-    sorted
-        .chunk_by(|a, b| patient(a) == patient(b))
-        .filter_map(|group| {
-            let first = group.first()?;
-            Some(PatientReadings {
-                patient_id: patient(first),
-                first_index: first.index,
-                inputs: group.to_vec(),
-            })
-        })
-        .collect()
 }
 
 /// What one batch did: logged as one structured line (`batch summary`) and returned so

@@ -3,12 +3,12 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{DateTime, Duration, Utc};
 use detect::{Deps, default_rules, handle, handle_batch};
-use serde_json::json;
 use domain::envelope::{Envelope, Lineage};
 use domain::events::alert_stream;
-use testkit::*;
 use domain::reading::{Reading, VitalType};
 use domain::routing::DirectoryEntry;
+use serde_json::json;
+use testkit::*;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
@@ -630,7 +630,7 @@ fn the_embedded_rules_keep_the_starter_rules_and_a_bad_rules_file_is_refused_cle
         "version: 1\nrules:\n  - {id: x, alertType: t, severity: info, condition: {kind: window, metric: temperature, window: sliding, seconds: 0, aggregate: avg, op: above, value: .nan}}\n",
     )
     .unwrap();
-    let err = detect::load_rules(Some(&path)).unwrap_err();
+    let err = detect::load_rules(Some(&path)).unwrap_err().to_string();
     assert!(err.contains("rules.yaml"), "{err}");
     assert!(
         err.contains("window seconds must be between 1 and 86400 (got 0)"),
@@ -640,7 +640,9 @@ fn the_embedded_rules_keep_the_starter_rules_and_a_bad_rules_file_is_refused_cle
         err.contains("value must be a finite number (got NaN)"),
         "{err}"
     );
-    let missing = detect::load_rules(Some(&dir.join("nope.yaml"))).unwrap_err();
+    let missing = detect::load_rules(Some(&dir.join("nope.yaml")))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope.yaml"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -17,9 +17,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use proptest::prelude::*;
 use domain::detection::{Input, Outcome, PatientState, RuleSet, alert_id};
 use domain::reading::{Reading, VitalType};
+use proptest::prelude::*;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")

@@ -1,70 +1,60 @@
 //! HTTP API: `POST /emergencies`, `GET /emergencies/{id}`, `POST /alerts/{id}/ack`.
 
+use application::ports::{Appended, PortError, StoredEvent};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use domain::envelope::{Envelope, Lineage};
 use domain::escalation::{AlertAcknowledged, AlertProgress};
 use domain::events::alert_stream;
 use domain::ids::{deterministic_id, random_id};
-use application::ports::{Appended, PortError, StoredEvent};
 use domain::saga::{EmergencyStarted, SagaInput, SagaState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use lambda_kit::http::{self, HttpError};
+use tracing::Instrument;
 
 use crate::{Deps, SOURCE, coordinator};
 
+/// Handles one HTTP request. Every outcome is an HTTP response; errors are JSON
+/// (`lambda_kit::http`) and carry the request's correlation id.
 pub async fn handle(
     deps: &Deps<'_>,
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
 ) -> ApiGatewayV2httpResponse {
+    let correlation_id = http::correlation_id(request);
     let route = request.route_key.as_deref().unwrap_or_default();
-    let id = request.path_parameters.get("id").cloned();
-    let result = match (route, id) {
-        ("POST /emergencies", _) => raise_emergency(deps, request, now).await,
-        ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
-        ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
-        _ => Err((404, format!("no route {route}"))),
-    };
-    match result {
-        Ok((status, body)) => json_response(status, &body),
-        Err((status, error)) => {
-            if status >= 500 {
-                tracing::error!(%error, route, "request failed");
+    // Instrumented (not entered): the span must follow the future across awaits.
+    let span = tracing::info_span!("api", correlation_id = %correlation_id, route);
+    async {
+        let id = request.path_parameters.get("id").cloned();
+        let result = match (route, id) {
+            ("POST /emergencies", _) => raise_emergency(deps, request, &correlation_id, now).await,
+            ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
+            ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
+            _ => Err(HttpError::not_found(format!("no route {route}"))),
+        };
+        match result {
+            Ok((status, body)) => http::json_response(status, &body, &correlation_id),
+            Err(error) => {
+                if error.status >= 500 {
+                    tracing::error!(%error, "request failed");
+                } else {
+                    tracing::info!(%error, "request refused");
+                }
+                error.response(&correlation_id)
             }
-            json_response(status, &json!({ "error": error }))
         }
     }
+    .instrument(span)
+    .await
 }
 
-type Reply = Result<(i64, Value), (i64, String)>;
+type Reply = Result<(u16, Value), HttpError>;
 
-fn json_response(status: i64, body: &Value) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = status;
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
-}
-
-fn internal(err: impl std::fmt::Display) -> (i64, String) {
-    (500, err.to_string())
-}
-
-fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
-    request.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn body_json(request: &ApiGatewayV2httpRequest) -> Result<Value, (i64, String)> {
-    let text = request.body.as_deref().unwrap_or_default();
-    if text.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_str(text).map_err(|e| (400, format!("body is not JSON: {e}")))
+fn internal(err: impl std::fmt::Display) -> HttpError {
+    HttpError::internal(err.to_string())
 }
 
 #[derive(Deserialize)]
@@ -81,10 +71,11 @@ struct RaiseEmergency {
 async fn raise_emergency(
     deps: &Deps<'_>,
     request: &ApiGatewayV2httpRequest,
+    correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let body: RaiseEmergency = serde_json::from_value(body_json(request)?)
-        .map_err(|e| (400, format!("invalid emergency: {e}")))?;
+    let body: RaiseEmergency = serde_json::from_value(http::json_body(request)?)
+        .map_err(|e| HttpError::bad_request(format!("invalid emergency: {e}")))?;
     let mut missing = Vec::new();
     let mut field = |value: &Option<String>, name: &'static str| {
         let v = value
@@ -101,24 +92,23 @@ async fn raise_emergency(
     let reason = field(&body.reason, "reason");
     let reporter = field(&body.reporter, "reporter");
     if !missing.is_empty() {
-        return Err((
-            400,
-            format!("missing or empty fields: {}", missing.join(", ")),
-        ));
+        return Err(HttpError::bad_request(format!(
+            "missing or empty fields: {}",
+            missing.join(", ")
+        )));
     }
     let entry = deps
         .directory
         .get(&patient_id)
         .await
         .map_err(internal)?
-        .ok_or_else(|| (404, format!("patient {patient_id} is not in the directory")))?;
-    let emergency_id = match header(request, "idempotency-key") {
+        .ok_or_else(|| {
+            HttpError::not_found(format!("patient {patient_id} is not in the directory"))
+        })?;
+    let emergency_id = match http::header(request, "idempotency-key") {
         Some(key) if !key.trim().is_empty() => deterministic_id(&["emergency", "request", key]),
         _ => random_id(),
     };
-    let correlation_id = header(request, "x-correlation-id")
-        .map(str::to_string)
-        .unwrap_or_else(random_id);
     let started = EmergencyStarted {
         emergency_id: emergency_id.clone(),
         patient_id,
@@ -133,7 +123,7 @@ async fn raise_emergency(
         &emergency_id,
         &SagaInput::Start(started),
         &input_id,
-        &correlation_id,
+        correlation_id,
         now,
     )
     .await
@@ -150,7 +140,7 @@ async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
         .await
         .map_err(internal)?;
     if stored.is_empty() {
-        return Err((404, format!("no emergency {emergency_id}")));
+        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
     }
     let state = SagaState::fold(&events);
     let history: Vec<Value> = stored
@@ -178,7 +168,7 @@ async fn acknowledge(
     alert_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let body = body_json(request)?;
+    let body: Value = http::json_body(request)?;
     let by = body
         .get("workerId")
         .and_then(Value::as_str)
@@ -189,7 +179,7 @@ async fn acknowledge(
     for _ in 0..3 {
         let stored = deps.reader.read_stream(&stream).await.map_err(internal)?;
         if stored.is_empty() {
-            return Err((404, format!("no alert {alert_id}")));
+            return Err(HttpError::not_found(format!("no alert {alert_id}")));
         }
         let progress = AlertProgress::fold(stored.iter().map(|e| {
             (
@@ -204,7 +194,11 @@ async fn acknowledge(
             ));
         }
         if !progress.routed {
-            return Err((409, format!("alert {alert_id} is not routed yet")));
+            return Err(HttpError::new(
+                409,
+                "Conflict",
+                format!("alert {alert_id} is not routed yet"),
+            ));
         }
         let raised = &stored[0];
         let ack = Envelope::new(
@@ -239,5 +233,9 @@ async fn acknowledge(
             Err(err) => return Err(internal(err)),
         }
     }
-    Err((503, format!("alert {alert_id} is busy; try again")))
+    Err(HttpError::new(
+        503,
+        "Busy",
+        format!("alert {alert_id} is busy; try again"),
+    ))
 }

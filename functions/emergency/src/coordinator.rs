@@ -2,14 +2,16 @@
 //! appends the event with optimistic concurrency and sends the step command it waits on
 //! (with a deadline check for forward steps).
 
+use application::ports::{Channel, StoredEvent};
 use chrono::{DateTime, Utc};
 use domain::envelope::{Envelope, Lineage, decode};
 use domain::events::{AlertRaised, Severity};
 use domain::ids::deterministic_id;
-use application::ports::{Channel, StoredEvent};
 use domain::saga::*;
 
-use crate::{Deps, SOURCE};
+use tracing::Instrument;
+
+use crate::{Deps, EmergencyError, SOURCE};
 
 /// A critical alert (emergency queue) starts the saga of its emergency, unless it is marked
 /// for manual dispatch (`autoDispatch: false`, a late critical alert).
@@ -17,8 +19,8 @@ pub async fn on_critical_alert(
     deps: &Deps<'_>,
     bytes: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let alert = decode::<AlertRaised>(bytes).map_err(|e| e.to_string())?;
+) -> Result<(), EmergencyError> {
+    let alert = decode::<AlertRaised>(bytes)?;
     let a = &alert.data;
     if a.severity != Severity::Critical {
         tracing::warn!(alert_id = %a.alert_id, "non-critical alert on the emergency queue; ignored");
@@ -57,8 +59,8 @@ pub async fn on_saga_message(
     deps: &Deps<'_>,
     bytes: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let message = decode::<SagaMessage>(bytes).map_err(|e| e.to_string())?;
+) -> Result<(), EmergencyError> {
+    let message = decode::<SagaMessage>(bytes)?;
     advance(
         deps,
         &message.data.emergency_id,
@@ -75,20 +77,20 @@ pub async fn on_saga_message(
 pub async fn load(
     deps: &Deps<'_>,
     emergency_id: &str,
-) -> Result<(Vec<StoredEvent>, Vec<SagaEvent>), String> {
+) -> Result<(Vec<StoredEvent>, Vec<SagaEvent>), EmergencyError> {
     let stored = deps
         .reader
         .read_stream(&emergency_stream(emergency_id))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let events = stored
         .iter()
         .map(|e| {
-            serde_json::from_value::<SagaEvent>(e.data.clone()).map_err(|err| {
-                format!(
-                    "event {} of emergency {emergency_id} is not a saga event: {err}",
-                    e.event_id
-                )
+            serde_json::from_value::<SagaEvent>(e.data.clone()).map_err(|source| {
+                EmergencyError::Unreadable {
+                    what: format!("event {} of emergency {emergency_id}", e.event_id),
+                    expected: "a saga event",
+                    source,
+                }
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -104,9 +106,10 @@ pub async fn advance(
     input_id: &str,
     correlation_id: &str,
     now: DateTime<Utc>,
-) -> Result<SagaState, String> {
+) -> Result<SagaState, EmergencyError> {
     let span = tracing::info_span!("saga", %emergency_id, %correlation_id);
-    let _enter = span.enter();
+    // Instrumented (not entered): the span must follow the future across awaits.
+    async {
     let (stored, events) = load(deps, emergency_id).await?;
     let mut state = SagaState::fold(&events);
     let Some(event) = decide(&state, input) else {
@@ -133,19 +136,21 @@ pub async fn advance(
         source: SOURCE.to_string(),
         correlation_id: correlation_id.to_string(),
         causation_id: input_id.to_string(),
-        data: serde_json::to_value(&event).map_err(|e| e.to_string())?,
+        data: serde_json::to_value(&event)?,
     };
     // Conflict: another input advanced the saga first; fail so the message is retried on
     // the new state.
     let appended = deps
         .events
         .append(&emergency_stream(emergency_id), state.version, &record)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     state.apply(&event);
     tracing::info!(event_type = %record.event_type, status = ?state.status, ?appended, "saga advanced");
     issue(deps, &state, correlation_id, &record.event_id, now).await?;
     Ok(state)
+    }
+    .instrument(span)
+    .await
 }
 
 /// Sends the command the saga waits on and, for a forward step, its deadline check.
@@ -155,7 +160,7 @@ async fn issue(
     correlation_id: &str,
     caused_by: &str,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), EmergencyError> {
     let Some(command) = outstanding(state) else {
         return Ok(());
     };
@@ -171,11 +176,10 @@ async fn issue(
         now,
         command.clone(),
     );
-    let body = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(&envelope)?;
     deps.bus
         .send(Channel::Steps, &envelope.event_type, &body, 0)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if state.current_step() == Some(command.step) {
         let step_version = state.step_version.to_string();
         let deadline = Envelope::new(
@@ -196,7 +200,7 @@ async fn issue(
                 },
             },
         );
-        let body = serde_json::to_string(&deadline).map_err(|e| e.to_string())?;
+        let body = serde_json::to_string(&deadline)?;
         deps.bus
             .send(
                 Channel::Saga,
@@ -204,8 +208,7 @@ async fn issue(
                 &body,
                 deps.config.step_deadline_seconds,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     tracing::info!(step = command.step.as_str(), "step command sent");
     Ok(())

@@ -14,12 +14,13 @@ pub mod coordinator;
 pub mod escalate;
 pub mod steps;
 
+use application::ports::*;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use domain::envelope::DecodeError;
 use lambda_kit::batch::{body, process_sqs};
-use application::ports::*;
+use serde_json::Value;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "emergency";
@@ -51,6 +52,34 @@ pub struct Deps<'a> {
     pub config: Config,
 }
 
+/// Why a message was not handled (it is reported as a batch item failure and redelivered).
+#[derive(Debug, thiserror::Error)]
+pub enum EmergencyError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("message is not an event envelope: {0}")]
+    NotAnEnvelope(#[source] serde_json::Error),
+    #[error("unexpected eventType {0}")]
+    UnexpectedEventType(String),
+    #[error("{what} is not {expected}: {source}")]
+    Unreadable {
+        what: String,
+        expected: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Why a Lambda event was not handled at all.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error("unsupported Lambda event: {0}")]
@@ -85,7 +114,7 @@ pub async fn handle(
 }
 
 /// The `eventType` of a message body (every message is an envelope).
-fn event_type(bytes: &[u8]) -> Result<String, String> {
+fn event_type(bytes: &[u8]) -> Result<String, EmergencyError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Header {
@@ -93,7 +122,7 @@ fn event_type(bytes: &[u8]) -> Result<String, String> {
     }
     serde_json::from_slice::<Header>(bytes)
         .map(|h| h.event_type)
-        .map_err(|e| format!("message is not an event envelope: {e}"))
+        .map_err(EmergencyError::NotAnEnvelope)
 }
 
 /// Whether a message came from the queue with this ARN.
@@ -105,7 +134,7 @@ async fn handle_message(
     deps: &Deps<'_>,
     message: &SqsMessage,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), EmergencyError> {
     let bytes = body(message);
     match event_type(bytes)?.as_str() {
         "AlertRaised" if from_queue(message, &deps.config.escalation_queue_arn) => {
@@ -115,6 +144,6 @@ async fn handle_message(
         "AlertEscalationDue" => escalate::on_escalation_due(deps, bytes, now).await,
         "SagaInput" => coordinator::on_saga_message(deps, bytes, now).await,
         "StepCommand" => steps::on_command(deps, bytes, now).await,
-        other => Err(format!("unexpected eventType {other}")),
+        other => Err(EmergencyError::UnexpectedEventType(other.to_string())),
     }
 }

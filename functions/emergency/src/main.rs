@@ -1,13 +1,13 @@
 use std::time::Duration;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 use aws_adapters::SimulatedAmbulance;
 use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers, SqsBus, SqsNotificationQueue,
     load_config,
 };
 use lambda_kit::config::{ConfigError, required_env};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
 
 fn parsed<T: std::str::FromStr>(name: &str) -> Result<T, ConfigError>
 where

@@ -5,18 +5,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use application::ports::{Channel, EventStore, StoredEvent};
+use aws_adapters::SimulatedAmbulance;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use chrono::{TimeZone, Utc};
-use emergency::{Config, Deps, handle};
-use serde_json::{Value, json};
-use aws_adapters::SimulatedAmbulance;
 use domain::envelope::{Envelope, Lineage};
 use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use domain::events::{AlertRaised, AlertRouted, Severity, alert_stream};
-use testkit::*;
-use application::ports::{Channel, EventStore, StoredEvent};
 use domain::routing::DirectoryEntry;
 use domain::saga::{Status, emergency_id_for_alert, emergency_stream};
+use emergency::{Config, Deps, handle};
+use serde_json::{Value, json};
+use testkit::*;
 
 const ESCALATION_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:EscalationQueue";
 

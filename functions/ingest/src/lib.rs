@@ -4,23 +4,19 @@
 //! put on the stream (partition key = patient id), or the request is rejected with a JSON
 //! body naming each problem and nothing is written.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderValue};
-use base64::Engine;
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-use domain::envelope::{Envelope, Lineage};
-use domain::ids::random_id;
-use lambda_kit::metrics;
 use application::ports::{ReadingSink, StreamRecord};
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use chrono::{DateTime, Utc};
+use domain::envelope::{Envelope, Lineage};
 use domain::reading::{FieldError, RequestError, parse_readings};
+use lambda_kit::{http, metrics};
+use serde_json::json;
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "ingest";
 /// Header carrying the caller's correlation id (case-insensitive).
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub use lambda_kit::http::CORRELATION_HEADER;
 
 /// Handles one HTTP request. Never fails: every outcome is an HTTP response.
 pub async fn handle(
@@ -28,7 +24,7 @@ pub async fn handle(
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
 ) -> ApiGatewayV2httpResponse {
-    let correlation_id = correlation_id(&request.headers);
+    let correlation_id = http::correlation_id(request);
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("ingest", correlation_id = %correlation_id);
     accept(sink, request, now, correlation_id)
@@ -42,11 +38,9 @@ async fn accept(
     now: DateTime<Utc>,
     correlation_id: String,
 ) -> ApiGatewayV2httpResponse {
-    let body = match request_body(request) {
+    let body = match http::body(request) {
         Ok(body) => body,
-        Err(problem) => {
-            return error_response(400, "InvalidBody", &problem, &[], &correlation_id);
-        }
+        Err(e) => return e.response(&correlation_id),
     };
     let readings = match parse_readings(&body, now) {
         Ok(readings) => readings,
@@ -109,73 +103,37 @@ async fn accept(
     }
     tracing::info!(accepted = count, "readings accepted");
     metrics::count(metrics::READINGS_INGESTED, count);
-    json_response(
+    http::json_response(
         202,
         &json!({"accepted": count, "eventIds": event_ids, "correlationId": correlation_id}),
         &correlation_id,
     )
 }
 
-/// The caller's correlation id if it is a sensible token, otherwise a new one.
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get(CORRELATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(random_id)
-}
-
-fn request_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, String> {
-    let body = request.body.as_deref().unwrap_or_default();
-    if request.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|e| format!("body is marked base64 but does not decode: {e}"))
-    } else {
-        Ok(body.as_bytes().to_vec())
-    }
-}
-
 fn error_response(
-    status: i64,
+    status: u16,
     error: &str,
     message: &str,
     fields: &[FieldError],
     correlation_id: &str,
 ) -> ApiGatewayV2httpResponse {
-    let mut body = json!({"error": error, "message": message, "correlationId": correlation_id});
+    let mut extra = serde_json::Map::new();
     if !fields.is_empty() {
-        body["errors"] = json!(fields);
+        extra.insert("errors".into(), json!(fields));
     }
-    json_response(status, &body, correlation_id)
-}
-
-fn json_response(status: i64, body: &Value, correlation_id: &str) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    if let Ok(value) = HeaderValue::from_str(correlation_id) {
-        headers.insert(CORRELATION_HEADER, value);
-    }
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = status;
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
+    http::error_response(status, error, message, extra, correlation_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lambda_events::encodings::Body;
+    use aws_lambda_events::http::HeaderValue;
+    use base64::Engine;
     use domain::envelope::decode;
-    use testkit::MemorySink;
     use domain::reading::Reading;
+    use serde_json::Value;
+    use testkit::MemorySink;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")

@@ -1,29 +1,29 @@
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use aws_adapters::{KinesisSink, load_config};
-use lambda_kit::config::required_env;
-use application::retry::RetryPolicy;
+use std::convert::Infallible;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_kit::telemetry::init();
+use application::retry::RetryPolicy;
+use aws_adapters::{KinesisSink, load_config};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_kit::config::required_env;
+use lambda_kit::{Error, Invocation};
+
+async fn sink() -> Result<KinesisSink, Error> {
     let config = load_config().await;
-    let sink = KinesisSink::new(
+    Ok(KinesisSink::new(
         &config,
         required_env("READINGS_STREAM")?,
         RetryPolicy::default(),
-    );
-    let sink = &sink;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<ApiGatewayV2httpResponse, Error>(
-                lambda_kit::telemetry::invocation(
-                    ingest::SOURCE,
-                    ingest::handle(sink, &event.payload, chrono::Utc::now()),
-                )
-                .await,
-            )
-        },
     ))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_kit::run(
+        ingest::SOURCE,
+        sink(),
+        // Every outcome of a request, failures included, is an HTTP response.
+        async |sink: &KinesisSink, invocation: Invocation<ApiGatewayV2httpRequest>| {
+            Ok::<_, Infallible>(ingest::handle(sink, &invocation.payload, invocation.now).await)
+        },
+    )
     .await
 }

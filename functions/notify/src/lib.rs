@@ -19,18 +19,33 @@
 //! tried and are reported as failures too (`lambda_kit::batch::sqs_fifo`), so a recipient never
 //! gets notifications out of order. Other recipients go on.
 
+use application::idempotency::{Config, GuardError, Idempotency, IdempotencyError};
+use application::ports::{
+    Claim, EventStore, MessageSender, Outbox, OutboxEntry, PortError, StoredEvent,
+};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use lambda_kit::batch::{BatchError, body, sqs_fifo};
-use domain::envelope::{Envelope, decode};
+use domain::envelope::{DecodeError, Envelope, decode};
 use domain::events::{NotificationRequested, NotificationSent, notification_stream};
-use application::idempotency::{Config, Idempotency};
 use domain::ids::deterministic_id;
-use application::ports::{Claim, EventStore, MessageSender, Outbox, OutboxEntry, StoredEvent};
+use lambda_kit::batch::{BatchError, body, sqs_fifo};
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
+
+/// Why a notification was not delivered (the message is redelivered).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("encoding the message: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Idempotency(#[from] GuardError),
+}
 
 pub struct Deps<'a> {
     pub outbox: &'a dyn Outbox,
@@ -58,8 +73,8 @@ async fn notify_one(
     deps: &Deps<'_>,
     message: &SqsMessage,
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let request = decode::<NotificationRequested>(body(message)).map_err(|e| e.to_string())?;
+) -> Result<(), NotifyError> {
+    let request = decode::<NotificationRequested>(body(message))?;
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %request.data.notification_id);
     deliver_once(deps, &request, now).instrument(span).await
@@ -70,13 +85,13 @@ async fn deliver_once(
     deps: &Deps<'_>,
     request: &Envelope<NotificationRequested>,
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let payload = serde_json::to_value(request).map_err(|e| e.to_string())?;
+) -> Result<(), NotifyError> {
+    let payload = serde_json::to_value(request)?;
     let outcome = deps
         .idempotency
         .run(&payload, now, || deliver(deps, request, now))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(IdempotencyError::into_inner)?;
     if outcome.replayed() {
         lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
         tracing::info!("notification already handled; nothing done");
@@ -89,7 +104,7 @@ async fn deliver(
     deps: &Deps<'_>,
     request: &Envelope<NotificationRequested>,
     now: DateTime<Utc>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, NotifyError> {
     let n = &request.data;
 
     let entry = OutboxEntry {
@@ -102,7 +117,7 @@ async fn deliver(
         correlation_id: request.correlation_id.clone(),
         kind: n.kind,
     };
-    let provider_message_id = match deps.outbox.claim(&entry).await.map_err(|e| e.to_string())? {
+    let provider_message_id = match deps.outbox.claim(&entry).await? {
         Claim::AlreadySent => {
             tracing::info!("notification already sent; skipping");
             lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
@@ -112,15 +127,10 @@ async fn deliver(
             if claim == Claim::Pending {
                 tracing::warn!("an earlier attempt did not finish; sending again");
             }
-            let id = deps
-                .sender
-                .send(&n.recipient_phone, &n.message)
-                .await
-                .map_err(|e| e.to_string())?;
+            let id = deps.sender.send(&n.recipient_phone, &n.message).await?;
             deps.outbox
                 .mark_sent(&n.notification_id, id.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             tracing::info!(channel = deps.sender.channel(), kind = n.kind.as_str(), recipient_id = %n.recipient_id, "notification sent");
             id
         }
@@ -142,10 +152,9 @@ async fn deliver(
             kind: n.kind,
         },
     );
-    let stored = StoredEvent::from_envelope(&sent).map_err(|e| e.to_string())?;
+    let stored = StoredEvent::from_envelope(&sent)?;
     deps.events
         .append(&notification_stream(&n.notification_id), 0, &stored)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(provider_message_id)
 }

@@ -1,16 +1,20 @@
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
-use lambda_kit::config::{ConfigError, required_env};
-use application::idempotency::{Idempotency, deadline_from_millis};
+use application::idempotency::Idempotency;
 use application::ports::{MessageSender, OutboxOnlySender};
+use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_kit::config::{ConfigError, required_env};
+use lambda_kit::{Error, Invocation};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_kit::telemetry::init();
+/// The adapters `notify` runs with, built once per process.
+struct Adapters {
+    outbox: DynamoOutbox,
+    events: DynamoEventStore,
+    sender: Box<dyn MessageSender>,
+    idempotency: DynamoIdempotencyStore,
+}
+
+async fn adapters() -> Result<Adapters, Error> {
     let config = load_config().await;
-    let outbox = DynamoOutbox::new(&config, required_env("OUTBOX_TABLE")?);
-    let events = DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?);
     let channel = required_env("NOTIFICATION_CHANNEL")?;
     let sender: Box<dyn MessageSender> = match channel.as_str() {
         "sms" => Box::new(SnsSms::new(&config)),
@@ -24,26 +28,31 @@ async fn main() -> Result<(), Error> {
             .into());
         }
     };
-    let idempotency_store =
-        DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?);
-    let idempotency = Idempotency::new(&idempotency_store, notify::idempotency_config());
-    let (outbox, sender, events, idempotency) = (&outbox, sender.as_ref(), &events, &idempotency);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        // In-progress records expire with this invocation.
-        let guard = idempotency.with_deadline(deadline_from_millis(event.context.deadline));
-        let deps = notify::Deps {
-            outbox,
-            sender,
-            events,
-            idempotency: &guard,
-        };
-        Ok::<SqsBatchResponse, Error>(
-            lambda_kit::telemetry::invocation(
-                notify::SOURCE,
-                notify::handle(&deps, &event.payload, chrono::Utc::now()),
-            )
-            .await?,
-        )
-    }))
+    Ok(Adapters {
+        outbox: DynamoOutbox::new(&config, required_env("OUTBOX_TABLE")?),
+        events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
+        sender,
+        idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_kit::run(
+        notify::SOURCE,
+        adapters(),
+        async |a: &Adapters, invocation: Invocation<SqsEvent>| {
+            // In-progress records expire with this invocation.
+            let idempotency = Idempotency::new(&a.idempotency, notify::idempotency_config())
+                .with_deadline(invocation.deadline());
+            let deps = notify::Deps {
+                outbox: &a.outbox,
+                sender: a.sender.as_ref(),
+                events: &a.events,
+                idempotency: &idempotency,
+            };
+            notify::handle(&deps, &invocation.payload, invocation.now).await
+        },
+    )
     .await
 }

@@ -1,11 +1,11 @@
 //! Given/when/then tests of the notify handler with in-memory ports.
 
+use application::idempotency::Idempotency;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
-use notify::{Deps, handle};
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{NotificationKind, NotificationRequested, Severity, notification_stream};
-use application::idempotency::Idempotency;
+use notify::{Deps, handle};
 use testkit::*;
 
 fn request() -> Envelope<NotificationRequested> {

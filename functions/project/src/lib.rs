@@ -24,14 +24,14 @@
 //! rebuilt. The answer says where to continue: `{"applied": n, "next": position,
 //! "done": bool}`.
 
+use application::event_store::{EventStoreError, EventStreams, Position, RecordedEvent, Upcasters};
+use application::ports::{PortError, ReadModels};
+use aws_adapters::event_from_stream_image;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use serde::{Deserialize, Serialize};
-use aws_adapters::event_from_stream_image;
+use domain::dashboard::{Applied, Projection, ProjectionError, View, apply, classify};
 use lambda_kit::batch::{BatchError, dynamodb_stream};
-use domain::dashboard::{Applied, Projection, View, apply, classify};
-use application::event_store::{EventStreams, Position, RecordedEvent, Upcasters};
-use application::ports::{PortError, ReadModels};
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 /// The function name used in logs and metrics.
@@ -40,6 +40,33 @@ pub const SOURCE: &str = "project";
 /// Saves of one view attempted before giving the record up for a retry (another invocation
 /// keeps winning the version check).
 pub const SAVE_ATTEMPTS: u32 = 5;
+
+/// Why a record (or a replay) was not projected (the stream retries the record).
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("stream record is not a readable event item: {0}")]
+    Unreadable(#[source] EventStoreError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Views(#[from] PortError),
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    #[error("view {view_id} kept changing; gave up after {SAVE_ATTEMPTS} attempts")]
+    KeptChanging { view_id: String },
+    #[error("stream {stream_id} has no version {version} in the store")]
+    MissingVersion { stream_id: String, version: u64 },
+    #[error("stream {stream_id} version {version} is not readable in the store yet")]
+    NotReadableYet { stream_id: String, version: u64 },
+    #[error("invalid rebuild request: {0}")]
+    InvalidRebuild(#[source] serde_json::Error),
+    #[error("not a DynamoDB stream event: {0}")]
+    NotAStreamEvent(#[source] serde_json::Error),
+    #[error("encoding the response: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+}
 
 pub struct Deps<'a> {
     /// Read when a view has a gap.
@@ -64,6 +91,22 @@ pub enum Outcome {
     Projected,
 }
 
+/// Handles one invocation: a stream batch from the event source mapping, or a replay
+/// request `{"rebuild": {...}}` (direct invocation).
+pub async fn invoke(
+    deps: &Deps<'_>,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, ProjectError> {
+    if let Some(request) = payload.get("rebuild") {
+        let request = Rebuild::deserialize(request).map_err(ProjectError::InvalidRebuild)?;
+        let rebuilt = rebuild(deps, &request).await?;
+        return serde_json::to_value(rebuilt).map_err(ProjectError::Encode);
+    }
+    let batch = Event::deserialize(&payload).map_err(ProjectError::NotAStreamEvent)?;
+    let response = handle(deps, &batch).await?;
+    serde_json::to_value(response).map_err(ProjectError::Encode)
+}
+
 /// Handles one batch of stream records; reports the first failed record.
 pub async fn handle(deps: &Deps<'_>, event: &Event) -> Result<DynamoDbEventResponse, BatchError> {
     dynamodb_stream(&event.records, |record| async move {
@@ -71,18 +114,21 @@ pub async fn handle(deps: &Deps<'_>, event: &Event) -> Result<DynamoDbEventRespo
         if outcome == Outcome::Duplicate {
             lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
         }
-        Ok::<(), String>(())
+        Ok::<(), ProjectError>(())
     })
     .await
 }
 
 /// Projects one stream record.
-pub async fn project_record(deps: &Deps<'_>, record: &EventRecord) -> Result<Outcome, String> {
+pub async fn project_record(
+    deps: &Deps<'_>,
+    record: &EventRecord,
+) -> Result<Outcome, ProjectError> {
     if record.event_name != "INSERT" {
         return Ok(Outcome::Skipped);
     }
     let event = event_from_stream_image(record.change.new_image.clone())
-        .map_err(|e| format!("stream record is not a readable event item: {e}"))?;
+        .map_err(ProjectError::Unreadable)?;
     match event {
         Some(event) => project_event(deps, &event).await,
         None => Ok(Outcome::Skipped),
@@ -90,8 +136,11 @@ pub async fn project_record(deps: &Deps<'_>, record: &EventRecord) -> Result<Out
 }
 
 /// Applies one stored event to its view and saves the view.
-pub async fn project_event(deps: &Deps<'_>, event: &RecordedEvent) -> Result<Outcome, String> {
-    let projection = classify(deps.upcasters, event).map_err(|e| e.to_string())?;
+pub async fn project_event(
+    deps: &Deps<'_>,
+    event: &RecordedEvent,
+) -> Result<Outcome, ProjectError> {
+    let projection = classify(deps.upcasters, event)?;
     let (Some(view_id), Some(empty)) = (projection.view_id(), projection.empty_view()) else {
         return Ok(Outcome::Skipped);
     };
@@ -109,9 +158,9 @@ async fn update_view(
     empty: View,
     event: &RecordedEvent,
     projection: &Projection,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, ProjectError> {
     for attempt in 1..=SAVE_ATTEMPTS {
-        let loaded = deps.views.load(view_id).await.map_err(|e| e.to_string())?;
+        let loaded = deps.views.load(view_id).await?;
         let mut view = loaded.value.unwrap_or_else(|| empty.clone());
         if !catch_up(deps, &mut view, event, projection).await? {
             tracing::debug!("already projected");
@@ -125,12 +174,12 @@ async fn update_view(
             Err(PortError::Conflict { .. }) => {
                 tracing::info!(attempt, "the view changed meanwhile; reading it again");
             }
-            Err(err) => return Err(err.to_string()),
+            Err(err) => return Err(err.into()),
         }
     }
-    Err(format!(
-        "view {view_id} kept changing; gave up after {SAVE_ATTEMPTS} attempts"
-    ))
+    Err(ProjectError::KeptChanging {
+        view_id: view_id.to_string(),
+    })
 }
 
 /// Applies `event` to `view`, first applying the earlier events of its stream that the
@@ -140,7 +189,7 @@ async fn catch_up(
     view: &mut View,
     event: &RecordedEvent,
     projection: &Projection,
-) -> Result<bool, String> {
+) -> Result<bool, ProjectError> {
     let at = event.event.timestamp;
     match apply(view, &event.stream_id, event.stream_version, at, projection) {
         Applied::Changed => Ok(true),
@@ -151,25 +200,24 @@ async fn catch_up(
             let missing = deps
                 .events
                 .read_stream(&event.stream_id, expected, count)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             for earlier in &missing {
-                let p = classify(deps.upcasters, earlier).map_err(|e| e.to_string())?;
+                let p = classify(deps.upcasters, earlier)?;
                 let at = earlier.event.timestamp;
                 if let Applied::Gap { expected } =
                     apply(view, &earlier.stream_id, earlier.stream_version, at, &p)
                 {
-                    return Err(format!(
-                        "stream {} has no version {expected} in the store",
-                        earlier.stream_id
-                    ));
+                    return Err(ProjectError::MissingVersion {
+                        stream_id: earlier.stream_id.clone(),
+                        version: expected,
+                    });
                 }
             }
             if view.next_version(&event.stream_id) <= event.stream_version {
-                return Err(format!(
-                    "stream {} version {} is not readable in the store yet",
-                    event.stream_id, event.stream_version
-                ));
+                return Err(ProjectError::NotReadableYet {
+                    stream_id: event.stream_id.clone(),
+                    version: event.stream_version,
+                });
             }
             Ok(true)
         }
@@ -210,7 +258,7 @@ pub struct Rebuilt {
 const REPLAY_PAGE: usize = 100;
 
 /// Replays the store's events in global order onto the views.
-pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, String> {
+pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, ProjectError> {
     let mut after = Position(request.after_position);
     let mut read = 0;
     let mut projected = 0;
@@ -218,11 +266,7 @@ pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, Stri
         let page = REPLAY_PAGE
             .min(request.max_events.saturating_sub(read))
             .max(1);
-        let slice = deps
-            .events
-            .read_all(after, page)
-            .await
-            .map_err(|e| e.to_string())?;
+        let slice = deps.events.read_all(after, page).await?;
         let done = slice.events.len() < page;
         for event in &slice.events {
             if project_event(deps, event).await? == Outcome::Projected {

@@ -1,13 +1,13 @@
 //! The `project` handler with in-memory adapters: stream records in, views out.
 
+use application::event_store::{EventStreams, ExpectedVersion};
+use application::ports::StoredEvent;
 use aws_lambda_events::event::dynamodb::Event;
 use chrono::{TimeZone, Utc};
+use domain::dashboard::{AlertStatus, View};
 use project::{Deps, handle, upcasters};
 use serde_json::{Value, json};
-use domain::dashboard::{AlertStatus, View};
-use application::event_store::{EventStreams, ExpectedVersion};
 use testkit::{MemoryEventStore, MemoryReadModels};
-use application::ports::StoredEvent;
 
 fn stored(event_id: &str, event_type: &str, data: Value) -> StoredEvent {
     StoredEvent {

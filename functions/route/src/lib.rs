@@ -17,16 +17,18 @@
 //! idempotency utility (key: its event id; validated: its data), so a redelivered alert or
 //! resolution that was already handled sends nothing again.
 
+use application::idempotency::{Config, GuardError, Idempotency, IdempotencyError};
+use application::ports::{
+    Appended, Directory, EventReader, EventStore, NotificationQueue, PortError, StoredEvent,
+};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use lambda_kit::batch::{BatchError, body, sqs_standard};
 use domain::envelope::{DecodeError, Envelope, EventData, decode};
 use domain::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
-use application::idempotency::{Config, Idempotency};
 use domain::ids::deterministic_id;
-use lambda_kit::metrics;
-use application::ports::{Appended, Directory, EventReader, EventStore, NotificationQueue, StoredEvent};
 use domain::routing::{cleared_notification_for, notification_for};
+use lambda_kit::batch::{BatchError, body, sqs_standard};
+use lambda_kit::metrics;
 use tracing::Instrument;
 
 /// The function name recorded as the `source` of the events it emits.
@@ -43,6 +45,23 @@ pub struct Deps<'a> {
     pub queue: &'a dyn NotificationQueue,
     /// Guards each alert's routing (see [`idempotency_config`]).
     pub idempotency: &'a Idempotency<'a>,
+}
+
+/// Why a message was not routed (it is reported as a batch item failure and redelivered).
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("patient {0} has no health worker in the directory")]
+    NoHealthWorker(String),
+    #[error("alert {0} is not routed yet; the resolution waits for it")]
+    NotRoutedYet(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("encoding the message: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Idempotency(#[from] GuardError),
 }
 
 /// Idempotency of routing: one routing per alert (or resolution) event id; a repeat must
@@ -67,7 +86,7 @@ async fn route_one(
     deps: &Deps<'_>,
     message: &SqsMessage,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), RouteError> {
     let bytes = body(message);
     match decode::<AlertRaised>(bytes) {
         Ok(alert) => {
@@ -84,7 +103,7 @@ async fn route_one(
             .await
         }
         Err(DecodeError::WrongType { actual, .. }) if actual == AlertResolved::EVENT_TYPE => {
-            let resolved = decode::<AlertResolved>(bytes).map_err(|e| e.to_string())?;
+            let resolved = decode::<AlertResolved>(bytes)?;
             let span = tracing::info_span!("clear", correlation_id = %resolved.correlation_id, alert_id = %resolved.data.alert_id);
             async {
                 if resolved.data.severity == Severity::Info {
@@ -96,7 +115,7 @@ async fn route_one(
             .instrument(span)
             .await
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -105,13 +124,13 @@ async fn route_once(
     deps: &Deps<'_>,
     alert: &Envelope<AlertRaised>,
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let payload = serde_json::to_value(alert).map_err(|e| e.to_string())?;
+) -> Result<(), RouteError> {
+    let payload = serde_json::to_value(alert)?;
     let outcome = deps
         .idempotency
         .run(&payload, now, || route_alert(deps, alert, now))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(IdempotencyError::into_inner)?;
     if outcome.replayed() {
         metrics::count(metrics::DUPLICATES_SKIPPED, 1);
         tracing::info!("alert already routed; nothing sent again");
@@ -124,14 +143,13 @@ async fn route_alert(
     deps: &Deps<'_>,
     alert: &Envelope<AlertRaised>,
     now: DateTime<Utc>,
-) -> Result<String, String> {
+) -> Result<String, RouteError> {
     let patient_id = &alert.data.patient_id;
     let entry = deps
         .directory
         .get(patient_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("patient {patient_id} has no health worker in the directory"))?;
+        .await?
+        .ok_or_else(|| RouteError::NoHealthWorker(patient_id.clone()))?;
     let request = notification_for(&alert.data, &entry);
 
     let routed = Envelope::new(
@@ -146,12 +164,11 @@ async fn route_alert(
             notification_id: request.notification_id.clone(),
         },
     );
-    let stored = StoredEvent::from_envelope(&routed).map_err(|e| e.to_string())?;
+    let stored = StoredEvent::from_envelope(&routed)?;
     let appended = deps
         .events
         .append(&alert_stream(&alert.data.alert_id), 1, &stored)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
 
     // Sent on a duplicate too (an earlier attempt may have failed before sending);
     // notify is idempotent per notification id.
@@ -162,7 +179,7 @@ async fn route_alert(
         now,
         request,
     );
-    deps.queue.send(&request).await.map_err(|e| e.to_string())?;
+    deps.queue.send(&request).await?;
     tracing::info!(worker_id = %entry.worker_id, ?appended, "alert routed");
     if appended == Appended::Duplicate {
         metrics::count(metrics::DUPLICATES_SKIPPED, 1);
@@ -181,13 +198,13 @@ async fn clear_once(
     deps: &Deps<'_>,
     resolved: &Envelope<AlertResolved>,
     now: DateTime<Utc>,
-) -> Result<(), String> {
-    let payload = serde_json::to_value(resolved).map_err(|e| e.to_string())?;
+) -> Result<(), RouteError> {
+    let payload = serde_json::to_value(resolved)?;
     let outcome = deps
         .idempotency
         .run(&payload, now, || clear_alert(deps, resolved, now))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(IdempotencyError::into_inner)?;
     if outcome.replayed() {
         metrics::count(metrics::DUPLICATES_SKIPPED, 1);
         tracing::info!("resolution already handled; nothing sent again");
@@ -201,34 +218,22 @@ async fn clear_alert(
     deps: &Deps<'_>,
     resolved: &Envelope<AlertResolved>,
     now: DateTime<Utc>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, RouteError> {
     let r = &resolved.data;
-    let Some(entry) = deps
-        .directory
-        .get(&r.patient_id)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(entry) = deps.directory.get(&r.patient_id).await? else {
         // Its alert failed routing for the same reason (and is in RouteDLQ): nobody was
         // told about it, so nobody is told it cleared. Retrying would not change that.
         tracing::warn!(patient_id = %r.patient_id, "patient has no health worker in the directory; resolution dropped");
         return Ok(None);
     };
-    let stream = deps
-        .reader
-        .read_stream(&alert_stream(&r.alert_id))
-        .await
-        .map_err(|e| e.to_string())?;
+    let stream = deps.reader.read_stream(&alert_stream(&r.alert_id)).await?;
     if !stream
         .iter()
         .any(|e| e.event_type == AlertRouted::EVENT_TYPE)
     {
         // The alert and its resolution travel as separate messages; the alert's routing
         // may still be under way (or retrying). Fail, so this is redelivered after it.
-        return Err(format!(
-            "alert {} is not routed yet; the resolution waits for it",
-            r.alert_id
-        ));
+        return Err(RouteError::NotRoutedYet(r.alert_id.clone()));
     }
     let request = cleared_notification_for(r, &entry);
     let request = Envelope::new(
@@ -238,7 +243,7 @@ async fn clear_alert(
         now,
         request,
     );
-    deps.queue.send(&request).await.map_err(|e| e.to_string())?;
+    deps.queue.send(&request).await?;
     tracing::info!(worker_id = %entry.worker_id, notification_id = %request.data.notification_id, "cleared notification requested");
     Ok(Some(request.data.notification_id))
 }

@@ -1,16 +1,16 @@
 //! Given/when/then tests of the route handler with in-memory ports.
 
+use application::idempotency::Idempotency;
+use application::ports::{EventStore, StoredEvent};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
-use route::{Deps, handle};
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{
     AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
 };
-use application::idempotency::Idempotency;
-use testkit::*;
-use application::ports::{EventStore, StoredEvent};
 use domain::routing::{DirectoryEntry, notification_id};
+use route::{Deps, handle};
+use testkit::*;
 
 fn alert(patient: &str) -> Envelope<AlertRaised> {
     Envelope::new(

@@ -29,8 +29,6 @@ pub enum ExpectedVersion {
     Exact(u64),
 }
 
-
-
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {

@@ -169,6 +169,38 @@ pub enum IdempotencyError<E> {
     Handler(E),
 }
 
+/// An [`IdempotencyError`] of the guard itself (never the effect's own error).
+pub type GuardError = IdempotencyError<std::convert::Infallible>;
+
+impl<E> IdempotencyError<E> {
+    /// The effect's own error as it was, or the guard's failure converted into `E`: what a
+    /// handler whose error type wraps [`GuardError`] propagates with `?`.
+    pub fn into_inner(self) -> E
+    where
+        E: From<GuardError>,
+    {
+        let guard: GuardError = match self {
+            IdempotencyError::Handler(e) => return e,
+            IdempotencyError::MissingKey { pointer } => IdempotencyError::MissingKey { pointer },
+            IdempotencyError::AlreadyInProgress { key } => {
+                IdempotencyError::AlreadyInProgress { key }
+            }
+            IdempotencyError::PayloadMismatch {
+                key,
+                stored,
+                actual,
+            } => IdempotencyError::PayloadMismatch {
+                key,
+                stored,
+                actual,
+            },
+            IdempotencyError::Store(e) => IdempotencyError::Store(e),
+            IdempotencyError::Result { key, reason } => IdempotencyError::Result { key, reason },
+        };
+        guard.into()
+    }
+}
+
 /// What a guarded call returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<T> {
@@ -329,4 +361,3 @@ impl<'a> Idempotency<'a> {
         }
     }
 }
-

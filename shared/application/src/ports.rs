@@ -59,8 +59,6 @@ pub trait ReadingSink: Send + Sync {
     async fn put(&self, records: Vec<StreamRecord>) -> Result<(), PortError>;
 }
 
-
-
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -300,14 +298,8 @@ pub trait Workers: Send + Sync {
 /// Village rosters and family contacts (directory table, prefixed keys).
 #[async_trait]
 pub trait Contacts: Send + Sync {
-    async fn roster(
-        &self,
-        village: &str,
-    ) -> Result<Option<VillageRoster>, PortError>;
-    async fn family(
-        &self,
-        patient_id: &str,
-    ) -> Result<Option<FamilyContact>, PortError>;
+    async fn roster(&self, village: &str) -> Result<Option<VillageRoster>, PortError>;
+    async fn family(&self, patient_id: &str) -> Result<Option<FamilyContact>, PortError>;
 }
 
 /// What an ambulance provider answered.

@@ -7,9 +7,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
+use application::ports::*;
 use domain::dashboard::View;
 use domain::detection::PatientState;
-use application::ports::*;
 use domain::routing::DirectoryEntry;
 
 use super::describe;

@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde_json::Value;
 
-use domain::escalation::{FamilyContact, VillageRoster, Worker, family_key, roster_key};
 use application::ports::*;
+use domain::escalation::{FamilyContact, VillageRoster, Worker, family_key, roster_key};
 
 use super::describe;
 use super::dynamodb::{get_item, get_typed, item_of, put_item};

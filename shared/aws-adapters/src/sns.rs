@@ -2,9 +2,9 @@ use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
+use application::ports::{AlertPublisher, MessageSender, PortError};
 use domain::envelope::Envelope;
 use domain::events::{AlertRaised, AlertResolved};
-use application::ports::{AlertPublisher, MessageSender, PortError};
 
 use super::describe;
 

@@ -2,9 +2,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
+use application::ports::{NotificationQueue, PortError};
 use domain::envelope::Envelope;
 use domain::events::NotificationRequested;
-use application::ports::{NotificationQueue, PortError};
 
 use super::describe;
 

@@ -24,12 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::EventData;
 use crate::escalation::{AlertAcknowledged, AlertEscalated};
-use crate::recorded::RecordedEvent;
-use crate::upcast::{UpcastError, Upcasters};
 use crate::events::{
     AlertRaised, AlertResolved, AlertRouted, NotificationKind, NotificationSent, Severity,
 };
+use crate::recorded::RecordedEvent;
 use crate::saga::{SagaEvent, SagaState};
+use crate::upcast::{UpcastError, Upcasters};
 
 /// Prefix of the saga streams (`emergency-{id}`).
 const EMERGENCY_STREAM_PREFIX: &str = "emergency-";

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::recorded::RecordedEvent;
 use crate::envelope::EventData;
+use crate::recorded::RecordedEvent;
 
 /// Turns the `data` of one event type from schema version `n` into version `n + 1`.
 pub type Upcaster = Box<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;

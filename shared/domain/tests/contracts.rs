@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use schemars::{JsonSchema, schema_for};
 use domain::Envelope;
 use domain::envelope::EventData;
 use domain::events::{
     AlertRaised, AlertResolved, AlertRouted, NotificationRequested, NotificationSent, ReadingLate,
 };
 use domain::reading::Reading;
+use schemars::{JsonSchema, schema_for};
 
 fn contracts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/contracts")

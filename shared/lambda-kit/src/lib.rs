@@ -12,5 +12,9 @@
 
 pub mod batch;
 pub mod config;
+pub mod http;
 pub mod metrics;
+mod run;
 pub mod telemetry;
+
+pub use run::{Context, Error, Invocation, error_chain, run};

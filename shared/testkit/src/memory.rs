@@ -7,13 +7,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use application::event_store::*;
+use application::idempotency::{IdempotencyStore, Record as IdemRecord, Status as IdemStatus};
+use application::ports::*;
 use domain::dashboard::View;
 use domain::detection::PatientState;
 use domain::envelope::Envelope;
-use application::event_store::*;
 use domain::events::{AlertRaised, AlertResolved, NotificationRequested};
-use application::idempotency::{IdempotencyStore, Record as IdemRecord, Status as IdemStatus};
-use application::ports::*;
 use domain::routing::DirectoryEntry;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

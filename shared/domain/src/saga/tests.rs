@@ -319,12 +319,8 @@ fn transition_table_is_exhaustive() {
             (S::ReservingWorker, E::WorkerAssigned { .. }) => Some(S::DispatchingAmbulance),
             (S::ReservingWorker, E::WorkerUnavailable { .. }) => Some(S::DispatchingAmbulance),
             (S::ReservingWorker, E::StepTimedOut { .. }) => Some(S::Compensating),
-            (S::DispatchingAmbulance, E::AmbulanceDispatched { .. }) => {
-                Some(S::NotifyingFamily)
-            }
-            (S::DispatchingAmbulance, E::AmbulanceDispatchFailed { .. }) => {
-                Some(S::Compensating)
-            }
+            (S::DispatchingAmbulance, E::AmbulanceDispatched { .. }) => Some(S::NotifyingFamily),
+            (S::DispatchingAmbulance, E::AmbulanceDispatchFailed { .. }) => Some(S::Compensating),
             (S::DispatchingAmbulance, E::StepTimedOut { .. }) => Some(S::Compensating),
             (S::NotifyingFamily, E::FamilyNotified { .. }) => Some(S::Completed),
             (S::NotifyingFamily, E::StepTimedOut { .. }) => Some(S::Compensating),

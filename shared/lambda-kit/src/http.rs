@@ -1,0 +1,224 @@
+//! API Gateway (HTTP API, payload format 2.0) request and response glue: the request body
+//! (base64 or text), the caller's correlation id, and JSON responses and errors that all
+//! look alike.
+//!
+//! Every response carries `content-type: application/json` and the `x-correlation-id` of
+//! the request; every error body is `{"error": <code>, "message": <text>, "correlationId":
+//! <id>}` plus any extra fields the caller adds.
+
+use std::borrow::Cow;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+/// Header carrying the caller's correlation id (case-insensitive).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+/// The longest correlation id accepted from a caller.
+pub const MAX_CORRELATION_ID_LEN: usize = 128;
+
+/// An HTTP error: a status, a stable machine-readable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct HttpError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `BadRequest`.
+    pub fn bad_request(message: impl Into<String>) -> HttpError {
+        HttpError::new(400, "BadRequest", message)
+    }
+
+    /// 404 `NotFound`.
+    pub fn not_found(message: impl Into<String>) -> HttpError {
+        HttpError::new(404, "NotFound", message)
+    }
+
+    /// 500 `InternalError`.
+    pub fn internal(message: impl Into<String>) -> HttpError {
+        HttpError::new(500, "InternalError", message)
+    }
+
+    /// The JSON error response (see the module docs).
+    pub fn response(&self, correlation_id: &str) -> ApiGatewayV2httpResponse {
+        error_response(
+            self.status,
+            self.code,
+            &self.message,
+            Map::new(),
+            correlation_id,
+        )
+    }
+}
+
+/// The value of header `name` if it is valid text.
+pub fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether `value` is a correlation id a caller may choose: 1 to 128 characters of ASCII
+/// letters, digits and `-_.:` (so it is safe in logs, headers and ids).
+pub fn is_valid_correlation_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_CORRELATION_ID_LEN
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+/// The caller's `x-correlation-id` (trimmed) if it is valid, otherwise a new random one.
+pub fn correlation_id(request: &ApiGatewayV2httpRequest) -> String {
+    header(request, CORRELATION_HEADER)
+        .map(str::trim)
+        .filter(|v| is_valid_correlation_id(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The request body as bytes: base64-decoded when API Gateway marked it so (binary media
+/// types, or a body that is not UTF-8), as is otherwise. No body is an empty one.
+pub fn body(request: &ApiGatewayV2httpRequest) -> Result<Cow<'_, [u8]>, HttpError> {
+    let body = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map(Cow::Owned)
+            .map_err(|e| {
+                HttpError::new(
+                    400,
+                    "InvalidBody",
+                    format!("body is marked base64 but does not decode: {e}"),
+                )
+            })
+    } else {
+        Ok(Cow::Borrowed(body.as_bytes()))
+    }
+}
+
+/// The request body decoded as JSON into `T`; an empty (or blank) body is `T` decoded from
+/// `{}`.
+pub fn json_body<T: DeserializeOwned>(request: &ApiGatewayV2httpRequest) -> Result<T, HttpError> {
+    let bytes = body(request)?;
+    let bytes: &[u8] = if bytes.trim_ascii().is_empty() {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| HttpError::new(400, "InvalidBody", format!("body is not valid: {e}")))
+}
+
+/// A JSON response with `status`, echoing `correlation_id` in the `x-correlation-id` header.
+pub fn json_response(status: u16, body: &Value, correlation_id: &str) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+/// A JSON error response: `{"error": code, "message": message, "correlationId": ...}` plus
+/// the `extra` fields.
+pub fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    extra: Map<String, Value>,
+    correlation_id: &str,
+) -> ApiGatewayV2httpResponse {
+    let mut body = json!({"error": code, "message": message, "correlationId": correlation_id});
+    if let Value::Object(fields) = &mut body {
+        fields.extend(extra);
+    }
+    json_response(status, &body, correlation_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &str, base64: bool) -> ApiGatewayV2httpRequest {
+        let mut request = ApiGatewayV2httpRequest::default();
+        request.body = Some(body.to_string());
+        request.is_base64_encoded = base64;
+        request
+    }
+
+    #[test]
+    fn bodies_are_decoded_from_base64_when_marked() {
+        assert_eq!(&*body(&request("{\"a\":1}", false)).unwrap(), b"{\"a\":1}");
+        assert_eq!(
+            &*body(&request("eyJhIjoxfQ==", true)).unwrap(),
+            b"{\"a\":1}"
+        );
+        let err = body(&request("not base64!", true)).unwrap_err();
+        assert_eq!((err.status, err.code), (400, "InvalidBody"));
+        let value: Value = json_body(&request("eyJhIjoxfQ==", true)).unwrap();
+        assert_eq!(value, json!({"a": 1}));
+        let empty: Value = json_body(&request("  ", false)).unwrap();
+        assert_eq!(empty, json!({}));
+        assert_eq!(
+            json_body::<Value>(&request("{", false)).unwrap_err().code,
+            "InvalidBody"
+        );
+    }
+
+    #[test]
+    fn only_sensible_correlation_ids_are_kept() {
+        let with = |value: &str| {
+            let mut request = ApiGatewayV2httpRequest::default();
+            request
+                .headers
+                .insert(CORRELATION_HEADER, HeaderValue::from_str(value).unwrap());
+            correlation_id(&request)
+        };
+        assert_eq!(with(" corr-1:a.b_c "), "corr-1:a.b_c");
+        for bad in ["", "has space", "semi;colon", &"x".repeat(129), "é"] {
+            let Ok(value) = HeaderValue::from_str(bad) else {
+                continue;
+            };
+            let mut request = ApiGatewayV2httpRequest::default();
+            request.headers.insert(CORRELATION_HEADER, value);
+            let id = correlation_id(&request);
+            assert_ne!(id, bad.trim());
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} -> {id}");
+        }
+        let fresh = correlation_id(&ApiGatewayV2httpRequest::default());
+        assert!(uuid::Uuid::parse_str(&fresh).is_ok());
+    }
+
+    #[test]
+    fn errors_are_json_with_code_message_and_correlation_id() {
+        let response = HttpError::not_found("no emergency e-1").response("corr-1");
+        assert_eq!(response.status_code, 404);
+        assert_eq!(response.headers[CORRELATION_HEADER], "corr-1");
+        assert_eq!(response.headers["content-type"], "application/json");
+        let Some(Body::Text(text)) = response.body else {
+            panic!("text body expected");
+        };
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "NotFound", "message": "no emergency e-1", "correlationId": "corr-1"})
+        );
+    }
+}
