@@ -1,7 +1,8 @@
-//! The simulated ambulance dispatch provider used locally (and wherever no real provider is
-//! configured). Its failure rate and delay are configuration; whether a given request fails
-//! is decided by the request id, so a rate of 0 or 1 is fully deterministic and any rate in
-//! between gives the same answer for the same request every time.
+//! [`AmbulanceProvider`], simulated: the ambulance dispatch provider deployed today, used
+//! locally and wherever no real provider is configured. Its failure rate and delay are
+//! configuration; whether a given request fails is decided by the request id, so a rate of
+//! 0 or 1 is fully deterministic and any rate in between gives the same answer for the same
+//! request every time.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! The event store on one DynamoDB table (`EventsTable`, keys `streamId` S / `version` N).
-//! Design, guarantees and limits: `docs/event-store.md`.
+//! [`EventStreams`] and [`EventStore`] on DynamoDB: the event store on one table
+//! (`EventsTable`, keys `streamId` S / `version` N). Design, guarantees and limits:
+//! `docs/event-store.md`.
 //!
 //! Items:
 //! - an event: `streamId`, `version` (1, 2, ...), `position` (global, gapless), `allPk`
@@ -12,13 +13,12 @@
 //! position + n (conditioned on still being there), the previous stream version is checked
 //! to exist, and each event and its dedupe item are put with `attribute_not_exists`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -28,9 +28,7 @@ use serde_json::Value;
 use application::event_store::*;
 use application::ports::{Appended, EventStore, PortError, StoredEvent};
 
-use super::describe;
-
-type Item = HashMap<String, AttributeValue>;
+use crate::attributes::{Item, describe, n, number, s};
 
 /// Name of the GSI that orders events by global position.
 pub const ALL_INDEX: &str = "all-position";
@@ -39,14 +37,6 @@ const ALL_PK: &str = "all";
 const COUNTER_STREAM: &str = "$all";
 /// Attempts when only the global position moved under us (another stream's append won).
 const POSITION_ATTEMPTS: u32 = 40;
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 fn dedupe_stream(event_id: &str) -> String {
     format!("$event#{event_id}")
@@ -91,7 +81,7 @@ impl DynamoEventStore {
         out.item
             .as_ref()
             .and_then(|i| i.get("position"))
-            .map(number)
+            .map(|p| number(p).map_err(EventStoreError::Decode))
             .transpose()
             .map(|p| p.unwrap_or(0))
     }
@@ -235,14 +225,6 @@ impl DynamoEventStore {
         }
         Ok(events)
     }
-}
-
-fn number(value: &AttributeValue) -> Result<u64, EventStoreError> {
-    value
-        .as_n()
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| EventStoreError::Decode(format!("expected a number, got {value:?}")))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -437,7 +419,7 @@ impl EventStreams for DynamoEventStore {
             .await
             .map_err(|e| backend(&format!("Query {}", self.table), describe(&e)))?;
         match out.items().first().and_then(|i| i.get("version")) {
-            Some(v) => number(v),
+            Some(v) => number(v).map_err(EventStoreError::Decode),
             None => Ok(0),
         }
     }

@@ -1,45 +1,64 @@
-//! AWS adapters of the ports. Every client is built from `aws-config`'s defaults, which
-//! honour `AWS_ENDPOINT_URL` (the local emulator) and the Lambda environment.
+//! AWS adapters of the application's ports, one module per port. Every client is built from
+//! `aws-config`'s defaults, which honour `AWS_ENDPOINT_URL` (the local emulator) and the
+//! Lambda environment.
+//!
+//! Modules, with the port each implements:
+//! - `reading_sink`: `ReadingSink` on Kinesis (`KinesisSink`).
+//! - `event_store`: `EventStreams` and `EventStore` on DynamoDB (`DynamoEventStore`).
+//! - `idempotency_store`: `IdempotencyStore` on DynamoDB (`DynamoIdempotencyStore`).
+//! - `state_store`: `PatientStateStore` on DynamoDB (`DynamoStateStore`).
+//! - `read_models`: `ReadModels` on DynamoDB, the dashboard table (`DynamoReadModels`).
+//! - `directory`: `Directory` and `Contacts` on DynamoDB, one directory table (`DynamoDirectory`).
+//! - `outbox`: `Outbox` on DynamoDB (`DynamoOutbox`).
+//! - `workers`: `Workers` on DynamoDB (`DynamoWorkers`).
+//! - `step_ledger`: `StepLedger` on DynamoDB (`DynamoLedger`).
+//! - `alert_publisher`: `AlertPublisher` on SNS (`SnsAlertPublisher`).
+//! - `sms`: `MessageSender` on SNS SMS (`SnsSms`).
+//! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`).
+//! - `dead_letters`: `DeadLetters` on SQS (`SqsDeadLetters`).
+//! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
+//! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
+//!
+//! Shared by the adapters, no port of their own:
+//! - `attributes`: DynamoDB attribute values, SNS/SQS message attributes, SDK error text.
+//! - `table`: DynamoDB item operations (get, put, versioned put).
 
+mod attributes;
+mod table;
+
+mod alert_publisher;
 mod ambulance;
-mod dynamodb;
-mod emergency;
+mod dead_letters;
+mod directory;
 mod event_store;
-mod idempotency;
-mod kinesis;
-mod sns;
-mod sqs;
+mod idempotency_store;
+mod message_bus;
+mod notification_queue;
+mod outbox;
+mod read_models;
+mod reading_sink;
+mod sms;
+mod state_store;
+mod step_ledger;
+mod workers;
 
+pub use alert_publisher::SnsAlertPublisher;
 pub use ambulance::SimulatedAmbulance;
-pub use dynamodb::{
-    BOARD_INDEX, DynamoDirectory, DynamoOutbox, DynamoReadModels, DynamoStateStore,
-};
-pub use emergency::{DynamoLedger, DynamoWorkers, SqsBus};
+pub use dead_letters::SqsDeadLetters;
+pub use directory::DynamoDirectory;
 pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
-pub use idempotency::DynamoIdempotencyStore;
-pub use kinesis::KinesisSink;
-pub use sns::{SnsAlertPublisher, SnsSms};
-pub use sqs::{SqsDeadLetters, SqsNotificationQueue};
+pub use idempotency_store::DynamoIdempotencyStore;
+pub use message_bus::SqsBus;
+pub use notification_queue::SqsNotificationQueue;
+pub use outbox::DynamoOutbox;
+pub use read_models::{BOARD_INDEX, DynamoReadModels};
+pub use reading_sink::KinesisSink;
+pub use sms::SnsSms;
+pub use state_store::DynamoStateStore;
+pub use step_ledger::DynamoLedger;
+pub use workers::DynamoWorkers;
 
 /// Loads the SDK configuration from the environment.
 pub async fn load_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-/// Text of an SDK error with its service error details (the default `Display` says only
-/// "service error").
-pub(crate) fn describe<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use std::error::Error;
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

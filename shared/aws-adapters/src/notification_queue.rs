@@ -1,12 +1,14 @@
+//! [`NotificationQueue`] on SQS: the (FIFO) notify queue.
+
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use sha2::{Digest, Sha256};
 
 use application::ports::{NotificationQueue, PortError};
 use domain::envelope::Envelope;
 use domain::events::NotificationRequested;
 
-use super::describe;
+use crate::attributes::{sdk_failure, sqs_attribute};
 
 /// Sends notification requests to the notify queue.
 pub struct SqsNotificationQueue {
@@ -23,14 +25,6 @@ impl SqsNotificationQueue {
     }
 }
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| PortError::backend("building a message attribute", e))
-}
-
 #[async_trait]
 impl NotificationQueue for SqsNotificationQueue {
     async fn send(&self, request: &Envelope<NotificationRequested>) -> Result<(), PortError> {
@@ -40,15 +34,15 @@ impl NotificationQueue for SqsNotificationQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .message_attributes("eventType", attribute(&request.event_type)?)
-            .message_attributes("correlationId", attribute(&request.correlation_id)?)
+            .message_attributes("eventType", sqs_attribute(&request.event_type)?)
+            .message_attributes("correlationId", sqs_attribute(&request.correlation_id)?)
             // The notify queue is FIFO: one message group per recipient keeps their
             // notifications in order; the notification id deduplicates resends.
             .message_group_id(fifo_token(&request.data.recipient_id))
             .message_deduplication_id(fifo_token(&request.data.notification_id))
             .send()
             .await
-            .map_err(|e| PortError::Backend(format!("SQS SendMessage: {}", describe(&e))))?;
+            .map_err(|e| sdk_failure("SQS SendMessage", &e))?;
         Ok(())
     }
 }
@@ -64,40 +58,7 @@ pub fn fifo_token(value: &str) -> String {
     if accepted {
         value.to_string()
     } else {
-        use sha2::{Digest, Sha256};
         format!("{:x}", Sha256::digest(value.as_bytes()))
-    }
-}
-
-/// Sends poison records to a dead-letter queue as JSON.
-pub struct SqsDeadLetters {
-    client: Client,
-    queue_url: String,
-}
-
-impl SqsDeadLetters {
-    pub fn new(config: &aws_config::SdkConfig, queue_url: String) -> Self {
-        SqsDeadLetters {
-            client: Client::new(config),
-            queue_url,
-        }
-    }
-}
-
-#[async_trait]
-impl application::ports::DeadLetters for SqsDeadLetters {
-    async fn send(&self, record: &application::ports::PoisonRecord) -> Result<(), PortError> {
-        let body = serde_json::to_string(record)
-            .map_err(|e| PortError::backend("serialising the poison record", e))?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .message_attributes("kind", attribute(record.kind)?)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("SQS SendMessage: {}", describe(&e))))?;
-        Ok(())
     }
 }
 

@@ -1,27 +1,17 @@
-//! Idempotency records in DynamoDB (`IdempotencyTable`, key `id` S, TTL on `expiration`),
-//! with Powertools' attribute names: `id`, `status`, `expiration` (epoch s),
-//! `in_progress_expiration` (epoch ms), `validation` (payload hash), `data` (result JSON).
-
-use std::collections::HashMap;
+//! [`IdempotencyStore`] on DynamoDB: idempotency records (`IdempotencyTable`, key `id` S,
+//! TTL on `expiration`), with Powertools' attribute names: `id`, `status`, `expiration`
+//! (epoch s), `in_progress_expiration` (epoch ms), `validation` (payload hash), `data`
+//! (result JSON).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use application::idempotency::{IdempotencyStore, Record, Status};
 use application::ports::PortError;
 
-use super::describe;
-use super::dynamodb::get_item;
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
+use crate::attributes::{Item, conditional_failed, n, number_attr, s, sdk_failure, string_attr};
+use crate::table::get_item;
 
 pub struct DynamoIdempotencyStore {
     client: Client,
@@ -37,13 +27,8 @@ impl DynamoIdempotencyStore {
     }
 }
 
-fn decode(item: &HashMap<String, AttributeValue>) -> Result<Record, PortError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-    };
+fn decode(item: &Item) -> Result<Record, PortError> {
+    let text = |name: &str| string_attr(item, name).map(str::to_string);
     let bad = |what: &str| PortError::Backend(format!("idempotency record: {what}"));
     Ok(Record {
         key: text("id").ok_or_else(|| bad("no id"))?,
@@ -51,8 +36,8 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Result<Record, PortError> {
             .as_deref()
             .and_then(Status::parse)
             .ok_or_else(|| bad("no or unknown status"))?,
-        expires_at: number("expiration").ok_or_else(|| bad("no expiration"))?,
-        in_progress_expires_at: number("in_progress_expiration"),
+        expires_at: number_attr(item, "expiration").ok_or_else(|| bad("no expiration"))?,
+        in_progress_expires_at: number_attr(item, "in_progress_expiration"),
         payload_hash: text("validation").unwrap_or_default(),
         result: text("data"),
     })
@@ -89,22 +74,12 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             }
             match put.send().await {
                 Ok(_) => return Ok(None),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
+                Err(err) if conditional_failed(&err) => {
                     if let Some(existing) = self.get(&record.key).await? {
                         return Ok(Some(existing));
                     }
                 }
-                Err(err) => {
-                    return Err(PortError::Backend(format!(
-                        "PutItem {}: {}",
-                        self.table,
-                        describe(&err)
-                    )));
-                }
+                Err(err) => return Err(sdk_failure(&format!("PutItem {}", self.table), &err)),
             }
         }
         Err(PortError::Backend(format!(
@@ -128,9 +103,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":exp", n(expires_at))
             .send()
             .await
-            .map_err(|e| {
-                PortError::Backend(format!("UpdateItem {}: {}", self.table, describe(&e)))
-            })?;
+            .map_err(|e| sdk_failure(&format!("UpdateItem {}", self.table), &e))?;
         Ok(())
     }
 
@@ -141,9 +114,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .key("id", s(key))
             .send()
             .await
-            .map_err(|e| {
-                PortError::Backend(format!("DeleteItem {}: {}", self.table, describe(&e)))
-            })?;
+            .map_err(|e| sdk_failure(&format!("DeleteItem {}", self.table), &e))?;
         Ok(())
     }
 

@@ -1,20 +1,13 @@
+//! [`AlertPublisher`] on SNS: the alerts topic.
+
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
-use aws_sdk_sns::types::MessageAttributeValue;
 
-use application::ports::{AlertPublisher, MessageSender, PortError};
+use application::ports::{AlertPublisher, PortError};
 use domain::envelope::Envelope;
 use domain::events::{AlertRaised, AlertResolved};
 
-use super::describe;
-
-fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| PortError::backend("building a message attribute", e))
-}
+use crate::attributes::{sdk_failure, sns_attribute};
 
 /// Publishes alert events to the alerts topic. The message is the JSON envelope; the
 /// attributes drive the subscriptions' filter policies: `eventType` (`AlertRaised` or
@@ -33,9 +26,7 @@ impl SnsAlertPublisher {
             topic_arn,
         }
     }
-}
 
-impl SnsAlertPublisher {
     /// Publishes `envelope` as JSON with the message attributes `attributes`.
     async fn publish_envelope<T: serde::Serialize>(
         &self,
@@ -49,15 +40,15 @@ impl SnsAlertPublisher {
             .publish()
             .topic_arn(&self.topic_arn)
             .message(body)
-            .message_attributes("eventType", attribute(&envelope.event_type)?)
-            .message_attributes("correlationId", attribute(&envelope.correlation_id)?);
+            .message_attributes("eventType", sns_attribute(&envelope.event_type)?)
+            .message_attributes("correlationId", sns_attribute(&envelope.correlation_id)?);
         for (name, value) in attributes {
-            request = request.message_attributes(*name, attribute(value)?);
+            request = request.message_attributes(*name, sns_attribute(value)?);
         }
         request
             .send()
             .await
-            .map_err(|e| PortError::Backend(format!("SNS Publish: {}", describe(&e))))?;
+            .map_err(|e| sdk_failure("SNS Publish", &e))?;
         Ok(())
     }
 }
@@ -88,38 +79,5 @@ impl AlertPublisher for SnsAlertPublisher {
             ],
         )
         .await
-    }
-}
-
-/// Sends text messages as SMS through SNS (`Publish` with `PhoneNumber`).
-pub struct SnsSms {
-    client: Client,
-}
-
-impl SnsSms {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
-        SnsSms {
-            client: Client::new(config),
-        }
-    }
-}
-
-#[async_trait]
-impl MessageSender for SnsSms {
-    fn channel(&self) -> &'static str {
-        "sms"
-    }
-
-    async fn send(&self, phone: &str, message: &str) -> Result<Option<String>, PortError> {
-        let out = self
-            .client
-            .publish()
-            .phone_number(phone)
-            .message(message)
-            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?)
-            .send()
-            .await
-            .map_err(|e| PortError::Backend(format!("SNS SMS Publish: {}", describe(&e))))?;
-        Ok(out.message_id().map(str::to_string))
     }
 }

@@ -1,3 +1,5 @@
+//! [`ReadingSink`] on Kinesis: the readings stream.
+
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
@@ -6,7 +8,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use application::ports::{PortError, ReadingSink, StreamRecord};
 use application::retry::{RetryPolicy, put_all};
 
-use super::describe;
+use crate::attributes::sdk_failure;
 
 /// Puts readings on a Kinesis stream with `PutRecords`, retrying the records the stream
 /// reports as failed (throttling, internal errors) with backoff.
@@ -47,7 +49,7 @@ impl ReadingSink for KinesisSink {
                 .set_records(Some(entries))
                 .send()
                 .await
-                .map_err(|e| PortError::Backend(format!("PutRecords: {}", describe(&e))))?;
+                .map_err(|e| sdk_failure("PutRecords", &e))?;
             Ok(out
                 .records()
                 .iter()
