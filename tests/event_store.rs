@@ -367,16 +367,12 @@ async fn read_all_returns_every_stream_in_one_stable_order_and_resumes() {
 }
 
 /// The current (v2) shape of a test event; v1 stored `{"fahrenheit": f}`.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize, EventData)]
+#[event_data(event_type = "TemperatureTaken", version = 2)]
 #[serde(rename_all = "camelCase")]
 struct TemperatureTakenV2 {
     celsius: f64,
     method: String,
-}
-
-impl EventData for TemperatureTakenV2 {
-    const EVENT_TYPE: &'static str = "TemperatureTaken";
-    const VERSION: u32 = 2;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

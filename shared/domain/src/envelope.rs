@@ -26,10 +26,17 @@ pub struct Envelope<T> {
 }
 
 /// An event payload type: names its `eventType` and current schema version.
+///
+/// Derive it: `#[derive(EventData)]` takes the type's name as the event type and version 1;
+/// `#[event_data(event_type = "ReadingRecorded", version = 2)]` says otherwise. Every type
+/// that implements it has a published contract (`tests/contracts.rs`).
 pub trait EventData {
     const EVENT_TYPE: &'static str;
     const VERSION: u32;
 }
+
+/// `#[derive(EventData)]`, from the `domain-derive` crate.
+pub use domain_derive::EventData;
 
 /// Who emitted an event and why: carried from one envelope to the next.
 #[derive(Debug, Clone, PartialEq, Eq)]

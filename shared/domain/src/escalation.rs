@@ -10,20 +10,15 @@ use crate::envelope::EventData;
 use crate::routing::DirectoryEntry;
 
 /// A health worker acknowledged an alert (`POST /alerts/{id}/ack`; alert stream).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertAcknowledged {
     pub alert_id: String,
     pub acknowledged_by: String,
 }
 
-impl EventData for AlertAcknowledged {
-    const EVENT_TYPE: &'static str = "AlertAcknowledged";
-    const VERSION: u32 = 1;
-}
-
 /// Nobody acknowledged an alert in time: the next person of the chain was told (alert stream).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertEscalated {
     pub alert_id: String,
@@ -32,24 +27,14 @@ pub struct AlertEscalated {
     pub notification_id: String,
 }
 
-impl EventData for AlertEscalated {
-    const EVENT_TYPE: &'static str = "AlertEscalated";
-    const VERSION: u32 = 1;
-}
-
 /// The acknowledgement deadline of `level` of an alert has passed (escalation queue, sent
 /// with a delay of the acknowledgement timeout).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertEscalationDue {
     pub alert_id: String,
     pub patient_id: String,
     pub level: usize,
-}
-
-impl EventData for AlertEscalationDue {
-    const EVENT_TYPE: &'static str = "AlertEscalationDue";
-    const VERSION: u32 = 1;
 }
 
 /// A health worker or supervisor as the workers table keeps them.

@@ -10,11 +10,6 @@ use crate::reading::{Reading, VitalType};
 /// A reading was accepted by `ingest` (Kinesis record data).
 pub type ReadingRecorded = Reading;
 
-impl EventData for Reading {
-    const EVENT_TYPE: &'static str = "ReadingRecorded";
-    const VERSION: u32 = 1;
-}
-
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -46,7 +41,7 @@ pub struct Evidence {
 }
 
 /// `detect` found an anomaly for a patient (stream `alert-{alertId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRaised {
     /// Deterministic: patient, rule and the start of the episode.
@@ -84,14 +79,9 @@ impl AlertRaised {
     }
 }
 
-impl EventData for AlertRaised {
-    const EVENT_TYPE: &'static str = "AlertRaised";
-    const VERSION: u32 = 1;
-}
-
 /// `detect` found that the condition of an alert no longer holds
 /// (stream `alert-resolution-{alertId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertResolved {
     /// The alert this resolves.
@@ -108,14 +98,9 @@ pub struct AlertResolved {
     pub reading_event_id: String,
 }
 
-impl EventData for AlertResolved {
-    const EVENT_TYPE: &'static str = "AlertResolved";
-    const VERSION: u32 = 1;
-}
-
 /// A reading arrived after the patient's detection frontier had passed its time (beyond
 /// the allowed lateness): it was not evaluated (stream `late-{readingEventId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadingLate {
     pub reading_event_id: String,
@@ -131,24 +116,14 @@ pub struct ReadingLate {
     pub behind_seconds: f64,
 }
 
-impl EventData for ReadingLate {
-    const EVENT_TYPE: &'static str = "ReadingLate";
-    const VERSION: u32 = 1;
-}
-
 /// `route` chose the health worker for an alert (stream `alert-{alertId}`, version 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRouted {
     pub alert_id: String,
     pub patient_id: String,
     pub worker_id: String,
     pub notification_id: String,
-}
-
-impl EventData for AlertRouted {
-    const EVENT_TYPE: &'static str = "AlertRouted";
-    const VERSION: u32 = 1;
 }
 
 /// What a notification is about.
@@ -180,7 +155,7 @@ impl NotificationKind {
 }
 
 /// `route` asks `notify` to deliver a message (notify queue message).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRequested {
     /// Deterministic: alert, recipient, channel and, for a `cleared` notification, the
@@ -199,13 +174,8 @@ pub struct NotificationRequested {
     pub kind: NotificationKind,
 }
 
-impl EventData for NotificationRequested {
-    const EVENT_TYPE: &'static str = "NotificationRequested";
-    const VERSION: u32 = 1;
-}
-
 /// `notify` delivered a notification (stream `notification-{notificationId}`, version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationSent {
     pub notification_id: String,
@@ -218,11 +188,6 @@ pub struct NotificationSent {
     /// `alert`.
     #[serde(default)]
     pub kind: NotificationKind,
-}
-
-impl EventData for NotificationSent {
-    const EVENT_TYPE: &'static str = "NotificationSent";
-    const VERSION: u32 = 1;
 }
 
 /// Stream id of an alert's events.

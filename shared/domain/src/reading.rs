@@ -4,6 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::envelope::EventData;
+
 /// The most readings one request may carry (also Kinesis `PutRecords`' limit).
 pub const MAX_READINGS_PER_REQUEST: usize = 500;
 /// The largest request body accepted, in bytes.
@@ -83,7 +85,8 @@ impl VitalType {
 }
 
 /// One validated vital-sign reading.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
+#[event_data(event_type = "ReadingRecorded")]
 #[serde(rename_all = "camelCase")]
 pub struct Reading {
     pub patient_id: String,

@@ -139,15 +139,12 @@ mod tests {
     use serde::Deserialize;
     use serde_json::json;
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, PartialEq, EventData)]
+    #[event_data(event_type = "TemperatureTaken", version = 3)]
     #[serde(rename_all = "camelCase")]
     struct Temperature {
         celsius: f64,
         site: String,
-    }
-    impl EventData for Temperature {
-        const EVENT_TYPE: &'static str = "TemperatureTaken";
-        const VERSION: u32 = 3;
     }
 
     fn recorded(version: u32, data: Value) -> RecordedEvent {

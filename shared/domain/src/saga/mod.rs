@@ -38,7 +38,7 @@ pub fn ambulance_request_id(emergency_id: &str) -> String {
 pub const AMBULANCE_ALERT_TYPES: [&str; 1] = ["hypoxemia"];
 
 /// A step of the saga: forward steps and their compensations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Step {
     ReserveWorker,
@@ -63,7 +63,7 @@ impl Step {
 }
 
 /// What started an emergency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmergencyStarted {
     pub emergency_id: String,
@@ -76,7 +76,7 @@ pub struct EmergencyStarted {
 }
 
 /// The events of a saga stream. `eventType` in the store is [`SagaEvent::event_type`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum SagaEvent {
     EmergencyStarted(EmergencyStarted),
@@ -112,6 +112,11 @@ pub enum SagaEvent {
 }
 
 impl SagaEvent {
+    /// The schema version of every saga event (`schemaVersion` of the stored event): each
+    /// variant is published as `events/contracts/{event_type}.v{VERSION}.schema.json`.
+    pub const VERSION: u32 = 1;
+
+    /// The stored `eventType`: the variant's name, as the `type` tag of its data says.
     pub fn event_type(&self) -> &'static str {
         match self {
             SagaEvent::EmergencyStarted(_) => "EmergencyStarted",
@@ -182,7 +187,7 @@ impl Default for SagaState {
 }
 
 /// An input to the saga: a step's result, a deadline check, or the start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum SagaInput {
     Start(EmergencyStarted),
@@ -198,7 +203,7 @@ pub enum SagaInput {
 }
 
 /// A command for the step workers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
 #[serde(rename_all = "camelCase")]
 pub struct StepCommand {
     pub emergency_id: String,
@@ -213,21 +218,12 @@ pub struct StepCommand {
 }
 
 /// A message for the coordinator (saga queue): one input of one saga.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
+#[event_data(event_type = "SagaInput")]
 #[serde(rename_all = "camelCase")]
 pub struct SagaMessage {
     pub emergency_id: String,
     pub input: SagaInput,
-}
-
-impl EventData for SagaMessage {
-    const EVENT_TYPE: &'static str = "SagaInput";
-    const VERSION: u32 = 1;
-}
-
-impl EventData for StepCommand {
-    const EVENT_TYPE: &'static str = "StepCommand";
-    const VERSION: u32 = 1;
 }
 
 impl StepCommand {
