@@ -13,9 +13,8 @@ use serde_json::Value;
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, EventSourceMapping, Poller, PollerContext, SourceKind};
 use crate::http_api::{self, HttpApiServer, HttpRoute};
-use crate::lambda::{
-    FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget, MetricTotals,
-};
+use crate::lambda::{FunctionHost, FunctionSpec, InvocationRecord, InvokeOutcome, LogTarget};
+use crate::metrics::MetricTotals;
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, ResolvedFunction, Resource};
 use crate::schedule::{self, Schedule, ScheduleEvent, ScheduleKind, ScheduleRunner};
 use crate::template::{Template, scalar_to_string};
