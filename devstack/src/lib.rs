@@ -19,6 +19,7 @@
 
 pub mod emulator;
 pub mod event_sources;
+mod function_events;
 pub mod http_api;
 pub mod inspect;
 pub mod lambda;
