@@ -80,11 +80,11 @@ impl Drop for Poller {
 /// Shared by every poller of a stack.
 #[derive(Clone, Debug)]
 pub struct PollerContext {
-    /// Emulator clients.
+    /// Kinesis client of the emulator.
     pub kinesis: aws_sdk_kinesis::Client,
-    /// Emulator clients.
+    /// SQS client of the emulator.
     pub sqs: aws_sdk_sqs::Client,
-    /// Emulator clients.
+    /// DynamoDB Streams client of the emulator.
     pub dynamodb_streams: aws_sdk_dynamodbstreams::Client,
     /// Emulator account id (for invokeIdentityArn).
     pub account_id: String,

@@ -1,3 +1,5 @@
+//! Unit tests of the event sources: mappings, filters, event payloads and verdicts.
+
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};

@@ -1,3 +1,6 @@
+//! Unit tests of template parsing and resolution, and a fake resource lookup that other
+//! modules' tests share.
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
