@@ -19,15 +19,18 @@
 
 pub mod emulator;
 pub mod event_sources;
+mod function_events;
 pub mod http_api;
 pub mod inspect;
 pub mod lambda;
+pub mod metrics;
 pub mod provision;
 pub mod schedule;
 pub mod stack;
 pub mod template;
 
-pub use lambda::{InvocationRecord, InvokeOutcome, MetricAggregate, MetricTotals};
+pub use lambda::{InvocationRecord, InvokeOutcome};
+pub use metrics::{MetricAggregate, MetricTotals};
 pub use provision::Resource;
 pub use stack::{Stack, StackConfig};
 

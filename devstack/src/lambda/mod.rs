@@ -1,0 +1,237 @@
+//! Running function binaries locally behind an emulation of the Lambda Runtime API.
+//!
+//! Each function gets a supervisor task that owns its process and serves invocations one at
+//! a time (like reserved concurrency 1). Every process incarnation gets its own Runtime API
+//! server on a fresh port, so a killed process can never pick up a later invocation.
+//!
+//! - this module: the function host (invocation queue, journal) and what an invocation gives;
+//! - `supervisor`: the process of a function, its restarts and its output;
+//! - `runtime_api`: the Runtime API server of one process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::MetricTotals;
+use crate::template::REGION;
+
+mod runtime_api;
+mod supervisor;
+
+use supervisor::Supervisor;
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvokeOutcome {
+    /// The function returned this JSON value (a non-JSON body is kept as a JSON string).
+    Ok(Value),
+    /// The function reported an error through the Runtime API.
+    FunctionError {
+        /// `errorType` of the error report.
+        error_type: String,
+        /// `errorMessage` of the error report.
+        error_message: String,
+    },
+    /// No response before the function's Timeout; the process was killed and restarted.
+    Timeout,
+    /// The process exited (or could not start) during the invocation.
+    Crashed(String),
+}
+
+impl InvokeOutcome {
+    /// True for [`InvokeOutcome::Ok`].
+    pub fn is_ok(&self) -> bool {
+        matches!(self, InvokeOutcome::Ok(_))
+    }
+}
+
+/// One entry of a function's invocation journal.
+#[derive(Debug, Clone)]
+pub struct InvocationRecord {
+    /// The event the function received.
+    pub payload: Value,
+    /// How the invocation ended.
+    pub outcome: InvokeOutcome,
+    /// Time from the start of the invocation (after waiting in the function's queue) to its
+    /// outcome; includes the cold start of a fresh process.
+    pub duration: Duration,
+    /// Who invoked: "api", "kinesis:<LogicalId>", "dynamodb:<LogicalId>", "sqs:<LogicalId>",
+    /// "schedule:<EventName>" or "direct".
+    pub source: String,
+}
+
+/// Where a function's stdout and stderr go.
+#[derive(Debug, Clone)]
+pub enum LogTarget {
+    /// Appended to `<dir>/<LogicalId>.log`.
+    Dir(PathBuf),
+    /// Forwarded line by line to our stderr, prefixed with `[LogicalId] `.
+    Stderr,
+}
+
+/// Everything needed to run one function locally.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// Logical id in the template.
+    pub logical_id: String,
+    /// Physical function name.
+    pub name: String,
+    /// Function ARN.
+    pub arn: String,
+    /// The compiled binary.
+    pub binary: PathBuf,
+    /// `Timeout`.
+    pub timeout: Duration,
+    /// `MemorySize` in MB.
+    pub memory_mb: u32,
+    /// Complete process environment (template variables plus Lambda's own).
+    pub environment: BTreeMap<String, String>,
+}
+
+/// A queued invocation.
+struct Invocation {
+    payload: Value,
+    source: String,
+    reply: oneshot::Sender<InvokeOutcome>,
+}
+
+/// Handle to a locally running function.
+#[derive(Debug)]
+pub struct FunctionHost {
+    spec: Arc<FunctionSpec>,
+    queue: mpsc::UnboundedSender<Invocation>,
+    journal: Arc<Mutex<Vec<InvocationRecord>>>,
+    /// EMF metrics found in the function's output.
+    metrics: Arc<Mutex<MetricTotals>>,
+    /// Invocations queued or running.
+    pending: Arc<AtomicUsize>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for FunctionHost {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.supervisor.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl FunctionHost {
+    /// Starts the function's supervisor, which starts the process right away.
+    /// `activity` is bumped on every invocation (used by `Stack::wait_idle`).
+    pub fn start(spec: FunctionSpec, log: LogTarget, activity: Arc<AtomicU64>) -> FunctionHost {
+        let spec = Arc::new(spec);
+        let (queue, queue_rx) = mpsc::unbounded_channel();
+        let journal = Arc::new(Mutex::new(Vec::new()));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(Mutex::new(MetricTotals::new()));
+        let supervisor = Supervisor {
+            spec: spec.clone(),
+            log,
+            metrics: metrics.clone(),
+            journal: journal.clone(),
+            pending: pending.clone(),
+            activity,
+            process: None,
+        };
+        let supervisor = tokio::spawn(supervisor.run(queue_rx));
+        FunctionHost {
+            spec,
+            queue,
+            journal,
+            metrics,
+            pending,
+            supervisor: Mutex::new(Some(supervisor)),
+        }
+    }
+
+    /// Totals of the EMF metrics the function has printed so far.
+    pub fn metrics(&self) -> MetricTotals {
+        self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// The function's specification.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.spec
+    }
+
+    /// Invokes the function synchronously (queued behind earlier invocations).
+    pub async fn invoke(&self, payload: Value, source: &str) -> InvokeOutcome {
+        let (reply, reply_rx) = oneshot::channel();
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let invocation = Invocation {
+            payload,
+            source: source.to_string(),
+            reply,
+        };
+        if self.queue.send(invocation).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return InvokeOutcome::Crashed("function host is shut down".to_string());
+        }
+        reply_rx.await.unwrap_or_else(|_| {
+            InvokeOutcome::Crashed("function host stopped during the invocation".to_string())
+        })
+    }
+
+    /// A copy of the invocation journal, in order.
+    pub fn journal(&self) -> Vec<InvocationRecord> {
+        self.journal.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    /// Number of invocations queued or running.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Stops the supervisor, which kills the process (queued invocations end as Crashed).
+    pub async fn stop(&self) {
+        let task = self.supervisor.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Lambda's own environment variables for a function (template variables are added by the
+/// caller). `endpoint` is the emulator URL.
+pub fn lambda_environment(name: &str, memory_mb: u32, endpoint: &str) -> BTreeMap<String, String> {
+    let log_stream = format!(
+        "{}/[$LATEST]{}",
+        chrono::Utc::now().format("%Y/%m/%d"),
+        uuid::Uuid::new_v4().simple()
+    );
+    BTreeMap::from(
+        [
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_DEFAULT_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
+            ("_HANDLER", "bootstrap".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    )
+}

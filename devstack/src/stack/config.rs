@@ -1,0 +1,136 @@
+//! How a stack is started: [`StackConfig`], its defaults for a checkout, and the local
+//! schedule interval.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::{emulator, schedule};
+
+/// How a [`Stack`] is started.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// The SAM template (infra/template.yaml).
+    pub template: PathBuf,
+    /// Directory holding the function binaries (target/debug).
+    pub bin_dir: PathBuf,
+    /// `Some(url)`: use this running emulator; `None`: start moto server.
+    pub endpoint: Option<String>,
+    /// moto_server executable (used when `endpoint` is None).
+    pub moto_server_bin: PathBuf,
+    /// Prefix of generated physical names, e.g. "vitals-dev".
+    pub stack_name: String,
+    /// Overrides of template Parameters.
+    pub parameter_overrides: BTreeMap<String, String>,
+    /// Port of the HTTP API on 127.0.0.1 (0 = pick a free port).
+    pub http_port: u16,
+    /// Failed SQS messages become visible again after this delay instead of the queue's
+    /// visibility timeout (rounded up to whole seconds). None = keep the queue's timeout.
+    pub sqs_retry_delay: Option<Duration>,
+    /// `Some(dir)`: each function's stdout+stderr is appended to `dir/<LogicalId>.log` (and
+    /// moto's to `dir/moto.log`); `None`: forwarded to our stderr prefixed with `[LogicalId] `.
+    pub function_log_dir: Option<PathBuf>,
+    /// Extra environment variables by function logical id, set over the template's (e.g.
+    /// `FAULT_INJECTION_PANIC_ON` for a test).
+    pub function_environment: BTreeMap<String, BTreeMap<String, String>>,
+    /// `Some(d)`: every schedule (`Schedule` / `ScheduleV2` events) fires every `d` instead
+    /// of its template period (a `cron(...)` schedule needs this). `None`: the template's
+    /// `rate(...)`. Set a long interval (e.g. 1 h) to fire schedules only through
+    /// [`Stack::run_schedule`].
+    pub schedule_interval: Option<Duration>,
+}
+
+/// Local period of every schedule when `DEVSTACK_SCHEDULE_INTERVAL` is not set.
+pub const DEFAULT_LOCAL_SCHEDULE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reads `DEVSTACK_SCHEDULE_INTERVAL`: unset or empty = `Ok(None)`; `template` =
+/// `Ok(Some(None))` (the template's periods); else an interval such as `500ms`, `2s`, `1m`.
+pub fn schedule_interval_from_env() -> Result<Option<Option<Duration>>> {
+    match std::env::var("DEVSTACK_SCHEDULE_INTERVAL") {
+        Ok(value) if !value.trim().is_empty() => parse_schedule_interval(&value)
+            .map(Some)
+            .context("DEVSTACK_SCHEDULE_INTERVAL"),
+        _ => Ok(None),
+    }
+}
+
+/// `template` = `None` (the template's periods), else an interval such as `500ms`, `2s`, `1m`.
+pub fn parse_schedule_interval(text: &str) -> Result<Option<Duration>> {
+    if text.trim().eq_ignore_ascii_case("template") {
+        return Ok(None);
+    }
+    schedule::parse_interval(text).map(Some)
+}
+
+impl StackConfig {
+    /// Defaults for a checkout at `workspace_root`: template `infra/template.yaml`, binaries
+    /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`), moto from `.local/moto`, stack name
+    /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
+    /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
+    /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
+    /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
+    /// or `template` for the template's rates), else every 5 s. An invalid
+    /// `DEVSTACK_SCHEDULE_INTERVAL` is logged and the 5 s default is used.
+    pub fn for_workspace(workspace_root: &Path) -> StackConfig {
+        let schedule_interval = match schedule_interval_from_env() {
+            Ok(Some(interval)) => interval,
+            Ok(None) => Some(DEFAULT_LOCAL_SCHEDULE_INTERVAL),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), default = ?DEFAULT_LOCAL_SCHEDULE_INTERVAL, "ignoring DEVSTACK_SCHEDULE_INTERVAL");
+                Some(DEFAULT_LOCAL_SCHEDULE_INTERVAL)
+            }
+        };
+        let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                if dir.is_absolute() {
+                    dir
+                } else {
+                    std::env::current_dir()
+                        .map(|cwd| cwd.join(&dir))
+                        .unwrap_or(dir)
+                }
+            }
+            None => workspace_root.join("target"),
+        };
+        StackConfig {
+            template: workspace_root.join("infra/template.yaml"),
+            bin_dir: target_dir.join("debug"),
+            endpoint: std::env::var("DEVSTACK_ENDPOINT")
+                .ok()
+                .filter(|e| !e.trim().is_empty()),
+            moto_server_bin: emulator::default_moto_server_bin(workspace_root),
+            stack_name: "vitals-local".to_string(),
+            parameter_overrides: BTreeMap::from([
+                ("NotificationChannel".to_string(), "outbox".to_string()),
+                ("StageName".to_string(), "local".to_string()),
+                // Short saga step deadlines and acknowledgement timeouts, so local runs and
+                // tests see them fire (and wait_idle does not wait minutes for them).
+                ("StepDeadlineSeconds".to_string(), "5".to_string()),
+                ("AckTimeoutSeconds".to_string(), "5".to_string()),
+            ]),
+            http_port: 0,
+            sqs_retry_delay: Some(Duration::from_millis(500)),
+            function_log_dir: None,
+            function_environment: BTreeMap::new(),
+            schedule_interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_interval_values() {
+        assert_eq!(parse_schedule_interval("template").unwrap(), None);
+        assert_eq!(
+            parse_schedule_interval("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert!(parse_schedule_interval("soon").is_err());
+    }
+}
