@@ -8,7 +8,7 @@
 use application::ports::{EventStore, StoredEvent};
 use aws_adapters::DynamoEventStore;
 use aws_sdk_sns::types::MessageAttributeValue;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use devstack::{Stack, inspect};
 use domain::envelope::{Envelope, EventData, Lineage};
 use domain::escalation::Worker;
@@ -19,6 +19,7 @@ use domain::routing::notification_id;
 use domain::saga::{emergency_id_for_alert, emergency_stream};
 use e2e::*;
 use serde_json::Value;
+use testkit::fixtures::{self, AlertRaisedFixture};
 
 fn lineage(correlation_id: &str) -> Lineage {
     Lineage {
@@ -39,25 +40,14 @@ fn raised(
         Severity::Warning => ("tachycardia", "hr-high-3"),
         Severity::Info => ("spo2_signal_lost", "spo2-missing"),
     };
-    Envelope::new(
-        format!("evt-{alert_id}"),
-        "detect",
-        lineage(&format!("corr-{alert_id}")),
-        Utc::now(),
-        AlertRaised {
-            alert_id: alert_id.into(),
-            patient_id: patient.into(),
-            rule_id: rule_id.into(),
-            alert_type: alert_type.into(),
-            severity,
-            village: "Bondo".into(),
-            description: format!("{alert_type} (test)"),
-            evidence: vec![],
-            detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
-            late_by_seconds,
-            auto_dispatch: late_by_seconds.is_none(),
-        },
-    )
+    let mut alert = fixtures::alert_raised(patient)
+        .with_id(alert_id)
+        .with_severity(severity)
+        .with_rule(rule_id, alert_type, &format!("{alert_type} (test)"));
+    if let Some(seconds) = late_by_seconds {
+        alert = alert.raised_late(seconds);
+    }
+    fixtures::from_detect(format!("evt-{alert_id}"), format!("corr-{alert_id}"), alert)
 }
 
 /// detect found that the alert's condition no longer holds.

@@ -5,36 +5,17 @@
 use application::event_store::{EventStreams, ExpectedVersion};
 use application::ports::StoredEvent;
 use aws_adapters::DynamoEventStore;
-use chrono::{TimeZone, Utc};
 use devstack::{InvokeOutcome, inspect};
-use domain::envelope::{Envelope, Lineage};
-use domain::events::{AlertRaised, Severity, alert_stream};
+use domain::envelope::Envelope;
+use domain::events::{AlertRaised, alert_stream};
 use e2e::*;
 use serde_json::{Value, json};
+use testkit::fixtures;
 
+/// p's critical alert as detect publishes it.
 fn alert(patient: &str) -> Envelope<AlertRaised> {
-    Envelope::new(
-        format!("evt-{patient}"),
-        "detect",
-        Lineage {
-            correlation_id: format!("corr-{patient}"),
-            causation_id: "reading-1".into(),
-        },
-        Utc::now(),
-        AlertRaised {
-            alert_id: format!("alert-{patient}"),
-            patient_id: patient.into(),
-            rule_id: "spo2-low".into(),
-            alert_type: "hypoxemia".into(),
-            severity: Severity::Critical,
-            village: "Bondo".into(),
-            description: "spo2 below 90 %".into(),
-            evidence: vec![],
-            detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
-            late_by_seconds: None,
-            auto_dispatch: true,
-        },
-    )
+    let alert = fixtures::alert_raised(patient);
+    fixtures::from_detect(format!("evt-{patient}"), format!("corr-{patient}"), alert)
 }
 
 fn sqs_event(messages: &[(&str, String)]) -> Value {

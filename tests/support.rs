@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use devstack::{Stack, StackConfig};
-use domain::routing::DirectoryEntry;
 use serde_json::{Value, json};
 
 pub fn workspace_root() -> PathBuf {
@@ -113,16 +112,8 @@ pub async fn dashboard_item(stack: &Stack, view_id: &str) -> Option<Value> {
 /// How long a test waits for the pipeline to drain.
 pub const DRAIN: Duration = Duration::from_secs(90);
 
-pub fn entry(patient_id: &str, worker_id: &str, phone: &str) -> DirectoryEntry {
-    DirectoryEntry {
-        patient_id: patient_id.into(),
-        patient_name: format!("Patient {patient_id}"),
-        village: "Bondo".into(),
-        worker_id: worker_id.into(),
-        worker_name: format!("Worker {worker_id}"),
-        worker_phone: phone.into(),
-    }
-}
+/// A patient's directory entry (`Patient {p}` of Bondo, `Worker {w}`): the testkit fixture.
+pub use testkit::fixtures::directory_entry as entry;
 
 /// A reading JSON as a device sends it, `minutes_ago` minutes before now.
 pub fn reading(patient_id: &str, vital: &str, value: f64, minutes_ago: i64) -> Value {

@@ -1,13 +1,14 @@
 //! Given/when/then tests of the detect handler with in-memory ports.
 
+use application::idempotency::Idempotency;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{DateTime, Duration, Utc};
 use detect::{Deps, default_rules, handle, handle_batch};
 use domain::envelope::{Envelope, Lineage};
 use domain::events::alert_stream;
 use domain::reading::{Reading, VitalType};
-use domain::routing::DirectoryEntry;
 use serde_json::json;
+use testkit::fixtures::{self, DirectoryEntryFixture};
 use testkit::*;
 
 fn t0() -> DateTime<Utc> {
@@ -72,6 +73,7 @@ fn payloads(envs: &[Envelope<Reading>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The in-memory adapters, owned by the test; [`World::deps`] lends them to the handler.
 struct World {
     state: MemoryStateStore,
     events: MemoryEventStore,
@@ -79,36 +81,38 @@ struct World {
     publisher: MemoryPublisher,
     dead_letters: MemoryDeadLetters,
     rules: domain::detection::RuleSet,
-    publish_guard: application::idempotency::Idempotency<'static>,
-    idempotency: &'static MemoryIdempotencyStore,
+    idempotency: MemoryIdempotencyStore,
 }
 
 impl World {
+    /// Given: p-sick (Amina of Kisumu) is in the directory, looked after by w-1.
     fn new() -> Self {
-        let idempotency: &'static MemoryIdempotencyStore = Box::leak(Box::default());
         World {
             state: MemoryStateStore::default(),
             events: MemoryEventStore::default(),
-            directory: MemoryDirectory::with([DirectoryEntry {
-                patient_id: "p-sick".into(),
-                patient_name: "Amina".into(),
-                village: "Kisumu".into(),
-                worker_id: "w-1".into(),
-                worker_name: "Joseph".into(),
-                worker_phone: "+254700000001".into(),
-            }]),
+            directory: MemoryDirectory::with([fixtures::directory_entry(
+                "p-sick",
+                "w-1",
+                "+254700000001",
+            )
+            .named("Amina")
+            .in_village("Kisumu")
+            .worker_named("Joseph")]),
             publisher: MemoryPublisher::default(),
             dead_letters: MemoryDeadLetters::default(),
             rules: default_rules().expect("the embedded rules are valid"),
-            publish_guard: application::idempotency::Idempotency::new(
-                idempotency,
-                detect::publish_idempotency_config(),
-            ),
-            idempotency,
+            idempotency: MemoryIdempotencyStore::default(),
         }
     }
 
-    fn deps(&self) -> Deps<'_> {
+    /// The publish guard of an invocation, over the world's idempotency store (as `main`
+    /// builds it).
+    fn guard(&self) -> Idempotency<'_> {
+        Idempotency::new(&self.idempotency, detect::publish_idempotency_config())
+    }
+
+    /// The handler's deps, borrowed from the world, with the invocation's `publish_guard`.
+    fn deps<'a>(&'a self, publish_guard: &'a Idempotency<'a>) -> Deps<'a> {
         Deps {
             rules: &self.rules,
             state: &self.state,
@@ -116,7 +120,7 @@ impl World {
             directory: &self.directory,
             publisher: &self.publisher,
             dead_letters: &self.dead_letters,
-            publish_guard: &self.publish_guard,
+            publish_guard,
             auto_dispatch_max_age: chrono::Duration::minutes(15),
         }
     }
@@ -132,7 +136,7 @@ async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
         envelope("p-sick", VitalType::HeartRate, 130.0, 2),
     ]));
 
-    let response = handle(&world.deps(), &batch, after()).await;
+    let response = handle(&world.deps(&world.guard()), &batch, after()).await;
 
     assert!(response.batch_item_failures.is_empty());
     let published = world.publisher.published.lock().unwrap();
@@ -159,8 +163,8 @@ async fn three_fast_heartbeats_raise_one_alert_stored_and_published() {
 async fn the_same_batch_twice_stores_one_alert_and_publishes_once() {
     let world = World::new();
     let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
-    handle(&world.deps(), &batch, after()).await;
-    handle(&world.deps(), &batch, after()).await;
+    handle(&world.deps(&world.guard()), &batch, after()).await;
+    handle(&world.deps(&world.guard()), &batch, after()).await;
     assert_eq!(world.events.all().len(), 1);
     assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
 }
@@ -169,15 +173,15 @@ async fn the_same_batch_twice_stores_one_alert_and_publishes_once() {
 async fn a_lost_state_save_re_raises_the_same_alert_id_without_a_second_copy() {
     let world = World::new();
     let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
-    handle(&world.deps(), &batch, after()).await;
+    handle(&world.deps(&world.guard()), &batch, after()).await;
     world.state.states.lock().unwrap().clear(); // as if the save had not happened
-    handle(&world.deps(), &batch, after()).await;
+    handle(&world.deps(&world.guard()), &batch, after()).await;
     assert_eq!(world.events.all().len(), 1, "one alert in the store");
     // The first publish completed: the idempotency guard does not publish it again.
     let published = world.publisher.published.lock().unwrap();
     assert_eq!(published.len(), 1, "published once");
     let key = world
-        .publish_guard
+        .guard()
         .key_for::<()>(&serde_json::to_value(&published[0]).unwrap())
         .unwrap();
     drop(published);
@@ -195,7 +199,7 @@ fn poison_batch() -> KinesisEvent {
 #[tokio::test]
 async fn a_poison_record_is_dead_lettered_with_its_payload_and_the_rest_is_processed() {
     let world = World::new();
-    let response = handle(&world.deps(), &poison_batch(), after()).await;
+    let response = handle(&world.deps(&world.guard()), &poison_batch(), after()).await;
 
     assert!(response.batch_item_failures.is_empty());
     let letters = world.dead_letters.records.lock().unwrap();
@@ -221,7 +225,7 @@ async fn a_poison_record_is_dead_lettered_with_its_payload_and_the_rest_is_proce
 async fn without_a_dead_letter_queue_the_poison_record_is_reported_and_nothing_after_it_runs() {
     let world = World::new();
     *world.dead_letters.fail_with.lock().unwrap() = Some("queue unavailable".into());
-    let response = handle(&world.deps(), &poison_batch(), after()).await;
+    let response = handle(&world.deps(&world.guard()), &poison_batch(), after()).await;
 
     let failed: Vec<_> = response
         .batch_item_failures
@@ -270,9 +274,10 @@ async fn a_state_conflict_reports_the_patients_first_record() {
         }
     }
     let racing = Racing(&world.state);
+    let guard = world.guard();
     let deps = Deps {
         state: &racing,
-        ..world.deps()
+        ..world.deps(&guard)
     };
     let batch = kinesis_event(&payloads(&[
         envelope("p-well", VitalType::HeartRate, 70.0, 0),
@@ -292,7 +297,7 @@ async fn sample_kinesis_event_raises_the_tachycardia_alert() {
     let world = World::new();
     let text = include_str!("../../../events/samples/kinesis-readings.json");
     let event: KinesisEvent = serde_json::from_str(text).unwrap();
-    let response = handle(&world.deps(), &event, after()).await;
+    let response = handle(&world.deps(&world.guard()), &event, after()).await;
     assert!(response.batch_item_failures.is_empty());
     let published = world.publisher.published.lock().unwrap();
     assert_eq!(published.len(), 1);
@@ -315,12 +320,12 @@ async fn a_reading_beyond_the_allowed_lateness_is_evaluated_and_its_alert_marked
         envelope_at("p-sick", VitalType::Spo2, 97.0, 0),
         envelope_at("p-sick", VitalType::Spo2, 97.0, 600),
     ]));
-    handle(&world.deps(), &first, now).await;
+    handle(&world.deps(&world.guard()), &first, now).await;
     // One device in its own order: the frontier is at its newest reading, 600 s. A reading
     // taken at 500 s arrives now: late, and still evaluated (a threshold, on arrival).
     let late = envelope_at("p-sick", VitalType::Spo2, 80.0, 500);
     let second = kinesis_event(&payloads(std::slice::from_ref(&late)));
-    let (response, summary) = handle_batch(&world.deps(), &second, now).await;
+    let (response, summary) = handle_batch(&world.deps(&world.guard()), &second, now).await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.late, 1);
@@ -349,7 +354,12 @@ async fn a_critical_alert_from_readings_older_than_the_cut_off_does_not_dispatch
     // A phone uploads a spot check taken 2 hours ago.
     let old = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);
     let now = t0() + Duration::hours(2);
-    handle(&world.deps(), &kinesis_event(&payloads(&[old])), now).await;
+    handle(
+        &world.deps(&world.guard()),
+        &kinesis_event(&payloads(&[old])),
+        now,
+    )
+    .await;
     {
         let published = world.publisher.published.lock().unwrap();
         assert_eq!(published.len(), 1);
@@ -361,7 +371,12 @@ async fn a_critical_alert_from_readings_older_than_the_cut_off_does_not_dispatch
     let world = World::new();
     let recent = envelope_at("p-sick", VitalType::Spo2, 84.0, 0);
     let now = t0() + Duration::minutes(14);
-    handle(&world.deps(), &kinesis_event(&payloads(&[recent])), now).await;
+    handle(
+        &world.deps(&world.guard()),
+        &kinesis_event(&payloads(&[recent])),
+        now,
+    )
+    .await;
     assert!(
         world.publisher.published.lock().unwrap()[0]
             .data
@@ -406,9 +421,10 @@ async fn an_alert_decided_but_not_published_is_sent_by_the_retry_from_the_saved_
         inner: &world.publisher,
         left: std::sync::Mutex::new(1),
     };
+    let guard = world.guard();
     let deps = Deps {
         publisher: &failing,
-        ..world.deps()
+        ..world.deps(&guard)
     };
     let batch = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 0)]));
     // Given the state (with the alert in its outbox) was saved, and the publish failed:
@@ -451,7 +467,7 @@ async fn the_sweep_evaluates_a_silent_patients_waiting_readings_and_publishes_th
     let mut all = vec![cuff];
     all.extend(beats);
     handle(
-        &world.deps(),
+        &world.deps(&world.guard()),
         &kinesis_event(&payloads(&all)),
         t0() + Duration::seconds(16),
     )
@@ -461,12 +477,12 @@ async fn the_sweep_evaluates_a_silent_patients_waiting_readings_and_publishes_th
     let due = world.state.states.lock().unwrap()["p-sick"].value.due_at;
     assert_eq!(due, Some((t0() + Duration::seconds(60)).timestamp_millis()));
     // Nobody sends anything more. The sweep, before it is due, does nothing.
-    let early = detect::sweep(&world.deps(), t0() + Duration::seconds(30))
+    let early = detect::sweep(&world.deps(&world.guard()), t0() + Duration::seconds(30))
         .await
         .unwrap();
     assert_eq!(early.due, 0);
     // At the due time it evaluates the patient: the alert is raised and published.
-    let swept = detect::sweep(&world.deps(), t0() + Duration::seconds(61))
+    let swept = detect::sweep(&world.deps(&world.guard()), t0() + Duration::seconds(61))
         .await
         .unwrap();
     assert_eq!(swept.due, 1);
@@ -479,7 +495,7 @@ async fn the_sweep_evaluates_a_silent_patients_waiting_readings_and_publishes_th
     // A normal beat later resolves it: AlertResolved is stored and published.
     let calm = envelope_at("p-sick", VitalType::HeartRate, 72.0, 120);
     handle(
-        &world.deps(),
+        &world.deps(&world.guard()),
         &kinesis_event(&payloads(&[calm])),
         t0() + Duration::seconds(121),
     )
@@ -498,7 +514,7 @@ async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
         envelope("p-sick", VitalType::Spo2, 84.0, 1),
         envelope("p-sick", VitalType::Spo2, 96.0, 2),
     ]));
-    let (_, summary) = handle_batch(&world.deps(), &batch, after()).await;
+    let (_, summary) = handle_batch(&world.deps(&world.guard()), &batch, after()).await;
     assert_eq!((summary.alerts_raised, summary.alerts_resolved), (1, 1));
     let alert_id = {
         let published = world.publisher.published.lock().unwrap();
@@ -518,7 +534,7 @@ async fn a_condition_that_clears_records_alert_resolved_for_the_same_alert() {
     assert_eq!(resolved_at, t0() + Duration::minutes(2));
     // Redelivery adds nothing.
     let before = world.events.all().len();
-    handle(&world.deps(), &batch, after()).await;
+    handle(&world.deps(&world.guard()), &batch, after()).await;
     assert_eq!(world.events.all().len(), before);
 }
 
@@ -550,9 +566,10 @@ async fn writes_per_1000(patients_per_batch: usize) -> (usize, usize, usize) {
         inner: &world.events,
         appends: std::sync::Mutex::new(0),
     };
+    let guard = world.guard();
     let deps = Deps {
         events: &events,
-        ..world.deps()
+        ..world.deps(&guard)
     };
     let per_patient = 100 / patients_per_batch;
     let rounds = per_patient / 5;
@@ -654,7 +671,7 @@ async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
     let low = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 85.0, 10)]));
     let now = t0() + Duration::minutes(12);
 
-    let (response, first) = capture("detect", handle(&world.deps(), &low, now)).await;
+    let (response, first) = capture("detect", handle(&world.deps(&world.guard()), &low, now)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(first.total(metrics::ALERTS_RAISED), 1.0);
     assert_eq!(first.total(metrics::BATCH_ITEM_FAILURES), 0.0);
@@ -671,9 +688,9 @@ async fn metrics_count_alerts_by_rule_late_readings_duplicates_and_lag() {
 
     // An older SpO2 reading after a newer one is late; the first batch again is a duplicate.
     let older = kinesis_event(&payloads(&[envelope("p-sick", VitalType::Spo2, 97.0, 5)]));
-    let (_, second) = capture("detect", handle(&world.deps(), &older, now)).await;
+    let (_, second) = capture("detect", handle(&world.deps(&world.guard()), &older, now)).await;
     assert_eq!(second.total(metrics::LATE_READINGS), 1.0);
-    let (_, third) = capture("detect", handle(&world.deps(), &low, now)).await;
+    let (_, third) = capture("detect", handle(&world.deps(&world.guard()), &low, now)).await;
     assert_eq!(third.total(metrics::DUPLICATES_SKIPPED), 1.0);
     assert_eq!(third.total(metrics::ALERTS_RAISED), 0.0);
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use application::ports::{Channel, EventStore, StoredEvent};
 use aws_adapters::SimulatedAmbulance;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use chrono::{TimeZone, Utc};
-use domain::envelope::{Envelope, Lineage};
+use chrono::Utc;
+use domain::envelope::Envelope;
 use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use domain::events::{AlertRaised, AlertRouted, Severity, alert_stream};
-use domain::routing::DirectoryEntry;
 use domain::saga::{Status, emergency_id_for_alert, emergency_stream};
 use emergency::{Config, Deps, handle};
 use serde_json::{Value, json};
+use testkit::fixtures::{self, AlertRaisedFixture};
 use testkit::*;
 
 const ESCALATION_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:EscalationQueue";
@@ -47,14 +47,7 @@ fn worker(id: &str, available: bool) -> Worker {
 impl World {
     /// Given: p-1 of Bondo (assigned w-01), roster w-01, w-02, supervisor s-01; family known.
     fn new(ambulance_failure_rate: f64, free_workers: &[&str]) -> World {
-        let entry = |p: &str| DirectoryEntry {
-            patient_id: p.into(),
-            patient_name: format!("Patient {p}"),
-            village: "Bondo".into(),
-            worker_id: "w-01".into(),
-            worker_name: "Worker w-01".into(),
-            worker_phone: "+254700000101".into(),
-        };
+        let entry = |p: &str| fixtures::directory_entry(p, "w-01", "+254700000101");
         let contacts = MemoryContacts::default();
         contacts.rosters.lock().unwrap().insert(
             "Bondo".into(),
@@ -413,48 +406,27 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(status, 404);
 }
 
+/// p's critical hypoxemia alert as detect publishes it.
 fn critical_alert(patient: &str) -> Envelope<AlertRaised> {
-    Envelope::new(
-        format!("evt-{patient}"),
-        "detect",
-        Lineage {
-            correlation_id: "corr-1".into(),
-            causation_id: "reading-1".into(),
-        },
-        Utc::now(),
-        AlertRaised {
-            alert_id: format!("alert-{patient}"),
-            patient_id: patient.into(),
-            rule_id: "spo2-low".into(),
-            alert_type: "hypoxemia".into(),
-            severity: Severity::Critical,
-            village: "Bondo".into(),
-            description: "spo2 below 90 %".into(),
-            evidence: vec![],
-            detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
-            late_by_seconds: None,
-            auto_dispatch: true,
-        },
-    )
+    fixtures::alert_envelope(fixtures::alert_raised(patient))
 }
 
-/// Stores the alert and its routing as detect and route leave them.
-async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
-    let alert = critical_alert(patient);
+/// Stores the alert and its routing to w-01 as detect and route leave them.
+async fn store_routed(world: &World, alert: &Envelope<AlertRaised>) {
     let stream = alert_stream(&alert.data.alert_id);
     world
         .events
-        .append(&stream, 0, &StoredEvent::from_envelope(&alert).unwrap())
+        .append(&stream, 0, &StoredEvent::from_envelope(alert).unwrap())
         .await
         .unwrap();
     let routed = Envelope::new(
-        format!("routed-{patient}"),
+        format!("routed-{}", alert.data.patient_id),
         "route",
         alert.child_lineage(),
         Utc::now(),
         AlertRouted {
             alert_id: alert.data.alert_id.clone(),
-            patient_id: patient.into(),
+            patient_id: alert.data.patient_id.clone(),
             worker_id: "w-01".into(),
             notification_id: "n-1".into(),
         },
@@ -464,6 +436,12 @@ async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
         .append(&stream, 1, &StoredEvent::from_envelope(&routed).unwrap())
         .await
         .unwrap();
+}
+
+/// p's critical alert, stored and routed.
+async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
+    let alert = critical_alert(patient);
+    store_routed(world, &alert).await;
     alert
 }
 
@@ -549,9 +527,7 @@ fn status_names_are_camel_case() {
 #[tokio::test]
 async fn a_critical_alert_for_manual_dispatch_starts_no_saga() {
     let world = World::new(0.0, &["w-01"]);
-    let mut late = critical_alert("p-1");
-    late.data.auto_dispatch = false;
-    late.data.late_by_seconds = Some(3_600.0);
+    let late = fixtures::alert_envelope(fixtures::alert_raised("p-1").raised_late(3_600.0));
     world
         .sqs(
             "arn:EmergencyQueue",
@@ -584,31 +560,10 @@ async fn a_critical_alert_for_manual_dispatch_starts_no_saga() {
 #[tokio::test]
 async fn info_alerts_never_escalate() {
     let world = World::new(0.0, &["w-01", "w-02"]);
-    let mut info = critical_alert("p-1");
-    info.data.severity = Severity::Info;
+    let info =
+        fixtures::alert_envelope(fixtures::alert_raised("p-1").with_severity(Severity::Info));
     let stream = alert_stream(&info.data.alert_id);
-    world
-        .events
-        .append(&stream, 0, &StoredEvent::from_envelope(&info).unwrap())
-        .await
-        .unwrap();
-    let routed = Envelope::new(
-        "routed-info",
-        "route",
-        info.child_lineage(),
-        Utc::now(),
-        AlertRouted {
-            alert_id: info.data.alert_id.clone(),
-            patient_id: "p-1".into(),
-            worker_id: "w-01".into(),
-            notification_id: "n-1".into(),
-        },
-    );
-    world
-        .events
-        .append(&stream, 1, &StoredEvent::from_envelope(&routed).unwrap())
-        .await
-        .unwrap();
+    store_routed(&world, &info).await;
 
     // The level-0 check (the alert itself, delayed) and a later level's check.
     let due = Envelope::new(

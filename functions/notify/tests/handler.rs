@@ -1,7 +1,7 @@
 //! Given/when/then tests of the notify handler with in-memory ports.
 
 use application::idempotency::Idempotency;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{NotificationKind, NotificationRequested, Severity, notification_stream};
@@ -39,48 +39,36 @@ fn sqs(body: String) -> SqsEvent {
     event
 }
 
+/// The in-memory adapters, owned by the test; [`World::handle`] lends them to the handler.
+#[derive(Default)]
 struct World {
     outbox: MemoryOutbox,
     sender: MemorySender,
     events: MemoryEventStore,
-    idempotency: Idempotency<'static>,
-}
-
-impl Default for World {
-    fn default() -> Self {
-        World {
-            outbox: MemoryOutbox::default(),
-            sender: MemorySender::default(),
-            events: MemoryEventStore::default(),
-            idempotency: Idempotency::new(
-                Box::leak(Box::<MemoryIdempotencyStore>::default()),
-                notify::idempotency_config(),
-            ),
-        }
-    }
+    idempotency: MemoryIdempotencyStore,
 }
 
 impl World {
-    fn deps(&self) -> Deps<'_> {
-        Deps {
+    /// When: the handler is invoked with `event`, its deps borrowed from the world and its
+    /// idempotency guard built over the world's store for the invocation, as `main` does.
+    async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let guard = Idempotency::new(&self.idempotency, notify::idempotency_config());
+        let deps = Deps {
             outbox: &self.outbox,
             sender: &self.sender,
             events: &self.events,
-            idempotency: &self.idempotency,
-        }
+            idempotency: &guard,
+        };
+        handle(&deps, event, Utc::now()).await.unwrap()
     }
 }
 
 #[tokio::test]
 async fn a_request_is_sent_recorded_in_the_outbox_and_the_event_store() {
     let world = World::default();
-    let response = handle(
-        &world.deps(),
-        &sqs(serde_json::to_string(&request()).unwrap()),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let response = world
+        .handle(&sqs(serde_json::to_string(&request()).unwrap()))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         world.sender.sent.lock().unwrap().as_slice(),
@@ -103,9 +91,7 @@ async fn a_redelivered_request_sends_nothing_more() {
     let world = World::default();
     let body = serde_json::to_string(&request()).unwrap();
     for _ in 0..3 {
-        handle(&world.deps(), &sqs(body.clone()), Utc::now())
-            .await
-            .unwrap();
+        world.handle(&sqs(body.clone())).await;
     }
     assert_eq!(world.sender.sent.lock().unwrap().len(), 1);
     assert_eq!(world.events.all().len(), 1);
@@ -116,9 +102,7 @@ async fn a_wrong_event_type_is_reported_failed_and_nothing_is_sent() {
     let world = World::default();
     let mut json = serde_json::to_value(request()).unwrap();
     json["eventType"] = "AlertRaised".into();
-    let response = handle(&world.deps(), &sqs(json.to_string()), Utc::now())
-        .await
-        .unwrap();
+    let response = world.handle(&sqs(json.to_string())).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(world.sender.sent.lock().unwrap().is_empty());
     assert!(world.outbox.rows.lock().unwrap().is_empty());
@@ -129,7 +113,7 @@ async fn sample_sqs_notification_event_is_delivered() {
     let world = World::default();
     let text = include_str!("../../../events/samples/sqs-notification-requested.json");
     let event: SqsEvent = serde_json::from_str(text).unwrap();
-    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    let response = world.handle(&event).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = world.sender.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
@@ -157,13 +141,9 @@ fn cleared() -> Envelope<NotificationRequested> {
 async fn an_alert_and_its_cleared_notification_are_both_sent_and_recorded_with_their_kind() {
     let world = World::default();
     for envelope in [request(), cleared(), request(), cleared()] {
-        let response = handle(
-            &world.deps(),
-            &sqs(serde_json::to_string(&envelope).unwrap()),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let response = world
+            .handle(&sqs(serde_json::to_string(&envelope).unwrap()))
+            .await;
         assert!(response.batch_item_failures.is_empty());
     }
     let sent = world.sender.sent.lock().unwrap().clone();

@@ -2,7 +2,7 @@
 
 use application::idempotency::Idempotency;
 use application::ports::{EventStore, StoredEvent};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{
@@ -10,31 +10,12 @@ use domain::events::{
 };
 use domain::routing::{DirectoryEntry, notification_id};
 use route::{Deps, handle};
+use testkit::fixtures::{self, AlertRaisedFixture, DirectoryEntryFixture};
 use testkit::*;
 
+/// p's critical alert as detect publishes it (village Kisumu, like p's directory entry).
 fn alert(patient: &str) -> Envelope<AlertRaised> {
-    Envelope::new(
-        format!("evt-{patient}"),
-        "detect",
-        Lineage {
-            correlation_id: "corr-1".into(),
-            causation_id: "reading-1".into(),
-        },
-        Utc::now(),
-        AlertRaised {
-            alert_id: format!("alert-{patient}"),
-            patient_id: patient.into(),
-            rule_id: "spo2-low".into(),
-            alert_type: "hypoxemia".into(),
-            severity: Severity::Critical,
-            village: "Kisumu".into(),
-            description: "spo2 below 90 %".into(),
-            evidence: vec![],
-            detected_at: Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap(),
-            late_by_seconds: None,
-            auto_dispatch: true,
-        },
-    )
+    fixtures::alert_envelope(fixtures::alert_raised(patient).in_village("Kisumu"))
 }
 
 fn sqs(bodies: &[String]) -> SqsEvent {
@@ -52,31 +33,29 @@ fn sqs(bodies: &[String]) -> SqsEvent {
     event
 }
 
+/// The in-memory adapters, owned by the test; [`World::handle`] lends them to the handler.
 struct World {
     directory: MemoryDirectory,
     events: MemoryEventStore,
     queue: MemoryQueue,
-    idempotency: Idempotency<'static>,
+    idempotency: MemoryIdempotencyStore,
+}
+
+/// Amina of Kisumu, looked after by Joseph (w-1).
+fn amina(patient: &str, worker: &str) -> DirectoryEntry {
+    fixtures::directory_entry(patient, worker, "+254700000001")
+        .named("Amina")
+        .in_village("Kisumu")
 }
 
 impl World {
     /// Given: p-1 is in the directory and its alert is stored (as detect leaves it).
     async fn new() -> Self {
         let world = World {
-            directory: MemoryDirectory::with([DirectoryEntry {
-                patient_id: "p-1".into(),
-                patient_name: "Amina".into(),
-                village: "Kisumu".into(),
-                worker_id: "w-1".into(),
-                worker_name: "Joseph".into(),
-                worker_phone: "+254700000001".into(),
-            }]),
+            directory: MemoryDirectory::with([amina("p-1", "w-1").worker_named("Joseph")]),
             events: MemoryEventStore::default(),
             queue: MemoryQueue::default(),
-            idempotency: Idempotency::new(
-                Box::leak(Box::<MemoryIdempotencyStore>::default()),
-                route::idempotency_config(),
-            ),
+            idempotency: MemoryIdempotencyStore::default(),
         };
         for p in ["p-1", "p-unknown"] {
             let a = alert(p);
@@ -87,26 +66,28 @@ impl World {
 
     /// Appends an alert as detect leaves it (the first event of its stream).
     async fn store(&self, a: &Envelope<AlertRaised>) {
-        {
-            self.events
-                .append(
-                    &alert_stream(&a.data.alert_id),
-                    0,
-                    &StoredEvent::from_envelope(a).unwrap(),
-                )
-                .await
-                .unwrap();
-        }
+        self.events
+            .append(
+                &alert_stream(&a.data.alert_id),
+                0,
+                &StoredEvent::from_envelope(a).unwrap(),
+            )
+            .await
+            .unwrap();
     }
 
-    fn deps(&self) -> Deps<'_> {
-        Deps {
+    /// When: the handler is invoked with `event`, its deps borrowed from the world and its
+    /// idempotency guard built over the world's store for the invocation, as `main` does.
+    async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let guard = Idempotency::new(&self.idempotency, route::idempotency_config());
+        let deps = Deps {
             directory: &self.directory,
             events: &self.events,
             reader: &self.events,
             queue: &self.queue,
-            idempotency: &self.idempotency,
-        }
+            idempotency: &guard,
+        };
+        handle(&deps, event, Utc::now()).await.unwrap()
     }
 }
 
@@ -114,7 +95,7 @@ impl World {
 async fn an_alert_is_routed_to_the_patients_health_worker() {
     let world = World::new().await;
     let event = sqs(&[serde_json::to_string(&alert("p-1")).unwrap()]);
-    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    let response = world.handle(&event).await;
     assert!(response.batch_item_failures.is_empty());
 
     let stream = world.events.stream("alert-alert-p-1");
@@ -132,12 +113,8 @@ async fn an_alert_is_routed_to_the_patients_health_worker() {
 async fn a_redelivered_alert_is_routed_once() {
     let world = World::new().await;
     let body = serde_json::to_string(&alert("p-1")).unwrap();
-    handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
-        .await
-        .unwrap();
-    handle(&world.deps(), &sqs(&[body]), Utc::now())
-        .await
-        .unwrap();
+    world.handle(&sqs(std::slice::from_ref(&body))).await;
+    world.handle(&sqs(&[body])).await;
     assert_eq!(world.events.stream("alert-alert-p-1").len(), 2);
     // The idempotency guard returned the stored result: nothing was sent again.
     assert_eq!(world.queue.sent.lock().unwrap().len(), 1);
@@ -147,9 +124,7 @@ async fn a_redelivered_alert_is_routed_once() {
 async fn a_failed_routing_is_retried_in_full() {
     let world = World::new().await;
     let body = serde_json::to_string(&alert("p-unknown")).unwrap();
-    let first = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
-        .await
-        .unwrap();
+    let first = world.handle(&sqs(std::slice::from_ref(&body))).await;
     assert_eq!(first.batch_item_failures.len(), 1);
     // The directory learns the patient; the redelivery runs (the failure left no record).
     let mut entry = world.directory.entries.lock().unwrap()["p-1"].clone();
@@ -160,9 +135,7 @@ async fn a_failed_routing_is_retried_in_full() {
         .lock()
         .unwrap()
         .insert("p-unknown".into(), entry);
-    let second = handle(&world.deps(), &sqs(&[body]), Utc::now())
-        .await
-        .unwrap();
+    let second = world.handle(&sqs(&[body])).await;
     assert!(second.batch_item_failures.is_empty());
     assert_eq!(world.queue.sent.lock().unwrap().len(), 1);
 }
@@ -175,7 +148,7 @@ async fn garbage_and_unknown_patients_fail_alone() {
         serde_json::to_string(&alert("p-unknown")).unwrap(),
         serde_json::to_string(&alert("p-1")).unwrap(),
     ]);
-    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    let response = world.handle(&event).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -190,30 +163,15 @@ async fn sample_sqs_alert_event_is_routed() {
     let world = World::new().await;
     world.directory.entries.lock().unwrap().insert(
         "p-001".into(),
-        DirectoryEntry {
-            patient_id: "p-001".into(),
-            patient_name: "Amina".into(),
-            village: "Kisumu".into(),
-            worker_id: "w-01".into(),
-            worker_name: "CHW Kisumu".into(),
-            worker_phone: "+254700000001".into(),
-        },
+        amina("p-001", "w-01").worker_named("CHW Kisumu"),
     );
     let text = include_str!("../../../events/samples/sqs-alert-raised.json");
     let event: SqsEvent = serde_json::from_str(text).unwrap();
     // Given detect stored the sample alert (AlertRouted is appended after it, at version 2).
     let sample: Envelope<AlertRaised> =
         domain::envelope::decode(event.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
-    world
-        .events
-        .append(
-            &alert_stream(&sample.data.alert_id),
-            0,
-            &StoredEvent::from_envelope(&sample).unwrap(),
-        )
-        .await
-        .unwrap();
-    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    world.store(&sample).await;
+    let response = world.handle(&event).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let sent = world.queue.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
@@ -248,23 +206,15 @@ fn body_of<T: serde::Serialize>(envelope: &T) -> String {
     serde_json::to_string(envelope).unwrap()
 }
 
-fn failures(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> usize {
+fn failures(response: &SqsBatchResponse) -> usize {
     response.batch_item_failures.len()
 }
 
 #[tokio::test]
 async fn a_resolution_sends_a_cleared_notification_with_its_own_id() {
     let world = World::new().await;
-    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
-        .await
-        .unwrap();
-    let response = handle(
-        &world.deps(),
-        &sqs(&[body_of(&resolved("p-1"))]),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    world.handle(&sqs(&[body_of(&alert("p-1"))])).await;
+    let response = world.handle(&sqs(&[body_of(&resolved("p-1"))])).await;
     assert_eq!(failures(&response), 0, "{response:?}");
 
     let sent = world.queue.sent.lock().unwrap().clone();
@@ -299,20 +249,14 @@ async fn a_resolution_sends_a_cleared_notification_with_its_own_id() {
 #[tokio::test]
 async fn a_redelivered_resolution_sends_one_cleared_notification() {
     let world = World::new().await;
-    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
-        .await
-        .unwrap();
+    world.handle(&sqs(&[body_of(&alert("p-1"))])).await;
     let body = body_of(&resolved("p-1"));
     for _ in 0..3 {
-        let response = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
-            .await
-            .unwrap();
+        let response = world.handle(&sqs(std::slice::from_ref(&body))).await;
         assert_eq!(failures(&response), 0);
     }
     // Twice in one batch as well (SQS may hand over a duplicate with the original).
-    handle(&world.deps(), &sqs(&[body.clone(), body]), Utc::now())
-        .await
-        .unwrap();
+    world.handle(&sqs(&[body.clone(), body])).await;
     let sent = world.queue.sent.lock().unwrap();
     let cleared = sent
         .iter()
@@ -327,18 +271,12 @@ async fn a_resolution_waits_until_its_alert_was_routed() {
     let world = World::new().await;
     let body = body_of(&resolved("p-1"));
     // The resolution overtook its alert: it fails (redelivered later) and sends nothing.
-    let early = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
-        .await
-        .unwrap();
+    let early = world.handle(&sqs(std::slice::from_ref(&body))).await;
     assert_eq!(failures(&early), 1);
     assert!(world.queue.sent.lock().unwrap().is_empty());
 
-    handle(&world.deps(), &sqs(&[body_of(&alert("p-1"))]), Utc::now())
-        .await
-        .unwrap();
-    let redelivered = handle(&world.deps(), &sqs(&[body]), Utc::now())
-        .await
-        .unwrap();
+    world.handle(&sqs(&[body_of(&alert("p-1"))])).await;
+    let redelivered = world.handle(&sqs(&[body])).await;
     assert_eq!(failures(&redelivered), 0);
     let kinds: Vec<NotificationKind> = world
         .queue
@@ -356,9 +294,7 @@ async fn a_resolution_for_a_patient_not_in_the_directory_is_dropped() {
     let world = World::new().await;
     let body = body_of(&resolved("p-unknown"));
     for _ in 0..2 {
-        let response = handle(&world.deps(), &sqs(std::slice::from_ref(&body)), Utc::now())
-            .await
-            .unwrap();
+        let response = world.handle(&sqs(std::slice::from_ref(&body))).await;
         // Acknowledged, not retried: it can never succeed (its alert was not routed either).
         assert_eq!(failures(&response), 0);
     }
@@ -378,13 +314,9 @@ async fn info_alerts_and_their_resolutions_are_acknowledged_and_send_nothing() {
     info_resolved.event_id = "resolved-evt-info".into();
     info_resolved.data.severity = Severity::Info;
 
-    let response = handle(
-        &world.deps(),
-        &sqs(&[body_of(&info), body_of(&info_resolved)]),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let response = world
+        .handle(&sqs(&[body_of(&info), body_of(&info_resolved)]))
+        .await;
     assert_eq!(failures(&response), 0, "{response:?}");
     assert!(world.queue.sent.lock().unwrap().is_empty());
     let stream: Vec<String> = world
@@ -401,9 +333,7 @@ async fn other_event_types_fail() {
     let world = World::new().await;
     let mut json = serde_json::to_value(resolved("p-1")).unwrap();
     json["eventType"] = "AlertAcknowledged".into();
-    let response = handle(&world.deps(), &sqs(&[json.to_string()]), Utc::now())
-        .await
-        .unwrap();
+    let response = world.handle(&sqs(&[json.to_string()])).await;
     assert_eq!(failures(&response), 1);
 }
 
@@ -412,14 +342,7 @@ async fn sample_sqs_alert_resolved_event_sends_the_cleared_notification() {
     let world = World::new().await;
     world.directory.entries.lock().unwrap().insert(
         "p-001".into(),
-        DirectoryEntry {
-            patient_id: "p-001".into(),
-            patient_name: "Amina".into(),
-            village: "Kisumu".into(),
-            worker_id: "w-01".into(),
-            worker_name: "CHW Kisumu".into(),
-            worker_phone: "+254700000001".into(),
-        },
+        amina("p-001", "w-01").worker_named("CHW Kisumu"),
     );
     // Given the sample alert was stored by detect and routed.
     let raised: SqsEvent = serde_json::from_str(include_str!(
@@ -429,11 +352,11 @@ async fn sample_sqs_alert_resolved_event_sends_the_cleared_notification() {
     let sample: Envelope<AlertRaised> =
         domain::envelope::decode(raised.records[0].body.as_deref().unwrap().as_bytes()).unwrap();
     world.store(&sample).await;
-    handle(&world.deps(), &raised, Utc::now()).await.unwrap();
+    world.handle(&raised).await;
 
     let text = include_str!("../../../events/samples/sqs-alert-resolved.json");
     let event: SqsEvent = serde_json::from_str(text).unwrap();
-    let response = handle(&world.deps(), &event, Utc::now()).await.unwrap();
+    let response = world.handle(&event).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let sent = world.queue.sent.lock().unwrap();
     assert_eq!(sent.len(), 2);

@@ -152,6 +152,115 @@ impl AlertProgress {
 mod tests {
     use super::*;
 
+    /// Given/when/then for escalation, in the style of cqrs-es' `TestFramework`: given an
+    /// alert's stream (folded as the acknowledgement check loads it), the patient's chain and
+    /// who is available; when the acknowledgement deadline of a level passes; then who is told
+    /// next, if anyone (as the emergency function's escalation decides).
+    struct EscalationTest {
+        stream: Vec<(&'static str, Option<u64>)>,
+        chain: Vec<String>,
+        unavailable: Vec<&'static str>,
+        story: String,
+    }
+
+    /// Given a patient looked after by w-2, whose village may have a roster.
+    fn given_patient(roster: Option<VillageRoster>) -> EscalationTest {
+        let chain = escalation_chain(&entry(), roster.as_ref());
+        EscalationTest {
+            // Routed to the assigned worker, nobody acknowledged it yet.
+            stream: vec![("AlertRaised", None), ("AlertRouted", None)],
+            chain,
+            unavailable: Vec::new(),
+            story: format!("given roster {roster:?}"),
+        }
+    }
+
+    /// Given an alert whose stream holds these `(eventType, level)` events.
+    fn given_alert_stream(
+        stream: impl IntoIterator<Item = (&'static str, Option<u64>)>,
+    ) -> EscalationTest {
+        let stream: Vec<_> = stream.into_iter().collect();
+        EscalationTest {
+            story: format!("given {stream:?}"),
+            stream,
+            ..given_patient(Some(roster()))
+        }
+    }
+
+    /// Given a chain of these people (for the edge cases of the chain itself).
+    fn given_chain(chain: &[&str]) -> EscalationTest {
+        EscalationTest {
+            chain: chain.iter().map(|id| id.to_string()).collect(),
+            story: format!("given chain {chain:?}"),
+            ..given_patient(None)
+        }
+    }
+
+    impl EscalationTest {
+        /// And these people are off duty or reserved.
+        fn unavailable(mut self, ids: &[&'static str]) -> Self {
+            self.unavailable.extend(ids);
+            self.story.push_str(&format!(", unavailable {ids:?}"));
+            self
+        }
+
+        /// Then the chain is, in order:
+        fn then_chain(self, expected: &[&str]) -> Self {
+            assert_eq!(self.chain, expected, "{}", self.story);
+            self
+        }
+
+        fn progress(&self) -> AlertProgress {
+            AlertProgress::fold(self.stream.iter().copied())
+        }
+
+        /// When the acknowledgement deadline of `level` passes.
+        fn when_deadline_of(self, level: usize) -> Then {
+            let progress = self.progress();
+            let told = progress
+                .should_escalate(level)
+                .then(|| next_recipient(&self.chain, level, |id| !self.unavailable.contains(&id)))
+                .flatten();
+            Then {
+                progress,
+                told,
+                story: format!("{}, when the deadline of level {level} passes", self.story),
+            }
+        }
+    }
+
+    struct Then {
+        progress: AlertProgress,
+        /// The level and the person told, if anyone.
+        told: Option<(usize, String)>,
+        story: String,
+    }
+
+    impl Then {
+        /// Then the alert escalates to `level`: `recipient` is told.
+        fn then_expect_told(self, level: usize, recipient: &str) -> Self {
+            assert_eq!(
+                self.told,
+                Some((level, recipient.to_string())),
+                "{}",
+                self.story
+            );
+            self
+        }
+
+        /// Then nobody is told (`why`: for the failure message).
+        fn then_expect_nobody_told(self, why: &str) -> Self {
+            assert_eq!(self.told, None, "{why}: {}", self.story);
+            self
+        }
+
+        /// Then the folded progress is at `version` (the stream's length).
+        fn then_version(self, version: u64) -> Self {
+            assert_eq!(self.progress.version, version, "{}", self.story);
+            self
+        }
+    }
+
     fn entry() -> DirectoryEntry {
         DirectoryEntry {
             patient_id: "p-1".into(),
@@ -171,49 +280,78 @@ mod tests {
         }
     }
 
+    const ROUTED: [(&str, Option<u64>); 2] = [("AlertRaised", None), ("AlertRouted", None)];
+
     #[test]
     fn chain_is_assigned_worker_then_village_then_supervisor() {
-        assert_eq!(
-            escalation_chain(&entry(), Some(&roster())),
-            ["w-2", "w-1", "w-3", "s-1"]
-        );
-        assert_eq!(escalation_chain(&entry(), None), ["w-2"]);
+        given_patient(Some(roster())).then_chain(&["w-2", "w-1", "w-3", "s-1"]);
+        given_patient(None).then_chain(&["w-2"]);
     }
 
     #[test]
-    fn next_recipient_skips_unavailable_workers_but_never_the_supervisor() {
-        let chain = escalation_chain(&entry(), Some(&roster()));
-        assert_eq!(
-            next_recipient(&chain, 0, |_| true),
-            Some((1, "w-1".to_string()))
-        );
-        assert_eq!(
-            next_recipient(&chain, 0, |id| id != "w-1"),
-            Some((2, "w-3".to_string()))
-        );
-        assert_eq!(
-            next_recipient(&chain, 0, |_| false),
-            Some((3, "s-1".to_string()))
-        );
-        assert_eq!(next_recipient(&chain, 3, |_| true), None);
-        assert_eq!(next_recipient(&[], 0, |_| true), None);
+    fn a_missed_deadline_tells_the_next_available_worker_of_the_village() {
+        given_patient(Some(roster()))
+            .when_deadline_of(0)
+            .then_expect_told(1, "w-1");
     }
 
     #[test]
-    fn progress_escalates_only_unacknowledged_alerts_at_the_checked_level() {
-        let routed = [("AlertRaised", None), ("AlertRouted", None)];
-        let p = AlertProgress::fold(routed);
-        assert!(p.should_escalate(0));
-        assert_eq!(p.version, 2);
+    fn unavailable_workers_are_skipped() {
+        given_patient(Some(roster()))
+            .unavailable(&["w-1"])
+            .when_deadline_of(0)
+            .then_expect_told(2, "w-3");
+    }
 
-        let p = AlertProgress::fold(routed.into_iter().chain([("AlertEscalated", Some(1))]));
-        assert!(!p.should_escalate(0), "a repeated level-0 check is a no-op");
-        assert!(p.should_escalate(1));
+    #[test]
+    fn the_supervisor_is_told_even_when_unavailable() {
+        given_patient(Some(roster()))
+            .unavailable(&["w-1", "w-2", "w-3", "s-1"])
+            .when_deadline_of(0)
+            .then_expect_told(3, "s-1");
+    }
 
-        let p = AlertProgress::fold(routed.into_iter().chain([("AlertAcknowledged", None)]));
-        assert!(!p.should_escalate(0));
+    #[test]
+    fn after_the_supervisor_nobody_is_told() {
+        given_alert_stream(ROUTED.into_iter().chain([("AlertEscalated", Some(3))]))
+            .when_deadline_of(3)
+            .then_expect_nobody_told("the chain is exhausted");
+        given_chain(&[])
+            .when_deadline_of(0)
+            .then_expect_nobody_told("an empty chain");
+    }
 
-        let p = AlertProgress::fold([("AlertRaised", None)]);
-        assert!(!p.should_escalate(0), "not routed yet");
+    #[test]
+    fn a_routed_unacknowledged_alert_escalates() {
+        given_alert_stream(ROUTED)
+            .when_deadline_of(0)
+            .then_expect_told(1, "w-1")
+            .then_version(2);
+    }
+
+    #[test]
+    fn a_repeated_check_of_a_level_already_escalated_is_a_no_op() {
+        let escalated = ROUTED.into_iter().chain([("AlertEscalated", Some(1))]);
+        given_alert_stream(escalated.clone())
+            .when_deadline_of(0)
+            .then_expect_nobody_told("a repeated level-0 check is a no-op");
+        given_alert_stream(escalated)
+            .when_deadline_of(1)
+            .then_expect_told(2, "w-3")
+            .then_version(3);
+    }
+
+    #[test]
+    fn an_acknowledged_alert_does_not_escalate() {
+        given_alert_stream(ROUTED.into_iter().chain([("AlertAcknowledged", None)]))
+            .when_deadline_of(0)
+            .then_expect_nobody_told("acknowledged");
+    }
+
+    #[test]
+    fn an_alert_not_routed_yet_does_not_escalate() {
+        given_alert_stream([("AlertRaised", None)])
+            .when_deadline_of(0)
+            .then_expect_nobody_told("not routed yet");
     }
 }

@@ -1,0 +1,149 @@
+//! Builders of the domain values several test suites need, with sensible defaults.
+//!
+//! Every fixture starts from one default (`alert_raised("p-1")`, `directory_entry(..)`) and
+//! a test changes only what it is about, with the chainable methods of
+//! [`AlertRaisedFixture`] and [`DirectoryEntryFixture`]:
+//!
+//! ```
+//! use testkit::fixtures::{self, AlertRaisedFixture, DirectoryEntryFixture};
+//! let alert = fixtures::alert_raised("p-1").in_village("Kisumu");
+//! let entry = fixtures::directory_entry("p-1", "w-1", "+254700000001").named("Amina");
+//! assert_eq!((alert.alert_id.as_str(), entry.village.as_str()), ("alert-p-1", "Bondo"));
+//! ```
+
+use chrono::{DateTime, TimeZone, Utc};
+use domain::envelope::{Envelope, EventData, Lineage};
+use domain::events::{AlertRaised, Severity};
+use domain::routing::DirectoryEntry;
+
+/// The village of every fixture unless a test says otherwise.
+pub const VILLAGE: &str = "Bondo";
+
+/// When fixture alerts were detected: 2026-11-24 08:00 UTC.
+pub fn detected_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap()
+}
+
+/// A critical hypoxemia alert of `patient` (rule `spo2-low`) as detect raises it: id
+/// `alert-{patient}`, village [`VILLAGE`], detected at [`detected_at`], in time (so it may
+/// start the emergency saga by itself), no evidence.
+pub fn alert_raised(patient: &str) -> AlertRaised {
+    AlertRaised {
+        alert_id: format!("alert-{patient}"),
+        patient_id: patient.into(),
+        rule_id: "spo2-low".into(),
+        alert_type: "hypoxemia".into(),
+        severity: Severity::Critical,
+        village: VILLAGE.into(),
+        description: "spo2 below 90 %".into(),
+        evidence: vec![],
+        detected_at: detected_at(),
+        late_by_seconds: None,
+        auto_dispatch: true,
+    }
+}
+
+/// Changes one aspect of an [`alert_raised`] fixture.
+pub trait AlertRaisedFixture: Sized {
+    fn with_id(self, alert_id: &str) -> Self;
+    fn in_village(self, village: &str) -> Self;
+    fn with_severity(self, severity: Severity) -> Self;
+    /// The rule that fired, the alert type it gives and the description of the alert.
+    fn with_rule(self, rule_id: &str, alert_type: &str, description: &str) -> Self;
+    /// Raised `seconds` after its reading time had passed the allowed lateness: the health
+    /// worker decides, the alert does not start the saga by itself.
+    fn raised_late(self, seconds: f64) -> Self;
+}
+
+impl AlertRaisedFixture for AlertRaised {
+    fn with_id(mut self, alert_id: &str) -> Self {
+        self.alert_id = alert_id.into();
+        self
+    }
+
+    fn in_village(mut self, village: &str) -> Self {
+        self.village = village.into();
+        self
+    }
+
+    fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    fn with_rule(mut self, rule_id: &str, alert_type: &str, description: &str) -> Self {
+        self.rule_id = rule_id.into();
+        self.alert_type = alert_type.into();
+        self.description = description.into();
+        self
+    }
+
+    fn raised_late(mut self, seconds: f64) -> Self {
+        self.late_by_seconds = Some(seconds);
+        self.auto_dispatch = false;
+        self
+    }
+}
+
+/// `data` in the envelope detect emits it in: source `detect`, caused by the reading
+/// `reading-1`, stamped now.
+pub fn from_detect<T: EventData>(
+    event_id: impl Into<String>,
+    correlation_id: impl Into<String>,
+    data: T,
+) -> Envelope<T> {
+    Envelope::new(
+        event_id,
+        "detect",
+        Lineage {
+            correlation_id: correlation_id.into(),
+            causation_id: "reading-1".into(),
+        },
+        Utc::now(),
+        data,
+    )
+}
+
+/// An alert in its envelope from detect: event id `evt-{patientId}`, correlation `corr-1`.
+pub fn alert_envelope(alert: AlertRaised) -> Envelope<AlertRaised> {
+    from_detect(format!("evt-{}", alert.patient_id), "corr-1", alert)
+}
+
+/// A patient's directory entry: `Patient {patient_id}` of [`VILLAGE`], looked after by
+/// `Worker {worker_id}` reachable at `worker_phone`.
+pub fn directory_entry(patient_id: &str, worker_id: &str, worker_phone: &str) -> DirectoryEntry {
+    DirectoryEntry {
+        patient_id: patient_id.into(),
+        patient_name: format!("Patient {patient_id}"),
+        village: VILLAGE.into(),
+        worker_id: worker_id.into(),
+        worker_name: format!("Worker {worker_id}"),
+        worker_phone: worker_phone.into(),
+    }
+}
+
+/// Changes one aspect of a [`directory_entry`] fixture.
+pub trait DirectoryEntryFixture: Sized {
+    /// The patient's name.
+    fn named(self, patient_name: &str) -> Self;
+    fn in_village(self, village: &str) -> Self;
+    /// The name of the patient's health worker.
+    fn worker_named(self, worker_name: &str) -> Self;
+}
+
+impl DirectoryEntryFixture for DirectoryEntry {
+    fn named(mut self, patient_name: &str) -> Self {
+        self.patient_name = patient_name.into();
+        self
+    }
+
+    fn in_village(mut self, village: &str) -> Self {
+        self.village = village.into();
+        self
+    }
+
+    fn worker_named(mut self, worker_name: &str) -> Self {
+        self.worker_name = worker_name.into();
+        self
+    }
+}
