@@ -391,7 +391,8 @@ async fn bad_requests_get_clear_errors() {
         .http("POST /emergencies", None, json!({"patientId": "p-1"}))
         .await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"], "missing or empty fields: reason, reporter");
+    assert_eq!(body["error"], "BadRequest");
+    assert_eq!(body["message"], "missing or empty fields: reason, reporter");
     let (status, _) = world
         .http(
             "POST /emergencies",
@@ -608,4 +609,143 @@ async fn info_alerts_never_escalate() {
             .history(&emergency_id_for_alert(&info.data.alert_id))
             .is_empty()
     );
+}
+
+/// A raw API request: `body` as given, base64-marked or not, with an optional
+/// `x-correlation-id`. Returns the status, the JSON body and the response's correlation id.
+async fn raw_request(
+    deps: &Deps<'_>,
+    body: &str,
+    base64: bool,
+    correlation: Option<&str>,
+) -> (i64, Value, String) {
+    let mut request = ApiGatewayV2httpRequest::default();
+    request.route_key = Some("POST /emergencies".into());
+    request.body = Some(body.to_string());
+    request.is_base64_encoded = base64;
+    if let Some(c) = correlation {
+        request
+            .headers
+            .insert("x-correlation-id", c.parse().unwrap());
+    }
+    let response = handle(deps, serde_json::to_value(&request).unwrap(), Utc::now())
+        .await
+        .unwrap();
+    let text = response["body"].as_str().unwrap_or("null");
+    (
+        response["statusCode"].as_i64().unwrap(),
+        serde_json::from_str(text).unwrap(),
+        response["headers"]["x-correlation-id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_api_decodes_base64_bodies_and_keeps_only_valid_correlation_ids() {
+    use base64::Engine;
+    let world = World::new(0.0, &["w-01"]);
+    let deps = world.deps();
+    let emergency = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+    let encoded = base64::engine::general_purpose::STANDARD.encode(emergency.to_string());
+
+    // A base64 body (API Gateway marks bodies it encoded) is decoded and accepted.
+    let (status, body, echoed) = raw_request(&deps, &encoded, true, Some("clinic-7:req.1")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(echoed, "clinic-7:req.1");
+    let id = body["emergencyId"].as_str().unwrap().to_string();
+    let stored = world.events.stream(&emergency_stream(&id));
+    assert!(!stored.is_empty());
+    assert!(stored.iter().all(|e| e.correlation_id == "clinic-7:req.1"));
+
+    // An unusable correlation id is replaced by a fresh one, used everywhere.
+    let (status, body, echoed) =
+        raw_request(&deps, &emergency.to_string(), false, Some("bad id; drop")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_ne!(echoed, "bad id; drop");
+    assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+    let id = body["emergencyId"].as_str().unwrap().to_string();
+    let stored = world.events.stream(&emergency_stream(&id));
+    assert!(stored.iter().all(|e| e.correlation_id == echoed));
+
+    // A body marked base64 that does not decode is a clear 400, and nothing starts.
+    let before = world.events.all().len();
+    let (status, body, echoed) = raw_request(&deps, "not base64!", true, Some("corr-9")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "InvalidBody");
+    assert_eq!(body["correlationId"], "corr-9");
+    assert_eq!(echoed, "corr-9");
+    assert_eq!(world.events.all().len(), before);
+}
+
+/// An event reader that yields to the scheduler before every read, so that concurrent
+/// requests interleave on one thread (what a span entered across an await mislabels).
+struct YieldingReader<'a>(&'a MemoryEventStore);
+
+#[async_trait::async_trait]
+impl application::ports::EventReader for YieldingReader<'_> {
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, application::ports::PortError> {
+        tokio::task::yield_now().await;
+        application::ports::EventReader::read_stream(self.0, stream_id).await
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn log_lines_carry_the_correlation_id_of_their_own_request() {
+    // The process-wide subscriber: a thread-local one misses callsites that other tests,
+    // running at the same time without a subscriber, registered first.
+    static LOGS: std::sync::OnceLock<testkit::logs::Capture> = std::sync::OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let logs = testkit::logs::Capture::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(lambda_kit::telemetry::json_layer("emergency").with_writer(logs.clone()));
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    });
+
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let reader = YieldingReader(&world.events);
+    let deps = Deps {
+        reader: &reader,
+        ..world.deps()
+    };
+    let request = |patient: &'static str| {
+        json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}).to_string()
+    };
+    // Two emergencies raised at once, interleaved on this one thread.
+    let (first, second) = (request("p-1"), request("p-2"));
+    let (a, b) = tokio::join!(
+        raw_request(&deps, &first, false, Some("corr-a")),
+        raw_request(&deps, &second, false, Some("corr-b")),
+    );
+    let (ida, idb) = (
+        a.1["emergencyId"].as_str().unwrap(),
+        b.1["emergencyId"].as_str().unwrap(),
+    );
+    let expected = |emergency: &str| if emergency == ida { "corr-a" } else { "corr-b" };
+    let lines = logs.json_lines();
+    // Other tests log too: keep the lines of these two requests (by either field).
+    let ours = |l: &&Value| {
+        [ida, idb].contains(&l["emergency_id"].as_str().unwrap_or_default())
+            || ["corr-a", "corr-b"].contains(&l["correlation_id"].as_str().unwrap_or_default())
+    };
+    let saga_lines: Vec<&Value> = lines.iter().filter(ours).collect();
+    for id in [ida, idb] {
+        assert!(
+            saga_lines
+                .iter()
+                .any(|l| l["emergency_id"] == id && l["message"] == "saga advanced"),
+            "no saga line for {id}: {lines:#?}"
+        );
+    }
+    for line in saga_lines {
+        if let Some(emergency) = line["emergency_id"].as_str() {
+            assert_eq!(line["correlation_id"], expected(emergency), "{line}");
+        }
+    }
 }

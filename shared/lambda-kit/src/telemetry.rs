@@ -89,37 +89,14 @@ pub async fn invocation<F: Future>(function: &str, handler: F) -> F::Output {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
+    use testkit::logs::Capture;
     use tracing::Instrument;
-    use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
-    }
-
     #[tokio::test]
     async fn every_line_of_an_invocation_has_request_function_cold_start_and_correlation() {
-        let buffer = Buffer::default();
+        let buffer = Capture::default();
         let layer = json_layer("detect").with_writer(buffer.clone());
         let subscriber = tracing_subscriber::registry().with(layer);
         let _guard = tracing::subscriber::set_default(subscriber);
@@ -137,11 +114,8 @@ mod tests {
             .await;
         }
 
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let text = buffer.text();
+        let lines = buffer.json_lines();
         assert_eq!(lines.len(), 4, "{text}");
         for line in &lines {
             assert_eq!(line["requestId"], "req-1", "{line}");
