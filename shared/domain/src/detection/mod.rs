@@ -15,6 +15,7 @@ mod arrival;
 mod backfill;
 pub mod config;
 pub mod engine;
+mod input;
 mod ordered;
 mod progress;
 pub mod state;
