@@ -131,7 +131,7 @@ pub async fn advance(
     let record = StoredEvent {
         event_id: deterministic_id(&["saga", emergency_id, input_id]),
         event_type: event.event_type().to_string(),
-        schema_version: 1,
+        schema_version: SagaEvent::VERSION,
         timestamp: now,
         source: SOURCE.to_string(),
         correlation_id: correlation_id.to_string(),

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -228,12 +228,6 @@ pub struct Idempotency<'a> {
     store: &'a dyn IdempotencyStore,
     config: Arc<Config>,
     deadline: Option<DateTime<Utc>>,
-}
-
-/// The Lambda deadline (`lambda_runtime::Context::deadline`, epoch milliseconds) as a time.
-pub fn deadline_from_millis(millis: u64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(i64::try_from(millis).ok()?)
-        .single()
 }
 
 /// SHA-256 hex of a JSON value (serde_json's maps are ordered, so equal values hash equal).

@@ -33,8 +33,6 @@ use crate::upcast::{UpcastError, Upcasters};
 
 /// Prefix of the saga streams (`emergency-{id}`).
 const EMERGENCY_STREAM_PREFIX: &str = "emergency-";
-/// Schema version of the saga events the projection reads.
-const SAGA_EVENT_VERSION: u32 = 1;
 /// The board key of views that need attention (the sparse `board` index).
 pub const OPEN_BOARD: &str = "open";
 
@@ -340,12 +338,12 @@ pub fn classify(
 
 fn saga_event(event: &RecordedEvent, emergency_id: &str) -> Result<Projection, ProjectionError> {
     let e = &event.event;
-    if e.schema_version > SAGA_EVENT_VERSION {
+    if e.schema_version > SagaEvent::VERSION {
         return Err(UpcastError::NoPath {
             event_id: e.event_id.clone(),
             event_type: e.event_type.clone(),
             version: e.schema_version,
-            target: SAGA_EVENT_VERSION,
+            target: SagaEvent::VERSION,
         }
         .into());
     }
