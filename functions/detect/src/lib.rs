@@ -26,7 +26,7 @@ pub use rules::{DEFAULT_RULES_YAML, RULES_PATH_ENV, RulesError, default_rules, l
 
 use futures::StreamExt;
 
-use application::idempotency::{Config, Idempotency, IdempotencyError};
+use application::idempotency::{Config, Idempotency};
 use application::ports::{
     AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
     PortError, StoredEvent,
@@ -403,16 +403,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), PortError>>,
 {
-    let payload =
-        serde_json::to_value(envelope).map_err(|e| PortError::backend("encoding the event", e))?;
     deps.publish_guard
-        .run(&payload, now, publish)
+        .once(envelope, now, publish)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            IdempotencyError::Handler(err) => err,
-            other => PortError::Backend(other.to_string()),
-        })
 }
 
 /// The `AlertRaised` of a decided alert. Everything in it comes from the decision (stored

@@ -19,7 +19,7 @@
 //! tried and are reported as failures too (`lambda_kit::batch::sqs_fifo`), so a recipient never
 //! gets notifications out of order. Other recipients go on.
 
-use application::idempotency::{Config, GuardError, Idempotency, IdempotencyError};
+use application::idempotency::{Config, GuardError, Idempotency};
 use application::ports::{
     Claim, EventStore, MessageSender, Outbox, OutboxEntry, PortError, StoredEvent,
 };
@@ -34,17 +34,25 @@ use tracing::Instrument;
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "notify";
 
+/// Idempotency of notifying: once per notification id; a repeat must carry the same data.
+pub fn idempotency_config() -> Config {
+    Config::new(SOURCE, "/data/notificationId").validate("/data")
+}
+
 /// Why a notification was not delivered (the message is redelivered).
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// Not a `NotificationRequested` envelope (it goes to the DLQ after its retries).
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The idempotency guard failed, or another invocation is delivering it now.
+    #[error(transparent)]
+    Idempotency(#[from] GuardError),
+    /// The outbox, the sender or the event store failed.
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("encoding the message: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error(transparent)]
-    Idempotency(#[from] GuardError),
 }
 
 pub struct Deps<'a> {
@@ -55,12 +63,8 @@ pub struct Deps<'a> {
     pub idempotency: &'a Idempotency<'a>,
 }
 
-/// Idempotency of notifying: once per notification id; a repeat must carry the same data.
-pub fn idempotency_config() -> Config {
-    Config::new(SOURCE, "/data/notificationId").validate("/data")
-}
-
-/// Handles one SQS batch; failed messages are reported for redelivery.
+/// Handles one FIFO batch of notification requests, in order per message group; a failed
+/// message and the rest of its group are reported for redelivery.
 pub async fn handle(
     deps: &Deps<'_>,
     event: &SqsEvent,
@@ -77,26 +81,17 @@ async fn notify_one(
     let request = decode::<NotificationRequested>(body(message))?;
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("notify", correlation_id = %request.correlation_id, notification_id = %request.data.notification_id);
-    deliver_once(deps, &request, now).instrument(span).await
-}
-
-/// Delivers the notification unless an earlier delivery already did (idempotency guard).
-async fn deliver_once(
-    deps: &Deps<'_>,
-    request: &Envelope<NotificationRequested>,
-    now: DateTime<Utc>,
-) -> Result<(), NotifyError> {
-    let payload = serde_json::to_value(request)?;
-    let outcome = deps
-        .idempotency
-        .run(&payload, now, || deliver(deps, request, now))
-        .await
-        .map_err(IdempotencyError::into_inner)?;
-    if outcome.replayed() {
-        lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
-        tracing::info!("notification already handled; nothing done");
+    async {
+        // A redelivered notification was handled already: nothing is done again.
+        let outcome = deps
+            .idempotency
+            .once(&request, now, || deliver(deps, &request, now))
+            .await?;
+        lambda_kit::metrics::count_if(lambda_kit::metrics::DUPLICATES_SKIPPED, outcome.replayed());
+        Ok(())
     }
-    Ok(())
+    .instrument(span)
+    .await
 }
 
 /// Claims, sends and records one notification; returns the provider's message id.

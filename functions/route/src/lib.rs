@@ -17,7 +17,7 @@
 //! idempotency utility (key: its event id; validated: its data), so a redelivered alert or
 //! resolution that was already handled sends nothing again.
 
-use application::idempotency::{Config, GuardError, Idempotency, IdempotencyError};
+use application::idempotency::{Config, GuardError, Idempotency};
 use application::ports::{
     Appended, Directory, EventReader, EventStore, NotificationQueue, PortError, StoredEvent,
 };
@@ -70,7 +70,8 @@ pub fn idempotency_config() -> Config {
     Config::new(SOURCE, "/eventId").validate("/data")
 }
 
-/// Handles one SQS batch; failed messages are reported for redelivery.
+/// Routes one batch of alerts and resolutions, [`CONCURRENCY`] at a time; failed messages
+/// are reported for redelivery.
 pub async fn handle(
     deps: &Deps<'_>,
     event: &SqsEvent,
@@ -97,7 +98,13 @@ async fn route_one(
                     tracing::info!("info alert: dashboard only; nothing routed");
                     return Ok(());
                 }
-                route_once(deps, &alert, now).await
+                // A redelivered alert was routed already: nothing is sent again.
+                let outcome = deps
+                    .idempotency
+                    .once(&alert, now, || route_alert(deps, &alert, now))
+                    .await?;
+                metrics::count_if(metrics::DUPLICATES_SKIPPED, outcome.replayed());
+                Ok(())
             }
             .instrument(span)
             .await
@@ -110,32 +117,19 @@ async fn route_one(
                     tracing::info!("info alert resolved: dashboard only; nothing sent");
                     return Ok(());
                 }
-                clear_once(deps, &resolved, now).await
+                // A redelivered resolution was handled already: nothing is sent again.
+                let outcome = deps
+                    .idempotency
+                    .once(&resolved, now, || clear_alert(deps, &resolved, now))
+                    .await?;
+                metrics::count_if(metrics::DUPLICATES_SKIPPED, outcome.replayed());
+                Ok(())
             }
             .instrument(span)
             .await
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Routes the alert unless an earlier delivery already did (idempotency guard).
-async fn route_once(
-    deps: &Deps<'_>,
-    alert: &Envelope<AlertRaised>,
-    now: DateTime<Utc>,
-) -> Result<(), RouteError> {
-    let payload = serde_json::to_value(alert)?;
-    let outcome = deps
-        .idempotency
-        .run(&payload, now, || route_alert(deps, alert, now))
-        .await
-        .map_err(IdempotencyError::into_inner)?;
-    if outcome.replayed() {
-        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
-        tracing::info!("alert already routed; nothing sent again");
-    }
-    Ok(())
 }
 
 /// Routes one alert; returns the notification id it requested.
@@ -190,26 +184,6 @@ async fn route_alert(
         (now - alert.data.detected_at).num_milliseconds() as f64,
     );
     Ok(request.data.notification_id)
-}
-
-/// Tells the worker the alert cleared unless an earlier delivery already did (idempotency
-/// guard).
-async fn clear_once(
-    deps: &Deps<'_>,
-    resolved: &Envelope<AlertResolved>,
-    now: DateTime<Utc>,
-) -> Result<(), RouteError> {
-    let payload = serde_json::to_value(resolved)?;
-    let outcome = deps
-        .idempotency
-        .run(&payload, now, || clear_alert(deps, resolved, now))
-        .await
-        .map_err(IdempotencyError::into_inner)?;
-    if outcome.replayed() {
-        metrics::count(metrics::DUPLICATES_SKIPPED, 1);
-        tracing::info!("resolution already handled; nothing sent again");
-    }
-    Ok(())
 }
 
 /// Requests the `cleared` notification of a resolved alert; returns its id, or `None` when

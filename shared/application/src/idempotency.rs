@@ -201,6 +201,14 @@ impl<E> IdempotencyError<E> {
     }
 }
 
+/// A guard failure where the effect's error is a [`PortError`]: the record could not be
+/// guarded now (retry later).
+impl From<GuardError> for PortError {
+    fn from(err: GuardError) -> PortError {
+        PortError::Backend(err.to_string())
+    }
+}
+
 /// What a guarded call returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<T> {
@@ -268,6 +276,28 @@ impl<'a> Idempotency<'a> {
                 pointer: self.config.key_pointer.clone(),
             })?;
         Ok(format!("{}#{}", self.config.function, hash_json(part)))
+    }
+
+    /// [`Idempotency::run`] for a message: its JSON is the payload, and the effect's own
+    /// error comes back as it was (a guard failure, or a message that does not serialise,
+    /// converted into `E`): what a handler calls with `?`.
+    pub async fn once<M, T, E, F, Fut>(
+        &self,
+        message: &M,
+        now: DateTime<Utc>,
+        effect: F,
+    ) -> Result<Outcome<T>, E>
+    where
+        M: Serialize,
+        T: Serialize + DeserializeOwned,
+        E: From<GuardError> + From<serde_json::Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let payload = serde_json::to_value(message)?;
+        self.run(&payload, now, effect)
+            .await
+            .map_err(IdempotencyError::into_inner)
     }
 
     /// Runs `effect` once per key (see the module docs). `now` is the current time.

@@ -123,6 +123,14 @@ pub fn count(name: &str, n: usize) {
     count_by(name, n, &[]);
 }
 
+/// Counts one of `name` when `happened` (a duplicate skipped, say); records nothing
+/// otherwise.
+pub fn count_if(name: &str, happened: bool) {
+    if happened {
+        count(name, 1);
+    }
+}
+
 /// Adds `n` to a count metric with extra dimensions.
 pub fn count_by(name: &str, n: usize, dimensions: &[(&str, &str)]) {
     record(name, Unit::Count, n as f64, dimensions);
