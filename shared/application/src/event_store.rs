@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 
-use crate::ports::{Appended, PortError};
+use crate::ports::{Appended, EventReader, PortError};
 
 pub use domain::recorded::{Position, RecordedEvent, StoredEvent};
 pub use domain::upcast::{UpcastError, Upcaster, Upcasters};
@@ -276,6 +276,29 @@ pub fn repeat_of(
         outcome: Appended::Duplicate,
         versions: stored.iter().map(|(_, _, v)| *v).collect(),
     }))
+}
+
+/// Every event store reads whole streams for the [`EventReader`] port, page by page.
+#[async_trait]
+impl<T: EventStreams + Send + Sync> EventReader for T {
+    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError> {
+        const PAGE: usize = 100;
+        let mut events = Vec::new();
+        let mut from_version = 1;
+        loop {
+            let page = EventStreams::read_stream(self, stream_id, from_version, PAGE)
+                .await
+                .map_err(|e| PortError::Backend(e.to_string()))?;
+            let full = page.len() == PAGE;
+            for recorded in page {
+                from_version = recorded.stream_version + 1;
+                events.push(recorded.event);
+            }
+            if !full {
+                return Ok(events);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -230,33 +230,10 @@ pub trait DeadLetters: Send + Sync {
 
 /// Reads a whole stream of the event store, in version order (what the saga and
 /// acknowledgements need). Every [`EventStreams`](crate::event_store::EventStreams) store
-/// is one.
+/// is one (the blanket impl is in [`crate::event_store`]).
 #[async_trait]
 pub trait EventReader: Send + Sync {
     async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError>;
-}
-
-#[async_trait]
-impl<T: crate::event_store::EventStreams + Send + Sync> EventReader for T {
-    async fn read_stream(&self, stream_id: &str) -> Result<Vec<StoredEvent>, PortError> {
-        const PAGE: usize = 100;
-        let mut events = Vec::new();
-        let mut from_version = 1;
-        loop {
-            let page =
-                crate::event_store::EventStreams::read_stream(self, stream_id, from_version, PAGE)
-                    .await
-                    .map_err(|e| PortError::Backend(e.to_string()))?;
-            let full = page.len() == PAGE;
-            for recorded in page {
-                from_version = recorded.stream_version + 1;
-                events.push(recorded.event);
-            }
-            if !full {
-                return Ok(events);
-            }
-        }
-    }
 }
 
 /// The queues of the emergency saga and of alert escalation.
