@@ -11,24 +11,37 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::metrics;
 
-/// The log filter: `RUST_LOG` (e.g. `info`, `detect=debug,warn`), else Lambda's
-/// `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls), else `info`.
-pub fn filter() -> EnvFilter {
-    if let Ok(filter) = EnvFilter::try_from_default_env() {
+/// The log filter: `RUST_LOG` (comma-separated `level` or `target=level` directives, e.g.
+/// `info` or `detect=debug,warn`), else Lambda's `AWS_LAMBDA_LOG_LEVEL` (advanced logging
+/// controls), else `info`. A value that does not parse is ignored.
+///
+/// A [`Targets`] filter rather than `EnvFilter`: the same directives minus span and field
+/// matching, without a regex engine in every Lambda binary.
+pub fn filter() -> Targets {
+    filter_from(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    )
+}
+
+fn filter_from(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    if let Some(filter) = rust_log
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+    {
         return filter;
     }
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .map(|l| l.to_ascii_lowercase())
-        .ok()
-        .filter(|l| ["trace", "debug", "info", "warn", "error"].contains(&l.as_str()));
-    EnvFilter::new(level.as_deref().unwrap_or("info"))
+    let level = lambda_level
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    Targets::new().with_default(level)
 }
 
 /// Invocations started by this process (see [`invocation`]).
@@ -93,6 +106,22 @@ mod tests {
     use tracing::Instrument;
 
     use super::*;
+
+    #[test]
+    fn the_filter_follows_rust_log_then_the_lambda_log_level() {
+        use tracing::Level;
+        let on = |f: &Targets, target: &str, level: Level| f.would_enable(target, &level);
+        let f = filter_from(Some("detect=debug,warn"), Some("ERROR"));
+        assert!(on(&f, "detect", Level::DEBUG));
+        assert!(!on(&f, "route", Level::INFO));
+        assert!(on(&f, "route", Level::WARN));
+        let f = filter_from(None, Some("DEBUG"));
+        assert!(on(&f, "route", Level::DEBUG));
+        assert!(!on(&f, "route", Level::TRACE));
+        let f = filter_from(Some("not a=filter=at all"), Some("nonsense"));
+        assert!(on(&f, "route", Level::INFO));
+        assert!(!on(&f, "route", Level::DEBUG));
+    }
 
     #[tokio::test]
     async fn every_line_of_an_invocation_has_request_function_cold_start_and_correlation() {
