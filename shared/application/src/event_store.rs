@@ -304,21 +304,8 @@ impl<T: EventStreams + Send + Sync> EventReader for T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use serde_json::json;
-
-    fn event(id: &str, data: serde_json::Value) -> StoredEvent {
-        StoredEvent {
-            event_id: id.into(),
-            event_type: "Test".into(),
-            schema_version: 1,
-            timestamp: Utc::now(),
-            source: "test".into(),
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            data,
-        }
-    }
+    use testkit::fixtures::stored_event as event;
 
     #[test]
     fn expected_version_modes() {

@@ -147,3 +147,18 @@ impl DirectoryEntryFixture for DirectoryEntry {
         self
     }
 }
+
+/// A stored event of type `Test` (schema version 1, stamped now) with id `id` and `data`:
+/// what event store tests append.
+pub fn stored_event(id: &str, data: serde_json::Value) -> domain::recorded::StoredEvent {
+    domain::recorded::StoredEvent {
+        event_id: id.into(),
+        event_type: "Test".into(),
+        schema_version: 1,
+        timestamp: Utc::now(),
+        source: "test".into(),
+        correlation_id: "c".into(),
+        causation_id: "c".into(),
+        data,
+    }
+}

@@ -1,26 +1,11 @@
 //! The in-memory event store keeps the DynamoDB store's semantics (the same cases run
 //! against DynamoDB in `tests/event_store.rs`).
 
-use application::event_store::{
-    EventStoreError, EventStreams, ExpectedVersion, Position, StoredEvent,
-};
+use application::event_store::{EventStoreError, EventStreams, ExpectedVersion, Position};
 use application::ports::Appended;
-use chrono::Utc;
 use serde_json::json;
 use testkit::MemoryEventStore;
-
-fn event(id: &str, data: serde_json::Value) -> StoredEvent {
-    StoredEvent {
-        event_id: id.into(),
-        event_type: "Test".into(),
-        schema_version: 1,
-        timestamp: Utc::now(),
-        source: "test".into(),
-        correlation_id: "c".into(),
-        causation_id: "c".into(),
-        data,
-    }
-}
+use testkit::fixtures::stored_event as event;
 
 #[tokio::test]
 async fn the_memory_store_keeps_the_dynamodb_semantics() {
