@@ -29,14 +29,10 @@ pub fn derive_event_data(input: TokenStream) -> TokenStream {
         .into()
 }
 
-/// The path of the trait: `crate::…` inside the domain crate itself (its lib and unit
-/// tests), `::domain::…` everywhere else.
+/// The path of the trait. The domain crate names itself `domain` too
+/// (`extern crate self as domain;`), so the same path works inside it and everywhere else.
 fn trait_path() -> TokenStream2 {
-    if std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("domain") {
-        quote!(crate::envelope::EventData)
-    } else {
-        quote!(::domain::envelope::EventData)
-    }
+    quote!(::domain::envelope::EventData)
 }
 
 /// What `#[event_data(...)]` says, with the defaults applied.

@@ -14,6 +14,9 @@
 //!   schema versions on read.
 //! - [`ids`], [`timestamp`]: deterministic ids and fast RFC 3339 parsing.
 
+// `#[derive(EventData)]` names the trait `::domain::envelope::EventData`, here too.
+extern crate self as domain;
+
 pub mod dashboard;
 pub mod detection;
 pub mod envelope;
