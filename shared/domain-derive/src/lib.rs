@@ -1,7 +1,7 @@
 //! `#[derive(EventData)]`: implements `domain::envelope::EventData` (re-exported there, so
 //! `use domain::envelope::EventData` brings the trait and the derive).
 //!
-//! ```ignore
+//! ```text
 //! #[derive(EventData)] // eventType "AlertRaised", version 1
 //! pub struct AlertRaised { /* ... */ }
 //!
