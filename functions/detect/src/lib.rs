@@ -376,10 +376,9 @@ async fn resolve(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
-    publish_once(deps, &envelope, now, || {
-        deps.publisher.publish_resolved(&envelope)
-    })
-    .await?;
+    deps.publish_guard
+        .once(&envelope, now, || deps.publisher.publish_resolved(&envelope))
+        .await?;
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %resolution.alert_id,
@@ -389,24 +388,6 @@ async fn resolve(
         "alert resolved"
     );
     Ok(())
-}
-
-/// Publishes `envelope` through `publish` unless an earlier attempt already did.
-async fn publish_once<T, F, Fut>(
-    deps: &Deps<'_>,
-    envelope: &Envelope<T>,
-    now: DateTime<Utc>,
-    publish: F,
-) -> Result<(), PortError>
-where
-    T: serde::Serialize,
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<(), PortError>>,
-{
-    deps.publish_guard
-        .once(envelope, now, publish)
-        .await
-        .map(|_| ())
 }
 
 /// The `AlertRaised` of a decided alert. Everything in it comes from the decision (stored
@@ -463,7 +444,9 @@ async fn raise(
     // Published on a duplicate append too (an earlier attempt may have stored the alert
     // and then failed before publishing), but once per alert: the idempotency guard
     // returns without publishing when an earlier publish completed.
-    publish_once(deps, &envelope, now, || deps.publisher.publish(&envelope)).await?;
+    deps.publish_guard
+        .once(&envelope, now, || deps.publisher.publish(&envelope))
+        .await?;
     match appended {
         Appended::Written => {
             metrics::count_by(
