@@ -377,7 +377,9 @@ async fn resolve(
         )
         .await?;
     deps.publish_guard
-        .once(&envelope, now, || deps.publisher.publish_resolved(&envelope))
+        .once(&envelope, now, || {
+            deps.publisher.publish_resolved(&envelope)
+        })
         .await?;
     tracing::info!(
         correlation_id = %envelope.correlation_id,

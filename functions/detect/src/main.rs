@@ -4,8 +4,9 @@
 
 use std::convert::Infallible;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use application::idempotency::Idempotency;
+use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore, SnsAlertPublisher,
     SqsDeadLetters, load_config,
@@ -28,6 +29,7 @@ struct Adapters {
     publisher: SnsAlertPublisher,
     dead_letters: SqsDeadLetters,
     idempotency: DynamoIdempotencyStore,
+    publish_config: Arc<Config>,
     auto_dispatch_max_age: chrono::Duration,
 }
 
@@ -48,7 +50,7 @@ impl Adapters {
     }
 
     fn publish_guard<E>(&self, invocation: &Invocation<E>) -> Idempotency<'_> {
-        Idempotency::new(&self.idempotency, detect::publish_idempotency_config())
+        Idempotency::new(&self.idempotency, Arc::clone(&self.publish_config))
             .with_deadline(invocation.deadline())
     }
 }
@@ -76,6 +78,7 @@ async fn adapters(mode: &str) -> Result<Adapters, Error> {
         publisher: SnsAlertPublisher::new(&config, required_env("ALERTS_TOPIC_ARN")?),
         dead_letters: SqsDeadLetters::new(&config, required_env("DEAD_LETTER_QUEUE_URL")?),
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
+        publish_config: Arc::new(detect::publish_idempotency_config()),
         auto_dispatch_max_age: chrono::Duration::seconds(i64::from(max_age)),
     })
 }

@@ -1,4 +1,6 @@
-use application::idempotency::Idempotency;
+use std::sync::Arc;
+
+use application::idempotency::{Config, Idempotency};
 use application::ports::{MessageSender, OutboxOnlySender};
 use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -11,6 +13,7 @@ struct Adapters {
     events: DynamoEventStore,
     sender: Box<dyn MessageSender>,
     idempotency: DynamoIdempotencyStore,
+    idempotency_config: Arc<Config>,
 }
 
 async fn adapters() -> Result<Adapters, Error> {
@@ -33,6 +36,7 @@ async fn adapters() -> Result<Adapters, Error> {
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         sender,
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
+        idempotency_config: Arc::new(notify::idempotency_config()),
     })
 }
 
@@ -43,7 +47,7 @@ async fn main() -> Result<(), Error> {
         adapters(),
         async |a: &Adapters, invocation: Invocation<SqsEvent>| {
             // In-progress records expire with this invocation.
-            let idempotency = Idempotency::new(&a.idempotency, notify::idempotency_config())
+            let idempotency = Idempotency::new(&a.idempotency, Arc::clone(&a.idempotency_config))
                 .with_deadline(invocation.deadline());
             let deps = notify::Deps {
                 outbox: &a.outbox,

@@ -1,4 +1,6 @@
-use application::idempotency::Idempotency;
+use std::sync::Arc;
+
+use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
     DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, SqsNotificationQueue, load_config,
 };
@@ -12,6 +14,7 @@ struct Adapters {
     events: DynamoEventStore,
     queue: SqsNotificationQueue,
     idempotency: DynamoIdempotencyStore,
+    idempotency_config: Arc<Config>,
 }
 
 async fn adapters() -> Result<Adapters, Error> {
@@ -21,6 +24,7 @@ async fn adapters() -> Result<Adapters, Error> {
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         queue: SqsNotificationQueue::new(&config, required_env("NOTIFY_QUEUE_URL")?),
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
+        idempotency_config: Arc::new(route::idempotency_config()),
     })
 }
 
@@ -31,7 +35,7 @@ async fn main() -> Result<(), Error> {
         adapters(),
         async |a: &Adapters, invocation: Invocation<SqsEvent>| {
             // In-progress records expire with this invocation.
-            let idempotency = Idempotency::new(&a.idempotency, route::idempotency_config())
+            let idempotency = Idempotency::new(&a.idempotency, Arc::clone(&a.idempotency_config))
                 .with_deadline(invocation.deadline());
             let deps = route::Deps {
                 directory: &a.directory,

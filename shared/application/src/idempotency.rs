@@ -246,10 +246,12 @@ pub fn hash_json(value: &Value) -> String {
 }
 
 impl<'a> Idempotency<'a> {
-    pub fn new(store: &'a dyn IdempotencyStore, config: Config) -> Self {
+    /// A guard over `store`. `config` may be shared (`Arc<Config>`): a function builds it
+    /// once and a guard per invocation.
+    pub fn new(store: &'a dyn IdempotencyStore, config: impl Into<Arc<Config>>) -> Self {
         Idempotency {
             store,
-            config: Arc::new(config),
+            config: config.into(),
             deadline: None,
         }
     }
