@@ -159,18 +159,8 @@ impl World {
             request.path_parameters.insert("id".into(), id.into());
         }
         request.body = Some(body.to_string());
-        let response = handle(
-            &self.deps(),
-            serde_json::to_value(&request).unwrap(),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        let body = response["body"].as_str().unwrap_or("null");
-        (
-            response["statusCode"].as_i64().unwrap(),
-            serde_json::from_str(body).unwrap(),
-        )
+        let (status, body, _) = call_api(&self.deps(), &request).await;
+        (status, body)
     }
 
     async fn raise(&self, patient: &str) -> String {
@@ -611,8 +601,25 @@ async fn info_alerts_never_escalate() {
     );
 }
 
-/// A raw API request: `body` as given, base64-marked or not, with an optional
-/// `x-correlation-id`. Returns the status, the JSON body and the response's correlation id.
+/// Runs one API request through the handler: the status, the JSON body and the
+/// response's `x-correlation-id`.
+async fn call_api(deps: &Deps<'_>, request: &ApiGatewayV2httpRequest) -> (i64, Value, String) {
+    let response = handle(deps, serde_json::to_value(request).unwrap(), Utc::now())
+        .await
+        .unwrap();
+    let text = response["body"].as_str().unwrap_or("null");
+    (
+        response["statusCode"].as_i64().unwrap(),
+        serde_json::from_str(text).unwrap(),
+        response["headers"]["x-correlation-id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// A raw `POST /emergencies`: `body` as given, base64-marked or not, with an optional
+/// `x-correlation-id`.
 async fn raw_request(
     deps: &Deps<'_>,
     body: &str,
@@ -628,18 +635,7 @@ async fn raw_request(
             .headers
             .insert("x-correlation-id", c.parse().unwrap());
     }
-    let response = handle(deps, serde_json::to_value(&request).unwrap(), Utc::now())
-        .await
-        .unwrap();
-    let text = response["body"].as_str().unwrap_or("null");
-    (
-        response["statusCode"].as_i64().unwrap(),
-        serde_json::from_str(text).unwrap(),
-        response["headers"]["x-correlation-id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    call_api(deps, &request).await
 }
 
 #[tokio::test]
