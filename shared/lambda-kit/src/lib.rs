@@ -9,9 +9,11 @@
 //! - [`metrics`]: CloudWatch metrics in the embedded metric format (EMF).
 //! - [`telemetry`]: structured JSON logs with the request id and cold-start flag.
 //! - [`config`]: required and parsed environment variables.
+//! - [`fault`]: crash points that abort the process between two side effects (tests).
 
 pub mod batch;
 pub mod config;
+pub mod fault;
 pub mod http;
 pub mod metrics;
 mod run;
