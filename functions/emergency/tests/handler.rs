@@ -28,9 +28,44 @@ struct World {
     workers: MemoryWorkers,
     ambulance: SimulatedAmbulance,
     ledger: MemoryLedger,
-    notifications: MemoryQueue,
+    notifications: FlakyQueue,
     /// Deadline checks sent but not delivered yet.
     deadlines: std::sync::Mutex<Vec<String>>,
+}
+
+/// The notification queue, failing its next `failures` sends (a process that dies or a
+/// queue that refuses between two side effects).
+#[derive(Default)]
+struct FlakyQueue {
+    inner: MemoryQueue,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl std::ops::Deref for FlakyQueue {
+    type Target = MemoryQueue;
+    fn deref(&self) -> &MemoryQueue {
+        &self.inner
+    }
+}
+
+#[async_trait::async_trait]
+impl application::ports::NotificationQueue for FlakyQueue {
+    async fn send(
+        &self,
+        request: &Envelope<domain::events::NotificationRequested>,
+    ) -> Result<(), application::ports::PortError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(application::ports::PortError::Backend(
+                "injected: the notify queue is unreachable".into(),
+            ));
+        }
+        self.inner.send(request).await
+    }
 }
 
 fn worker(id: &str, available: bool) -> Worker {
@@ -77,7 +112,7 @@ impl World {
             ),
             ambulance: SimulatedAmbulance::new(ambulance_failure_rate, Duration::ZERO),
             ledger: MemoryLedger::default(),
-            notifications: MemoryQueue::default(),
+            notifications: FlakyQueue::default(),
             deadlines: Default::default(),
         }
     }
@@ -103,16 +138,21 @@ impl World {
     }
 
     async fn sqs(&self, arn: &str, bodies: &[String]) -> Value {
+        let response = self.sqs_response(arn, bodies).await;
+        assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+        response
+    }
+
+    /// Delivers an SQS batch and returns the handler's response, failures included.
+    async fn sqs_response(&self, arn: &str, bodies: &[String]) -> Value {
         let records: Vec<Value> = bodies
             .iter()
             .enumerate()
             .map(|(i, b)| json!({"messageId": format!("m-{i}"), "body": b, "eventSourceARN": arn}))
             .collect();
-        let response = handle(&self.deps(), json!({ "Records": records }), Utc::now())
+        handle(&self.deps(), json!({ "Records": records }), Utc::now())
             .await
-            .unwrap();
-        assert_eq!(response["batchItemFailures"], json!([]), "{response}");
-        response
+            .unwrap()
     }
 
     /// Delivers saga and step messages (each `copies` times) until none is left.
@@ -744,4 +784,250 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
             assert_eq!(line["correlation_id"], expected(emergency), "{line}");
         }
     }
+}
+
+// ---- Issue 12: paths that lost or blocked work (each test was committed before its fix).
+
+/// An API request as API Gateway delivers it from an IAM-signed `caller`, with an optional
+/// `Idempotency-Key`.
+fn signed_request(
+    route: &str,
+    id: Option<&str>,
+    body: Value,
+    key: Option<&str>,
+    caller: &str,
+) -> ApiGatewayV2httpRequest {
+    let mut headers = serde_json::Map::new();
+    if let Some(key) = key {
+        headers.insert("idempotency-key".into(), json!(key));
+    }
+    let mut path = serde_json::Map::new();
+    if let Some(id) = id {
+        path.insert("id".into(), json!(id));
+    }
+    serde_json::from_value(json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": "/",
+        "headers": headers,
+        "pathParameters": path,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "api",
+            "authorizer": {"iam": {
+                "accountId": "000000000000",
+                "callerId": caller,
+                "userArn": format!("arn:aws:iam::000000000000:user/{caller}"),
+            }},
+            "domainName": "api.local",
+            "domainPrefix": "api",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "10.0.0.1", "userAgent": "test"},
+            "requestId": "r-1",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "30/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 0,
+        },
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    }))
+    .unwrap()
+}
+
+/// The recipients of every notification requested so far, in order.
+fn recipients(world: &World) -> Vec<String> {
+    world
+        .notifications
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.data.recipient_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_escalation_whose_sms_request_fails_after_its_fact_is_sent_on_the_retry() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let body = serde_json::to_string(&alert).unwrap();
+
+    // The level-0 deadline: the SMS request to w-02 fails (the process could as well die).
+    world
+        .notifications
+        .failures
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let response = world.sqs_response(ESCALATION_ARN, &[body.clone()]).await;
+    assert_ne!(response["batchItemFailures"], json!([]), "{response}");
+
+    // SQS redelivers the check: w-02 is told once, and level 1 gets its deadline.
+    world.sqs(ESCALATION_ARN, &[body]).await;
+    assert_eq!(recipients(&world), ["w-02"]);
+    let due = world.bus.take(Channel::Escalation);
+    assert_eq!(due.len(), 1, "the next level's deadline is sent: {due:?}");
+}
+
+#[tokio::test]
+async fn an_alert_not_yet_routed_is_checked_again_and_an_unroutable_one_reaches_the_supervisor() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    // p-1 is known but its routing has not happened yet when the deadline fires.
+    let pending = critical_alert("p-1");
+    world
+        .events
+        .append(
+            &alert_stream(&pending.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&pending).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&pending).unwrap()])
+        .await;
+    assert_eq!(recipients(&world), Vec::<String>::new());
+    let again = world.bus.take(Channel::Escalation);
+    assert_eq!(again.len(), 1, "the check re-delays itself: {again:?}");
+    assert_eq!(again[0].1, 7);
+
+    // p-404 of Bondo is in nobody's directory: route parks it in RouteDLQ; the district
+    // supervisor must hear of it.
+    let unroutable = critical_alert("p-404");
+    world
+        .events
+        .append(
+            &alert_stream(&unroutable.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&unroutable).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(
+            ESCALATION_ARN,
+            &[serde_json::to_string(&unroutable).unwrap()],
+        )
+        .await;
+    assert_eq!(recipients(&world), ["s-01"]);
+}
+
+#[tokio::test]
+async fn a_resolved_alert_does_not_escalate() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let resolved = Envelope::new(
+        "resolved-p-1".to_string(),
+        "detect",
+        alert.child_lineage(),
+        Utc::now(),
+        domain::events::AlertResolved {
+            alert_id: alert.data.alert_id.clone(),
+            patient_id: "p-1".into(),
+            rule_id: alert.data.rule_id.clone(),
+            alert_type: alert.data.alert_type.clone(),
+            severity: Severity::Critical,
+            episode_start: alert.data.detected_at,
+            resolved_at: Utc::now(),
+            reading_event_id: "r-9".into(),
+        },
+    );
+    world
+        .events
+        .append(
+            &domain::events::alert_resolution_stream(&alert.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&resolved).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&alert).unwrap()])
+        .await;
+    assert_eq!(recipients(&world), Vec::<String>::new());
+    assert!(world.bus.take(Channel::Escalation).is_empty());
+}
+
+#[tokio::test]
+async fn post_emergencies_requires_a_key_scoped_to_the_caller_and_its_payload() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let payload = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+    let post = |body: &Value, key: Option<&str>, caller: &str| {
+        signed_request("POST /emergencies", None, body.clone(), key, caller)
+    };
+
+    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "alice")).await;
+    assert_eq!(status, 400, "no Idempotency-Key: {body}");
+
+    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["emergencyId"], first["emergencyId"], "a retry");
+
+    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "bob")).await;
+    assert_eq!(status, 202, "{other}");
+    assert_ne!(
+        other["emergencyId"], first["emergencyId"],
+        "bob's key is not alice's"
+    );
+
+    let changed = json!({"patientId": "p-2", "reason": "fell", "reporter": "w-01"});
+    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "alice")).await;
+    assert_eq!(status, 409, "same key, another payload: {body}");
+}
+
+#[tokio::test]
+async fn a_closed_emergency_releases_its_worker() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    assert_eq!(
+        world.workers.reserved_by("w-01").as_deref(),
+        Some(id.as_str()),
+        "held while on site"
+    );
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    world.pump(1).await;
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_late_duplicate_reserve_step_after_compensation_reserves_nobody() {
+    // Hypoxemia needs an ambulance; the provider fails, so the saga releases w-01 and
+    // escalates to the hospital.
+    let world = World::new(1.0, &["w-01"]);
+    let alert = critical_alert("p-1");
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&alert).unwrap()],
+        )
+        .await;
+    let reserve = world
+        .bus
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.0 == Channel::Steps)
+        .map(|m| m.2.clone())
+        .unwrap();
+    world.pump(1).await;
+    let id = emergency_id_for_alert(&alert.data.alert_id);
+    assert_eq!(world.state(&id).await["state"]["status"], "escalated");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+
+    // The reservation command is delivered again, late (SQS is at least once).
+    world.sqs("arn:StepsQueue", &[reserve]).await;
+    world.pump(1).await;
+    assert_eq!(
+        world.workers.reserved_by("w-01"),
+        None,
+        "{:?}",
+        world.history(&id)
+    );
 }
