@@ -42,6 +42,7 @@ async fn adapters() -> Result<Adapters, Error> {
             step_deadline_seconds: parsed("STEP_DEADLINE_SECONDS")?,
             ack_timeout_seconds: parsed("ACK_TIMEOUT_SECONDS")?,
             hospital_phone: required_env("HOSPITAL_PHONE")?,
+            open_timeout_seconds: parsed("OPEN_TIMEOUT_SECONDS")?,
             escalation_queue_arn: required_env("ESCALATION_QUEUE_ARN")?,
         },
     })

@@ -133,6 +133,7 @@ impl World {
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
+                open_timeout_seconds: 3600,
             },
         }
     }
@@ -199,20 +200,44 @@ impl World {
             request.path_parameters.insert("id".into(), id.into());
         }
         request.body = Some(body.to_string());
+        let key = uuid::Uuid::new_v4().to_string();
+        request
+            .headers
+            .insert("idempotency-key", key.parse().unwrap());
         let (status, body, _) = call_api(&self.deps(), &request).await;
         (status, body)
     }
 
+    /// `POST /emergencies` for `patient` by w-01, with a fresh `Idempotency-Key`.
     async fn raise(&self, patient: &str) -> String {
+        self.raise_with_key(patient, &uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    async fn raise_with_key(&self, patient: &str, key: &str) -> String {
+        let request = signed_request(
+            "POST /emergencies",
+            None,
+            json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}),
+            Some(key),
+            "w-01",
+        );
+        let (status, body, _) = call_api(&self.deps(), &request).await;
+        assert_eq!(status, 202, "{body}");
+        body["emergencyId"].as_str().unwrap().to_string()
+    }
+
+    /// The worker on site closes the emergency.
+    async fn close(&self, emergency_id: &str) {
         let (status, body) = self
             .http(
-                "POST /emergencies",
-                None,
-                json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}),
+                "POST /emergencies/{id}/close",
+                Some(emergency_id),
+                json!({}),
             )
             .await;
         assert_eq!(status, 202, "{body}");
-        body["emergencyId"].as_str().unwrap().to_string()
+        self.pump(1).await;
     }
 
     async fn state(&self, emergency_id: &str) -> Value {
@@ -249,19 +274,54 @@ async fn happy_path_reserves_the_assigned_worker_and_notifies_the_family() {
     world.pump(1).await;
 
     let state = world.state(&id).await;
-    assert_eq!(state["state"]["status"], "completed");
+    assert_eq!(state["state"]["status"], "onSite");
     assert_eq!(state["state"]["workerId"], "w-01");
     assert_eq!(
         world.history(&id),
-        ["EmergencyStarted", "WorkerAssigned", "FamilyNotified"]
+        [
+            "EmergencyStarted",
+            "WorkerAssigned",
+            "WorkerNotified",
+            "FamilyNotified"
+        ]
     );
     assert_eq!(
         world.workers.reserved_by("w-01").as_deref(),
-        Some(id.as_str())
+        Some(id.as_str()),
+        "held while the worker is on site"
     );
-    let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].data.recipient_phone, "+254711000001");
+    let phones: Vec<String> = world
+        .notifications
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.data.recipient_phone.clone())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+254700000101", "+254711000001"],
+        "worker, then family"
+    );
+    let family = world.notifications.sent.lock().unwrap()[1].clone();
+    assert!(
+        !family.data.message.contains("collapsed"),
+        "no diagnosis for the family: {}",
+        family.data.message
+    );
+
+    world.close(&id).await;
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    assert_eq!(
+        world.history(&id)[4..],
+        ["EmergencyClosed", "WorkerReleased", "FamilyNotified"]
+    );
+    assert_eq!(
+        world.notification_ids().len(),
+        3,
+        "the family hears the end"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +336,8 @@ async fn without_a_free_worker_an_ambulance_is_dispatched() {
             "WorkerUnavailable",
             "AmbulanceDispatched",
             "FamilyNotified"
-        ]
+        ],
+        "nobody on site: done once the family knows"
     );
     assert_eq!(world.state(&id).await["state"]["status"], "completed");
 }
@@ -302,14 +363,16 @@ async fn failed_dispatch_releases_the_worker_and_escalates_to_the_hospital() {
             "WorkerAssigned",
             "AmbulanceDispatchFailed",
             "WorkerReleased",
-            "EscalatedToHospital"
+            "EscalatedToHospital",
+            "FamilyNotified"
         ]
     );
     assert_eq!(world.state(&id).await["state"]["status"], "escalated");
     assert_eq!(world.workers.reserved_by("w-01"), None);
     let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].data.recipient_phone, "+254700009999");
+    assert_eq!(sent[1].data.recipient_phone, "+254711000001", "the family");
 }
 
 #[tokio::test]
@@ -334,7 +397,12 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
     world.pump(1).await;
     assert_eq!(
         world.history(&id),
-        ["EmergencyStarted", "StepTimedOut", "EscalatedToHospital"]
+        [
+            "EmergencyStarted",
+            "StepTimedOut",
+            "EscalatedToHospital",
+            "FamilyNotified"
+        ]
     );
     // The late result arrives: the worker reserved after the timeout is released.
     for (body, _) in lost.iter().filter(|(_, d)| *d == 0) {
@@ -347,6 +415,7 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
             "EmergencyStarted",
             "StepTimedOut",
             "EscalatedToHospital",
+            "FamilyNotified",
             "WorkerAssigned",
             "WorkerReleased"
         ]
@@ -357,13 +426,15 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
 
 #[tokio::test]
 async fn every_message_delivered_twice_gives_the_same_outcome() {
-    for (rate, free) in [(0.0, vec!["w-01"]), (0.0, vec![]), (1.0, vec![])] {
+    // (failure rate, free workers, notifications: worker + family, family, hospital + family)
+    for (rate, free, sent) in [(0.0, vec!["w-01"], 2), (0.0, vec![], 1), (1.0, vec![], 2)] {
         let once = World::new(rate, &free);
         let twice = World::new(rate, &free);
         let a = once.raise("p-1").await;
         once.pump(1).await;
         // Same idempotency: the request itself is repeated too.
-        let b = twice.raise("p-1").await;
+        let b = twice.raise_with_key("p-1", "k-twice").await;
+        assert_eq!(b, twice.raise_with_key("p-1", "k-twice").await);
         twice.pump(2).await;
         once.fire_deadlines().await;
         twice.fire_deadlines().await;
@@ -394,7 +465,7 @@ async fn every_message_delivered_twice_gives_the_same_outcome() {
             once.notification_ids().len(),
             twice.notification_ids().len()
         );
-        assert_eq!(twice.notification_ids().len(), 1);
+        assert_eq!(twice.notification_ids().len(), sent);
     }
 }
 
@@ -409,8 +480,9 @@ async fn two_emergencies_race_for_the_last_free_worker() {
         .map(|id| world.history(id).contains(&"WorkerAssigned".to_string()))
         .collect();
     assert_eq!(assigned.iter().filter(|a| **a).count(), 1, "{assigned:?}");
-    for id in [&first, &second] {
-        assert_eq!(world.state(id).await["state"]["status"], "completed");
+    for (id, assigned) in [(&first, assigned[0]), (&second, assigned[1])] {
+        let expected = if assigned { "onSite" } else { "completed" };
+        assert_eq!(world.state(id).await["state"]["status"], expected);
     }
 }
 
@@ -494,11 +566,16 @@ async fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_do
         .map(|e| e.event_type)
         .collect();
     assert_eq!(types, ["AlertRaised", "AlertRouted", "AlertEscalated"]);
+    // A repeated check re-sends the same request (notify dedupes by its id).
+    assert_eq!(
+        world.notification_ids().len(),
+        1,
+        "a repeated check tells nobody new"
+    );
     let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1, "a repeated check changes nothing");
     assert_eq!(sent[0].data.recipient_id, "w-02");
     let due = world.bus.take(Channel::Escalation);
-    assert_eq!(due.len(), 1);
+    assert!(due.iter().all(|d| d == &due[0]), "{due:?}");
     assert_eq!(due[0].1, 7);
 
     // Level 1 deadline: the supervisor.
@@ -606,6 +683,7 @@ async fn info_alerts_never_escalate() {
             alert_id: info.data.alert_id.clone(),
             patient_id: "p-1".into(),
             level: 0,
+            routing_waits: 0,
         },
     );
     world
@@ -670,6 +748,10 @@ async fn raw_request(
     request.route_key = Some("POST /emergencies".into());
     request.body = Some(body.to_string());
     request.is_base64_encoded = base64;
+    let key = uuid::Uuid::new_v4().to_string();
+    request
+        .headers
+        .insert("idempotency-key", key.parse().unwrap());
     if let Some(c) = correlation {
         request
             .headers
@@ -1030,4 +1112,105 @@ async fn a_late_duplicate_reserve_step_after_compensation_reserves_nobody() {
         "{:?}",
         world.history(&id)
     );
+}
+
+#[tokio::test]
+async fn the_worker_on_site_requests_an_ambulance_and_closes_the_emergency() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    // Not on site yet: nothing to close.
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    world.pump(1).await;
+
+    let (status, body) = world
+        .http("POST /emergencies/{id}/ambulance", Some(&id), json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    world.pump(1).await;
+    let (status, body) = world
+        .http("POST /emergencies/{id}/ambulance", Some(&id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["alreadyDone"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(
+        world.history(&id)[4..],
+        [
+            "AmbulanceRequested",
+            "AmbulanceDispatched",
+            "FamilyNotified"
+        ]
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+
+    world.close(&id).await;
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["alreadyDone"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    // Worker, family (dispatched), family (ambulance), family (completed).
+    assert_eq!(world.notification_ids().len(), 4);
+    let (status, _) = world
+        .http("POST /emergencies/{id}/close", Some("nope"), json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_emergency_left_open_is_closed_by_its_timeout() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    // The open timeout (an hour here) is longer than SQS's 15-minute delay.
+    let timeout: Vec<(String, u32)> = world
+        .deadlines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("CloseDue"))
+        .map(|b| (b.clone(), 900))
+        .collect();
+    assert_eq!(timeout.len(), 1, "one open timeout");
+    let body: Value = serde_json::from_str(&timeout[0].0).unwrap();
+    let due_at: chrono::DateTime<Utc> =
+        serde_json::from_value(body["data"]["input"]["dueAt"].clone()).unwrap();
+
+    // Delivered early: it goes back to the queue.
+    let early = handle(
+        &world.deps(),
+        json!({"Records": [{"messageId": "m", "body": timeout[0].0, "eventSourceARN": "arn:SagaQueue"}]}),
+        due_at - chrono::Duration::minutes(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(early["batchItemFailures"], json!([]));
+    let again = world.bus.take(Channel::Saga);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, 900, "delayed again, at most 15 minutes");
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+
+    // Due: the emergency closes, the worker is released.
+    handle(
+        &world.deps(),
+        json!({"Records": [{"messageId": "m", "body": again[0].0, "eventSourceARN": "arn:SagaQueue"}]}),
+        due_at + chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    world.pump(1).await;
+    let state = world.state(&id).await;
+    assert_eq!(state["state"]["status"], "completed");
+    assert_eq!(state["state"]["closed"], "timedOut");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
 }
