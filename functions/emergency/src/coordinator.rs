@@ -294,7 +294,7 @@ async fn open_timeout(
     let body = serde_json::to_string(&message)?;
     deps.bus
         .send(
-            Channel::Saga,
+            Channel::Timers,
             &message.event_type,
             &body,
             timeout.min(MAX_SQS_DELAY_SECONDS),
@@ -320,7 +320,7 @@ async fn delay_again(
         .min(MAX_SQS_DELAY_SECONDS);
     let body = serde_json::to_string(message)?;
     deps.bus
-        .send(Channel::Saga, &message.event_type, &body, delay)
+        .send(Channel::Timers, &message.event_type, &body, delay)
         .await?;
     tracing::info!(%due_at, delay, "open timeout not due yet; delayed again");
     Ok(())
