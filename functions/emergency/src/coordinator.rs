@@ -150,7 +150,10 @@ pub async fn advance(
         // A repeat of the input that made the latest transition: the earlier attempt may
         // have stopped before sending the next command, so send it again (steps are
         // idempotent). Any other input that changes nothing is dropped.
-        if stored.last().is_some_and(|e| e.causation_id == input_id) {
+        // (An acknowledgement has no effects to re-send.)
+        if stored.last().is_some_and(|e| {
+            e.causation_id == input_id && e.event_type != "EmergencyAcknowledged"
+        }) {
             tracing::info!(status = ?state.status, "repeated input; re-sending the outstanding command");
             let caused_by = stored
                 .last()
@@ -184,7 +187,10 @@ pub async fn advance(
     }
     state.apply(&event);
     tracing::info!(event_type = %record.event_type, status = ?state.status, ?appended, "saga advanced");
-    issue(deps, &state, correlation_id, &record.event_id, trigger, now).await?;
+    if !matches!(event, SagaEvent::EmergencyAcknowledged { .. }) {
+        // An acknowledgement changes nothing the steps wait on: nothing to send.
+        issue(deps, &state, correlation_id, &record.event_id, trigger, now).await?;
+    }
     Ok(Advanced { state, applied: true })
     }
     .instrument(span)

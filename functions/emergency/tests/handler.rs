@@ -1173,15 +1173,9 @@ async fn an_emergency_left_open_is_closed_by_its_timeout() {
     let id = world.raise("p-1").await;
     world.pump(1).await;
     // The open timeout (an hour here) is longer than SQS's 15-minute delay.
-    let timeout: Vec<(String, u32)> = world
-        .deadlines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|b| b.contains("CloseDue"))
-        .map(|b| (b.clone(), 900))
-        .collect();
+    let timeout = world.bus.take(Channel::Timers);
     assert_eq!(timeout.len(), 1, "one open timeout");
+    assert_eq!(timeout[0].1, 900, "delayed at most 15 minutes");
     let body: Value = serde_json::from_str(&timeout[0].0).unwrap();
     let due_at: chrono::DateTime<Utc> =
         serde_json::from_value(body["data"]["input"]["dueAt"].clone()).unwrap();
@@ -1195,7 +1189,7 @@ async fn an_emergency_left_open_is_closed_by_its_timeout() {
     .await
     .unwrap();
     assert_eq!(early["batchItemFailures"], json!([]));
-    let again = world.bus.take(Channel::Saga);
+    let again = world.bus.take(Channel::Timers);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].1, 900, "delayed again, at most 15 minutes");
     assert_eq!(world.state(&id).await["state"]["status"], "onSite");
