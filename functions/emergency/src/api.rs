@@ -1,12 +1,14 @@
 //! HTTP API: `POST /emergencies`, `GET /emergencies/{id}`, `POST /emergencies/{id}/close`,
 //! `POST /emergencies/{id}/ambulance`, `POST /alerts/{id}/ack`.
 //!
-//! HTTP requests get no redelivery: a client whose request failed (or whose function died
-//! mid-request) retries it. `POST /emergencies` therefore requires an `Idempotency-Key`:
-//! the emergency id derives from the caller and the key, so the retry lands on the same
-//! saga and, finding the latest fact is its own, re-sends what the first attempt may not
-//! have sent. Close and ambulance requests are one per emergency and idempotent the same
-//! way.
+//! HTTP requests get no redelivery, so a request handler does one side effect: it checks
+//! the request against the saga's current state and puts the input on the saga queue (SQS
+//! redelivers from there; the coordinator applies it). A client whose request failed (or
+//! whose function died mid-request) retries it. `POST /emergencies` therefore requires an
+//! `Idempotency-Key`: the emergency id derives from the caller and the key, and the input's
+//! id from the emergency, so a retry is a duplicate input the coordinator recognises (and,
+//! finding the latest fact is its own, re-sends what may not have been sent). Close and
+//! ambulance requests are one per emergency and idempotent the same way.
 
 use application::ports::{Appended, PortError, StoredEvent};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -22,8 +24,10 @@ use serde_json::{Value, json};
 use lambda_kit::http::{self, HttpError};
 use tracing::Instrument;
 
-use crate::coordinator::Trigger;
 use crate::{Deps, SOURCE, coordinator};
+use application::ports::Channel;
+use domain::saga::SagaMessage;
+use lambda_kit::fault::crash_point;
 
 /// Handles one HTTP request. Every outcome is an HTTP response; errors are JSON
 /// (`lambda_kit::http`) and carry the request's correlation id.
@@ -150,6 +154,11 @@ async fn raise_emergency(
                 "this Idempotency-Key was used for another emergency; use a new key".to_string(),
             ));
         }
+        // A retry of a request whose emergency has started: nothing to queue again.
+        return Ok((
+            202,
+            json!({ "emergencyId": emergency_id, "status": state.status }),
+        ));
     }
     let entry = deps
         .directory
@@ -168,22 +177,45 @@ async fn raise_emergency(
         ambulance_required: body.ambulance_required,
         request_hash: Some(request_hash),
     };
-    let input_id = deterministic_id(&["start", &emergency_id]);
-    let advanced = coordinator::advance(
-        deps,
-        &emergency_id,
-        &SagaInput::Start(started),
-        &input_id,
-        correlation_id,
-        Trigger::Http,
-        now,
-    )
-    .await
-    .map_err(internal)?;
+    let input = SagaInput::Start(started);
+    enqueue(deps, &emergency_id, "start", input, correlation_id, now).await?;
     Ok((
         202,
-        json!({ "emergencyId": emergency_id, "status": advanced.state.status }),
+        json!({ "emergencyId": emergency_id, "status": "accepted" }),
     ))
+}
+
+/// Puts `input` for the saga on the saga queue, as the message `{what}` of this emergency
+/// (one per emergency: a retry is a duplicate).
+async fn enqueue(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    what: &str,
+    input: SagaInput,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HttpError> {
+    let message = Envelope::new(
+        deterministic_id(&[what, emergency_id]),
+        SOURCE,
+        Lineage {
+            correlation_id: correlation_id.to_string(),
+            causation_id: correlation_id.to_string(),
+        },
+        now,
+        SagaMessage {
+            emergency_id: emergency_id.to_string(),
+            input,
+        },
+    );
+    let body = serde_json::to_string(&message).map_err(internal)?;
+    deps.bus
+        .send(Channel::Saga, &message.event_type, &body, 0)
+        .await
+        .map_err(internal)?;
+    crash_point("api.after_enqueue");
+    tracing::info!(emergency_id, what, "saga input queued");
+    Ok(())
 }
 
 /// The worker on site closes the emergency: the worker is released and the family told.
@@ -234,9 +266,8 @@ async fn request_ambulance(
     .await
 }
 
-/// A request for an emergency on site (one of each per emergency): 202 when recorded (or a
-/// retry of the request that recorded it), 200 when it was already done, 409 when the
-/// emergency is not on site.
+/// A request for an emergency on site (one of each per emergency): 202 when queued, 200 when
+/// it was already done, 404 for no emergency, 409 when the emergency is not on site.
 async fn on_site_request(
     deps: &Deps<'_>,
     emergency_id: &str,
@@ -246,42 +277,37 @@ async fn on_site_request(
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let input_id = deterministic_id(&[what, emergency_id]);
-    let advanced = coordinator::advance(
-        deps,
-        emergency_id,
-        &input,
-        &input_id,
-        correlation_id,
-        Trigger::Http,
-        now,
-    )
-    .await
-    .map_err(internal)?;
-    let state = advanced.state;
+    let (stored, events) = coordinator::load(deps, emergency_id)
+        .await
+        .map_err(internal)?;
+    if stored.is_empty() {
+        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
+    }
+    let state = SagaState::fold(&events);
     let reply = |status: u16, done: bool| {
         Ok((
             status,
             json!({ "emergencyId": emergency_id, "status": state.status, "alreadyDone": done }),
         ))
     };
-    if advanced.applied {
-        return reply(202, false);
-    }
-    if state.status == Status::NotStarted {
-        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
-    }
     if already_done(&state) {
         return reply(200, true);
     }
-    Err(HttpError::new(
-        409,
-        "Conflict",
-        format!(
-            "emergency {emergency_id} is {:?}, not on site: nothing to {what}",
-            state.status
-        ),
-    ))
+    if state.status != Status::OnSite {
+        return Err(HttpError::new(
+            409,
+            "Conflict",
+            format!(
+                "emergency {emergency_id} is {}, not on site: nothing to {what}",
+                serde_json::to_value(state.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    enqueue(deps, emergency_id, what, input, correlation_id, now).await?;
+    reply(202, false)
 }
 
 /// The saga's current state and its history.

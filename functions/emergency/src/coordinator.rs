@@ -55,7 +55,6 @@ pub async fn on_critical_alert(
         &SagaInput::Start(started),
         &alert.event_id,
         &alert.correlation_id,
-        Trigger::Queue,
         now,
     )
     .await
@@ -69,10 +68,20 @@ pub async fn on_saga_message(
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
     let message = decode::<SagaMessage>(bytes)?;
-    if let SagaInput::CloseDue { due_at, .. } = &message.data.input
+    if let SagaInput::CloseDue {
+        due_at,
+        step_version,
+    } = &message.data.input
         && *due_at > now
     {
-        // SQS delays a message at most 15 minutes: an open timeout comes back until due.
+        // SQS delays a message at most 15 minutes: an open timeout comes back until due,
+        // unless the emergency has moved on (closed, or an ambulance requested since).
+        let (_, events) = load(deps, &message.data.emergency_id).await?;
+        let state = SagaState::fold(&events);
+        if state.status != Status::OnSite || state.step_version != *step_version {
+            tracing::info!(status = ?state.status, "open timeout of an earlier period; dropped");
+            return Ok(());
+        }
         return delay_again(deps, &message, *due_at, now).await;
     }
     advance(
@@ -81,7 +90,6 @@ pub async fn on_saga_message(
         &message.data.input,
         &message.event_id,
         &message.correlation_id,
-        Trigger::Queue,
         now,
     )
     .await
@@ -112,14 +120,6 @@ pub async fn load(
     Ok((stored, events))
 }
 
-/// Where an input came from: an HTTP request (no redelivery: the client retries) or a queue
-/// message (redelivered). Only the names of the crash points differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Http,
-    Queue,
-}
-
 /// What applying an input did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advanced {
@@ -138,7 +138,6 @@ pub async fn advance(
     input: &SagaInput,
     input_id: &str,
     correlation_id: &str,
-    trigger: Trigger,
     now: DateTime<Utc>,
 ) -> Result<Advanced, EmergencyError> {
     let span = tracing::info_span!("saga", %emergency_id, %correlation_id);
@@ -149,17 +148,16 @@ pub async fn advance(
     let Some(event) = decide(&state, input) else {
         // A repeat of the input that made the latest transition: the earlier attempt may
         // have stopped before sending the next command, so send it again (steps are
-        // idempotent). Any other input that changes nothing is dropped.
-        // (An acknowledgement has no effects to re-send.)
-        if stored.last().is_some_and(|e| {
-            e.causation_id == input_id && e.event_type != "EmergencyAcknowledged"
-        }) {
+        // idempotent). Any other input that changes nothing is dropped. Acknowledgements
+        // have no effects: the latest fact is the one before them.
+        let latest = stored
+            .iter()
+            .rev()
+            .find(|e| e.event_type != "EmergencyAcknowledged");
+        if let Some(latest) = latest.filter(|e| e.causation_id == input_id) {
             tracing::info!(status = ?state.status, "repeated input; re-sending the outstanding command");
-            let caused_by = stored
-                .last()
-                .map(|e| e.event_id.clone())
-                .unwrap_or_default();
-            issue(deps, &state, correlation_id, &caused_by, trigger, now).await?;
+            let caused_by = latest.event_id.clone();
+            issue(deps, &state, correlation_id, &caused_by, now).await?;
             return Ok(Advanced { state, applied: true });
         }
         tracing::info!(status = ?state.status, "input changes nothing; dropped");
@@ -181,15 +179,12 @@ pub async fn advance(
         .events
         .append(&emergency_stream(emergency_id), state.version, &record)
         .await?;
-    match trigger {
-        Trigger::Http => crash_point("api.after_append"),
-        Trigger::Queue => crash_point("coordinator.after_append"),
-    }
+    crash_point("coordinator.after_append");
     state.apply(&event);
     tracing::info!(event_type = %record.event_type, status = ?state.status, ?appended, "saga advanced");
     if !matches!(event, SagaEvent::EmergencyAcknowledged { .. }) {
         // An acknowledgement changes nothing the steps wait on: nothing to send.
-        issue(deps, &state, correlation_id, &record.event_id, trigger, now).await?;
+        issue(deps, &state, correlation_id, &record.event_id, now).await?;
     }
     Ok(Advanced { state, applied: true })
     }
@@ -204,7 +199,6 @@ async fn issue(
     state: &SagaState,
     correlation_id: &str,
     caused_by: &str,
-    trigger: Trigger,
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
     let lineage = Lineage {
@@ -229,10 +223,7 @@ async fn issue(
     deps.bus
         .send(Channel::Steps, &envelope.event_type, &body, 0)
         .await?;
-    match trigger {
-        Trigger::Http => crash_point("api.after_command"),
-        Trigger::Queue => crash_point("coordinator.after_command"),
-    }
+    crash_point("coordinator.after_command");
     if state.current_step() == Some(command.step) {
         let step_version = state.step_version.to_string();
         let deadline = Envelope::new(
@@ -345,14 +336,5 @@ pub async fn acknowledge_emergency(
     let input = SagaInput::Acknowledge {
         worker_id: worker_id.to_string(),
     };
-    advance(
-        deps,
-        emergency_id,
-        &input,
-        input_id,
-        correlation_id,
-        Trigger::Queue,
-        now,
-    )
-    .await
+    advance(deps, emergency_id, &input, input_id, correlation_id, now).await
 }

@@ -1,9 +1,8 @@
 use std::time::Duration;
 
 use aws_adapters::{
-    ChannelUrls,
-    DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers, SimulatedAmbulance, SqsBus,
-    SqsNotificationQueue, load_config,
+    ChannelUrls, DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers,
+    SimulatedAmbulance, SqsBus, SqsNotificationQueue, load_config,
 };
 use lambda_kit::config::{parsed, required_env};
 use lambda_kit::{Error, Invocation};

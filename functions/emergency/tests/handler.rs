@@ -224,7 +224,27 @@ impl World {
         );
         let (status, body, _) = call_api(&self.deps(), &request).await;
         assert_eq!(status, 202, "{body}");
+        self.deliver_queued_inputs().await;
         body["emergencyId"].as_str().unwrap().to_string()
+    }
+
+    /// Delivers the saga inputs the API queued (deadline checks stay queued).
+    async fn deliver_queued_inputs(&self) {
+        use application::ports::MessageBus;
+        let (now, later): (Vec<_>, Vec<_>) = self
+            .bus
+            .take(Channel::Saga)
+            .into_iter()
+            .partition(|(_, delay)| *delay == 0);
+        for (body, delay) in later {
+            self.bus
+                .send(Channel::Saga, "SagaInput", &body, delay)
+                .await
+                .unwrap();
+        }
+        for (body, _) in now {
+            self.sqs("arn:SagaQueue", &[body]).await;
+        }
     }
 
     /// The worker on site closes the emergency.
@@ -772,6 +792,7 @@ async fn the_api_decodes_base64_bodies_and_keeps_only_valid_correlation_ids() {
     let (status, body, echoed) = raw_request(&deps, &encoded, true, Some("clinic-7:req.1")).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(echoed, "clinic-7:req.1");
+    world.deliver_queued_inputs().await;
     let id = body["emergencyId"].as_str().unwrap().to_string();
     let stored = world.events.stream(&emergency_stream(&id));
     assert!(!stored.is_empty());
@@ -841,6 +862,7 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
         raw_request(&deps, &first, false, Some("corr-a")),
         raw_request(&deps, &second, false, Some("corr-b")),
     );
+    world.deliver_queued_inputs().await;
     let (ida, idb) = (
         a.1["emergencyId"].as_str().unwrap(),
         b.1["emergencyId"].as_str().unwrap(),
@@ -1042,6 +1064,7 @@ async fn post_emergencies_requires_a_key_scoped_to_the_caller_and_its_payload() 
 
     let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
     assert_eq!(status, 202, "{first}");
+    world.deliver_queued_inputs().await;
     let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["emergencyId"], first["emergencyId"], "a retry");
