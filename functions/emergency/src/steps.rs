@@ -24,7 +24,7 @@ pub async fn on_command(
     async {
         let event = match c.step {
             Step::ReserveWorker => reserve_worker(deps, c).await?,
-            Step::DispatchAmbulance => dispatch_ambulance(deps, c).await?,
+            Step::DispatchAmbulance => dispatch_ambulance(deps, c, now).await?,
             Step::NotifyFamily => notify_family(deps, &command, now).await?,
             Step::CancelAmbulance => {
                 let request_id = required(&c.request_id, "requestId")?;
@@ -111,10 +111,14 @@ async fn reserve_worker(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, E
 
 /// Claims the request in the ledger so the provider is called once per request id; a
 /// repeat replies with the recorded outcome.
-async fn dispatch_ambulance(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, EmergencyError> {
+async fn dispatch_ambulance(
+    deps: &Deps<'_>,
+    c: &StepCommand,
+    now: DateTime<Utc>,
+) -> Result<SagaEvent, EmergencyError> {
     let request_id = required(&c.request_id, "requestId")?;
     let key = format!("dispatch#{request_id}");
-    let outcome = match deps.ledger.claim(&key).await? {
+    let outcome = match deps.ledger.claim(&key, now).await? {
         LedgerClaim::Done(value) => {
             serde_json::from_value::<DispatchOutcome>(value).map_err(|source| {
                 EmergencyError::Unreadable {

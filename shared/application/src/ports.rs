@@ -2,6 +2,7 @@
 //! in-memory ones for tests in `testkit`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -313,6 +314,7 @@ pub enum LedgerClaim {
 /// Records step executions that must happen once (e.g. an ambulance request).
 #[async_trait]
 pub trait StepLedger: Send + Sync {
-    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError>;
+    /// Claims the execution of `key` at `now` (the invocation's clock).
+    async fn claim(&self, key: &str, now: DateTime<Utc>) -> Result<LedgerClaim, PortError>;
     async fn complete(&self, key: &str, outcome: &Value) -> Result<(), PortError>;
 }

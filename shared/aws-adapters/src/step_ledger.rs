@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use application::ports::{LedgerClaim, PortError, StepLedger};
@@ -27,14 +27,14 @@ impl DynamoLedger {
 
 #[async_trait]
 impl StepLedger for DynamoLedger {
-    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError> {
+    async fn claim(&self, key: &str, now: DateTime<Utc>) -> Result<LedgerClaim, PortError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("stepKey", s(key))
             .item("status", s("pending"))
-            .item("claimedAt", s(&Utc::now().to_rfc3339()))
+            .item("claimedAt", s(&now.to_rfc3339()))
             .condition_expression("attribute_not_exists(stepKey)")
             .send()
             .await;

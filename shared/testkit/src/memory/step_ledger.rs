@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use application::ports::{LedgerClaim, PortError, StepLedger};
 
@@ -17,7 +18,7 @@ pub struct MemoryLedger {
 
 #[async_trait]
 impl StepLedger for MemoryLedger {
-    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError> {
+    async fn claim(&self, key: &str, _now: DateTime<Utc>) -> Result<LedgerClaim, PortError> {
         let mut rows = lock(&self.rows);
         match rows.get(key) {
             Some(Some(outcome)) => Ok(LedgerClaim::Done(outcome.clone())),
