@@ -35,3 +35,33 @@ impl StepLedger for MemoryLedger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_whose_attempt_crashed_expires_and_is_taken_over_once() {
+        let ledger = MemoryLedger::default();
+        let now = Utc::now();
+        assert_eq!(ledger.claim("k", now).await.unwrap(), LedgerClaim::New);
+        assert_eq!(
+            ledger.claim("k", now + Duration::seconds(1)).await.unwrap(),
+            LedgerClaim::InProgress
+        );
+        let later = now + Duration::hours(1);
+        assert_eq!(ledger.claim("k", later).await.unwrap(), LedgerClaim::New);
+        assert_eq!(
+            ledger.claim("k", later).await.unwrap(),
+            LedgerClaim::InProgress
+        );
+        ledger.complete("k", &json!(1)).await.unwrap();
+        assert_eq!(
+            ledger.claim("k", later + Duration::hours(1)).await.unwrap(),
+            LedgerClaim::Done(json!(1))
+        );
+    }
+}
