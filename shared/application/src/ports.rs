@@ -303,15 +303,28 @@ pub trait AmbulanceProvider: Send + Sync {
 /// What claiming a step execution found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LedgerClaim {
-    /// First attempt: execute the step, then [`StepLedger::complete`] it.
+    /// First attempt, or the claim of an earlier attempt expired (it crashed or timed out):
+    /// execute the step, then [`StepLedger::complete`] it.
     New,
-    /// Another attempt claimed it and has not finished.
+    /// Another attempt claimed it, has not finished, and its claim has not expired yet.
     InProgress,
     /// Done earlier, with this recorded outcome: reply with it, do not execute again.
     Done(Value),
 }
 
+/// How long a step-ledger claim holds by default: at least the steps function's timeout
+/// (30 s), so an attempt still running is never taken over, and less than the steps queue's
+/// visibility timeout (180 s), so the first redelivery after a crash takes the claim over.
+pub const LEDGER_CLAIM_TIMEOUT_SECONDS: i64 = 60;
+
 /// Records step executions that must happen once (e.g. an ambulance request).
+///
+/// A claim expires, as Powertools' idempotency in-progress records do: it is written with
+/// an in-progress expiry (`now` + the adapter's claim timeout, [`LEDGER_CLAIM_TIMEOUT_SECONDS`]
+/// unless configured). Until then a repeat is [`LedgerClaim::InProgress`]; after it, the
+/// attempt that claimed it must have ended without completing (a crash between claim and
+/// complete), and the next claim takes it over with a conditional write, so only one
+/// re-claimer wins ([`crate::idempotency::in_progress_expired`] is the rule).
 #[async_trait]
 pub trait StepLedger: Send + Sync {
     /// Claims the execution of `key` at `now` (the invocation's clock).

@@ -52,7 +52,7 @@ pub use outbox::{MemoryOutbox, OutboxRow};
 pub use read_models::MemoryReadModels;
 pub use reading_sink::MemorySink;
 pub use state_store::MemoryStateStore;
-pub use step_ledger::MemoryLedger;
+pub use step_ledger::{LedgerRow, MemoryLedger};
 pub use workers::MemoryWorkers;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
