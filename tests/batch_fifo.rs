@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use application::ports::NotificationQueue;
+use aws_adapters::SqsNotificationQueue;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::Utc;
 use devstack::{InvocationRecord, Stack, inspect};
@@ -19,7 +21,23 @@ use serde_json::Value;
 
 /// A notification request body for `recipient`.
 fn request(notification_id: &str, recipient: &str, message: &str) -> String {
-    let envelope = Envelope::new(
+    let envelope = request_envelope(
+        notification_id,
+        &format!("alert-{notification_id}"),
+        recipient,
+        message,
+    );
+    serde_json::to_string(&envelope).expect("serialises")
+}
+
+/// A notification request of `alert_id` (an emergency id for saga notifications).
+fn request_envelope(
+    notification_id: &str,
+    alert_id: &str,
+    recipient: &str,
+    message: &str,
+) -> Envelope<NotificationRequested> {
+    Envelope::new(
         format!("evt-{notification_id}"),
         "route",
         Lineage {
@@ -29,7 +47,7 @@ fn request(notification_id: &str, recipient: &str, message: &str) -> String {
         Utc::now(),
         NotificationRequested {
             notification_id: notification_id.into(),
-            alert_id: format!("alert-{notification_id}"),
+            alert_id: alert_id.into(),
             patient_id: "p-fifo".into(),
             severity: Severity::Warning,
             recipient_id: recipient.into(),
@@ -37,8 +55,7 @@ fn request(notification_id: &str, recipient: &str, message: &str) -> String {
             message: message.into(),
             kind: Default::default(),
         },
-    );
-    serde_json::to_string(&envelope).expect("serialises")
+    )
 }
 
 /// Sends `(dedupe id, group, body)` messages to the notify queue in one request, in order.
@@ -228,4 +245,43 @@ async fn a_panicking_record_is_reported_as_its_own_failure() {
         .collect();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0]["data"]["notificationId"], "n-c-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_emergency_failing_at_the_hospital_does_not_block_another() {
+    // Every hospital escalation goes to the same recipient (the district hospital). The
+    // first emergency's request keeps failing (a transient failure: fault injection), the
+    // second one's must still reach the hospital.
+    let marker = "chaos-hospital-9c1d";
+    let stack = start_stack_with_env(
+        "batch_hospital",
+        "NotifyFunction",
+        &[(FAULT_INJECTION_PANIC_ON, marker)],
+    )
+    .await;
+    let url = stack.resource("NotifyQueue").unwrap().ref_value.clone();
+    let queue = SqsNotificationQueue::new(stack.sdk_config(), url);
+    for (notification_id, emergency_id, message) in [
+        ("n-em-1", "em-1", format!("emergency one {marker}")),
+        ("n-em-2", "em-2", "emergency two".to_string()),
+    ] {
+        let request =
+            request_envelope(notification_id, emergency_id, "district-hospital", &message);
+        queue.send(&request).await.unwrap();
+    }
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // The second emergency was never held back: it succeeded the first time it ran.
+    let deliveries = deliveries(&stack);
+    let second: Vec<Option<bool>> = deliveries
+        .iter()
+        .map(|d| d.outcome_of("emergency two"))
+        .filter(Option::is_some)
+        .collect();
+    assert_eq!(second, [Some(false)]);
+    assert_eq!(sent_notifications(&stack).await, ["n-em-2"]);
+    // Only the failing emergency's request is in the DLQ.
+    let dlq = inspect::peek_queue(&stack, "NotifyDLQ").await.unwrap();
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert!(dlq[0].contains("emergency one"));
 }
