@@ -1,5 +1,5 @@
 //! Partial batch responses of a real handler on a FIFO queue, through the local runner: the
-//! `notify` binary consumes the FIFO notify queue (message group = recipient) via the
+//! `notify` binary consumes the FIFO notify queue (message group = recipient and alert) via the
 //! emulated SQS event source mapping. Checked in the emulator: which messages each
 //! invocation reported as failed, the dead-letter queue and the outbox table.
 //!

@@ -14,10 +14,11 @@
 //! validated: the request data), so a repeat of a completed request does nothing and a
 //! concurrent duplicate is refused while the first one runs.
 //!
-//! The notify queue is FIFO with one message group per recipient: messages are processed in
-//! order, and once a message fails the later messages of its recipient in the batch are not
-//! tried and are reported as failures too (`lambda_kit::batch::sqs_fifo`), so a recipient never
-//! gets notifications out of order. Other recipients go on.
+//! The notify queue is FIFO with one message group per recipient and alert
+//! (`aws_adapters::notification_group_id`): messages are processed in order,
+//! and once a message fails the later messages of its group in the batch are not tried and
+//! are reported as failures too (`lambda_kit::batch::sqs_fifo`), so an alert's `cleared`
+//! never overtakes the alert. Other groups go on.
 
 use application::idempotency::{Config, GuardError, Idempotency};
 use application::ports::{

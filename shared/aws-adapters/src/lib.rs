@@ -14,7 +14,8 @@
 //! - `step_ledger`: `StepLedger` on DynamoDB (`DynamoLedger`).
 //! - `alert_publisher`: `AlertPublisher` on SNS (`SnsAlertPublisher`).
 //! - `sms`: `MessageSender` on SNS SMS (`SnsSms`).
-//! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`).
+//! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`; its
+//!   message group, `notification_group_id`).
 //! - `dead_letters`: `DeadLetters` on SQS (`SqsDeadLetters`).
 //! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
@@ -49,7 +50,7 @@ pub use directory::DynamoDirectory;
 pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
 pub use idempotency_store::DynamoIdempotencyStore;
 pub use message_bus::SqsBus;
-pub use notification_queue::SqsNotificationQueue;
+pub use notification_queue::{SqsNotificationQueue, notification_group_id};
 pub use outbox::DynamoOutbox;
 pub use read_models::{BOARD_INDEX, DynamoReadModels};
 pub use reading_sink::KinesisSink;
