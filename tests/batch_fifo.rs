@@ -19,6 +19,23 @@ use e2e::*;
 use lambda_kit::batch::FAULT_INJECTION_PANIC_ON;
 use serde_json::Value;
 
+/// A notification request body for `recipient` with `phone`.
+fn request_with_phone(
+    notification_id: &str,
+    recipient: &str,
+    phone: &str,
+    message: &str,
+) -> String {
+    let mut envelope = request_envelope(
+        notification_id,
+        &format!("alert-{notification_id}"),
+        recipient,
+        message,
+    );
+    envelope.data.recipient_phone = phone.into();
+    serde_json::to_string(&envelope).expect("serialises")
+}
+
 /// A notification request body for `recipient`.
 fn request(notification_id: &str, recipient: &str, message: &str) -> String {
     let envelope = request_envelope(
@@ -115,6 +132,71 @@ impl Delivery {
             .find(|(_, body)| body.contains(text))
             .map(|(id, _)| self.failed.contains(id))
     }
+}
+
+/// A message of a queue with its message attributes (string values) and its group.
+struct Peeked {
+    body: String,
+    group: Option<String>,
+    attributes: BTreeMap<String, String>,
+}
+
+/// Every message of a queue, with attributes, left in the queue (made visible again).
+async fn peek_with_attributes(stack: &Stack, queue: &str) -> Vec<Peeked> {
+    let url = stack.resource(queue).unwrap().ref_value.clone();
+    let client = aws_sdk_sqs::Client::new(stack.sdk_config());
+    let mut peeked = Vec::new();
+    let mut handles = Vec::new();
+    loop {
+        let out = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let attributes = m
+                .message_attributes()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let group = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                })
+                .cloned();
+            peeked.push(Peeked {
+                body: m.body.clone().unwrap_or_default(),
+                group,
+                attributes,
+            });
+            handles.extend(m.receipt_handle);
+        }
+    }
+    for handle in handles {
+        client
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    peeked
 }
 
 fn deliveries(stack: &Stack) -> Vec<Delivery> {
@@ -284,4 +366,85 @@ async fn one_emergency_failing_at_the_hospital_does_not_block_another() {
     let dlq = inspect::peek_queue(&stack, "NotifyDLQ").await.unwrap();
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     assert!(dlq[0].contains("emergency one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_are_parked_with_their_reason_and_the_group_goes_on() {
+    let stack = start_stack("batch_parked").await;
+    // One group: a good message, then three that can never succeed (not an envelope; the
+    // id of the first with other data; an invalid phone number), then a good one.
+    send_fifo(
+        &stack,
+        &[
+            ("p-1", "w-P", request("n-p-1", "w-P", "first for P")),
+            ("p-2", "w-P", "{poison: not an envelope".to_string()),
+            (
+                "p-3",
+                "w-P",
+                request("n-p-1", "w-P", "first for P, other text"),
+            ),
+            (
+                "p-4",
+                "w-P",
+                request_with_phone("n-p-4", "w-P", "not-a-phone", "bad phone for P"),
+            ),
+            ("p-5", "w-P", request("n-p-5", "w-P", "last for P")),
+        ],
+    )
+    .await;
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // Every message was delivered once and none was reported as failed: the permanent
+    // errors were parked, not retried, and did not hold back the last message.
+    let deliveries = deliveries(&stack);
+    for text in [
+        "first for P\"",
+        "{poison",
+        "other text",
+        "bad phone for P",
+        "last for P",
+    ] {
+        let outcomes: Vec<Option<bool>> = deliveries
+            .iter()
+            .map(|d| d.outcome_of(text))
+            .filter(Option::is_some)
+            .collect();
+        assert_eq!(outcomes, [Some(false)], "{text}");
+    }
+    assert_eq!(sent_notifications(&stack).await, ["n-p-1", "n-p-5"]);
+
+    // The parked messages are in the notify DLQ, in order, with their original body, their
+    // group, and why they were parked.
+    let parked = peek_with_attributes(&stack, "NotifyDLQ").await;
+    assert_eq!(parked.len(), 3);
+    assert_eq!(parked[0].body, "{poison: not an envelope");
+    assert!(parked[1].body.contains("other text"));
+    assert!(parked[2].body.contains("bad phone for P"));
+    let codes: Vec<&str> = parked
+        .iter()
+        .map(|p| p.attributes.get("errorCode").map_or("", String::as_str))
+        .collect();
+    assert_eq!(codes, ["decode", "payload-mismatch", "invalid-phone"]);
+    for p in &parked {
+        assert_eq!(p.group.as_deref(), Some("w-P"));
+        assert_eq!(
+            p.attributes.get("function").map(String::as_str),
+            Some("notify")
+        );
+        assert!(
+            p.attributes
+                .get("parkedReason")
+                .is_some_and(|r| !r.is_empty())
+        );
+        let original = p
+            .attributes
+            .get("originalMessageId")
+            .expect("original message id");
+        assert!(
+            deliveries
+                .iter()
+                .any(|d| d.bodies.get(original) == Some(&p.body)),
+            "the original message id names the delivered message"
+        );
+    }
 }
