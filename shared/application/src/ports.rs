@@ -30,6 +30,10 @@ pub enum PortError {
     /// The backing service failed or refused the call.
     #[error("{0}")]
     Backend(String),
+    /// The service rejected the request itself as invalid (e.g. SNS `InvalidParameter` for
+    /// a phone number): sending the same request again can never succeed.
+    #[error("rejected: {0}")]
+    Rejected(String),
 }
 
 impl PortError {
@@ -218,6 +222,34 @@ pub struct PoisonRecord {
     pub partition_key: Option<String>,
     /// The record's data, base64.
     pub data: String,
+}
+
+/// A queue message set aside unprocessed because it can never be processed (a permanent
+/// error), with why. The body is kept as it was received, so it can be fixed and sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedMessage {
+    /// The message body, unchanged.
+    pub body: String,
+    /// The message's own string attributes (e.g. `eventType`, `correlationId`), kept.
+    pub attributes: Vec<(String, String)>,
+    /// The FIFO message group it came from, if any: parked messages keep their group's order.
+    pub group_id: Option<String>,
+    /// The SQS message id it had (also what deduplicates a repeated park).
+    pub original_message_id: String,
+    /// The function that parked it.
+    pub function: String,
+    /// A short stable code for the kind of error (e.g. `decode`, `invalid-phone`).
+    pub error_code: String,
+    /// The error, as text.
+    pub reason: String,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// Where permanently failing messages are parked (the notify DLQ, with the reason in
+/// message attributes: `aws_adapters::SqsParking`).
+#[async_trait]
+pub trait Parking: Send + Sync {
+    async fn park(&self, message: &ParkedMessage) -> Result<(), PortError>;
 }
 
 /// Where poison records go (an SQS dead-letter queue).

@@ -17,6 +17,7 @@
 //! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`; its
 //!   message group, `notification_group_id`).
 //! - `dead_letters`: `DeadLetters` on SQS (`SqsDeadLetters`).
+//! - `parking`: `Parking` on SQS, the notify DLQ (`SqsParking`).
 //! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
 //!
@@ -36,6 +37,7 @@ mod idempotency_store;
 mod message_bus;
 mod notification_queue;
 mod outbox;
+mod parking;
 mod read_models;
 mod reading_sink;
 mod sms;
@@ -52,6 +54,7 @@ pub use idempotency_store::DynamoIdempotencyStore;
 pub use message_bus::SqsBus;
 pub use notification_queue::{SqsNotificationQueue, notification_group_id};
 pub use outbox::DynamoOutbox;
+pub use parking::SqsParking;
 pub use read_models::{BOARD_INDEX, DynamoReadModels};
 pub use reading_sink::KinesisSink;
 pub use sms::SnsSms;
