@@ -35,7 +35,7 @@ pub async fn on_command(
                 Some(event) => event,
                 None => return Ok(()),
             },
-            Step::DispatchAmbulance => dispatch_ambulance(deps, c).await?,
+            Step::DispatchAmbulance => dispatch_ambulance(deps, c, now).await?,
             Step::NotifyWorker => notify_worker(deps, &command, now).await?,
             Step::NotifyFamily => notify_family(deps, &command, now).await?,
             Step::CancelAmbulance => {
@@ -151,10 +151,14 @@ async fn reserve_worker(
 
 /// Claims the request in the ledger so the provider is called once per request id; a
 /// repeat replies with the recorded outcome.
-async fn dispatch_ambulance(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, EmergencyError> {
+async fn dispatch_ambulance(
+    deps: &Deps<'_>,
+    c: &StepCommand,
+    now: DateTime<Utc>,
+) -> Result<SagaEvent, EmergencyError> {
     let request_id = required(&c.request_id, "requestId")?;
     let key = format!("dispatch#{request_id}");
-    let outcome = match deps.ledger.claim(&key).await? {
+    let outcome = match deps.ledger.claim(&key, now).await? {
         LedgerClaim::Done(value) => {
             serde_json::from_value::<DispatchOutcome>(value).map_err(|source| {
                 EmergencyError::Unreadable {
