@@ -29,6 +29,7 @@ struct World {
     ambulance: SimulatedAmbulance,
     ledger: MemoryLedger,
     notifications: MemoryQueue,
+    ack_codes: MemoryAckCodes,
     /// Deadline checks sent but not delivered yet.
     deadlines: std::sync::Mutex<Vec<String>>,
 }
@@ -78,6 +79,7 @@ impl World {
             ambulance: SimulatedAmbulance::new(ambulance_failure_rate, Duration::ZERO),
             ledger: MemoryLedger::default(),
             notifications: MemoryQueue::default(),
+            ack_codes: MemoryAckCodes::default(),
             deadlines: Default::default(),
         }
     }
@@ -93,11 +95,13 @@ impl World {
             ambulance: &self.ambulance,
             ledger: &self.ledger,
             notifications: &self.notifications,
+            ack_codes: &self.ack_codes,
             config: Config {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
+                inbound_queue_arn: "arn:aws:sqs:us-east-1:000000000000:InboundSmsQueue".into(),
             },
         }
     }
