@@ -183,7 +183,7 @@ pub fn parse_reply(text: &str) -> Result<AckCode, ReplyError> {
     let shortest = CODE_LENGTHS[0];
     let mut code = String::new();
     for word in rest.split_whitespace() {
-        let word = word.trim_end_matches(|c: char| matches!(c, '.' | ',' | '!' | '?' | ';' | ':'));
+        let word = word.trim_end_matches(['.', ',', '!', '?', ';', ':']);
         code.extend(word.chars().filter(|&c| c != '-'));
         if code.chars().count() >= shortest {
             break;
