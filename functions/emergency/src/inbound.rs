@@ -12,10 +12,11 @@
 //! (`AlertRouted`) or an escalation recipient (`AlertEscalated`), whose phones are in the
 //! workers table (and the routed worker's in the patient's directory entry, where route
 //! took it from). Then `AlertAcknowledged` is recorded by that worker
-//! ([`ack::acknowledge_alert`]).
+//! ([`ack::acknowledge_alert`]). For an emergency, the sender must be the worker assigned
+//! to it; the saga records `EmergencyAcknowledged` ([`coordinator::acknowledge_emergency`]).
 //!
 //! A reply that acknowledges nothing (not "ACK <code>", an unknown code, a sender who was
-//! not sent the alert, an alert already acknowledged) is logged and counted
+//! not sent the alert or assigned the emergency, one already acknowledged) is logged and counted
 //! (`InboundSmsIgnored`, dimension `Reason`) and the message is done: retrying would not
 //! change it. Failures of the stores are errors, so the message is retried.
 
@@ -26,6 +27,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
 use domain::ack::{AckTarget, parse_reply};
 use domain::events::alert_stream;
+use domain::ids::deterministic_id;
+use domain::saga::SagaState;
 use lambda_kit::batch::body;
 use lambda_kit::metrics;
 use serde::Deserialize;
@@ -33,7 +36,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::ack::{self, AckOutcome};
-use crate::{Deps, EmergencyError};
+use crate::{Deps, EmergencyError, coordinator};
 
 /// Replies that acknowledged an alert.
 pub const ACKNOWLEDGED_BY_SMS: &str = "InboundSmsAcknowledged";
@@ -73,8 +76,8 @@ pub async fn on_inbound_sms(
     // Instrumented (not entered): the span must follow the future across awaits.
     async {
         match acknowledge(deps, &sms, now).await? {
-            Handled::Acknowledged { alert_id, by } => {
-                tracing::info!(%alert_id, acknowledged_by = %by, "alert acknowledged by SMS reply");
+            Handled::Acknowledged { target, by } => {
+                tracing::info!(%target, acknowledged_by = %by, "acknowledged by SMS reply");
                 metrics::count(ACKNOWLEDGED_BY_SMS, 1);
             }
             Handled::Ignored { reason, detail } => {
@@ -90,10 +93,8 @@ pub async fn on_inbound_sms(
 
 /// What a reply did.
 enum Handled {
-    Acknowledged {
-        alert_id: String,
-        by: String,
-    },
+    /// `target`: "alert {id}" or "emergency {id}".
+    Acknowledged { target: String, by: String },
     Ignored {
         reason: &'static str,
         detail: String,
@@ -125,12 +126,7 @@ async fn acknowledge(
     let alert_id = match target {
         AckTarget::Alert { alert_id } => alert_id,
         AckTarget::Emergency { emergency_id } => {
-            // The emergency kind is registered by the saga; its acknowledgement is not
-            // wired to this handler yet. Failing keeps the reply (redelivered, then in the
-            // DLQ) for a replay once it is.
-            return Err(EmergencyError::Invalid(format!(
-                "emergency acknowledgements by SMS are not wired yet (emergency {emergency_id})"
-            )));
+            return acknowledge_emergency(deps, &emergency_id, sms, now).await;
         }
     };
     let Some(by) = recipient_with_phone(deps, &alert_id, &sms.origination_number).await? else {
@@ -140,7 +136,10 @@ async fn acknowledge(
         );
     };
     match ack::acknowledge_alert(deps, &alert_id, &by, now).await? {
-        AckOutcome::Acknowledged => Ok(Handled::Acknowledged { alert_id, by }),
+        AckOutcome::Acknowledged => Ok(Handled::Acknowledged {
+            target: format!("alert {alert_id}"),
+            by,
+        }),
         AckOutcome::AlreadyAcknowledged => {
             ignored("already-acknowledged", format!("alert {alert_id}"))
         }
@@ -148,6 +147,62 @@ async fn acknowledge(
         AckOutcome::NotRouted | AckOutcome::NoAlert => {
             ignored("not-routed", format!("alert {alert_id}"))
         }
+    }
+}
+
+/// An emergency's code: the worker assigned to it acknowledges it
+/// ([`coordinator::acknowledge_emergency`]); anyone else acknowledges nothing.
+async fn acknowledge_emergency(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    sms: &InboundSms,
+    now: DateTime<Utc>,
+) -> Result<Handled, EmergencyError> {
+    let (stored, events) = coordinator::load(deps, emergency_id).await?;
+    let Some(first) = stored.first() else {
+        return ignored("no-emergency", format!("no emergency {emergency_id}"));
+    };
+    let state = SagaState::fold(&events);
+    let sender = e164(&sms.origination_number);
+    let mut by = None;
+    if let Some(worker_id) = &state.worker_id
+        && let Some(worker) = deps.workers.get(worker_id).await?
+        && sender.len() > 1
+        && e164(&worker.phone) == sender
+    {
+        by = Some(worker_id.clone());
+    }
+    let Some(by) = by else {
+        return ignored(
+            "not-a-recipient",
+            format!("the sender is not the worker of emergency {emergency_id}"),
+        );
+    };
+    // One saga input per reply: a redelivered reply is the same input.
+    let reply_id = sms
+        .inbound_message_id
+        .clone()
+        .unwrap_or_else(|| deterministic_id(&[&sms.origination_number, &sms.message_body]));
+    let input_id = deterministic_id(&["sms-ack", &reply_id]);
+    let advanced = coordinator::acknowledge_emergency(
+        deps,
+        emergency_id,
+        &by,
+        &input_id,
+        &first.correlation_id,
+        now,
+    )
+    .await?;
+    if advanced.applied {
+        Ok(Handled::Acknowledged {
+            target: format!("emergency {emergency_id}"),
+            by,
+        })
+    } else {
+        ignored(
+            "already-acknowledged",
+            format!("emergency {emergency_id} (or it is over)"),
+        )
     }
 }
 

@@ -14,6 +14,8 @@ use domain::ack::{AckCode, AckTarget};
 use domain::envelope::Envelope;
 use domain::escalation::{AlertEscalated, Worker};
 use domain::events::{AlertRouted, alert_stream};
+use domain::saga::{EmergencyStarted, SagaEvent, SagaInput, emergency_stream};
+use emergency::coordinator::{Trigger, advance};
 use emergency::{Config, Deps, handle};
 use serde_json::{Value, json};
 use testkit::fixtures::{self, AlertRaisedFixture};
@@ -116,6 +118,7 @@ impl World {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
+                open_timeout_seconds: 3600,
                 escalation_queue_arn: "arn:aws:sqs:us-east-1:000000000000:EscalationQueue".into(),
                 inbound_queue_arn: INBOUND_ARN.into(),
             },
@@ -291,14 +294,82 @@ async fn a_message_that_is_no_sms_fails_and_other_messages_go_on() {
     assert_eq!(world.acknowledged_by(), ["w-01"]);
 }
 
+/// Given an emergency for p-1 whose worker is w-01, with its code registered.
+async fn emergency_with_worker(world: &World) -> (String, AckCode) {
+    let id = "e-1";
+    let deps = world.deps(&world.ack_codes);
+    let started = EmergencyStarted {
+        emergency_id: id.into(),
+        patient_id: "p-1".into(),
+        village: fixtures::VILLAGE.into(),
+        reason: "collapsed".into(),
+        reporter: "w-01".into(),
+        ambulance_required: false,
+        request_hash: None,
+    };
+    let inputs = [
+        SagaInput::Start(started),
+        SagaInput::StepResult {
+            event: SagaEvent::WorkerAssigned {
+                worker_id: "w-01".into(),
+            },
+        },
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        let advanced = advance(
+            &deps,
+            id,
+            input,
+            &format!("input-{i}"),
+            "corr-e",
+            Trigger::Queue,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(advanced.applied, "{input:?}");
+    }
+    let code = assign_code(&world.ack_codes, &AckTarget::emergency(id))
+        .await
+        .unwrap();
+    (id.to_string(), code)
+}
+
+fn emergency_acks(world: &World, id: &str) -> Vec<Value> {
+    world
+        .events
+        .stream(&emergency_stream(id))
+        .into_iter()
+        .filter(|e| e.event_type == "EmergencyAcknowledged")
+        .map(|e| e.data)
+        .collect()
+}
+
 #[tokio::test]
-async fn an_emergency_code_is_not_acknowledged_by_sms_yet() {
+async fn the_assigned_worker_acknowledges_an_emergency_by_sms_and_nobody_else_can() {
     let (world, _) = World::new().await;
-    let target = AckTarget::emergency("e-1");
-    let code = assign_code(&world.ack_codes, &target).await.unwrap();
-    // Kept (redelivered, then dead-lettered) for a replay once the saga takes it.
-    let failed = world.reply(W01_PHONE, &format!("ACK {code}")).await;
-    assert_eq!(failed, ["m-0"]);
+    let (id, code) = emergency_with_worker(&world).await;
+    // w-02 is a worker, but not this emergency's.
+    assert!(
+        world
+            .reply(W02_PHONE, &format!("ACK {code}"))
+            .await
+            .is_empty()
+    );
+    assert!(emergency_acks(&world, &id).is_empty());
+
+    let body = sns_body(W01_PHONE, &format!("ack {code}"));
+    for _ in 0..2 {
+        // Delivered twice: one acknowledgement.
+        let failed = world
+            .deliver(&world.ack_codes, std::slice::from_ref(&body))
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    let acks = emergency_acks(&world, &id);
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0]["workerId"], "w-01");
+    // The alert's code is another matter: that alert is not acknowledged.
     assert!(world.acknowledged_by().is_empty());
 }
 

@@ -246,6 +246,8 @@ pub enum Channel {
     Steps,
     /// Acknowledgement deadline checks of routed alerts.
     Escalation,
+    /// Long saga timers (an emergency's open timeout), re-delayed until due.
+    Timers,
 }
 
 /// Sends a JSON message (an envelope) to one of the [`Channel`]s, visible after

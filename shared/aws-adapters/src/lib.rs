@@ -52,7 +52,7 @@ pub use dead_letters::SqsDeadLetters;
 pub use directory::DynamoDirectory;
 pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
 pub use idempotency_store::DynamoIdempotencyStore;
-pub use message_bus::SqsBus;
+pub use message_bus::{ChannelUrls, SqsBus};
 pub use notification_queue::SqsNotificationQueue;
 pub use outbox::DynamoOutbox;
 pub use read_models::{BOARD_INDEX, DynamoReadModels};
