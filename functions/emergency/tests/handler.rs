@@ -944,7 +944,9 @@ async fn an_escalation_whose_sms_request_fails_after_its_fact_is_sent_on_the_ret
         .notifications
         .failures
         .store(1, std::sync::atomic::Ordering::SeqCst);
-    let response = world.sqs_response(ESCALATION_ARN, std::slice::from_ref(&body)).await;
+    let response = world
+        .sqs_response(ESCALATION_ARN, std::slice::from_ref(&body))
+        .await;
     assert_ne!(response["batchItemFailures"], json!([]), "{response}");
 
     // SQS redelivers the check: w-02 is told once, and level 1 gets its deadline.
