@@ -266,7 +266,8 @@ mod tests {
                 "ProjectFailureQueue",
                 "RouteDLQ",
                 "SagaDLQ",
-                "StepsDLQ"
+                "StepsDLQ",
+                "TimersDLQ"
             ]
         );
     }
