@@ -261,6 +261,7 @@ mod tests {
                 "DetectFailureQueue",
                 "EmergencyDLQ",
                 "EscalationDLQ",
+                "InboundSmsDLQ",
                 "NotifyDLQ",
                 "ProjectFailureQueue",
                 "RouteDLQ",

@@ -10,12 +10,9 @@
 //! finding the latest fact is its own, re-sends what may not have been sent). Close and
 //! ambulance requests are one per emergency and idempotent the same way.
 
-use application::ports::{Appended, PortError, StoredEvent};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::{DateTime, Utc};
 use domain::envelope::{Envelope, Lineage};
-use domain::escalation::{AlertAcknowledged, AlertProgress};
-use domain::events::alert_stream;
 use domain::ids::deterministic_id;
 use domain::saga::{EmergencyStarted, SagaInput, SagaState, Status};
 use serde::Deserialize;
@@ -24,7 +21,8 @@ use serde_json::{Value, json};
 use lambda_kit::http::{self, HttpError};
 use tracing::Instrument;
 
-use crate::{Deps, SOURCE, coordinator};
+use crate::ack::{self, AckOutcome};
+use crate::{Deps, EmergencyError, SOURCE, coordinator};
 use application::ports::Channel;
 use domain::saga::SagaMessage;
 use lambda_kit::fault::crash_point;
@@ -337,7 +335,8 @@ async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
     ))
 }
 
-/// Records `AlertAcknowledged` once; a repeat answers 200 with `alreadyAcknowledged`.
+/// Records `AlertAcknowledged` once ([`ack::acknowledge_alert`]); a repeat answers 200 with
+/// `alreadyAcknowledged`.
 async fn acknowledge(
     deps: &Deps<'_>,
     request: &ApiGatewayV2httpRequest,
@@ -348,70 +347,25 @@ async fn acknowledge(
     let by = body
         .get("workerId")
         .and_then(Value::as_str)
-        .unwrap_or("unknown")
-        .to_string();
-    let stream = alert_stream(alert_id);
-    // A concurrent escalation may take the version we read: read again and retry.
-    for _ in 0..3 {
-        let stored = deps.reader.read_stream(&stream).await.map_err(internal)?;
-        if stored.is_empty() {
+        .unwrap_or("unknown");
+    let already = match ack::acknowledge_alert(deps, alert_id, by, now).await {
+        Ok(AckOutcome::Acknowledged) => false,
+        Ok(AckOutcome::AlreadyAcknowledged) => true,
+        Ok(AckOutcome::NoAlert) => {
             return Err(HttpError::not_found(format!("no alert {alert_id}")));
         }
-        let progress = AlertProgress::fold(stored.iter().map(|e| {
-            (
-                e.event_type.as_str(),
-                e.data.get("level").and_then(Value::as_u64),
-            )
-        }));
-        if progress.acknowledged {
-            return Ok((
-                200,
-                json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": true }),
-            ));
-        }
-        if !progress.routed {
+        Ok(AckOutcome::NotRouted) => {
             return Err(HttpError::new(
                 409,
                 "Conflict",
                 format!("alert {alert_id} is not routed yet"),
             ));
         }
-        let raised = &stored[0];
-        let ack = Envelope::new(
-            deterministic_id(&["AlertAcknowledged", alert_id]),
-            SOURCE,
-            Lineage {
-                correlation_id: raised.correlation_id.clone(),
-                causation_id: raised.event_id.clone(),
-            },
-            now,
-            AlertAcknowledged {
-                alert_id: alert_id.to_string(),
-                acknowledged_by: by.clone(),
-            },
-        );
-        let record = StoredEvent::from_envelope(&ack).map_err(internal)?;
-        match deps.events.append(&stream, progress.version, &record).await {
-            Ok(Appended::Written) => {
-                tracing::info!(alert_id, acknowledged_by = %by, "alert acknowledged");
-                return Ok((
-                    200,
-                    json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": false }),
-                ));
-            }
-            Ok(Appended::Duplicate) => {
-                return Ok((
-                    200,
-                    json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": true }),
-                ));
-            }
-            Err(PortError::Conflict { .. }) => continue,
-            Err(err) => return Err(internal(err)),
-        }
-    }
-    Err(HttpError::new(
-        503,
-        "Busy",
-        format!("alert {alert_id} is busy; try again"),
+        Err(EmergencyError::Busy(message)) => return Err(HttpError::new(503, "Busy", message)),
+        Err(err) => return Err(internal(err)),
+    };
+    Ok((
+        200,
+        json!({ "alertId": alert_id, "acknowledged": true, "alreadyAcknowledged": already }),
     ))
 }

@@ -3,15 +3,19 @@
 //! One binary, deployed as two functions (see docs/adr/0001-emergency-saga-orchestration.md):
 //! - the coordinator: HTTP `POST /emergencies`, `GET /emergencies/{id}`,
 //!   `POST /alerts/{id}/ack`; SQS messages `AlertRaised` (critical alerts, emergency queue),
-//!   `SagaInput` (saga queue), `AlertRaised` / `AlertEscalationDue` (escalation queue);
+//!   `SagaInput` (saga queue), `AlertRaised` / `AlertEscalationDue` (escalation queue),
+//!   two-way SMS replies "ACK <code>" (inbound queue, [`inbound`]);
 //! - the step workers: SQS `StepCommand` messages (steps queue).
 //!
 //! The handler dispatches on the Lambda event (HTTP or SQS) and then on each message's
-//! `eventType` and the queue it came from.
+//! `eventType` and the queue it came from (inbound SMS are not envelopes: they are told
+//! apart by their queue first).
 
+pub mod ack;
 pub mod api;
 pub mod coordinator;
 pub mod escalate;
+pub mod inbound;
 pub mod steps;
 
 use application::ports::*;
@@ -44,6 +48,8 @@ pub struct Config {
     /// ARN of the escalation queue: its `AlertRaised` messages are acknowledgement checks,
     /// those of the emergency queue start sagas.
     pub escalation_queue_arn: String,
+    /// ARN of the inbound SMS queue: its messages are SMS replies, not envelopes.
+    pub inbound_queue_arn: String,
 }
 
 pub struct Deps<'a> {
@@ -56,6 +62,8 @@ pub struct Deps<'a> {
     pub ambulance: &'a dyn AmbulanceProvider,
     pub ledger: &'a dyn StepLedger,
     pub notifications: &'a dyn NotificationQueue,
+    /// Resolves the codes of SMS replies.
+    pub ack_codes: &'a dyn AckCodes,
     pub config: Config,
 }
 
@@ -142,6 +150,9 @@ async fn handle_message(
     message: &SqsMessage,
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
+    if from_queue(message, &deps.config.inbound_queue_arn) {
+        return inbound::on_inbound_sms(deps, message, now).await;
+    }
     let bytes = body(message);
     match event_type(bytes)?.as_str() {
         "AlertRaised" if from_queue(message, &deps.config.escalation_queue_arn) => {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use aws_adapters::{
-    ChannelUrls, DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers,
+    ChannelUrls, DynamoAckCodes, DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers,
     SimulatedAmbulance, SqsBus, SqsNotificationQueue, load_config,
 };
 use lambda_kit::config::{parsed, required_env};
@@ -12,6 +12,7 @@ use serde_json::Value;
 struct Adapters {
     events: DynamoEventStore,
     directory: DynamoDirectory,
+    ack_codes: DynamoAckCodes,
     workers: DynamoWorkers,
     ledger: DynamoLedger,
     bus: SqsBus,
@@ -25,6 +26,7 @@ async fn adapters() -> Result<Adapters, Error> {
     Ok(Adapters {
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
+        ack_codes: DynamoAckCodes::new(&config, required_env("DIRECTORY_TABLE")?),
         workers: DynamoWorkers::new(&config, required_env("WORKERS_TABLE")?),
         ledger: DynamoLedger::new(&config, required_env("LEDGER_TABLE")?),
         bus: SqsBus::new(
@@ -47,6 +49,7 @@ async fn adapters() -> Result<Adapters, Error> {
             hospital_phone: required_env("HOSPITAL_PHONE")?,
             open_timeout_seconds: parsed("OPEN_TIMEOUT_SECONDS")?,
             escalation_queue_arn: required_env("ESCALATION_QUEUE_ARN")?,
+            inbound_queue_arn: required_env("INBOUND_QUEUE_ARN")?,
         },
     })
 }
@@ -68,6 +71,7 @@ async fn main() -> Result<(), Error> {
                 ambulance: &a.ambulance,
                 ledger: &a.ledger,
                 notifications: &a.notifications,
+                ack_codes: &a.ack_codes,
                 config: a.config.clone(),
             };
             emergency::handle(&deps, invocation.payload, invocation.now).await

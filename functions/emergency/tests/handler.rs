@@ -29,6 +29,7 @@ struct World {
     ambulance: SimulatedAmbulance,
     ledger: MemoryLedger,
     notifications: FlakyQueue,
+    ack_codes: MemoryAckCodes,
     /// Deadline checks sent but not delivered yet.
     deadlines: std::sync::Mutex<Vec<String>>,
 }
@@ -113,6 +114,7 @@ impl World {
             ambulance: SimulatedAmbulance::new(ambulance_failure_rate, Duration::ZERO),
             ledger: MemoryLedger::default(),
             notifications: FlakyQueue::default(),
+            ack_codes: MemoryAckCodes::default(),
             deadlines: Default::default(),
         }
     }
@@ -128,12 +130,14 @@ impl World {
             ambulance: &self.ambulance,
             ledger: &self.ledger,
             notifications: &self.notifications,
+            ack_codes: &self.ack_codes,
             config: Config {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
                 open_timeout_seconds: 3600,
+                inbound_queue_arn: "arn:aws:sqs:us-east-1:000000000000:InboundSmsQueue".into(),
             },
         }
     }
@@ -962,7 +966,9 @@ async fn an_escalation_whose_sms_request_fails_after_its_fact_is_sent_on_the_ret
         .notifications
         .failures
         .store(1, std::sync::atomic::Ordering::SeqCst);
-    let response = world.sqs_response(ESCALATION_ARN, std::slice::from_ref(&body)).await;
+    let response = world
+        .sqs_response(ESCALATION_ARN, std::slice::from_ref(&body))
+        .await;
     assert_ne!(response["batchItemFailures"], json!([]), "{response}");
 
     // SQS redelivers the check: w-02 is told once, and level 1 gets its deadline.

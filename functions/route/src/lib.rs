@@ -13,20 +13,27 @@
 //! Info alerts go to the dashboard only. The subscription's filter policy keeps them off
 //! this queue; one that arrives anyway is acknowledged and nothing is sent.
 //!
+//! Before an alert's notification is requested, the alert's acknowledgement code is
+//! registered (`application::ack_codes`), and the SMS ends with "Reply ACK <code>": a code
+//! exists before anyone can reply with it.
+//!
 //! Messages of a batch are handled concurrently. Each message is guarded by the
 //! idempotency utility (key: its event id; validated: its data), so a redelivered alert or
 //! resolution that was already handled sends nothing again.
 
+use application::ack_codes::assign_code;
 use application::idempotency::{Config, GuardError, Idempotency};
 use application::ports::{
-    Appended, Directory, EventReader, EventStore, NotificationQueue, PortError, StoredEvent,
+    AckCodes, Appended, Directory, EventReader, EventStore, NotificationQueue, PortError,
+    StoredEvent,
 };
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
+use domain::ack::AckTarget;
 use domain::envelope::{DecodeError, Envelope, EventData, decode};
 use domain::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
 use domain::ids::deterministic_id;
-use domain::routing::{cleared_notification_for, notification_for};
+use domain::routing::{cleared_notification_for, notification_for, with_ack_code};
 use lambda_kit::batch::{BatchError, body, sqs_standard};
 use lambda_kit::metrics;
 use tracing::Instrument;
@@ -43,6 +50,9 @@ pub struct Deps<'a> {
     /// Reads an alert's stream: a resolution waits until its alert was routed.
     pub reader: &'a dyn EventReader,
     pub queue: &'a dyn NotificationQueue,
+    /// The register of acknowledgement codes: an alert's code is registered before its SMS
+    /// is requested.
+    pub ack_codes: &'a dyn AckCodes,
     /// Guards each alert's routing (see [`idempotency_config`]).
     pub idempotency: &'a Idempotency<'a>,
 }
@@ -144,7 +154,9 @@ async fn route_alert(
         .get(patient_id)
         .await?
         .ok_or_else(|| RouteError::NoHealthWorker(patient_id.clone()))?;
-    let request = notification_for(&alert.data, &entry);
+    // The code first: the SMS carries it, and a reply must find it registered.
+    let code = assign_code(deps.ack_codes, &AckTarget::alert(&alert.data.alert_id)).await?;
+    let request = with_ack_code(notification_for(&alert.data, &entry), &code);
 
     let routed = Envelope::new(
         deterministic_id(&["AlertRouted", &alert.data.alert_id]),

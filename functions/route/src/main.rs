@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, SqsNotificationQueue, load_config,
+    DynamoAckCodes, DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore,
+    SqsNotificationQueue, load_config,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::config::required_env;
@@ -11,6 +12,7 @@ use lambda_kit::{Error, Invocation};
 /// The adapters `route` runs with, built once per process.
 struct Adapters {
     directory: DynamoDirectory,
+    ack_codes: DynamoAckCodes,
     events: DynamoEventStore,
     queue: SqsNotificationQueue,
     idempotency: DynamoIdempotencyStore,
@@ -21,6 +23,7 @@ async fn adapters() -> Result<Adapters, Error> {
     let config = load_config().await;
     Ok(Adapters {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
+        ack_codes: DynamoAckCodes::new(&config, required_env("DIRECTORY_TABLE")?),
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         queue: SqsNotificationQueue::new(&config, required_env("NOTIFY_QUEUE_URL")?),
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
@@ -42,6 +45,7 @@ async fn main() -> Result<(), Error> {
                 events: &a.events,
                 reader: &a.events,
                 queue: &a.queue,
+                ack_codes: &a.ack_codes,
                 idempotency: &idempotency,
             };
             route::handle(&deps, &invocation.payload, invocation.now).await

@@ -4,6 +4,7 @@ use application::idempotency::Idempotency;
 use application::ports::{EventStore, StoredEvent};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
+use domain::ack::{AckCode, AckTarget};
 use domain::envelope::{Envelope, Lineage};
 use domain::events::{
     AlertRaised, AlertResolved, NotificationKind, Severity, alert_resolution_stream, alert_stream,
@@ -38,6 +39,7 @@ struct World {
     directory: MemoryDirectory,
     events: MemoryEventStore,
     queue: MemoryQueue,
+    ack_codes: MemoryAckCodes,
     idempotency: MemoryIdempotencyStore,
 }
 
@@ -55,6 +57,7 @@ impl World {
             directory: MemoryDirectory::with([amina("p-1", "w-1").worker_named("Joseph")]),
             events: MemoryEventStore::default(),
             queue: MemoryQueue::default(),
+            ack_codes: MemoryAckCodes::default(),
             idempotency: MemoryIdempotencyStore::default(),
         };
         for p in ["p-1", "p-unknown"] {
@@ -85,6 +88,7 @@ impl World {
             events: &self.events,
             reader: &self.events,
             queue: &self.queue,
+            ack_codes: &self.ack_codes,
             idempotency: &guard,
         };
         handle(&deps, event, Utc::now()).await.unwrap()
@@ -107,6 +111,59 @@ async fn an_alert_is_routed_to_the_patients_health_worker() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].data.recipient_phone, "+254700000001");
     assert_eq!(sent[0].correlation_id, "corr-1");
+}
+
+#[tokio::test]
+async fn the_alert_sms_carries_the_code_registered_for_the_alert() {
+    let world = World::new().await;
+    let body = serde_json::to_string(&alert("p-1")).unwrap();
+    world.handle(&sqs(std::slice::from_ref(&body))).await;
+    let target = AckTarget::alert("alert-p-1");
+    let code = world.ack_codes.code_of(&target).expect("a registered code");
+    assert_eq!(code, AckCode::candidates(&target)[0]);
+    let sent = world.queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0]
+            .data
+            .message
+            .ends_with(&format!(". Reply ACK {code}")),
+        "{}",
+        sent[0].data.message
+    );
+    // A repeat registers nothing new.
+    let mut again = alert("p-1");
+    again.event_id = "evt-p-1-again".into();
+    world
+        .handle(&sqs(&[serde_json::to_string(&again).unwrap()]))
+        .await;
+    assert_eq!(world.ack_codes.codes.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_alert_whose_short_code_is_taken_gets_its_long_code() {
+    let world = World::new().await;
+    let target = AckTarget::alert("alert-p-1");
+    let [short, long] = <[AckCode; 2]>::try_from(AckCode::candidates(&target)).unwrap();
+    // Another alert holds the 6-character code already: it keeps it.
+    world
+        .ack_codes
+        .codes
+        .lock()
+        .unwrap()
+        .insert(short.clone(), AckTarget::alert("alert-other"));
+    world
+        .handle(&sqs(&[serde_json::to_string(&alert("p-1")).unwrap()]))
+        .await;
+    let codes = world.ack_codes.codes.lock().unwrap().clone();
+    assert_eq!(codes[&short], AckTarget::alert("alert-other"));
+    assert_eq!(codes[&long], target);
+    let sent = world.queue.sent.lock().unwrap().clone();
+    assert!(
+        sent[0].data.message.ends_with(&format!("Reply ACK {long}")),
+        "{}",
+        sent[0].data.message
+    );
 }
 
 #[tokio::test]

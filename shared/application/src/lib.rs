@@ -5,8 +5,10 @@
 //! - [`event_store`]: the event store contract (streams, expected versions, `read_all`),
 //!   reading recorded events through the domain's upcasters.
 //! - [`idempotency`]: the per-record idempotency guard (Powertools' design).
+//! - [`ack_codes`]: gives an alert or emergency its acknowledgement code (registered first).
 //! - [`retry`]: retries with backoff for partial batch writes.
 
+pub mod ack_codes;
 pub mod event_store;
 pub mod idempotency;
 pub mod ports;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use domain::ack::{AckCode, AckTarget};
 use domain::dashboard::View;
 use domain::detection::PatientState;
 use domain::envelope::Envelope;
@@ -364,4 +365,28 @@ pub trait StepLedger: Send + Sync {
     /// Claims the execution of `key` at `now` (the invocation's clock).
     async fn claim(&self, key: &str, now: DateTime<Utc>) -> Result<LedgerClaim, PortError>;
     async fn complete(&self, key: &str, outcome: &Value) -> Result<(), PortError>;
+}
+
+// ------------------------------------------------------------------------ issue 12
+// Acknowledgement by SMS reply.
+
+/// What registering an acknowledgement code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// The code now points to the target.
+    New,
+    /// It already pointed to this target (a repeat): nothing changed.
+    Existing,
+    /// It points to another target and keeps doing so: this target needs another code.
+    Taken,
+}
+
+/// The register of acknowledgement codes (code -> what it acknowledges), so a reply such
+/// as "ACK 4K7Q2M" can be resolved. A code never points to two targets.
+#[async_trait]
+pub trait AckCodes: Send + Sync {
+    /// Points `code` to `target` unless it points elsewhere already (a conditional write).
+    async fn register(&self, code: &AckCode, target: &AckTarget) -> Result<Registered, PortError>;
+    /// What `code` acknowledges, if it was registered.
+    async fn resolve(&self, code: &AckCode) -> Result<Option<AckTarget>, PortError>;
 }

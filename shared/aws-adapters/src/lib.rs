@@ -20,6 +20,8 @@
 //! - `parking`: `Parking` on SQS, the notify DLQ (`SqsParking`).
 //! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
+//! - `ack_codes`: `AckCodes` on DynamoDB, items `ack#{code}` of the directory table
+//!   (`DynamoAckCodes`).
 //!
 //! Shared by the adapters, no port of their own:
 //! - `attributes`: DynamoDB attribute values, SNS/SQS message attributes, SDK error text.
@@ -28,6 +30,7 @@
 mod attributes;
 mod table;
 
+mod ack_codes;
 mod alert_publisher;
 mod ambulance;
 mod dead_letters;
@@ -45,6 +48,7 @@ mod state_store;
 mod step_ledger;
 mod workers;
 
+pub use ack_codes::{DynamoAckCodes, ack_code_key};
 pub use alert_publisher::SnsAlertPublisher;
 pub use ambulance::SimulatedAmbulance;
 pub use dead_letters::SqsDeadLetters;

@@ -8,6 +8,12 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6b1e_5c2a_93d4_4f0e_8a61_2f7d_c0de_a1e
 
 /// A UUID v5 over the `parts`, joined with a separator that cannot occur in them unescaped.
 pub fn deterministic_id(parts: &[&str]) -> String {
+    deterministic_uuid(parts).to_string()
+}
+
+/// The UUID behind [`deterministic_id`]: its bytes are a hash of the parts (SHA-1, except
+/// for the version and variant bits in bytes 6 and 8).
+pub(crate) fn deterministic_uuid(parts: &[&str]) -> Uuid {
     let mut name = String::new();
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -15,7 +21,7 @@ pub fn deterministic_id(parts: &[&str]) -> String {
         }
         name.push_str(part);
     }
-    Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
 /// A fresh random id (correlation ids of requests that did not bring one).

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ack::{AckCode, KEYWORD};
 use crate::events::{AlertRaised, AlertResolved, NotificationKind, NotificationRequested};
 use crate::ids::deterministic_id;
 
@@ -75,6 +76,13 @@ pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> Notifica
     }
 }
 
+/// `request` with the reply that acknowledges it at the end of its text: "... Reply ACK
+/// 4K7Q2M" (17 characters: the alert SMS stays one message).
+pub fn with_ack_code(mut request: NotificationRequested, code: &AckCode) -> NotificationRequested {
+    request.message = format!("{} Reply {KEYWORD} {code}", request.message);
+    request
+}
+
 /// The notification the assigned health worker receives when an alert clears.
 pub fn cleared_notification_for(
     resolved: &AlertResolved,
@@ -140,6 +148,21 @@ mod tests {
             worker_name: "Joseph".into(),
             worker_phone: "+254700000002".into(),
         }
+    }
+
+    #[test]
+    fn the_alert_sms_ends_with_the_reply_that_acknowledges_it() {
+        let code = AckCode::parse("4K7Q2M").unwrap();
+        let plain = notification_for(&alert(), &entry());
+        let n = with_ack_code(plain.clone(), &code);
+        assert_eq!(
+            n.message,
+            "[CRITICAL] Amina (p-7, Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567. Reply ACK 4K7Q2M"
+        );
+        assert!(n.message.len() <= 160, "{} characters", n.message.len());
+        // Only the text changes: the same notification (id, recipient).
+        assert_eq!(n.notification_id, plain.notification_id);
+        assert_eq!(n.recipient_phone, plain.recipient_phone);
     }
 
     #[test]

@@ -18,12 +18,14 @@
 //! - `dead_letters`: `DeadLetters` (`MemoryDeadLetters`).
 //! - `parking`: `Parking` (`MemoryParking`).
 //! - `message_bus`: `MessageBus` (`MemoryBus`).
+//! - `ack_codes`: `AckCodes` (`MemoryAckCodes`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use application::ports::{PortError, Versioned};
 
+mod ack_codes;
 mod alert_publisher;
 mod contacts;
 mod dead_letters;
@@ -41,6 +43,7 @@ mod state_store;
 mod step_ledger;
 mod workers;
 
+pub use ack_codes::MemoryAckCodes;
 pub use alert_publisher::MemoryPublisher;
 pub use contacts::MemoryContacts;
 pub use dead_letters::MemoryDeadLetters;
