@@ -16,13 +16,15 @@
 
 use std::collections::HashMap;
 
+use application::ack_codes::assign_code;
 use application::ports::{Channel, StoredEvent};
 use chrono::{DateTime, Utc};
+use domain::ack::AckTarget;
 use domain::envelope::{Envelope, EventData, Lineage, decode};
 use domain::escalation::*;
 use domain::events::{AlertRaised, Severity, alert_resolution_stream, alert_stream};
 use domain::ids::deterministic_id;
-use domain::routing::{DirectoryEntry, notification_for};
+use domain::routing::{DirectoryEntry, notification_for, with_ack_code};
 use lambda_kit::fault::crash_point;
 use serde_json::Value;
 
@@ -313,7 +315,9 @@ async fn effects(
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
     let recipient = recipient_entry(deps, chain, &fact.recipient_id).await?;
-    let mut request = notification_for(&chain.alert, &recipient);
+    // The code exists before anyone can reply to it (registering it again is a no-op).
+    let code = assign_code(deps.ack_codes, &AckTarget::alert(&fact.alert_id)).await?;
+    let mut request = with_ack_code(notification_for(&chain.alert, &recipient), &code);
     let why = if chain.entry.is_some() {
         format!("not acknowledged, level {}", fact.level)
     } else {

@@ -6,8 +6,10 @@
 //! reserved: if the saga no longer waits on that step, it reserves nobody, or releases the
 //! worker it just took, and replies nothing.
 
+use application::ack_codes::assign_code;
 use application::ports::{Channel, DispatchOutcome, LedgerClaim};
 use chrono::{DateTime, Utc};
+use domain::ack::{AckTarget, KEYWORD};
 use domain::envelope::{Envelope, decode};
 use domain::events::{NotificationKind, NotificationRequested, Severity};
 use domain::ids::deterministic_id;
@@ -251,8 +253,10 @@ async fn notify_worker(
         Some(entry) => format!("{} ({})", entry.patient_name, c.patient_id),
         None => c.patient_id.clone(),
     };
+    // The code exists before the worker can reply to it (registering it again is a no-op).
+    let code = assign_code(deps.ack_codes, &AckTarget::emergency(&c.emergency_id)).await?;
     let message = format!(
-        "[EMERGENCY] {patient}, {}: {}. You are assigned; go now. Ref {}.",
+        "[EMERGENCY] {patient}, {}: {}. You are assigned; go now. Ref {}. Reply {KEYWORD} {code}",
         c.village,
         c.reason,
         short_ref(&c.emergency_id)
