@@ -328,6 +328,18 @@ async fn summary(
     if !on_site_ambulance {
         ok = false;
     }
+    let acknowledged = scenes
+        .acknowledged_by_sms
+        .as_ref()
+        .and_then(|id| sagas.get(&format!("emergency-{id}")))
+        .and_then(|s| s.acknowledged_by.clone());
+    match &acknowledged {
+        Some(worker) => println!("    acknowledged by SMS    by {worker}"),
+        None => {
+            ok = false;
+            println!("    acknowledged by SMS    MISSING");
+        }
+    }
     let held = emergency_scenes::reserved_workers(stack).await?;
     println!("    workers still held     {}", held.len());
     if !held.is_empty() {

@@ -1,7 +1,8 @@
 //! The demo's emergency scenes, played after the simulated readings have drained:
 //! - a health worker raises an emergency (`POST /emergencies` with an `Idempotency-Key`);
 //!   once the worker is on site they ask for an ambulance (`POST /emergencies/{id}/ambulance`);
-//! - a second emergency is acknowledged by the assigned worker's SMS reply ("ACK <code>");
+//! - a second emergency is acknowledged by the assigned worker's SMS reply ("ACK <code>",
+//!   published to the inbound SMS topic in the two-way SMS shape);
 //! - then every emergency still open is closed by its worker (`POST /emergencies/{id}/close`),
 //!   which releases the worker and tells the family.
 //!
@@ -24,6 +25,8 @@ const SETTLE: Duration = Duration::from_secs(120);
 pub struct Scenes {
     /// The emergency whose worker asked for an ambulance.
     pub ambulance_requested: Option<String>,
+    /// The emergency the worker acknowledged by SMS reply.
+    pub acknowledged_by_sms: Option<String>,
     /// Emergencies closed by their worker.
     pub closed: Vec<String>,
 }
@@ -38,6 +41,9 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
     let api = stack.api_url();
 
     println!("==> emergency scenes");
+    // The emergencies the simulated alerts started are closed first, so the scenes' workers
+    // are free.
+    close_open(stack, &client, &api, &mut scenes).await?;
     let id = raise(
         &client,
         &api,
@@ -59,20 +65,62 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
     }
     stack.wait_idle(SETTLE).await?;
 
-    // Every emergency still open is closed by its worker.
+    close_open(stack, &client, &api, &mut scenes).await?;
+    // A second emergency (its worker is free again): the assigned worker acknowledges it
+    // by replying to the SMS.
+    if let Some(second) = patients.get(1) {
+        let id = raise(
+            &client,
+            &api,
+            &second.entry.patient_id,
+            &second.entry.worker_id,
+        )
+        .await?;
+        println!(
+            "    {} raised an emergency for {}: {}",
+            second.entry.worker_id,
+            second.entry.patient_id,
+            short(&id)
+        );
+        stack.wait_idle(SETTLE).await?;
+        match worker_sms(stack, &id).await? {
+            Some((phone, text)) => match reply_code(&text) {
+                Some(code) => {
+                    let reply = format!("ACK {code}");
+                    sms_reply(stack, &phone, &reply).await?;
+                    println!("    the worker replies \"{reply}\" by SMS");
+                    stack.wait_idle(SETTLE).await?;
+                    scenes.acknowledged_by_sms = Some(id.clone());
+                }
+                None => println!("    NO ACK code in the worker's SMS: {text}"),
+            },
+            None => println!("    NO SMS to the worker of {}", short(&id)),
+        }
+    }
+
+    close_open(stack, &client, &api, &mut scenes).await?;
+    Ok(scenes)
+}
+
+/// Every emergency still open is closed by its worker.
+async fn close_open(
+    stack: &Stack,
+    client: &reqwest::Client,
+    api: &str,
+    scenes: &mut Scenes,
+) -> Result<()> {
     for (stream, state) in outcomes(stack).await? {
         if state.status != Status::OnSite {
             continue;
         }
         let id = stream.trim_start_matches("emergency-").to_string();
-        let (status, _) = post(&client, &format!("{api}/emergencies/{id}/close"), None).await?;
+        let (status, _) = post(client, &format!("{api}/emergencies/{id}/close"), None).await?;
         println!("    the worker closes {}: HTTP {status}", short(&id));
         if status == 202 {
             scenes.closed.push(id);
         }
     }
-    stack.wait_idle(SETTLE).await?;
-    Ok(scenes)
+    stack.wait_idle(SETTLE).await
 }
 
 async fn raise(client: &reqwest::Client, api: &str, patient: &str, worker: &str) -> Result<String> {
@@ -111,6 +159,51 @@ async fn post(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// The emergency SMS its worker got: (phone, text).
+async fn worker_sms(stack: &Stack, emergency_id: &str) -> Result<Option<(String, String)>> {
+    Ok(inspect::scan(stack, "OutboxTable")
+        .await?
+        .into_iter()
+        .find(|row| {
+            row["alertId"] == emergency_id
+                && row["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("[EMERGENCY]"))
+        })
+        .and_then(|row| {
+            let phone = row["recipientPhone"].as_str()?.to_string();
+            let text = row["message"].as_str()?.to_string();
+            Some((phone, text))
+        }))
+}
+
+/// The code of "... Reply ACK <code>" at the end of an SMS.
+fn reply_code(text: &str) -> Option<&str> {
+    text.rsplit_once("Reply ACK ").map(|(_, code)| code.trim())
+}
+
+/// `from` replies `text`: AWS End User Messaging SMS publishes the two-way SMS JSON to the
+/// inbound topic.
+async fn sms_reply(stack: &Stack, from: &str, text: &str) -> Result<()> {
+    let message = json!({
+        "originationNumber": from,
+        "destinationNumber": "+254700009000",
+        "messageKeyword": "ACK",
+        "messageBody": text,
+        "inboundMessageId": format!("demo-{from}"),
+        "previousPublishedMessageId": "demo",
+    });
+    let topic = stack.resource("InboundSmsTopic")?.ref_value.clone();
+    aws_sdk_sns::Client::new(stack.sdk_config())
+        .publish()
+        .topic_arn(topic)
+        .message(message.to_string())
+        .send()
+        .await
+        .context("publishing the SMS reply")?;
+    Ok(())
 }
 
 fn short(id: &str) -> &str {
