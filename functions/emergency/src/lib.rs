@@ -2,9 +2,11 @@
 //!
 //! One binary, deployed as two functions (see docs/adr/0001-emergency-saga-orchestration.md):
 //! - the coordinator: HTTP `POST /emergencies`, `GET /emergencies/{id}`,
+//!   `POST /emergencies/{id}/close`, `POST /emergencies/{id}/ambulance`,
 //!   `POST /alerts/{id}/ack`; SQS messages `AlertRaised` (critical alerts, emergency queue),
-//!   `SagaInput` (saga queue), `AlertRaised` / `AlertEscalationDue` (escalation queue),
-//!   two-way SMS replies "ACK <code>" (inbound queue, [`inbound`]);
+//!   `SagaInput` (saga queue; open timeouts on the timers queue), `AlertRaised` /
+//!   `AlertEscalationDue` (escalation queue), two-way SMS replies "ACK <code>" (inbound
+//!   queue, [`inbound`]);
 //! - the step workers: SQS `StepCommand` messages (steps queue).
 //!
 //! The handler dispatches on the Lambda event (HTTP or SQS) and then on each message's
