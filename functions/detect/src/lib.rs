@@ -283,6 +283,7 @@ pub async fn process_patient<I: ReadingInput + Sync>(
                 Ok(()) => {
                     version += 1;
                     summary.state_writes += 1;
+                    lambda_kit::fault::crash_point("detect.after_save_state");
                 }
                 Err(PortError::Conflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
                     tracing::info!(
@@ -331,7 +332,10 @@ pub async fn process_patient<I: ReadingInput + Sync>(
         state.outbox.clear();
         state.due_at = deps.rules.due_at(&state);
         match deps.state.save(patient_id, version, &state).await {
-            Ok(()) => summary.state_writes += 1,
+            Ok(()) => {
+                summary.state_writes += 1;
+                lambda_kit::fault::crash_point("detect.after_clear_outbox");
+            }
             // Someone loaded the state with our outbox meanwhile: they carry it out again
             // (idempotently) and clear it.
             Err(PortError::Conflict { .. }) => {}
@@ -376,11 +380,15 @@ async fn resolve(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
+    lambda_kit::fault::crash_point("detect.after_append_resolution");
     deps.publish_guard
-        .once(&envelope, now, || {
-            deps.publisher.publish_resolved(&envelope)
+        .once(&envelope, now, || async {
+            let published = deps.publisher.publish_resolved(&envelope).await;
+            lambda_kit::fault::crash_point("detect.after_publish_resolution");
+            published
         })
         .await?;
+    lambda_kit::fault::crash_point("detect.after_guard_resolution");
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %resolution.alert_id,
@@ -443,12 +451,18 @@ async fn raise(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
+    lambda_kit::fault::crash_point("detect.after_append_alert");
     // Published on a duplicate append too (an earlier attempt may have stored the alert
     // and then failed before publishing), but once per alert: the idempotency guard
     // returns without publishing when an earlier publish completed.
     deps.publish_guard
-        .once(&envelope, now, || deps.publisher.publish(&envelope))
+        .once(&envelope, now, || async {
+            let published = deps.publisher.publish(&envelope).await;
+            lambda_kit::fault::crash_point("detect.after_publish_alert");
+            published
+        })
         .await?;
+    lambda_kit::fault::crash_point("detect.after_guard_alert");
     match appended {
         Appended::Written => {
             metrics::count_by(
