@@ -1,5 +1,5 @@
 //! Partial batch responses of a real handler on a FIFO queue, through the local runner: the
-//! `notify` binary consumes the FIFO notify queue (message group = recipient) via the
+//! `notify` binary consumes the FIFO notify queue (message group = recipient and alert) via the
 //! emulated SQS event source mapping. Checked in the emulator: which messages each
 //! invocation reported as failed, the dead-letter queue and the outbox table.
 //!
@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use application::ports::NotificationQueue;
+use aws_adapters::SqsNotificationQueue;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::Utc;
 use devstack::{InvocationRecord, Stack, inspect};
@@ -17,9 +19,42 @@ use e2e::*;
 use lambda_kit::batch::FAULT_INJECTION_PANIC_ON;
 use serde_json::Value;
 
+/// A notification request body for `recipient` with `phone`.
+fn request_with_phone(
+    notification_id: &str,
+    recipient: &str,
+    phone: &str,
+    message: &str,
+) -> String {
+    let mut envelope = request_envelope(
+        notification_id,
+        &format!("alert-{notification_id}"),
+        recipient,
+        message,
+    );
+    envelope.data.recipient_phone = phone.into();
+    serde_json::to_string(&envelope).expect("serialises")
+}
+
 /// A notification request body for `recipient`.
 fn request(notification_id: &str, recipient: &str, message: &str) -> String {
-    let envelope = Envelope::new(
+    let envelope = request_envelope(
+        notification_id,
+        &format!("alert-{notification_id}"),
+        recipient,
+        message,
+    );
+    serde_json::to_string(&envelope).expect("serialises")
+}
+
+/// A notification request of `alert_id` (an emergency id for saga notifications).
+fn request_envelope(
+    notification_id: &str,
+    alert_id: &str,
+    recipient: &str,
+    message: &str,
+) -> Envelope<NotificationRequested> {
+    Envelope::new(
         format!("evt-{notification_id}"),
         "route",
         Lineage {
@@ -29,7 +64,7 @@ fn request(notification_id: &str, recipient: &str, message: &str) -> String {
         Utc::now(),
         NotificationRequested {
             notification_id: notification_id.into(),
-            alert_id: format!("alert-{notification_id}"),
+            alert_id: alert_id.into(),
             patient_id: "p-fifo".into(),
             severity: Severity::Warning,
             recipient_id: recipient.into(),
@@ -37,8 +72,7 @@ fn request(notification_id: &str, recipient: &str, message: &str) -> String {
             message: message.into(),
             kind: Default::default(),
         },
-    );
-    serde_json::to_string(&envelope).expect("serialises")
+    )
 }
 
 /// Sends `(dedupe id, group, body)` messages to the notify queue in one request, in order.
@@ -100,6 +134,71 @@ impl Delivery {
     }
 }
 
+/// A message of a queue with its message attributes (string values) and its group.
+struct Peeked {
+    body: String,
+    group: Option<String>,
+    attributes: BTreeMap<String, String>,
+}
+
+/// Every message of a queue, with attributes, left in the queue (made visible again).
+async fn peek_with_attributes(stack: &Stack, queue: &str) -> Vec<Peeked> {
+    let url = stack.resource(queue).unwrap().ref_value.clone();
+    let client = aws_sdk_sqs::Client::new(stack.sdk_config());
+    let mut peeked = Vec::new();
+    let mut handles = Vec::new();
+    loop {
+        let out = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let attributes = m
+                .message_attributes()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let group = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                })
+                .cloned();
+            peeked.push(Peeked {
+                body: m.body.clone().unwrap_or_default(),
+                group,
+                attributes,
+            });
+            handles.extend(m.receipt_handle);
+        }
+    }
+    for handle in handles {
+        client
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    peeked
+}
+
 fn deliveries(stack: &Stack) -> Vec<Delivery> {
     stack
         .invocations("NotifyFunction")
@@ -123,12 +222,24 @@ async fn sent_notifications(stack: &Stack) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_failure_holds_back_its_group_only() {
-    let stack = start_stack("batch_fifo").await;
-    // Recipient A: a poison message, then a good one. Recipient B: a good one.
+    // A transient failure (fault injection: the record panics, every time) holds back its
+    // group; a permanent one would be parked instead (see the test below).
+    let marker = "chaos-transient-5e2b";
+    let stack = start_stack_with_env(
+        "batch_fifo",
+        "NotifyFunction",
+        &[(FAULT_INJECTION_PANIC_ON, marker)],
+    )
+    .await;
+    // Group A: a failing message, then a good one. Group B: a good one.
     send_fifo(
         &stack,
         &[
-            ("a-1", "w-A", "{poison: not an envelope".to_string()),
+            (
+                "a-1",
+                "w-A",
+                request("n-a-1", "w-A", &format!("{{poison: {marker}")),
+            ),
             ("a-2", "w-A", request("n-a-2", "w-A", "second for A")),
             ("b-1", "w-B", request("n-b-1", "w-B", "first for B")),
         ],
@@ -167,7 +278,7 @@ async fn fifo_failure_holds_back_its_group_only() {
     // group's tail is in the DLQ behind it, in order, to be redriven once the cause is fixed.
     let dlq = inspect::peek_queue(&stack, "NotifyDLQ").await.unwrap();
     assert_eq!(dlq.len(), 2, "{dlq:?}");
-    assert_eq!(dlq[0], "{poison: not an envelope");
+    assert!(dlq[0].contains(marker));
     assert!(dlq[1].contains("second for A"));
 }
 
@@ -228,4 +339,124 @@ async fn a_panicking_record_is_reported_as_its_own_failure() {
         .collect();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0]["data"]["notificationId"], "n-c-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_emergency_failing_at_the_hospital_does_not_block_another() {
+    // Every hospital escalation goes to the same recipient (the district hospital). The
+    // first emergency's request keeps failing (a transient failure: fault injection), the
+    // second one's must still reach the hospital.
+    let marker = "chaos-hospital-9c1d";
+    let stack = start_stack_with_env(
+        "batch_hospital",
+        "NotifyFunction",
+        &[(FAULT_INJECTION_PANIC_ON, marker)],
+    )
+    .await;
+    let url = stack.resource("NotifyQueue").unwrap().ref_value.clone();
+    let queue = SqsNotificationQueue::new(stack.sdk_config(), url);
+    for (notification_id, emergency_id, message) in [
+        ("n-em-1", "em-1", format!("emergency one {marker}")),
+        ("n-em-2", "em-2", "emergency two".to_string()),
+    ] {
+        let request =
+            request_envelope(notification_id, emergency_id, "district-hospital", &message);
+        queue.send(&request).await.unwrap();
+    }
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // The second emergency was never held back: it succeeded the first time it ran.
+    let deliveries = deliveries(&stack);
+    let second: Vec<Option<bool>> = deliveries
+        .iter()
+        .map(|d| d.outcome_of("emergency two"))
+        .filter(Option::is_some)
+        .collect();
+    assert_eq!(second, [Some(false)]);
+    assert_eq!(sent_notifications(&stack).await, ["n-em-2"]);
+    // Only the failing emergency's request is in the DLQ.
+    let dlq = inspect::peek_queue(&stack, "NotifyDLQ").await.unwrap();
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert!(dlq[0].contains("emergency one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_are_parked_with_their_reason_and_the_group_goes_on() {
+    let stack = start_stack("batch_parked").await;
+    // One group: a good message, then three that can never succeed (not an envelope; the
+    // id of the first with other data; an invalid phone number), then a good one.
+    send_fifo(
+        &stack,
+        &[
+            ("p-1", "w-P", request("n-p-1", "w-P", "first for P")),
+            ("p-2", "w-P", "{poison: not an envelope".to_string()),
+            (
+                "p-3",
+                "w-P",
+                request("n-p-1", "w-P", "first for P, other text"),
+            ),
+            (
+                "p-4",
+                "w-P",
+                request_with_phone("n-p-4", "w-P", "not-a-phone", "bad phone for P"),
+            ),
+            ("p-5", "w-P", request("n-p-5", "w-P", "last for P")),
+        ],
+    )
+    .await;
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    // Every message was delivered once and none was reported as failed: the permanent
+    // errors were parked, not retried, and did not hold back the last message.
+    let deliveries = deliveries(&stack);
+    for text in [
+        "first for P\"",
+        "{poison",
+        "other text",
+        "bad phone for P",
+        "last for P",
+    ] {
+        let outcomes: Vec<Option<bool>> = deliveries
+            .iter()
+            .map(|d| d.outcome_of(text))
+            .filter(Option::is_some)
+            .collect();
+        assert_eq!(outcomes, [Some(false)], "{text}");
+    }
+    assert_eq!(sent_notifications(&stack).await, ["n-p-1", "n-p-5"]);
+
+    // The parked messages are in the notify DLQ, in order, with their original body, their
+    // group, and why they were parked.
+    let parked = peek_with_attributes(&stack, "NotifyDLQ").await;
+    assert_eq!(parked.len(), 3);
+    assert_eq!(parked[0].body, "{poison: not an envelope");
+    assert!(parked[1].body.contains("other text"));
+    assert!(parked[2].body.contains("bad phone for P"));
+    let codes: Vec<&str> = parked
+        .iter()
+        .map(|p| p.attributes.get("errorCode").map_or("", String::as_str))
+        .collect();
+    assert_eq!(codes, ["decode", "payload-mismatch", "invalid-phone"]);
+    for p in &parked {
+        assert_eq!(p.group.as_deref(), Some("w-P"));
+        assert_eq!(
+            p.attributes.get("function").map(String::as_str),
+            Some("notify")
+        );
+        assert!(
+            p.attributes
+                .get("parkedReason")
+                .is_some_and(|r| !r.is_empty())
+        );
+        let original = p
+            .attributes
+            .get("originalMessageId")
+            .expect("original message id");
+        assert!(
+            deliveries
+                .iter()
+                .any(|d| d.bodies.get(original) == Some(&p.body)),
+            "the original message id names the delivered message"
+        );
+    }
 }

@@ -56,12 +56,25 @@ async fn seed(stack: &Stack, free: &[&str]) {
 }
 
 async fn http(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_with_key(stack, method, path, body, None).await
+}
+
+async fn http_with_key(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let url = format!("{}{path}", stack.api_url());
     let mut request = match method {
         "GET" => client.get(url),
         _ => client.post(url),
     };
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")
@@ -77,11 +90,13 @@ async fn http(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (
 }
 
 async fn raise(stack: &Stack, patient: &str) -> String {
-    let (status, body) = http(
+    let key = format!("raise-{patient}");
+    let (status, body) = http_with_key(
         stack,
         "POST",
         "/emergencies",
         Some(json!({"patientId": patient, "reason": "collapsed at home", "reporter": "w-01"})),
+        Some(&key),
     )
     .await;
     assert_eq!(status, 202, "{body}");
@@ -140,20 +155,51 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
     settle(&stack).await;
 
     let state = emergency(&stack, &id).await;
-    assert_eq!(state["state"]["status"], "completed", "{state}");
+    assert_eq!(state["state"]["status"], "onSite", "{state}");
     assert_eq!(state["state"]["workerId"], "w-01");
     assert_eq!(
         history(&state),
-        ["EmergencyStarted", "WorkerAssigned", "FamilyNotified"]
+        [
+            "EmergencyStarted",
+            "WorkerAssigned",
+            "WorkerNotified",
+            "FamilyNotified"
+        ]
     );
     assert_eq!(
         reserved_by(&stack, "w-01").await.as_deref(),
-        Some(id.as_str())
+        Some(id.as_str()),
+        "held while on site"
+    );
+    let told = outbox_to(&stack, "+254700000201").await;
+    assert_eq!(told.len(), 1, "the worker is told");
+    assert!(
+        told[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("collapsed at home")
     );
     let family = outbox_to(&stack, "+254711000001").await;
     assert_eq!(family.len(), 1);
     assert_eq!(family[0]["status"], "sent");
+    assert!(
+        !family[0]["message"].as_str().unwrap().contains("collapsed"),
+        "no diagnosis"
+    );
     assert_no_dead_letters(&stack).await;
+
+    // The worker closes it: released, the family hears the end.
+    let (status, body) = http(&stack, "POST", &format!("/emergencies/{id}/close"), None).await;
+    assert_eq!(status, 202, "{body}");
+    settle(&stack).await;
+    let state = emergency(&stack, &id).await;
+    assert_eq!(state["state"]["status"], "completed", "{state}");
+    assert_eq!(
+        history(&state)[4..],
+        ["EmergencyClosed", "WorkerReleased", "FamilyNotified"]
+    );
+    assert_eq!(reserved_by(&stack, "w-01").await, None);
+    assert_eq!(outbox_to(&stack, "+254711000001").await.len(), 2);
     // The dashboard's view of the emergency, projected from its stream.
     let view = dashboard_view(&stack, &format!("emergency#{id}")).await;
     assert_eq!(view["status"], "completed", "{view}");
@@ -172,12 +218,9 @@ async fn happy_path_assigns_a_worker_and_notifies_the_family() {
     );
     let again = emergency(&stack, &id).await;
     assert_eq!(history(&again), history(&state));
-    assert_eq!(
-        reserved_by(&stack, "w-01").await.as_deref(),
-        Some(id.as_str())
-    );
+    assert_eq!(reserved_by(&stack, "w-01").await, None);
     assert_eq!(reserved_by(&stack, "w-02").await, None);
-    assert_eq!(outbox_to(&stack, "+254711000001").await.len(), 1);
+    assert_eq!(outbox_to(&stack, "+254711000001").await.len(), 2);
     assert_no_dead_letters(&stack).await;
     stack.shutdown().await.unwrap();
 }
@@ -274,11 +317,17 @@ async fn failed_ambulance_is_compensated_and_escalated_to_the_hospital() {
             "WorkerAssigned",
             "AmbulanceDispatchFailed",
             "WorkerReleased",
-            "EscalatedToHospital"
+            "EscalatedToHospital",
+            "FamilyNotified"
         ]
     );
     assert_eq!(reserved_by(&stack, "w-01").await, None);
     assert_eq!(outbox_to(&stack, "+254700009999").await.len(), 1);
+    assert_eq!(
+        outbox_to(&stack, "+254711000001").await.len(),
+        1,
+        "the family"
+    );
 
     redeliver_everything(&stack).await;
     assert_eq!(history(&emergency(&stack, &id).await), history(&state));
@@ -311,7 +360,15 @@ async fn a_step_that_times_out_is_compensated() {
     for expected in ["AmbulanceCancelled", "EscalatedToHospital"] {
         assert!(events.iter().any(|e| e == expected), "{events:?}");
     }
-    assert!(!events.iter().any(|e| e == "FamilyNotified"), "{events:?}");
+    // The family hears once: the hospital has taken over.
+    let family: Vec<&Value> = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["eventType"] == "FamilyNotified")
+        .collect();
+    assert_eq!(family.len(), 1, "{events:?}");
+    assert_eq!(family[0]["data"]["stage"], "hospital");
     assert_eq!(outbox_to(&stack, "+254700009999").await.len(), 1);
     assert_no_dead_letters(&stack).await;
     let ledger = inspect::scan(&stack, "StepLedgerTable")
@@ -346,11 +403,12 @@ async fn two_emergencies_race_for_the_last_free_worker() {
     for id in [&a, &b] {
         let state = emergency(&stack, id).await;
         histories.push(history(&state));
-        assert_eq!(state["state"]["status"], "completed", "{state}");
         if history(&state).iter().any(|e| e == "WorkerAssigned") {
+            assert_eq!(state["state"]["status"], "onSite", "{state}");
             assert_eq!(state["state"]["workerId"], "w-02");
             winners.push(id.clone());
         } else {
+            assert_eq!(state["state"]["status"], "completed", "{state}");
             assert!(history(&state).iter().any(|e| e == "AmbulanceDispatched"));
         }
     }

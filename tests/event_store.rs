@@ -1,7 +1,7 @@
-//! The event store and the idempotency utility against the emulator: moto started by
-//! devstack, provisioned from the real template (EventsTable with its GSI and TTL,
-//! IdempotencyTable), driven through the real DynamoDB adapters. Assertions read the
-//! tables back.
+//! The event store, the idempotency utility and the saga's step ledger against the
+//! emulator: moto started by devstack, provisioned from the real template (EventsTable with
+//! its GSI and TTL, IdempotencyTable, StepLedgerTable), driven through the real DynamoDB
+//! adapters. Assertions read the tables back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use application::event_store::*;
 use application::idempotency::{
     Config, Idempotency, IdempotencyError, IdempotencyStore, Outcome, Status,
 };
-use application::ports::{Appended, StoredEvent};
-use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore};
+use application::ports::{Appended, LedgerClaim, StepLedger, StoredEvent};
+use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoLedger};
 use chrono::{Duration, Utc};
 use devstack::emulator::{self, Emulator};
 use devstack::provision::{self, Clients, ProvisionInput};
@@ -28,6 +28,7 @@ struct Emu {
     config: aws_config::SdkConfig,
     events_table: String,
     idempotency_table: String,
+    ledger_table: String,
 }
 
 impl Emu {
@@ -57,6 +58,7 @@ impl Emu {
         Emu {
             events_table: table("EventsTable"),
             idempotency_table: table("IdempotencyTable"),
+            ledger_table: table("StepLedgerTable"),
             config,
             _moto: moto,
         }
@@ -68,6 +70,28 @@ impl Emu {
 
     fn idempotency_store(&self) -> DynamoIdempotencyStore {
         DynamoIdempotencyStore::new(&self.config, self.idempotency_table.clone())
+    }
+
+    fn ledger(&self) -> DynamoLedger {
+        DynamoLedger::new(&self.config, self.ledger_table.clone())
+    }
+
+    /// The step ledger's row of `key` (raw JSON).
+    async fn ledger_row(&self, key: &str) -> Option<Value> {
+        let client = aws_sdk_dynamodb::Client::new(&self.config);
+        let out = client
+            .get_item()
+            .table_name(&self.ledger_table)
+            .key(
+                "stepKey",
+                aws_sdk_dynamodb::types::AttributeValue::S(key.into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item
+            .map(|item| serde_dynamo::from_item(item).expect("a ledger row as JSON"))
     }
 
     /// Every item of the events table (raw JSON), for counting what was really written.
@@ -595,4 +619,75 @@ async fn idempotency_failure_deletes_the_record_and_the_retry_runs() {
         .await
         .unwrap();
     assert_eq!(retry, Outcome::Ran(7));
+}
+
+// ------------------------------------------------------------------------ step ledger
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_claim_of_a_crashed_attempt_expires_and_one_reclaimer_takes_it_over() {
+    let emu = Emu::start().await;
+    let ledger = emu.ledger();
+    let key = "dispatch#req-crashed";
+    let now = Utc::now();
+    // An attempt claims the step and dies before completing it.
+    assert_eq!(ledger.claim(key, now).await.unwrap(), LedgerClaim::New);
+    // While it could still be running, another attempt is told to wait.
+    assert_eq!(
+        ledger.claim(key, now + Duration::seconds(1)).await.unwrap(),
+        LedgerClaim::InProgress
+    );
+    // Long after it must have ended (its invocation timed out), the claim has expired: a
+    // redelivery takes it over, and only one of two concurrent re-claimers wins.
+    let later = now + Duration::hours(1);
+    let (a, b) = tokio::join!(ledger.claim(key, later), ledger.claim(key, later));
+    let mut claims = [a.unwrap(), b.unwrap()];
+    claims.sort_by_key(|c| matches!(c, LedgerClaim::InProgress));
+    assert_eq!(claims, [LedgerClaim::New, LedgerClaim::InProgress]);
+    // The winner completes; from then on every claim gets the outcome.
+    ledger
+        .complete(key, &json!({"outcome": "dispatched"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.claim(key, later + Duration::hours(1)).await.unwrap(),
+        LedgerClaim::Done(json!({"outcome": "dispatched"}))
+    );
+    let row = emu.ledger_row(key).await.unwrap();
+    assert_eq!(row["status"], "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_pending_row_written_before_claims_expired_is_reclaimed_once_stale() {
+    let emu = Emu::start().await;
+    let client = aws_sdk_dynamodb::Client::new(&emu.config);
+    let now = Utc::now();
+    // Rows as the ledger wrote them before claims carried an expiry: pending, claimedAt.
+    for (key, claimed_at) in [
+        ("dispatch#req-old", now - Duration::hours(1)),
+        ("dispatch#req-recent", now),
+    ] {
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(json!({
+                "stepKey": key,
+                "status": "pending",
+                "claimedAt": claimed_at.to_rfc3339(),
+            }))
+            .unwrap();
+        client
+            .put_item()
+            .table_name(&emu.ledger_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let ledger = emu.ledger();
+    assert_eq!(
+        ledger.claim("dispatch#req-old", now).await.unwrap(),
+        LedgerClaim::New
+    );
+    assert_eq!(
+        ledger.claim("dispatch#req-recent", now).await.unwrap(),
+        LedgerClaim::InProgress
+    );
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use devstack::inspect;
 use devstack::{InvokeOutcome, Stack, StackConfig};
 
+use crate::emergency_scenes;
 use crate::simulator::{self, Patient, Profile};
 
 pub struct Options {
@@ -103,9 +104,13 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     }
     print_new_events(&stack, &mut seen).await?;
 
+    let scenes = emergency_scenes::play(&stack, &patients).await?;
+    print_new_events(&stack, &mut seen).await?;
+
     let ok = summary(
         &stack,
         &patients,
+        &scenes,
         posted.readings,
         started.elapsed(),
         drain_started.elapsed(),
@@ -205,6 +210,7 @@ fn short(id: Option<&str>) -> &str {
 async fn summary(
     stack: &Stack,
     patients: &[Patient],
+    scenes: &emergency_scenes::Scenes,
     readings: usize,
     total: Duration,
     drain: Duration,
@@ -290,31 +296,43 @@ async fn summary(
             notified_alerts.len()
         );
     }
-    // Every emergency saga reached a final state.
-    let mut sagas: BTreeMap<String, String> = BTreeMap::new();
-    for e in inspect::scan(stack, "EventsTable").await? {
-        if let Some(stream) = e["streamId"]
-            .as_str()
-            .filter(|s| s.starts_with("emergency-"))
-        {
-            let t = e["eventType"].as_str().unwrap_or("?").to_string();
-            let entry = sagas.entry(stream.to_string()).or_default();
-            if matches!(t.as_str(), "FamilyNotified" | "EscalatedToHospital") || entry.is_empty() {
-                *entry = t;
-            }
-        }
+    // Every emergency saga reached a final state, and every worker it held is free again.
+    let sagas = emergency_scenes::outcomes(stack).await?;
+    let finished = sagas.values().filter(|s| s.is_terminal()).count();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for state in sagas.values() {
+        *by_status.entry(format!("{:?}", state.status)).or_default() += 1;
     }
-    let finished = sagas
-        .values()
-        .filter(|t| matches!(t.as_str(), "FamilyNotified" | "EscalatedToHospital"))
-        .count();
     println!(
-        "    emergencies            {}, finished: {finished}",
+        "    emergencies            {}, finished: {finished} {by_status:?}",
         sagas.len()
     );
     if finished != sagas.len() {
         ok = false;
         println!("    UNFINISHED emergencies");
+    }
+    let on_site_ambulance = scenes
+        .ambulance_requested
+        .as_ref()
+        .and_then(|id| sagas.get(&format!("emergency-{id}")))
+        .is_some_and(|s| s.ambulance_requested_on_site);
+    println!(
+        "    on-site ambulance      {}; closed by their worker: {}",
+        if on_site_ambulance {
+            "requested and recorded"
+        } else {
+            "MISSING"
+        },
+        scenes.closed.len()
+    );
+    if !on_site_ambulance {
+        ok = false;
+    }
+    let held = emergency_scenes::reserved_workers(stack).await?;
+    println!("    workers still held     {}", held.len());
+    if !held.is_empty() {
+        ok = false;
+        println!("    NOT RELEASED           {held:?}");
     }
     // The dashboard's read models (projected from the events table's stream) show every
     // alert and every emergency.

@@ -265,7 +265,8 @@ mod tests {
                 "ProjectFailureQueue",
                 "RouteDLQ",
                 "SagaDLQ",
-                "StepsDLQ"
+                "StepsDLQ",
+                "TimersDLQ"
             ]
         );
     }

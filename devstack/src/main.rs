@@ -13,6 +13,7 @@
 
 mod bench;
 mod demo;
+mod emergency_scenes;
 mod simulator;
 
 use std::path::PathBuf;

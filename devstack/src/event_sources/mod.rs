@@ -40,6 +40,8 @@ pub struct Poller {
     pub description: String,
     /// For SQS pollers, the queue URL (idleness also needs the queue to be empty).
     pub queue_url: Option<String>,
+    /// The queue holds long timers: its delayed messages are not work in flight.
+    pub long_timers: bool,
     /// One flag per task (shard): true when the task has nothing in flight and has caught up.
     idle: Vec<(String, Arc<AtomicBool>)>,
     tasks: Vec<JoinHandle<()>>,

@@ -13,6 +13,11 @@ use super::verdict::{BatchVerdict, classify, outcome_summary};
 use super::{ERROR_PAUSE, Poller, PollerContext};
 use crate::lambda::{FunctionHost, InvokeOutcome};
 
+/// Queues whose delayed messages are long timers (hours, re-delayed every 15 minutes):
+/// [`crate::Stack::wait_idle`] does not wait for them, or a stack with an emergency on site
+/// would never be idle.
+pub const LONG_TIMER_QUEUES: [&str; 1] = ["TimersQueue"];
+
 /// Everything an SQS poller needs.
 struct SqsSource {
     ctx: PollerContext,
@@ -44,6 +49,7 @@ pub fn start_sqs(
     Poller {
         description: description.clone(),
         queue_url: Some(queue_url),
+        long_timers: LONG_TIMER_QUEUES.contains(&source_logical_id),
         idle: vec![(description, idle)],
         tasks: vec![task],
     }

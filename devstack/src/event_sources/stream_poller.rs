@@ -102,6 +102,7 @@ pub async fn start_stream(
     Ok(Poller {
         description,
         queue_url: None,
+        long_timers: false,
         idle,
         tasks,
     })

@@ -390,6 +390,7 @@ impl Stack {
             if let Some(url) = &poller.queue_url {
                 match self.queue_counts(url).await {
                     Ok((0, 0, 0)) => {}
+                    Ok((0, 0, _)) if poller.long_timers => {}
                     Ok((visible, in_flight, delayed)) => busy.push(format!(
                         "queue {url}: {visible} visible, {in_flight} in flight, {delayed} delayed"
                     )),

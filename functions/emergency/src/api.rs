@@ -1,4 +1,14 @@
-//! HTTP API: `POST /emergencies`, `GET /emergencies/{id}`, `POST /alerts/{id}/ack`.
+//! HTTP API: `POST /emergencies`, `GET /emergencies/{id}`, `POST /emergencies/{id}/close`,
+//! `POST /emergencies/{id}/ambulance`, `POST /alerts/{id}/ack`.
+//!
+//! HTTP requests get no redelivery, so a request handler does one side effect: it checks
+//! the request against the saga's current state and puts the input on the saga queue (SQS
+//! redelivers from there; the coordinator applies it). A client whose request failed (or
+//! whose function died mid-request) retries it. `POST /emergencies` therefore requires an
+//! `Idempotency-Key`: the emergency id derives from the caller and the key, and the input's
+//! id from the emergency, so a retry is a duplicate input the coordinator recognises (and,
+//! finding the latest fact is its own, re-sends what may not have been sent). Close and
+//! ambulance requests are one per emergency and idempotent the same way.
 
 use application::ports::{Appended, PortError, StoredEvent};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -6,8 +16,8 @@ use chrono::{DateTime, Utc};
 use domain::envelope::{Envelope, Lineage};
 use domain::escalation::{AlertAcknowledged, AlertProgress};
 use domain::events::alert_stream;
-use domain::ids::{deterministic_id, random_id};
-use domain::saga::{EmergencyStarted, SagaInput, SagaState};
+use domain::ids::deterministic_id;
+use domain::saga::{EmergencyStarted, SagaInput, SagaState, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,6 +25,9 @@ use lambda_kit::http::{self, HttpError};
 use tracing::Instrument;
 
 use crate::{Deps, SOURCE, coordinator};
+use application::ports::Channel;
+use domain::saga::SagaMessage;
+use lambda_kit::fault::crash_point;
 
 /// Handles one HTTP request. Every outcome is an HTTP response; errors are JSON
 /// (`lambda_kit::http`) and carry the request's correlation id.
@@ -32,6 +45,12 @@ pub async fn handle(
         let result = match (route, id) {
             ("POST /emergencies", _) => raise_emergency(deps, request, &correlation_id, now).await,
             ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
+            ("POST /emergencies/{id}/close", Some(id)) => {
+                close(deps, request, &id, &correlation_id, now).await
+            }
+            ("POST /emergencies/{id}/ambulance", Some(id)) => {
+                request_ambulance(deps, request, &id, &correlation_id, now).await
+            }
             ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
             _ => Err(HttpError::not_found(format!("no route {route}"))),
         };
@@ -67,13 +86,31 @@ struct RaiseEmergency {
     ambulance_required: bool,
 }
 
-/// Starts a saga. The `Idempotency-Key` header makes a repeated request start nothing new.
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Who is calling: the principal API Gateway authenticated, or `anonymous` where the route
+/// has no authorizer (the local stack).
+fn caller(request: &ApiGatewayV2httpRequest) -> String {
+    http::principal(request).unwrap_or_else(|| "anonymous".to_string())
+}
+
+/// Starts a saga. The `Idempotency-Key` header is required and scoped to the caller: the
+/// same caller and key name the same emergency, and a repeat with another payload is a 409.
 async fn raise_emergency(
     deps: &Deps<'_>,
     request: &ApiGatewayV2httpRequest,
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
+    let key = http::header(request, "idempotency-key")
+        .map(str::trim)
+        .unwrap_or_default();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(HttpError::bad_request(format!(
+            "an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters is required (a retry with the same key never starts a second emergency)"
+        )));
+    }
     let body: RaiseEmergency = serde_json::from_value(http::json_body(request)?)
         .map_err(|e| HttpError::bad_request(format!("invalid emergency: {e}")))?;
     let mut missing = Vec::new();
@@ -97,6 +134,32 @@ async fn raise_emergency(
             missing.join(", ")
         )));
     }
+    let caller = caller(request);
+    let emergency_id = deterministic_id(&["emergency", "request", &caller, key]);
+    let ambulance = if body.ambulance_required { "1" } else { "0" };
+    let request_hash = deterministic_id(&[&patient_id, &reason, &reporter, ambulance]);
+    let (stored, events) = coordinator::load(deps, &emergency_id)
+        .await
+        .map_err(internal)?;
+    if !stored.is_empty() {
+        let state = SagaState::fold(&events);
+        let same = state
+            .started
+            .as_ref()
+            .is_some_and(|s| s.request_hash.as_deref() == Some(request_hash.as_str()));
+        if !same {
+            return Err(HttpError::new(
+                409,
+                "Conflict",
+                "this Idempotency-Key was used for another emergency; use a new key".to_string(),
+            ));
+        }
+        // A retry of a request whose emergency has started: nothing to queue again.
+        return Ok((
+            202,
+            json!({ "emergencyId": emergency_id, "status": state.status }),
+        ));
+    }
     let entry = deps
         .directory
         .get(&patient_id)
@@ -105,10 +168,6 @@ async fn raise_emergency(
         .ok_or_else(|| {
             HttpError::not_found(format!("patient {patient_id} is not in the directory"))
         })?;
-    let emergency_id = match http::header(request, "idempotency-key") {
-        Some(key) if !key.trim().is_empty() => deterministic_id(&["emergency", "request", key]),
-        _ => random_id(),
-    };
     let started = EmergencyStarted {
         emergency_id: emergency_id.clone(),
         patient_id,
@@ -116,22 +175,139 @@ async fn raise_emergency(
         reason,
         reporter,
         ambulance_required: body.ambulance_required,
+        request_hash: Some(request_hash),
     };
-    let input_id = deterministic_id(&["start", &emergency_id]);
-    let state = coordinator::advance(
+    let input = SagaInput::Start(started);
+    enqueue(deps, &emergency_id, "start", input, correlation_id, now).await?;
+    Ok((
+        202,
+        json!({ "emergencyId": emergency_id, "status": "accepted" }),
+    ))
+}
+
+/// Puts `input` for the saga on the saga queue, as the message `{what}` of this emergency
+/// (one per emergency: a retry is a duplicate).
+async fn enqueue(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    what: &str,
+    input: SagaInput,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HttpError> {
+    let message = Envelope::new(
+        deterministic_id(&[what, emergency_id]),
+        SOURCE,
+        Lineage {
+            correlation_id: correlation_id.to_string(),
+            causation_id: correlation_id.to_string(),
+        },
+        now,
+        SagaMessage {
+            emergency_id: emergency_id.to_string(),
+            input,
+        },
+    );
+    let body = serde_json::to_string(&message).map_err(internal)?;
+    deps.bus
+        .send(Channel::Saga, &message.event_type, &body, 0)
+        .await
+        .map_err(internal)?;
+    crash_point("api.after_enqueue");
+    tracing::info!(emergency_id, what, "saga input queued");
+    Ok(())
+}
+
+/// The worker on site closes the emergency: the worker is released and the family told.
+async fn close(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+    emergency_id: &str,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let input = SagaInput::Close {
+        closed_by: caller(request),
+    };
+    let done = |s: &SagaState| s.closed.is_some();
+    on_site_request(
         deps,
-        &emergency_id,
-        &SagaInput::Start(started),
-        &input_id,
+        emergency_id,
+        "close",
+        input,
+        done,
         correlation_id,
         now,
     )
     .await
-    .map_err(internal)?;
-    Ok((
-        202,
-        json!({ "emergencyId": emergency_id, "status": state.status }),
-    ))
+}
+
+/// The worker on site asks for an ambulance: the saga dispatches one.
+async fn request_ambulance(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+    emergency_id: &str,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let input = SagaInput::RequestAmbulance {
+        requested_by: caller(request),
+    };
+    let done = |s: &SagaState| s.ambulance_requested || s.ambulance_dispatched;
+    on_site_request(
+        deps,
+        emergency_id,
+        "ambulance",
+        input,
+        done,
+        correlation_id,
+        now,
+    )
+    .await
+}
+
+/// A request for an emergency on site (one of each per emergency): 202 when queued, 200 when
+/// it was already done, 404 for no emergency, 409 when the emergency is not on site.
+async fn on_site_request(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    what: &str,
+    input: SagaInput,
+    already_done: impl Fn(&SagaState) -> bool,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let (stored, events) = coordinator::load(deps, emergency_id)
+        .await
+        .map_err(internal)?;
+    if stored.is_empty() {
+        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
+    }
+    let state = SagaState::fold(&events);
+    let reply = |status: u16, done: bool| {
+        Ok((
+            status,
+            json!({ "emergencyId": emergency_id, "status": state.status, "alreadyDone": done }),
+        ))
+    };
+    if already_done(&state) {
+        return reply(200, true);
+    }
+    if state.status != Status::OnSite {
+        return Err(HttpError::new(
+            409,
+            "Conflict",
+            format!(
+                "emergency {emergency_id} is {}, not on site: nothing to {what}",
+                serde_json::to_value(state.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    enqueue(deps, emergency_id, what, input, correlation_id, now).await?;
+    reply(202, false)
 }
 
 /// The saga's current state and its history.

@@ -1,6 +1,11 @@
 //! The saga coordinator: loads an emergency's stream, lets the pure state machine decide,
 //! appends the event with optimistic concurrency and sends the step command it waits on
-//! (with a deadline check for forward steps).
+//! (with a deadline check for forward steps, and the open timeout of an emergency on site).
+//!
+//! Effect ordering: the fact first (the appended saga event), then its effects (the
+//! command, the deadline). An input that finds the latest fact was caused by itself re-sends
+//! the effects, since the earlier attempt may have died between the fact and them; commands
+//! and deadlines are idempotent downstream.
 
 use application::ports::{Channel, StoredEvent};
 use chrono::{DateTime, Utc};
@@ -8,6 +13,7 @@ use domain::envelope::{Envelope, Lineage, decode};
 use domain::events::{AlertRaised, Severity};
 use domain::ids::deterministic_id;
 use domain::saga::*;
+use lambda_kit::fault::crash_point;
 
 use tracing::Instrument;
 
@@ -41,6 +47,7 @@ pub async fn on_critical_alert(
         reason: a.description.clone(),
         reporter: format!("alert:{}", a.alert_id),
         ambulance_required: AMBULANCE_ALERT_TYPES.contains(&a.alert_type.as_str()),
+        request_hash: None,
     };
     advance(
         deps,
@@ -61,6 +68,22 @@ pub async fn on_saga_message(
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
     let message = decode::<SagaMessage>(bytes)?;
+    if let SagaInput::CloseDue {
+        due_at,
+        step_version,
+    } = &message.data.input
+        && *due_at > now
+    {
+        // SQS delays a message at most 15 minutes: an open timeout comes back until due,
+        // unless the emergency has moved on (closed, or an ambulance requested since).
+        let (_, events) = load(deps, &message.data.emergency_id).await?;
+        let state = SagaState::fold(&events);
+        if state.status != Status::OnSite || state.step_version != *step_version {
+            tracing::info!(status = ?state.status, "open timeout of an earlier period; dropped");
+            return Ok(());
+        }
+        return delay_again(deps, &message, *due_at, now).await;
+    }
     advance(
         deps,
         &message.data.emergency_id,
@@ -97,8 +120,18 @@ pub async fn load(
     Ok((stored, events))
 }
 
+/// What applying an input did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advanced {
+    /// The state after the input.
+    pub state: SagaState,
+    /// Whether the input recorded an event, or repeated the one that recorded the latest
+    /// (so its effects were re-sent); false when it changed nothing.
+    pub applied: bool,
+}
+
 /// Applies one input (identified by `input_id`, the id of the message that carries it) to
-/// a saga. Returns the state after it.
+/// a saga.
 pub async fn advance(
     deps: &Deps<'_>,
     emergency_id: &str,
@@ -106,7 +139,7 @@ pub async fn advance(
     input_id: &str,
     correlation_id: &str,
     now: DateTime<Utc>,
-) -> Result<SagaState, EmergencyError> {
+) -> Result<Advanced, EmergencyError> {
     let span = tracing::info_span!("saga", %emergency_id, %correlation_id);
     // Instrumented (not entered): the span must follow the future across awaits.
     async {
@@ -115,18 +148,20 @@ pub async fn advance(
     let Some(event) = decide(&state, input) else {
         // A repeat of the input that made the latest transition: the earlier attempt may
         // have stopped before sending the next command, so send it again (steps are
-        // idempotent). Any other input that changes nothing is dropped.
-        if stored.last().is_some_and(|e| e.causation_id == input_id) {
+        // idempotent). Any other input that changes nothing is dropped. Acknowledgements
+        // have no effects: the latest fact is the one before them.
+        let latest = stored
+            .iter()
+            .rev()
+            .find(|e| e.event_type != "EmergencyAcknowledged");
+        if let Some(latest) = latest.filter(|e| e.causation_id == input_id) {
             tracing::info!(status = ?state.status, "repeated input; re-sending the outstanding command");
-            let caused_by = stored
-                .last()
-                .map(|e| e.event_id.clone())
-                .unwrap_or_default();
+            let caused_by = latest.event_id.clone();
             issue(deps, &state, correlation_id, &caused_by, now).await?;
-        } else {
-            tracing::info!(status = ?state.status, "input changes nothing; dropped");
+            return Ok(Advanced { state, applied: true });
         }
-        return Ok(state);
+        tracing::info!(status = ?state.status, "input changes nothing; dropped");
+        return Ok(Advanced { state, applied: false });
     };
     let record = StoredEvent {
         event_id: deterministic_id(&["saga", emergency_id, input_id]),
@@ -144,16 +179,21 @@ pub async fn advance(
         .events
         .append(&emergency_stream(emergency_id), state.version, &record)
         .await?;
+    crash_point("coordinator.after_append");
     state.apply(&event);
     tracing::info!(event_type = %record.event_type, status = ?state.status, ?appended, "saga advanced");
-    issue(deps, &state, correlation_id, &record.event_id, now).await?;
-    Ok(state)
+    if !matches!(event, SagaEvent::EmergencyAcknowledged { .. }) {
+        // An acknowledgement changes nothing the steps wait on: nothing to send.
+        issue(deps, &state, correlation_id, &record.event_id, now).await?;
+    }
+    Ok(Advanced { state, applied: true })
     }
     .instrument(span)
     .await
 }
 
-/// Sends the command the saga waits on and, for a forward step, its deadline check.
+/// Sends the command the saga waits on and, for a forward step, its deadline check; for an
+/// emergency on site, its open timeout.
 async fn issue(
     deps: &Deps<'_>,
     state: &SagaState,
@@ -161,12 +201,15 @@ async fn issue(
     caused_by: &str,
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
-    let Some(command) = outstanding(state) else {
-        return Ok(());
-    };
     let lineage = Lineage {
         correlation_id: correlation_id.to_string(),
         causation_id: caused_by.to_string(),
+    };
+    if state.status == Status::OnSite {
+        return open_timeout(deps, state, lineage, now).await;
+    }
+    let Some(command) = outstanding(state) else {
+        return Ok(());
     };
     let version = state.version.to_string();
     let envelope = Envelope::new(
@@ -180,6 +223,7 @@ async fn issue(
     deps.bus
         .send(Channel::Steps, &envelope.event_type, &body, 0)
         .await?;
+    crash_point("coordinator.after_command");
     if state.current_step() == Some(command.step) {
         let step_version = state.step_version.to_string();
         let deadline = Envelope::new(
@@ -212,4 +256,85 @@ async fn issue(
     }
     tracing::info!(step = command.step.as_str(), "step command sent");
     Ok(())
+}
+
+/// The open timeout of an emergency on site (sent when it goes on site; a later change of
+/// the saga makes it stale).
+async fn open_timeout(
+    deps: &Deps<'_>,
+    state: &SagaState,
+    lineage: Lineage,
+    now: DateTime<Utc>,
+) -> Result<(), EmergencyError> {
+    let Some(started) = &state.started else {
+        return Ok(());
+    };
+    let timeout = deps.config.open_timeout_seconds;
+    let due_at = now + chrono::Duration::seconds(i64::from(timeout));
+    let message = Envelope::new(
+        deterministic_id(&[
+            "close-due",
+            &started.emergency_id,
+            &state.step_version.to_string(),
+        ]),
+        SOURCE,
+        lineage,
+        now,
+        SagaMessage {
+            emergency_id: started.emergency_id.clone(),
+            input: SagaInput::CloseDue {
+                step_version: state.step_version,
+                due_at,
+            },
+        },
+    );
+    let body = serde_json::to_string(&message)?;
+    deps.bus
+        .send(
+            Channel::Timers,
+            &message.event_type,
+            &body,
+            timeout.min(MAX_SQS_DELAY_SECONDS),
+        )
+        .await?;
+    tracing::info!(%due_at, "on site; open timeout set");
+    Ok(())
+}
+
+/// SQS's longest message delay.
+pub const MAX_SQS_DELAY_SECONDS: u32 = 900;
+
+/// Sends an early open-timeout message back to the queue until it is due.
+async fn delay_again(
+    deps: &Deps<'_>,
+    message: &Envelope<SagaMessage>,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), EmergencyError> {
+    let remaining = (due_at - now).num_seconds().max(1);
+    let delay = u32::try_from(remaining)
+        .unwrap_or(MAX_SQS_DELAY_SECONDS)
+        .min(MAX_SQS_DELAY_SECONDS);
+    let body = serde_json::to_string(message)?;
+    deps.bus
+        .send(Channel::Timers, &message.event_type, &body, delay)
+        .await?;
+    tracing::info!(%due_at, delay, "open timeout not due yet; delayed again");
+    Ok(())
+}
+
+/// The worker acknowledged an emergency (an SMS reply): recorded once; `input_id` is the
+/// id of the message that carried the reply.
+pub async fn acknowledge_emergency(
+    deps: &Deps<'_>,
+    emergency_id: &str,
+    worker_id: &str,
+    input_id: &str,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Advanced, EmergencyError> {
+    let input = SagaInput::Acknowledge {
+        worker_id: worker_id.to_string(),
+    };
+    advance(deps, emergency_id, &input, input_id, correlation_id, now).await
 }

@@ -25,6 +25,10 @@ use serde_json::Value;
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "emergency";
 
+/// The recipient id of the district hospital's emergency desk (its phone is
+/// [`Config::hospital_phone`]).
+pub const HOSPITAL_RECIPIENT: &str = "district-hospital";
+
 /// Settings from the environment (template parameters).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +38,9 @@ pub struct Config {
     pub ack_timeout_seconds: u32,
     /// Phone of the district hospital's emergency desk (compensation escalates there).
     pub hospital_phone: String,
+    /// How long an emergency stays open with the worker on site before it is closed for
+    /// them (the worker is released, the family told).
+    pub open_timeout_seconds: u32,
     /// ARN of the escalation queue: its `AlertRaised` messages are acknowledgement checks,
     /// those of the emergency queue start sagas.
     pub escalation_queue_arn: String,

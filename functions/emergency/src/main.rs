@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers, SimulatedAmbulance, SqsBus,
-    SqsNotificationQueue, load_config,
+    ChannelUrls, DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers,
+    SimulatedAmbulance, SqsBus, SqsNotificationQueue, load_config,
 };
 use lambda_kit::config::{parsed, required_env};
 use lambda_kit::{Error, Invocation};
@@ -29,9 +29,12 @@ async fn adapters() -> Result<Adapters, Error> {
         ledger: DynamoLedger::new(&config, required_env("LEDGER_TABLE")?),
         bus: SqsBus::new(
             &config,
-            required_env("SAGA_QUEUE_URL")?,
-            required_env("STEPS_QUEUE_URL")?,
-            required_env("ESCALATION_QUEUE_URL")?,
+            ChannelUrls {
+                saga: required_env("SAGA_QUEUE_URL")?,
+                steps: required_env("STEPS_QUEUE_URL")?,
+                escalation: required_env("ESCALATION_QUEUE_URL")?,
+                timers: required_env("TIMERS_QUEUE_URL")?,
+            },
         ),
         notifications: SqsNotificationQueue::new(&config, required_env("NOTIFY_QUEUE_URL")?),
         ambulance: SimulatedAmbulance::new(
@@ -42,6 +45,7 @@ async fn adapters() -> Result<Adapters, Error> {
             step_deadline_seconds: parsed("STEP_DEADLINE_SECONDS")?,
             ack_timeout_seconds: parsed("ACK_TIMEOUT_SECONDS")?,
             hospital_phone: required_env("HOSPITAL_PHONE")?,
+            open_timeout_seconds: parsed("OPEN_TIMEOUT_SECONDS")?,
             escalation_queue_arn: required_env("ESCALATION_QUEUE_ARN")?,
         },
     })

@@ -1,16 +1,24 @@
 //! The step workers: each command does one side effect, idempotently, and replies to the
 //! coordinator with the event that reports its outcome.
+//!
+//! A reservation is the one effect a late duplicate command could leak (a worker held by a
+//! saga that has moved on), so the reserve step checks the saga first and again after it
+//! reserved: if the saga no longer waits on that step, it reserves nobody, or releases the
+//! worker it just took, and replies nothing.
 
 use application::ports::{Channel, DispatchOutcome, LedgerClaim};
 use chrono::{DateTime, Utc};
 use domain::envelope::{Envelope, decode};
 use domain::events::{NotificationKind, NotificationRequested, Severity};
 use domain::ids::deterministic_id;
-use domain::saga::{SagaEvent, SagaInput, SagaMessage, Step, StepCommand};
+use domain::saga::{
+    FamilyStage, SagaEvent, SagaInput, SagaMessage, SagaState, Status, Step, StepCommand,
+};
+use lambda_kit::fault::crash_point;
 
 use tracing::Instrument;
 
-use crate::{Deps, EmergencyError, SOURCE};
+use crate::{Deps, EmergencyError, HOSPITAL_RECIPIENT, SOURCE, coordinator};
 
 pub async fn on_command(
     deps: &Deps<'_>,
@@ -23,8 +31,12 @@ pub async fn on_command(
     // Instrumented (not entered): the span must follow the future across awaits.
     async {
         let event = match c.step {
-            Step::ReserveWorker => reserve_worker(deps, c).await?,
-            Step::DispatchAmbulance => dispatch_ambulance(deps, c).await?,
+            Step::ReserveWorker => match reserve_worker(deps, c).await? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+            Step::DispatchAmbulance => dispatch_ambulance(deps, c, now).await?,
+            Step::NotifyWorker => notify_worker(deps, &command, now).await?,
             Step::NotifyFamily => notify_family(deps, &command, now).await?,
             Step::CancelAmbulance => {
                 let request_id = required(&c.request_id, "requestId")?;
@@ -42,6 +54,7 @@ pub async fn on_command(
             }
             Step::EscalateToHospital => escalate_to_hospital(deps, &command, now).await?,
         };
+        crash_point("steps.before_reply");
         tracing::info!(result = event.event_type(), "step done");
         let reply = Envelope::new(
             deterministic_id(&["result", &command.event_id, event.event_type()]),
@@ -69,11 +82,24 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, Emerge
         .ok_or_else(|| EmergencyError::Invalid(format!("step command without {name}")))
 }
 
+/// Whether the saga still waits on the reservation this command is for.
+fn waits_on(state: &SagaState, c: &StepCommand) -> bool {
+    state.status == Status::ReservingWorker && state.step_version == c.step_version
+}
+
 /// Candidates: the patient's assigned worker, then the village roster. A worker this
 /// emergency already holds (an earlier attempt) is kept, so a repeat never reserves a second
 /// one. The reservation itself is a conditional write: a worker is never held by two
-/// emergencies.
-async fn reserve_worker(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, EmergencyError> {
+/// emergencies. `None`: the saga has moved on; nothing reserved, nothing to reply.
+async fn reserve_worker(
+    deps: &Deps<'_>,
+    c: &StepCommand,
+) -> Result<Option<SagaEvent>, EmergencyError> {
+    let (_, events) = coordinator::load(deps, &c.emergency_id).await?;
+    if !waits_on(&SagaState::fold(&events), c) {
+        tracing::info!("the saga no longer waits on this reservation; nobody reserved");
+        return Ok(None);
+    }
     let mut candidates = Vec::new();
     if let Some(entry) = deps.directory.get(&c.patient_id).await? {
         candidates.push(entry.worker_id);
@@ -85,36 +111,54 @@ async fn reserve_worker(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, E
             }
         }
     }
+    let mut held = None;
     for id in &candidates {
         let worker = deps.workers.get(id).await?;
         if worker.is_some_and(|w| w.reserved_by.as_deref() == Some(c.emergency_id.as_str())) {
-            return Ok(SagaEvent::WorkerAssigned {
-                worker_id: id.clone(),
-            });
+            held = Some(id.clone());
+            break;
         }
     }
-    for id in &candidates {
-        if deps.workers.reserve(id, &c.emergency_id).await? {
-            return Ok(SagaEvent::WorkerAssigned {
-                worker_id: id.clone(),
-            });
+    if held.is_none() {
+        for id in &candidates {
+            if deps.workers.reserve(id, &c.emergency_id).await? {
+                held = Some(id.clone());
+                break;
+            }
         }
     }
-    Ok(SagaEvent::WorkerUnavailable {
-        reason: format!(
-            "none of {} health worker(s) of {} is free",
-            candidates.len(),
-            c.village
-        ),
-    })
+    let Some(worker_id) = held else {
+        return Ok(Some(SagaEvent::WorkerUnavailable {
+            reason: format!(
+                "none of {} health worker(s) of {} is free",
+                candidates.len(),
+                c.village
+            ),
+        }));
+    };
+    crash_point("steps.after_reserve");
+    // The saga may have timed the step out while we reserved: then nobody will release this
+    // worker but us.
+    let (_, events) = coordinator::load(deps, &c.emergency_id).await?;
+    let state = SagaState::fold(&events);
+    if !waits_on(&state, c) && state.worker_id.as_deref() != Some(worker_id.as_str()) {
+        deps.workers.release(&worker_id, &c.emergency_id).await?;
+        tracing::info!(%worker_id, "the saga moved on during the reservation; worker released");
+        return Ok(None);
+    }
+    Ok(Some(SagaEvent::WorkerAssigned { worker_id }))
 }
 
 /// Claims the request in the ledger so the provider is called once per request id; a
 /// repeat replies with the recorded outcome.
-async fn dispatch_ambulance(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEvent, EmergencyError> {
+async fn dispatch_ambulance(
+    deps: &Deps<'_>,
+    c: &StepCommand,
+    now: DateTime<Utc>,
+) -> Result<SagaEvent, EmergencyError> {
     let request_id = required(&c.request_id, "requestId")?;
     let key = format!("dispatch#{request_id}");
-    let outcome = match deps.ledger.claim(&key).await? {
+    let outcome = match deps.ledger.claim(&key, now).await? {
         LedgerClaim::Done(value) => {
             serde_json::from_value::<DispatchOutcome>(value).map_err(|source| {
                 EmergencyError::Unreadable {
@@ -130,10 +174,14 @@ async fn dispatch_ambulance(deps: &Deps<'_>, c: &StepCommand) -> Result<SagaEven
             )));
         }
         LedgerClaim::New => {
+            crash_point("steps.after_claim");
+            // The provider is idempotent by request id (a retry after a crash right after
+            // this call dispatches nothing new).
             let outcome = deps
                 .ambulance
                 .dispatch(request_id, &c.patient_id, &c.village)
                 .await?;
+            crash_point("steps.after_dispatch");
             let value = serde_json::to_value(&outcome)?;
             deps.ledger.complete(&key, &value).await?;
             outcome
@@ -160,7 +208,13 @@ async fn request_notification(
     now: DateTime<Utc>,
 ) -> Result<String, EmergencyError> {
     let c = &command.data;
-    let notification_id = deterministic_id(&["notification", &c.emergency_id, &recipient_id]);
+    // One notification per (emergency, recipient, stage): each family stage is its own.
+    let stage = match (c.step, c.stage) {
+        (Step::NotifyFamily, Some(stage)) => stage.as_str(),
+        _ => c.step.as_str(),
+    };
+    let notification_id =
+        deterministic_id(&["notification", &c.emergency_id, &recipient_id, stage]);
     let request = Envelope::new(
         deterministic_id(&["NotificationRequested", &notification_id]),
         SOURCE,
@@ -182,25 +236,71 @@ async fn request_notification(
     Ok(notification_id)
 }
 
+/// Tells the assigned worker: patient, village, reason, and how to acknowledge.
+async fn notify_worker(
+    deps: &Deps<'_>,
+    command: &Envelope<StepCommand>,
+    now: DateTime<Utc>,
+) -> Result<SagaEvent, EmergencyError> {
+    let c = &command.data;
+    let worker_id = required(&c.worker_id, "workerId")?;
+    let worker = deps.workers.get(worker_id).await?.ok_or_else(|| {
+        EmergencyError::NotFound(format!("worker {worker_id} is not in the workers table"))
+    })?;
+    let patient = match deps.directory.get(&c.patient_id).await? {
+        Some(entry) => format!("{} ({})", entry.patient_name, c.patient_id),
+        None => c.patient_id.clone(),
+    };
+    let message = format!(
+        "[EMERGENCY] {patient}, {}: {}. You are assigned; go now. Ref {}.",
+        c.village,
+        c.reason,
+        short_ref(&c.emergency_id)
+    );
+    let notification_id =
+        request_notification(deps, command, worker.worker_id, worker.phone, message, now).await?;
+    Ok(SagaEvent::WorkerNotified { notification_id })
+}
+
+fn short_ref(emergency_id: &str) -> &str {
+    emergency_id.get(..8).unwrap_or(emergency_id)
+}
+
+/// What the family hears at each stage. No diagnosis: the reason stays with the health
+/// workers.
+fn family_message(name: &str, stage: FamilyStage, emergency_id: &str) -> String {
+    let reference = short_ref(emergency_id);
+    match stage {
+        FamilyStage::Dispatched => format!(
+            "{name}: a health emergency was reported for your family member. Help is on the way. Ref {reference}."
+        ),
+        FamilyStage::Ambulance => {
+            format!("{name}: an ambulance is on its way to your family member. Ref {reference}.")
+        }
+        FamilyStage::Hospital => format!(
+            "{name}: local help could not be arranged; the district hospital has taken over and will contact you. Ref {reference}."
+        ),
+        FamilyStage::Completed => format!(
+            "{name}: the health worker has closed the emergency for your family member. Ref {reference}."
+        ),
+    }
+}
+
 async fn notify_family(
     deps: &Deps<'_>,
     command: &Envelope<StepCommand>,
     now: DateTime<Utc>,
 ) -> Result<SagaEvent, EmergencyError> {
     let c = &command.data;
+    let stage = c.stage.unwrap_or_default();
     let Some(family) = deps.contacts.family(&c.patient_id).await? else {
         tracing::warn!(patient_id = %c.patient_id, "no family contact on file; nobody to notify");
         return Ok(SagaEvent::FamilyNotified {
             notification_id: None,
+            stage,
         });
     };
-    let message = format!(
-        "[EMERGENCY] {}: help is on the way for {} ({}). Ref {}.",
-        family.name,
-        c.patient_id,
-        c.reason,
-        c.emergency_id.get(..8).unwrap_or(&c.emergency_id)
-    );
+    let message = family_message(&family.name, stage, &c.emergency_id);
     let notification_id = request_notification(
         deps,
         command,
@@ -212,6 +312,7 @@ async fn notify_family(
     .await?;
     Ok(SagaEvent::FamilyNotified {
         notification_id: Some(notification_id),
+        stage,
     })
 }
 
@@ -226,12 +327,12 @@ async fn escalate_to_hospital(
         c.patient_id,
         c.village,
         c.reason,
-        c.emergency_id.get(..8).unwrap_or(&c.emergency_id)
+        short_ref(&c.emergency_id)
     );
     let notification_id = request_notification(
         deps,
         command,
-        "district-hospital".to_string(),
+        HOSPITAL_RECIPIENT.to_string(),
         deps.config.hospital_phone.clone(),
         message,
         now,

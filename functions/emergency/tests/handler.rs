@@ -28,9 +28,44 @@ struct World {
     workers: MemoryWorkers,
     ambulance: SimulatedAmbulance,
     ledger: MemoryLedger,
-    notifications: MemoryQueue,
+    notifications: FlakyQueue,
     /// Deadline checks sent but not delivered yet.
     deadlines: std::sync::Mutex<Vec<String>>,
+}
+
+/// The notification queue, failing its next `failures` sends (a process that dies or a
+/// queue that refuses between two side effects).
+#[derive(Default)]
+struct FlakyQueue {
+    inner: MemoryQueue,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl std::ops::Deref for FlakyQueue {
+    type Target = MemoryQueue;
+    fn deref(&self) -> &MemoryQueue {
+        &self.inner
+    }
+}
+
+#[async_trait::async_trait]
+impl application::ports::NotificationQueue for FlakyQueue {
+    async fn send(
+        &self,
+        request: &Envelope<domain::events::NotificationRequested>,
+    ) -> Result<(), application::ports::PortError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(application::ports::PortError::Backend(
+                "injected: the notify queue is unreachable".into(),
+            ));
+        }
+        self.inner.send(request).await
+    }
 }
 
 fn worker(id: &str, available: bool) -> Worker {
@@ -77,7 +112,7 @@ impl World {
             ),
             ambulance: SimulatedAmbulance::new(ambulance_failure_rate, Duration::ZERO),
             ledger: MemoryLedger::default(),
-            notifications: MemoryQueue::default(),
+            notifications: FlakyQueue::default(),
             deadlines: Default::default(),
         }
     }
@@ -98,21 +133,27 @@ impl World {
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
+                open_timeout_seconds: 3600,
             },
         }
     }
 
     async fn sqs(&self, arn: &str, bodies: &[String]) -> Value {
+        let response = self.sqs_response(arn, bodies).await;
+        assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+        response
+    }
+
+    /// Delivers an SQS batch and returns the handler's response, failures included.
+    async fn sqs_response(&self, arn: &str, bodies: &[String]) -> Value {
         let records: Vec<Value> = bodies
             .iter()
             .enumerate()
             .map(|(i, b)| json!({"messageId": format!("m-{i}"), "body": b, "eventSourceARN": arn}))
             .collect();
-        let response = handle(&self.deps(), json!({ "Records": records }), Utc::now())
+        handle(&self.deps(), json!({ "Records": records }), Utc::now())
             .await
-            .unwrap();
-        assert_eq!(response["batchItemFailures"], json!([]), "{response}");
-        response
+            .unwrap()
     }
 
     /// Delivers saga and step messages (each `copies` times) until none is left.
@@ -159,20 +200,64 @@ impl World {
             request.path_parameters.insert("id".into(), id.into());
         }
         request.body = Some(body.to_string());
+        let key = uuid::Uuid::new_v4().to_string();
+        request
+            .headers
+            .insert("idempotency-key", key.parse().unwrap());
         let (status, body, _) = call_api(&self.deps(), &request).await;
         (status, body)
     }
 
+    /// `POST /emergencies` for `patient` by w-01, with a fresh `Idempotency-Key`.
     async fn raise(&self, patient: &str) -> String {
+        self.raise_with_key(patient, &uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    async fn raise_with_key(&self, patient: &str, key: &str) -> String {
+        let request = signed_request(
+            "POST /emergencies",
+            None,
+            json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}),
+            Some(key),
+            "w-01",
+        );
+        let (status, body, _) = call_api(&self.deps(), &request).await;
+        assert_eq!(status, 202, "{body}");
+        self.deliver_queued_inputs().await;
+        body["emergencyId"].as_str().unwrap().to_string()
+    }
+
+    /// Delivers the saga inputs the API queued (deadline checks stay queued).
+    async fn deliver_queued_inputs(&self) {
+        use application::ports::MessageBus;
+        let (now, later): (Vec<_>, Vec<_>) = self
+            .bus
+            .take(Channel::Saga)
+            .into_iter()
+            .partition(|(_, delay)| *delay == 0);
+        for (body, delay) in later {
+            self.bus
+                .send(Channel::Saga, "SagaInput", &body, delay)
+                .await
+                .unwrap();
+        }
+        for (body, _) in now {
+            self.sqs("arn:SagaQueue", &[body]).await;
+        }
+    }
+
+    /// The worker on site closes the emergency.
+    async fn close(&self, emergency_id: &str) {
         let (status, body) = self
             .http(
-                "POST /emergencies",
-                None,
-                json!({"patientId": patient, "reason": "collapsed", "reporter": "w-01"}),
+                "POST /emergencies/{id}/close",
+                Some(emergency_id),
+                json!({}),
             )
             .await;
         assert_eq!(status, 202, "{body}");
-        body["emergencyId"].as_str().unwrap().to_string()
+        self.pump(1).await;
     }
 
     async fn state(&self, emergency_id: &str) -> Value {
@@ -209,19 +294,54 @@ async fn happy_path_reserves_the_assigned_worker_and_notifies_the_family() {
     world.pump(1).await;
 
     let state = world.state(&id).await;
-    assert_eq!(state["state"]["status"], "completed");
+    assert_eq!(state["state"]["status"], "onSite");
     assert_eq!(state["state"]["workerId"], "w-01");
     assert_eq!(
         world.history(&id),
-        ["EmergencyStarted", "WorkerAssigned", "FamilyNotified"]
+        [
+            "EmergencyStarted",
+            "WorkerAssigned",
+            "WorkerNotified",
+            "FamilyNotified"
+        ]
     );
     assert_eq!(
         world.workers.reserved_by("w-01").as_deref(),
-        Some(id.as_str())
+        Some(id.as_str()),
+        "held while the worker is on site"
     );
-    let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].data.recipient_phone, "+254711000001");
+    let phones: Vec<String> = world
+        .notifications
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.data.recipient_phone.clone())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+254700000101", "+254711000001"],
+        "worker, then family"
+    );
+    let family = world.notifications.sent.lock().unwrap()[1].clone();
+    assert!(
+        !family.data.message.contains("collapsed"),
+        "no diagnosis for the family: {}",
+        family.data.message
+    );
+
+    world.close(&id).await;
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    assert_eq!(
+        world.history(&id)[4..],
+        ["EmergencyClosed", "WorkerReleased", "FamilyNotified"]
+    );
+    assert_eq!(
+        world.notification_ids().len(),
+        3,
+        "the family hears the end"
+    );
 }
 
 #[tokio::test]
@@ -236,7 +356,8 @@ async fn without_a_free_worker_an_ambulance_is_dispatched() {
             "WorkerUnavailable",
             "AmbulanceDispatched",
             "FamilyNotified"
-        ]
+        ],
+        "nobody on site: done once the family knows"
     );
     assert_eq!(world.state(&id).await["state"]["status"], "completed");
 }
@@ -262,14 +383,16 @@ async fn failed_dispatch_releases_the_worker_and_escalates_to_the_hospital() {
             "WorkerAssigned",
             "AmbulanceDispatchFailed",
             "WorkerReleased",
-            "EscalatedToHospital"
+            "EscalatedToHospital",
+            "FamilyNotified"
         ]
     );
     assert_eq!(world.state(&id).await["state"]["status"], "escalated");
     assert_eq!(world.workers.reserved_by("w-01"), None);
     let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].data.recipient_phone, "+254700009999");
+    assert_eq!(sent[1].data.recipient_phone, "+254711000001", "the family");
 }
 
 #[tokio::test]
@@ -294,7 +417,12 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
     world.pump(1).await;
     assert_eq!(
         world.history(&id),
-        ["EmergencyStarted", "StepTimedOut", "EscalatedToHospital"]
+        [
+            "EmergencyStarted",
+            "StepTimedOut",
+            "EscalatedToHospital",
+            "FamilyNotified"
+        ]
     );
     // The late result arrives: the worker reserved after the timeout is released.
     for (body, _) in lost.iter().filter(|(_, d)| *d == 0) {
@@ -307,6 +435,7 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
             "EmergencyStarted",
             "StepTimedOut",
             "EscalatedToHospital",
+            "FamilyNotified",
             "WorkerAssigned",
             "WorkerReleased"
         ]
@@ -317,13 +446,15 @@ async fn a_step_that_misses_its_deadline_is_compensated() {
 
 #[tokio::test]
 async fn every_message_delivered_twice_gives_the_same_outcome() {
-    for (rate, free) in [(0.0, vec!["w-01"]), (0.0, vec![]), (1.0, vec![])] {
+    // (failure rate, free workers, notifications: worker + family, family, hospital + family)
+    for (rate, free, sent) in [(0.0, vec!["w-01"], 2), (0.0, vec![], 1), (1.0, vec![], 2)] {
         let once = World::new(rate, &free);
         let twice = World::new(rate, &free);
         let a = once.raise("p-1").await;
         once.pump(1).await;
         // Same idempotency: the request itself is repeated too.
-        let b = twice.raise("p-1").await;
+        let b = twice.raise_with_key("p-1", "k-twice").await;
+        assert_eq!(b, twice.raise_with_key("p-1", "k-twice").await);
         twice.pump(2).await;
         once.fire_deadlines().await;
         twice.fire_deadlines().await;
@@ -354,7 +485,7 @@ async fn every_message_delivered_twice_gives_the_same_outcome() {
             once.notification_ids().len(),
             twice.notification_ids().len()
         );
-        assert_eq!(twice.notification_ids().len(), 1);
+        assert_eq!(twice.notification_ids().len(), sent);
     }
 }
 
@@ -369,8 +500,9 @@ async fn two_emergencies_race_for_the_last_free_worker() {
         .map(|id| world.history(id).contains(&"WorkerAssigned".to_string()))
         .collect();
     assert_eq!(assigned.iter().filter(|a| **a).count(), 1, "{assigned:?}");
-    for id in [&first, &second] {
-        assert_eq!(world.state(id).await["state"]["status"], "completed");
+    for (id, assigned) in [(&first, assigned[0]), (&second, assigned[1])] {
+        let expected = if assigned { "onSite" } else { "completed" };
+        assert_eq!(world.state(id).await["state"]["status"], expected);
     }
 }
 
@@ -454,11 +586,16 @@ async fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_do
         .map(|e| e.event_type)
         .collect();
     assert_eq!(types, ["AlertRaised", "AlertRouted", "AlertEscalated"]);
+    // A repeated check re-sends the same request (notify dedupes by its id).
+    assert_eq!(
+        world.notification_ids().len(),
+        1,
+        "a repeated check tells nobody new"
+    );
     let sent = world.notifications.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1, "a repeated check changes nothing");
     assert_eq!(sent[0].data.recipient_id, "w-02");
     let due = world.bus.take(Channel::Escalation);
-    assert_eq!(due.len(), 1);
+    assert!(due.iter().all(|d| d == &due[0]), "{due:?}");
     assert_eq!(due[0].1, 7);
 
     // Level 1 deadline: the supervisor.
@@ -566,6 +703,7 @@ async fn info_alerts_never_escalate() {
             alert_id: info.data.alert_id.clone(),
             patient_id: "p-1".into(),
             level: 0,
+            routing_waits: 0,
         },
     );
     world
@@ -630,6 +768,10 @@ async fn raw_request(
     request.route_key = Some("POST /emergencies".into());
     request.body = Some(body.to_string());
     request.is_base64_encoded = base64;
+    let key = uuid::Uuid::new_v4().to_string();
+    request
+        .headers
+        .insert("idempotency-key", key.parse().unwrap());
     if let Some(c) = correlation {
         request
             .headers
@@ -650,6 +792,7 @@ async fn the_api_decodes_base64_bodies_and_keeps_only_valid_correlation_ids() {
     let (status, body, echoed) = raw_request(&deps, &encoded, true, Some("clinic-7:req.1")).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(echoed, "clinic-7:req.1");
+    world.deliver_queued_inputs().await;
     let id = body["emergencyId"].as_str().unwrap().to_string();
     let stored = world.events.stream(&emergency_stream(&id));
     assert!(!stored.is_empty());
@@ -719,6 +862,7 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
         raw_request(&deps, &first, false, Some("corr-a")),
         raw_request(&deps, &second, false, Some("corr-b")),
     );
+    world.deliver_queued_inputs().await;
     let (ida, idb) = (
         a.1["emergencyId"].as_str().unwrap(),
         b.1["emergencyId"].as_str().unwrap(),
@@ -744,4 +888,346 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
             assert_eq!(line["correlation_id"], expected(emergency), "{line}");
         }
     }
+}
+
+// ---- Issue 12: paths that lost or blocked work (each test was committed before its fix).
+
+/// An API request as API Gateway delivers it from an IAM-signed `caller`, with an optional
+/// `Idempotency-Key`.
+fn signed_request(
+    route: &str,
+    id: Option<&str>,
+    body: Value,
+    key: Option<&str>,
+    caller: &str,
+) -> ApiGatewayV2httpRequest {
+    let mut headers = serde_json::Map::new();
+    if let Some(key) = key {
+        headers.insert("idempotency-key".into(), json!(key));
+    }
+    let mut path = serde_json::Map::new();
+    if let Some(id) = id {
+        path.insert("id".into(), json!(id));
+    }
+    serde_json::from_value(json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": "/",
+        "headers": headers,
+        "pathParameters": path,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "api",
+            "authorizer": {"iam": {
+                "accountId": "000000000000",
+                "callerId": caller,
+                "userArn": format!("arn:aws:iam::000000000000:user/{caller}"),
+            }},
+            "domainName": "api.local",
+            "domainPrefix": "api",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "10.0.0.1", "userAgent": "test"},
+            "requestId": "r-1",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "30/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 0,
+        },
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    }))
+    .unwrap()
+}
+
+/// The recipients of every notification requested so far, in order.
+fn recipients(world: &World) -> Vec<String> {
+    world
+        .notifications
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.data.recipient_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_escalation_whose_sms_request_fails_after_its_fact_is_sent_on_the_retry() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let body = serde_json::to_string(&alert).unwrap();
+
+    // The level-0 deadline: the SMS request to w-02 fails (the process could as well die).
+    world
+        .notifications
+        .failures
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let response = world.sqs_response(ESCALATION_ARN, std::slice::from_ref(&body)).await;
+    assert_ne!(response["batchItemFailures"], json!([]), "{response}");
+
+    // SQS redelivers the check: w-02 is told once, and level 1 gets its deadline.
+    world.sqs(ESCALATION_ARN, &[body]).await;
+    assert_eq!(recipients(&world), ["w-02"]);
+    let due = world.bus.take(Channel::Escalation);
+    assert_eq!(due.len(), 1, "the next level's deadline is sent: {due:?}");
+}
+
+#[tokio::test]
+async fn an_alert_not_yet_routed_is_checked_again_and_an_unroutable_one_reaches_the_supervisor() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    // p-1 is known but its routing has not happened yet when the deadline fires.
+    let pending = critical_alert("p-1");
+    world
+        .events
+        .append(
+            &alert_stream(&pending.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&pending).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&pending).unwrap()])
+        .await;
+    assert_eq!(recipients(&world), Vec::<String>::new());
+    let again = world.bus.take(Channel::Escalation);
+    assert_eq!(again.len(), 1, "the check re-delays itself: {again:?}");
+    assert_eq!(again[0].1, 7);
+
+    // p-404 of Bondo is in nobody's directory: route parks it in RouteDLQ; the district
+    // supervisor must hear of it.
+    let unroutable = critical_alert("p-404");
+    world
+        .events
+        .append(
+            &alert_stream(&unroutable.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&unroutable).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(
+            ESCALATION_ARN,
+            &[serde_json::to_string(&unroutable).unwrap()],
+        )
+        .await;
+    assert_eq!(recipients(&world), ["s-01"]);
+}
+
+#[tokio::test]
+async fn a_resolved_alert_does_not_escalate() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let resolved = Envelope::new(
+        "resolved-p-1".to_string(),
+        "detect",
+        alert.child_lineage(),
+        Utc::now(),
+        domain::events::AlertResolved {
+            alert_id: alert.data.alert_id.clone(),
+            patient_id: "p-1".into(),
+            rule_id: alert.data.rule_id.clone(),
+            alert_type: alert.data.alert_type.clone(),
+            severity: Severity::Critical,
+            episode_start: alert.data.detected_at,
+            resolved_at: Utc::now(),
+            reading_event_id: "r-9".into(),
+        },
+    );
+    world
+        .events
+        .append(
+            &domain::events::alert_resolution_stream(&alert.data.alert_id),
+            0,
+            &StoredEvent::from_envelope(&resolved).unwrap(),
+        )
+        .await
+        .unwrap();
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&alert).unwrap()])
+        .await;
+    assert_eq!(recipients(&world), Vec::<String>::new());
+    assert!(world.bus.take(Channel::Escalation).is_empty());
+}
+
+#[tokio::test]
+async fn post_emergencies_requires_a_key_scoped_to_the_caller_and_its_payload() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let payload = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+    let post = |body: &Value, key: Option<&str>, caller: &str| {
+        signed_request("POST /emergencies", None, body.clone(), key, caller)
+    };
+
+    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "alice")).await;
+    assert_eq!(status, 400, "no Idempotency-Key: {body}");
+
+    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    assert_eq!(status, 202, "{first}");
+    world.deliver_queued_inputs().await;
+    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["emergencyId"], first["emergencyId"], "a retry");
+
+    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "bob")).await;
+    assert_eq!(status, 202, "{other}");
+    assert_ne!(
+        other["emergencyId"], first["emergencyId"],
+        "bob's key is not alice's"
+    );
+
+    let changed = json!({"patientId": "p-2", "reason": "fell", "reporter": "w-01"});
+    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "alice")).await;
+    assert_eq!(status, 409, "same key, another payload: {body}");
+}
+
+#[tokio::test]
+async fn a_closed_emergency_releases_its_worker() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    assert_eq!(
+        world.workers.reserved_by("w-01").as_deref(),
+        Some(id.as_str()),
+        "held while on site"
+    );
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    world.pump(1).await;
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_late_duplicate_reserve_step_after_compensation_reserves_nobody() {
+    // Hypoxemia needs an ambulance; the provider fails, so the saga releases w-01 and
+    // escalates to the hospital.
+    let world = World::new(1.0, &["w-01"]);
+    let alert = critical_alert("p-1");
+    world
+        .sqs(
+            "arn:EmergencyQueue",
+            &[serde_json::to_string(&alert).unwrap()],
+        )
+        .await;
+    let reserve = world
+        .bus
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.0 == Channel::Steps)
+        .map(|m| m.2.clone())
+        .unwrap();
+    world.pump(1).await;
+    let id = emergency_id_for_alert(&alert.data.alert_id);
+    assert_eq!(world.state(&id).await["state"]["status"], "escalated");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+
+    // The reservation command is delivered again, late (SQS is at least once).
+    world.sqs("arn:StepsQueue", &[reserve]).await;
+    world.pump(1).await;
+    assert_eq!(
+        world.workers.reserved_by("w-01"),
+        None,
+        "{:?}",
+        world.history(&id)
+    );
+}
+
+#[tokio::test]
+async fn the_worker_on_site_requests_an_ambulance_and_closes_the_emergency() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    // Not on site yet: nothing to close.
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    world.pump(1).await;
+
+    let (status, body) = world
+        .http("POST /emergencies/{id}/ambulance", Some(&id), json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    world.pump(1).await;
+    let (status, body) = world
+        .http("POST /emergencies/{id}/ambulance", Some(&id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["alreadyDone"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(
+        world.history(&id)[4..],
+        [
+            "AmbulanceRequested",
+            "AmbulanceDispatched",
+            "FamilyNotified"
+        ]
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+
+    world.close(&id).await;
+    let (status, body) = world
+        .http("POST /emergencies/{id}/close", Some(&id), json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["alreadyDone"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(world.state(&id).await["state"]["status"], "completed");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
+    // Worker, family (dispatched), family (ambulance), family (completed).
+    assert_eq!(world.notification_ids().len(), 4);
+    let (status, _) = world
+        .http("POST /emergencies/{id}/close", Some("nope"), json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_emergency_left_open_is_closed_by_its_timeout() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    // The open timeout (an hour here) is longer than SQS's 15-minute delay.
+    let timeout = world.bus.take(Channel::Timers);
+    assert_eq!(timeout.len(), 1, "one open timeout");
+    assert_eq!(timeout[0].1, 900, "delayed at most 15 minutes");
+    let body: Value = serde_json::from_str(&timeout[0].0).unwrap();
+    let due_at: chrono::DateTime<Utc> =
+        serde_json::from_value(body["data"]["input"]["dueAt"].clone()).unwrap();
+
+    // Delivered early: it goes back to the queue.
+    let early = handle(
+        &world.deps(),
+        json!({"Records": [{"messageId": "m", "body": timeout[0].0, "eventSourceARN": "arn:SagaQueue"}]}),
+        due_at - chrono::Duration::minutes(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(early["batchItemFailures"], json!([]));
+    let again = world.bus.take(Channel::Timers);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, 900, "delayed again, at most 15 minutes");
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+
+    // Due: the emergency closes, the worker is released.
+    handle(
+        &world.deps(),
+        json!({"Records": [{"messageId": "m", "body": again[0].0, "eventSourceARN": "arn:SagaQueue"}]}),
+        due_at + chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    world.pump(1).await;
+    let state = world.state(&id).await;
+    assert_eq!(state["state"]["status"], "completed");
+    assert_eq!(state["state"]["closed"], "timedOut");
+    assert_eq!(world.workers.reserved_by("w-01"), None);
 }

@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use application::ports::{MessageSender, OutboxOnlySender};
-use aws_adapters::{DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, load_config};
+use aws_adapters::{
+    DynamoEventStore, DynamoIdempotencyStore, DynamoOutbox, SnsSms, SqsParking, load_config,
+};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_kit::config::{ConfigError, required_env};
 use lambda_kit::{Error, Invocation};
@@ -14,6 +16,7 @@ struct Adapters {
     sender: Box<dyn MessageSender>,
     idempotency: DynamoIdempotencyStore,
     idempotency_config: Arc<Config>,
+    parking: SqsParking,
 }
 
 async fn adapters() -> Result<Adapters, Error> {
@@ -37,6 +40,7 @@ async fn adapters() -> Result<Adapters, Error> {
         sender,
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
         idempotency_config: Arc::new(notify::idempotency_config()),
+        parking: SqsParking::new(&config, required_env("PARKED_QUEUE_URL")?),
     })
 }
 
@@ -54,6 +58,7 @@ async fn main() -> Result<(), Error> {
                 sender: a.sender.as_ref(),
                 events: &a.events,
                 idempotency: &idempotency,
+                parking: &a.parking,
             };
             notify::handle(&deps, &invocation.payload, invocation.now).await
         },

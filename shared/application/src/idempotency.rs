@@ -82,12 +82,20 @@ impl Record {
         if self.status == Status::InProgress
             && self
                 .in_progress_expires_at
-                .is_some_and(|t| t < now.timestamp_millis())
+                .is_some_and(|t| in_progress_expired(t, now))
         {
             return Status::Expired;
         }
         self.status
     }
+}
+
+/// Whether an in-progress claim held until `until_ms` (epoch milliseconds) is over at
+/// `now`: the invocation that made it has ended (finished, timed out or crashed), so a retry
+/// may take it over. The same rule for idempotency records and the saga's step ledger
+/// (`ports::StepLedger`), whose DynamoDB adapters store it as `in_progress_expiration`.
+pub fn in_progress_expired(until_ms: i64, now: DateTime<Utc>) -> bool {
+    until_ms < now.timestamp_millis()
 }
 
 /// Where records live (a DynamoDB table, or memory in tests).

@@ -2,6 +2,7 @@
 //! in-memory ones for tests in `testkit`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -29,6 +30,10 @@ pub enum PortError {
     /// The backing service failed or refused the call.
     #[error("{0}")]
     Backend(String),
+    /// The service rejected the request itself as invalid (e.g. SNS `InvalidParameter` for
+    /// a phone number): sending the same request again can never succeed.
+    #[error("rejected: {0}")]
+    Rejected(String),
 }
 
 impl PortError {
@@ -219,6 +224,34 @@ pub struct PoisonRecord {
     pub data: String,
 }
 
+/// A queue message set aside unprocessed because it can never be processed (a permanent
+/// error), with why. The body is kept as it was received, so it can be fixed and sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedMessage {
+    /// The message body, unchanged.
+    pub body: String,
+    /// The message's own string attributes (e.g. `eventType`, `correlationId`), kept.
+    pub attributes: Vec<(String, String)>,
+    /// The FIFO message group it came from, if any: parked messages keep their group's order.
+    pub group_id: Option<String>,
+    /// The SQS message id it had (also what deduplicates a repeated park).
+    pub original_message_id: String,
+    /// The function that parked it.
+    pub function: String,
+    /// A short stable code for the kind of error (e.g. `decode`, `invalid-phone`).
+    pub error_code: String,
+    /// The error, as text.
+    pub reason: String,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// Where permanently failing messages are parked (the notify DLQ, with the reason in
+/// message attributes: `aws_adapters::SqsParking`).
+#[async_trait]
+pub trait Parking: Send + Sync {
+    async fn park(&self, message: &ParkedMessage) -> Result<(), PortError>;
+}
+
 /// Where poison records go (an SQS dead-letter queue).
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
@@ -245,6 +278,8 @@ pub enum Channel {
     Steps,
     /// Acknowledgement deadline checks of routed alerts.
     Escalation,
+    /// Long saga timers (an emergency's open timeout), re-delayed until due.
+    Timers,
 }
 
 /// Sends a JSON message (an envelope) to one of the [`Channel`]s, visible after
@@ -302,17 +337,31 @@ pub trait AmbulanceProvider: Send + Sync {
 /// What claiming a step execution found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LedgerClaim {
-    /// First attempt: execute the step, then [`StepLedger::complete`] it.
+    /// First attempt, or the claim of an earlier attempt expired (it crashed or timed out):
+    /// execute the step, then [`StepLedger::complete`] it.
     New,
-    /// Another attempt claimed it and has not finished.
+    /// Another attempt claimed it, has not finished, and its claim has not expired yet.
     InProgress,
     /// Done earlier, with this recorded outcome: reply with it, do not execute again.
     Done(Value),
 }
 
+/// How long a step-ledger claim holds by default: at least the steps function's timeout
+/// (30 s), so an attempt still running is never taken over, and less than the steps queue's
+/// visibility timeout (180 s), so the first redelivery after a crash takes the claim over.
+pub const LEDGER_CLAIM_TIMEOUT_SECONDS: i64 = 60;
+
 /// Records step executions that must happen once (e.g. an ambulance request).
+///
+/// A claim expires, as Powertools' idempotency in-progress records do: it is written with
+/// an in-progress expiry (`now` + the adapter's claim timeout, [`LEDGER_CLAIM_TIMEOUT_SECONDS`]
+/// unless configured). Until then a repeat is [`LedgerClaim::InProgress`]; after it, the
+/// attempt that claimed it must have ended without completing (a crash between claim and
+/// complete), and the next claim takes it over with a conditional write, so only one
+/// re-claimer wins ([`crate::idempotency::in_progress_expired`] is the rule).
 #[async_trait]
 pub trait StepLedger: Send + Sync {
-    async fn claim(&self, key: &str) -> Result<LedgerClaim, PortError>;
+    /// Claims the execution of `key` at `now` (the invocation's clock).
+    async fn claim(&self, key: &str, now: DateTime<Utc>) -> Result<LedgerClaim, PortError>;
     async fn complete(&self, key: &str, outcome: &Value) -> Result<(), PortError>;
 }

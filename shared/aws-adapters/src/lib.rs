@@ -14,8 +14,10 @@
 //! - `step_ledger`: `StepLedger` on DynamoDB (`DynamoLedger`).
 //! - `alert_publisher`: `AlertPublisher` on SNS (`SnsAlertPublisher`).
 //! - `sms`: `MessageSender` on SNS SMS (`SnsSms`).
-//! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`).
+//! - `notification_queue`: `NotificationQueue` on SQS FIFO (`SqsNotificationQueue`; its
+//!   message group, `notification_group_id`).
 //! - `dead_letters`: `DeadLetters` on SQS (`SqsDeadLetters`).
+//! - `parking`: `Parking` on SQS, the notify DLQ (`SqsParking`).
 //! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
 //!
@@ -35,6 +37,7 @@ mod idempotency_store;
 mod message_bus;
 mod notification_queue;
 mod outbox;
+mod parking;
 mod read_models;
 mod reading_sink;
 mod sms;
@@ -48,9 +51,10 @@ pub use dead_letters::SqsDeadLetters;
 pub use directory::DynamoDirectory;
 pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
 pub use idempotency_store::DynamoIdempotencyStore;
-pub use message_bus::SqsBus;
-pub use notification_queue::SqsNotificationQueue;
+pub use message_bus::{ChannelUrls, SqsBus};
+pub use notification_queue::{SqsNotificationQueue, notification_group_id};
 pub use outbox::DynamoOutbox;
+pub use parking::SqsParking;
 pub use read_models::{BOARD_INDEX, DynamoReadModels};
 pub use reading_sink::KinesisSink;
 pub use sms::SnsSms;

@@ -1,4 +1,4 @@
-//! [`MessageBus`] on SQS: the saga, step and escalation queues.
+//! [`MessageBus`] on SQS: the saga, step, escalation and timer queues.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -13,20 +13,25 @@ pub struct SqsBus {
     saga_queue_url: String,
     steps_queue_url: String,
     escalation_queue_url: String,
+    timers_queue_url: String,
+}
+
+/// The queue URL of each [`Channel`].
+pub struct ChannelUrls {
+    pub saga: String,
+    pub steps: String,
+    pub escalation: String,
+    pub timers: String,
 }
 
 impl SqsBus {
-    pub fn new(
-        config: &aws_config::SdkConfig,
-        saga_queue_url: String,
-        steps_queue_url: String,
-        escalation_queue_url: String,
-    ) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, urls: ChannelUrls) -> Self {
         SqsBus {
             client: Client::new(config),
-            saga_queue_url,
-            steps_queue_url,
-            escalation_queue_url,
+            saga_queue_url: urls.saga,
+            steps_queue_url: urls.steps,
+            escalation_queue_url: urls.escalation,
+            timers_queue_url: urls.timers,
         }
     }
 }
@@ -44,6 +49,7 @@ impl MessageBus for SqsBus {
             Channel::Saga => &self.saga_queue_url,
             Channel::Steps => &self.steps_queue_url,
             Channel::Escalation => &self.escalation_queue_url,
+            Channel::Timers => &self.timers_queue_url,
         };
         self.client
             .send_message()

@@ -35,7 +35,15 @@ pub struct AlertEscalationDue {
     pub alert_id: String,
     pub patient_id: String,
     pub level: usize,
+    /// Level 0 only: how many times the check found the alert not routed yet and delayed
+    /// itself again (see [`MAX_ROUTING_WAITS`]).
+    #[serde(default)]
+    pub routing_waits: u32,
 }
+
+/// How many acknowledgement timeouts a level-0 check waits for an alert's routing before it
+/// treats the alert as unroutable and tells the district supervisor.
+pub const MAX_ROUTING_WAITS: u32 = 2;
 
 /// A health worker or supervisor as the workers table keeps them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +153,16 @@ impl AlertProgress {
     /// acknowledged it and it is still at that level (a repeated check does nothing).
     pub fn should_escalate(&self, level: usize) -> bool {
         self.routed && !self.acknowledged && self.level == level
+    }
+
+    /// Whether a level-0 check of an alert that was never routed should tell the district
+    /// supervisor: nobody acknowledged it, nobody was told yet, and the patient is unknown
+    /// or the check has waited [`MAX_ROUTING_WAITS`] times for the routing.
+    pub fn unroutable(&self, patient_known: bool, routing_waits: u32) -> bool {
+        !self.routed
+            && !self.acknowledged
+            && self.level == 0
+            && (!patient_known || routing_waits >= MAX_ROUTING_WAITS)
     }
 }
 

@@ -18,7 +18,9 @@ use domain::events::{
     AlertRaised, AlertResolved, AlertRouted, NotificationRequested, NotificationSent, ReadingLate,
 };
 use domain::reading::Reading;
-use domain::saga::{EmergencyStarted, SagaEvent, SagaMessage, Step, StepCommand};
+use domain::saga::{
+    CloseReason, EmergencyStarted, FamilyStage, SagaEvent, SagaMessage, Step, StepCommand,
+};
 use schemars::{JsonSchema, schema_for};
 use serde_json::Value;
 
@@ -353,6 +355,7 @@ fn every_saga_event() -> Vec<SagaEvent> {
             reason: "r".into(),
             reporter: "alert:a-1".into(),
             ambulance_required: true,
+            request_hash: Some("h-1".into()),
         }),
         SagaEvent::WorkerAssigned {
             worker_id: "w-1".into(),
@@ -365,8 +368,12 @@ fn every_saga_event() -> Vec<SagaEvent> {
             request_id: "q-1".into(),
             reason: "r".into(),
         },
+        SagaEvent::WorkerNotified {
+            notification_id: "n-w".into(),
+        },
         SagaEvent::FamilyNotified {
             notification_id: None,
+            stage: FamilyStage::Hospital,
         },
         SagaEvent::StepTimedOut {
             step: Step::DispatchAmbulance,
@@ -379,6 +386,16 @@ fn every_saga_event() -> Vec<SagaEvent> {
         },
         SagaEvent::EscalatedToHospital {
             notification_id: "n-1".into(),
+        },
+        SagaEvent::EmergencyAcknowledged {
+            worker_id: "w-1".into(),
+        },
+        SagaEvent::AmbulanceRequested {
+            requested_by: "w-1".into(),
+        },
+        SagaEvent::EmergencyClosed {
+            closed_by: "w-1".into(),
+            reason: CloseReason::TimedOut,
         },
     ]
 }

@@ -70,6 +70,24 @@ pub fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Who made the request, as API Gateway's authorizer reports it: the IAM principal's ARN
+/// (or caller id) of a SigV4-signed request, or the `sub` claim of a JWT. `None` when the
+/// route has no authorizer (as on the local stack, which does not authenticate).
+pub fn principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
+    let authorizer = request.request_context.authorizer.as_ref()?;
+    let iam = authorizer
+        .iam
+        .as_ref()
+        .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
+    let jwt = || {
+        authorizer
+            .jwt
+            .as_ref()
+            .and_then(|jwt| jwt.claims.get("sub").cloned())
+    };
+    iam.or_else(jwt).filter(|p| !p.trim().is_empty())
+}
+
 /// Whether `value` is a correlation id a caller may choose: 1 to 128 characters of ASCII
 /// letters, digits and `-_.:` (so it is safe in logs, headers and ids).
 pub fn is_valid_correlation_id(value: &str) -> bool {

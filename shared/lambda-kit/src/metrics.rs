@@ -45,6 +45,8 @@ pub const LATE_ALERTS: &str = "LateAlerts";
 /// Patients the detection sweep found due.
 pub const SWEPT_PATIENTS: &str = "SweptPatients";
 pub const BATCH_ITEM_FAILURES: &str = "BatchItemFailures";
+/// Messages parked because of a permanent error (`notify`; Count).
+pub const MESSAGES_PARKED: &str = "MessagesParked";
 /// Now minus the reading's event time (Milliseconds).
 pub const END_TO_END_LAG_MS: &str = "EndToEndLagMs";
 

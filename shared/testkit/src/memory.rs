@@ -16,6 +16,7 @@
 //! - `message_sender`: `MessageSender` (`MemorySender`).
 //! - `notification_queue`: `NotificationQueue` (`MemoryQueue`).
 //! - `dead_letters`: `DeadLetters` (`MemoryDeadLetters`).
+//! - `parking`: `Parking` (`MemoryParking`).
 //! - `message_bus`: `MessageBus` (`MemoryBus`).
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ mod message_bus;
 mod message_sender;
 mod notification_queue;
 mod outbox;
+mod parking;
 mod read_models;
 mod reading_sink;
 mod state_store;
@@ -49,10 +51,11 @@ pub use message_bus::MemoryBus;
 pub use message_sender::MemorySender;
 pub use notification_queue::MemoryQueue;
 pub use outbox::{MemoryOutbox, OutboxRow};
+pub use parking::MemoryParking;
 pub use read_models::MemoryReadModels;
 pub use reading_sink::MemorySink;
 pub use state_store::MemoryStateStore;
-pub use step_ledger::MemoryLedger;
+pub use step_ledger::{LedgerRow, MemoryLedger};
 pub use workers::MemoryWorkers;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

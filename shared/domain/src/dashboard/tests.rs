@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::recorded::Position;
 use crate::recorded::StoredEvent;
-use crate::saga::{EmergencyStarted, Status};
+use crate::saga::{CloseReason, EmergencyStarted, FamilyStage, Status};
 
 fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 8, minute, 0).unwrap()
@@ -215,6 +215,7 @@ fn started() -> SagaEvent {
         reason: "collapse".into(),
         reporter: "w-1".into(),
         ambulance_required: false,
+        request_hash: None,
     })
 }
 
@@ -246,20 +247,59 @@ fn an_emergency_view_folds_the_saga() {
     let Some(View::Emergency(v)) = &view else {
         panic!("not an emergency view");
     };
-    assert_eq!(v.saga.status, Status::NotifyingFamily);
+    assert_eq!(v.saga.status, Status::NotifyingWorker);
     assert_eq!(v.saga.worker_id.as_deref(), Some("w-1"));
     assert_eq!(view.as_ref().unwrap().board(), Some(OPEN_BOARD));
 
     let applied = project(
         &mut view,
-        &[saga(
-            3,
-            SagaEvent::FamilyNotified {
-                notification_id: None,
-            },
-        )],
+        &[
+            saga(
+                3,
+                SagaEvent::WorkerNotified {
+                    notification_id: "n-w".into(),
+                },
+            ),
+            saga(
+                4,
+                SagaEvent::FamilyNotified {
+                    notification_id: None,
+                    stage: FamilyStage::Dispatched,
+                },
+            ),
+        ],
     );
-    assert_eq!(applied, [Applied::Changed]);
+    assert_eq!(applied, [Applied::Changed, Applied::Changed]);
+    // On site: still open.
+    assert_eq!(view.as_ref().unwrap().status_text(), "onSite");
+    assert_eq!(view.as_ref().unwrap().board(), Some(OPEN_BOARD));
+
+    let applied = project(
+        &mut view,
+        &[
+            saga(
+                5,
+                SagaEvent::EmergencyClosed {
+                    closed_by: "w-1".into(),
+                    reason: CloseReason::Closed,
+                },
+            ),
+            saga(
+                6,
+                SagaEvent::WorkerReleased {
+                    worker_id: "w-1".into(),
+                },
+            ),
+            saga(
+                7,
+                SagaEvent::FamilyNotified {
+                    notification_id: None,
+                    stage: FamilyStage::Completed,
+                },
+            ),
+        ],
+    );
+    assert_eq!(applied, [Applied::Changed; 3]);
     let view = view.unwrap();
     assert_eq!(view.status_text(), "completed");
     assert_eq!(view.board(), None);

@@ -7,16 +7,29 @@
 //! with optimistic concurrency and sends what [`outstanding`] returns.
 //!
 //! Forward path: reserve a health worker -> (if no worker, or the alert type requires it)
-//! dispatch an ambulance -> notify the family -> completed.
+//! dispatch an ambulance -> tell the assigned worker (SMS with an ACK code) -> tell the
+//! family ("help is on the way") -> **on site**: the emergency stays open while the worker
+//! is with the patient. From there the worker may request an ambulance
+//! (`POST /emergencies/{id}/ambulance`: dispatch, then the family hears "ambulance on the
+//! way"), and closes the emergency (`POST /emergencies/{id}/close`, or the open timeout
+//! closes it): the worker is released, the family hears "completed", and the saga is done.
+//! Without a worker (ambulance only) nobody is on site: the saga completes once the family
+//! was told.
+//!
 //! Compensation (after a failed or timed-out step): cancel the ambulance request, release the
-//! worker (reverse order of acquisition), then escalate to the district hospital. A result
-//! that arrives after a timeout (a worker reserved, an ambulance dispatched late) is recorded
-//! and compensated too.
+//! worker (reverse order of acquisition), escalate to the district hospital, then tell the
+//! family the hospital has taken over. A result that arrives after a timeout (a worker
+//! reserved, an ambulance dispatched late) is recorded and compensated too.
+//!
+//! The worker may acknowledge the emergency at any time before it ends (an SMS reply
+//! "ACK <code>"): recorded once, it changes nothing else.
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::EventData;
 use crate::ids::deterministic_id;
+
+mod types;
+pub use types::*;
 
 /// Stream id of an emergency's saga events.
 pub fn emergency_stream(emergency_id: &str) -> String {
@@ -37,200 +50,34 @@ pub fn ambulance_request_id(emergency_id: &str) -> String {
 /// Alert types whose emergencies always get an ambulance, even with a worker assigned.
 pub const AMBULANCE_ALERT_TYPES: [&str; 1] = ["hypoxemia"];
 
-/// A step of the saga: forward steps and their compensations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum Step {
-    ReserveWorker,
-    DispatchAmbulance,
-    NotifyFamily,
-    CancelAmbulance,
-    ReleaseWorker,
-    EscalateToHospital,
-}
-
-impl Step {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::ReserveWorker => "reserveWorker",
-            Step::DispatchAmbulance => "dispatchAmbulance",
-            Step::NotifyFamily => "notifyFamily",
-            Step::CancelAmbulance => "cancelAmbulance",
-            Step::ReleaseWorker => "releaseWorker",
-            Step::EscalateToHospital => "escalateToHospital",
-        }
-    }
-}
-
-/// What started an emergency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EmergencyStarted {
-    pub emergency_id: String,
-    pub patient_id: String,
-    pub village: String,
-    pub reason: String,
-    /// Who raised it: a health worker id, or `alert:{alertId}`.
-    pub reporter: String,
-    pub ambulance_required: bool,
-}
-
-/// The events of a saga stream. `eventType` in the store is [`SagaEvent::event_type`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", rename_all_fields = "camelCase")]
-pub enum SagaEvent {
-    EmergencyStarted(EmergencyStarted),
-    WorkerAssigned {
-        worker_id: String,
-    },
-    WorkerUnavailable {
-        reason: String,
-    },
-    AmbulanceDispatched {
-        request_id: String,
-    },
-    AmbulanceDispatchFailed {
-        request_id: String,
-        reason: String,
-    },
-    /// `notification_id` is None when the patient has no family contact on file.
-    FamilyNotified {
-        notification_id: Option<String>,
-    },
-    StepTimedOut {
-        step: Step,
-    },
-    AmbulanceCancelled {
-        request_id: String,
-    },
-    WorkerReleased {
-        worker_id: String,
-    },
-    EscalatedToHospital {
-        notification_id: String,
-    },
-}
-
-impl SagaEvent {
-    /// The schema version of every saga event (`schemaVersion` of the stored event): each
-    /// variant is published as `events/contracts/{event_type}.v{VERSION}.schema.json`.
-    pub const VERSION: u32 = 1;
-
-    /// The stored `eventType`: the variant's name, as the `type` tag of its data says.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            SagaEvent::EmergencyStarted(_) => "EmergencyStarted",
-            SagaEvent::WorkerAssigned { .. } => "WorkerAssigned",
-            SagaEvent::WorkerUnavailable { .. } => "WorkerUnavailable",
-            SagaEvent::AmbulanceDispatched { .. } => "AmbulanceDispatched",
-            SagaEvent::AmbulanceDispatchFailed { .. } => "AmbulanceDispatchFailed",
-            SagaEvent::FamilyNotified { .. } => "FamilyNotified",
-            SagaEvent::StepTimedOut { .. } => "StepTimedOut",
-            SagaEvent::AmbulanceCancelled { .. } => "AmbulanceCancelled",
-            SagaEvent::WorkerReleased { .. } => "WorkerReleased",
-            SagaEvent::EscalatedToHospital { .. } => "EscalatedToHospital",
-        }
-    }
-}
-
-/// Where a saga is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Status {
-    NotStarted,
-    ReservingWorker,
-    DispatchingAmbulance,
-    NotifyingFamily,
-    Completed,
-    Compensating,
-    /// Terminal after compensation: every acquired resource released, the district hospital
-    /// told.
-    Escalated,
-}
-
 /// The state of one saga, folded from its events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaState {
     pub status: Status,
     /// Events applied so far (= the stream version).
     pub version: u64,
-    /// The version at which the current forward step began (deadline checks carry it).
+    /// The version at which the current forward step (or the open period) began: deadline
+    /// checks and step commands carry it.
     pub step_version: u64,
     pub started: Option<EmergencyStarted>,
     pub worker_id: Option<String>,
     pub worker_released: bool,
+    pub worker_notified: bool,
+    pub acknowledged_by: Option<String>,
     /// An ambulance was requested (dispatched, or its request timed out and may still land).
     pub ambulance_requested: bool,
+    /// The ambulance was asked for by the worker on site.
+    pub ambulance_requested_on_site: bool,
     pub ambulance_dispatched: bool,
     pub ambulance_cancelled: bool,
     pub escalated: bool,
+    /// The family message the saga waits on (the stage of the outstanding NotifyFamily).
+    pub family_stage: Option<FamilyStage>,
+    /// Family messages recorded, in order.
+    pub family_told: Vec<FamilyStage>,
+    pub closed: Option<CloseReason>,
     pub failure: Option<String>,
-}
-
-impl Default for SagaState {
-    fn default() -> Self {
-        SagaState {
-            status: Status::NotStarted,
-            version: 0,
-            step_version: 0,
-            started: None,
-            worker_id: None,
-            worker_released: false,
-            ambulance_requested: false,
-            ambulance_dispatched: false,
-            ambulance_cancelled: false,
-            escalated: false,
-            failure: None,
-        }
-    }
-}
-
-/// An input to the saga: a step's result, a deadline check, or the start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all_fields = "camelCase")]
-pub enum SagaInput {
-    Start(EmergencyStarted),
-    /// A step reports its outcome (one of the step events).
-    StepResult {
-        event: SagaEvent,
-    },
-    /// The deadline of `step`, begun at saga version `step_version`, has passed.
-    Deadline {
-        step: Step,
-        step_version: u64,
-    },
-}
-
-/// A command for the step workers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
-#[serde(rename_all = "camelCase")]
-pub struct StepCommand {
-    pub emergency_id: String,
-    pub step: Step,
-    pub patient_id: String,
-    pub village: String,
-    pub reason: String,
-    /// ReleaseWorker: the worker to release.
-    pub worker_id: Option<String>,
-    /// DispatchAmbulance / CancelAmbulance: the request id.
-    pub request_id: Option<String>,
-}
-
-/// A message for the coordinator (saga queue): one input of one saga.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, EventData)]
-#[event_data(event_type = "SagaInput")]
-#[serde(rename_all = "camelCase")]
-pub struct SagaMessage {
-    pub emergency_id: String,
-    pub input: SagaInput,
-}
-
-impl StepCommand {
-    /// Deterministic id: one command per (emergency, step).
-    pub fn command_id(&self) -> String {
-        deterministic_id(&["step", &self.emergency_id, self.step.as_str()])
-    }
 }
 
 impl SagaState {
@@ -242,11 +89,12 @@ impl SagaState {
         state
     }
 
-    /// The forward step the saga waits on, if any.
+    /// The forward step the saga waits on, if any (forward steps have deadlines).
     pub fn current_step(&self) -> Option<Step> {
         match self.status {
             Status::ReservingWorker => Some(Step::ReserveWorker),
             Status::DispatchingAmbulance => Some(Step::DispatchAmbulance),
+            Status::NotifyingWorker => Some(Step::NotifyWorker),
             Status::NotifyingFamily => Some(Step::NotifyFamily),
             _ => None,
         }
@@ -256,88 +104,168 @@ impl SagaState {
         matches!(self.status, Status::Completed | Status::Escalated)
     }
 
+    /// Whether the worker this saga reserved is still held.
+    pub fn holds_worker(&self) -> bool {
+        self.worker_id.is_some() && !self.worker_released
+    }
+
     fn begin_step(&mut self, status: Status) {
         self.status = status;
         self.step_version = self.version;
     }
 
+    fn tell_family(&mut self, stage: FamilyStage) {
+        self.family_stage = Some(stage);
+        self.begin_step(Status::NotifyingFamily);
+    }
+
+    /// After the ambulance (if any) is on its way: the worker hears first, then the family.
+    fn help_on_the_way(&mut self) {
+        if self.worker_id.is_some() && !self.worker_notified {
+            self.begin_step(Status::NotifyingWorker);
+        } else if self.ambulance_requested_on_site {
+            self.tell_family(FamilyStage::Ambulance);
+        } else {
+            self.tell_family(FamilyStage::Dispatched);
+        }
+    }
+
     fn compensate(&mut self, failure: String) {
         self.status = Status::Compensating;
+        self.family_stage = None;
         if self.failure.is_none() {
             self.failure = Some(failure);
         }
     }
 
-    /// Compensation done: every acquired resource released and the hospital told.
+    /// Compensation done: every acquired resource released, the hospital and the family told.
     fn settle(&mut self) {
         let ambulance_done = !self.ambulance_requested || self.ambulance_cancelled;
-        let worker_done = self.worker_id.is_none() || self.worker_released;
-        if self.status == Status::Compensating && ambulance_done && worker_done && self.escalated {
+        let family_done = self.family_told.contains(&FamilyStage::Hospital);
+        if self.status == Status::Compensating
+            && ambulance_done
+            && !self.holds_worker()
+            && self.escalated
+            && family_done
+        {
             self.status = Status::Escalated;
+        }
+    }
+
+    /// Closing done: the worker released and the family told.
+    fn finish(&mut self) {
+        if self.status == Status::Closing
+            && !self.holds_worker()
+            && self.family_told.contains(&FamilyStage::Completed)
+        {
+            self.status = Status::Completed;
         }
     }
 
     /// Applies an event already accepted by [`decide`] (total: anything else is ignored).
     pub fn apply(&mut self, event: &SagaEvent) {
+        use SagaEvent as E;
+        use Status as S;
         self.version += 1;
         match (self.status, event) {
-            (Status::NotStarted, SagaEvent::EmergencyStarted(started)) => {
+            (S::NotStarted, E::EmergencyStarted(started)) => {
                 self.started = Some(started.clone());
-                self.begin_step(Status::ReservingWorker);
+                self.begin_step(S::ReservingWorker);
             }
-            (Status::ReservingWorker, SagaEvent::WorkerAssigned { worker_id }) => {
+            (S::ReservingWorker, E::WorkerAssigned { worker_id }) => {
                 self.worker_id = Some(worker_id.clone());
-                let ambulance = self.started.as_ref().is_some_and(|s| s.ambulance_required);
-                if ambulance {
+                if self.started.as_ref().is_some_and(|s| s.ambulance_required) {
                     self.ambulance_requested = true;
-                    self.begin_step(Status::DispatchingAmbulance);
+                    self.begin_step(S::DispatchingAmbulance);
                 } else {
-                    self.begin_step(Status::NotifyingFamily);
+                    self.help_on_the_way();
                 }
             }
-            (Status::ReservingWorker, SagaEvent::WorkerUnavailable { .. }) => {
+            (S::ReservingWorker, E::WorkerUnavailable { .. }) => {
                 self.ambulance_requested = true;
-                self.begin_step(Status::DispatchingAmbulance);
+                self.begin_step(S::DispatchingAmbulance);
             }
-            (Status::DispatchingAmbulance, SagaEvent::AmbulanceDispatched { .. }) => {
+            (S::DispatchingAmbulance, E::AmbulanceDispatched { .. }) => {
                 self.ambulance_dispatched = true;
-                self.begin_step(Status::NotifyingFamily);
+                self.help_on_the_way();
             }
-            (Status::DispatchingAmbulance, SagaEvent::AmbulanceDispatchFailed { reason, .. }) => {
+            (S::DispatchingAmbulance, E::AmbulanceDispatchFailed { reason, .. }) => {
                 // A failed request needs no cancel.
                 self.ambulance_requested = false;
                 self.compensate(format!("ambulance dispatch failed: {reason}"));
             }
-            (Status::NotifyingFamily, SagaEvent::FamilyNotified { .. }) => {
-                self.status = Status::Completed;
+            (S::NotifyingWorker, E::WorkerNotified { .. }) => {
+                self.worker_notified = true;
+                self.help_on_the_way();
+            }
+            (S::NotifyingFamily, E::FamilyNotified { stage, .. }) => {
+                self.family_told.push(*stage);
+                self.family_stage = None;
+                if self.worker_id.is_some() {
+                    self.begin_step(S::OnSite);
+                } else {
+                    // Nobody on site to close it: the ambulance crew takes over.
+                    self.status = S::Completed;
+                }
+            }
+            (S::OnSite, E::AmbulanceRequested { .. }) => {
+                self.ambulance_requested = true;
+                self.ambulance_requested_on_site = true;
+                self.begin_step(S::DispatchingAmbulance);
+            }
+            (S::OnSite, E::EmergencyClosed { reason, .. }) => {
+                self.closed = Some(*reason);
+                self.status = S::Closing;
+                self.family_stage = Some(FamilyStage::Completed);
+            }
+            (S::Closing, E::WorkerReleased { .. }) => {
+                self.worker_released = true;
+                self.finish();
+            }
+            (S::Closing, E::FamilyNotified { stage, .. }) => {
+                self.family_told.push(*stage);
+                self.family_stage = None;
+                self.finish();
             }
             (
-                Status::ReservingWorker | Status::DispatchingAmbulance | Status::NotifyingFamily,
-                SagaEvent::StepTimedOut { step },
+                S::ReservingWorker
+                | S::DispatchingAmbulance
+                | S::NotifyingWorker
+                | S::NotifyingFamily,
+                E::StepTimedOut { step },
             ) => self.compensate(format!("step {} timed out", step.as_str())),
+            (_, E::EmergencyAcknowledged { worker_id }) => {
+                self.acknowledged_by = Some(worker_id.clone());
+            }
             // Late results after a timeout: record what was acquired, so it is undone.
-            (Status::Compensating | Status::Escalated, SagaEvent::WorkerAssigned { worker_id }) => {
+            (S::Compensating | S::Escalated, E::WorkerAssigned { worker_id }) => {
                 self.worker_id = Some(worker_id.clone());
                 self.worker_released = false;
-                self.status = Status::Compensating;
+                self.status = S::Compensating;
             }
-            (Status::Compensating | Status::Escalated, SagaEvent::AmbulanceDispatched { .. }) => {
+            (S::Compensating | S::Escalated, E::AmbulanceDispatched { .. }) => {
                 self.ambulance_requested = true;
                 self.ambulance_dispatched = true;
                 if !self.ambulance_cancelled {
-                    self.status = Status::Compensating;
+                    self.status = S::Compensating;
                 }
             }
-            (Status::Compensating, SagaEvent::AmbulanceCancelled { .. }) => {
+            (S::Compensating, E::AmbulanceCancelled { .. }) => {
                 self.ambulance_cancelled = true;
                 self.settle();
             }
-            (Status::Compensating, SagaEvent::WorkerReleased { .. }) => {
+            (S::Compensating, E::WorkerReleased { .. }) => {
                 self.worker_released = true;
                 self.settle();
             }
-            (Status::Compensating, SagaEvent::EscalatedToHospital { .. }) => {
+            (S::Compensating, E::EscalatedToHospital { .. }) => {
                 self.escalated = true;
+                self.family_stage = Some(FamilyStage::Hospital);
+                self.settle();
+            }
+            (S::Compensating, E::FamilyNotified { stage, .. }) => {
+                self.family_told.push(*stage);
+                self.family_stage = None;
                 self.settle();
             }
             _ => {}
@@ -346,7 +274,8 @@ impl SagaState {
 }
 
 /// The event `input` records in a saga in `state`, or `None` when it changes nothing (a
-/// duplicate, a stale deadline, a result the saga no longer waits for).
+/// duplicate, a stale deadline, a result the saga no longer waits for, a request the saga
+/// cannot take in its status).
 pub fn decide(state: &SagaState, input: &SagaInput) -> Option<SagaEvent> {
     match input {
         SagaInput::Start(started) => (state.status == Status::NotStarted)
@@ -354,6 +283,30 @@ pub fn decide(state: &SagaState, input: &SagaInput) -> Option<SagaEvent> {
         SagaInput::Deadline { step, step_version } => (state.current_step() == Some(*step)
             && state.step_version == *step_version)
             .then_some(SagaEvent::StepTimedOut { step: *step }),
+        SagaInput::CloseDue { step_version, .. } => (state.status == Status::OnSite
+            && state.step_version == *step_version)
+            .then(|| SagaEvent::EmergencyClosed {
+                closed_by: "timeout".to_string(),
+                reason: CloseReason::TimedOut,
+            }),
+        SagaInput::Close { closed_by } => {
+            (state.status == Status::OnSite).then(|| SagaEvent::EmergencyClosed {
+                closed_by: closed_by.clone(),
+                reason: CloseReason::Closed,
+            })
+        }
+        SagaInput::RequestAmbulance { requested_by } => (state.status == Status::OnSite
+            && !state.ambulance_requested
+            && !state.ambulance_dispatched)
+            .then(|| SagaEvent::AmbulanceRequested {
+                requested_by: requested_by.clone(),
+            }),
+        SagaInput::Acknowledge { worker_id } => {
+            (state.started.is_some() && !state.is_terminal() && state.acknowledged_by.is_none())
+                .then(|| SagaEvent::EmergencyAcknowledged {
+                    worker_id: worker_id.clone(),
+                })
+        }
         SagaInput::StepResult { event } => accepts(state, event).then(|| event.clone()),
     }
 }
@@ -365,7 +318,13 @@ fn accepts(state: &SagaState, event: &SagaEvent) -> bool {
         (S::ReservingWorker, E::WorkerAssigned { .. } | E::WorkerUnavailable { .. }) => true,
         (S::DispatchingAmbulance, E::AmbulanceDispatched { .. })
         | (S::DispatchingAmbulance, E::AmbulanceDispatchFailed { .. }) => true,
-        (S::NotifyingFamily, E::FamilyNotified { .. }) => true,
+        (S::NotifyingWorker, E::WorkerNotified { .. }) => true,
+        (S::NotifyingFamily | S::Closing | S::Compensating, E::FamilyNotified { stage, .. }) => {
+            state.family_stage == Some(*stage)
+        }
+        (S::Closing, E::WorkerReleased { worker_id }) => {
+            state.worker_id.as_deref() == Some(worker_id) && !state.worker_released
+        }
         // A worker reserved after the reservation step timed out must be released.
         (S::Compensating | S::Escalated, E::WorkerAssigned { worker_id }) => {
             state.worker_id.as_deref() != Some(worker_id)
@@ -384,22 +343,37 @@ fn accepts(state: &SagaState, event: &SagaEvent) -> bool {
     }
 }
 
-/// The step command the saga waits on in `state` (none when terminal). Compensations run
-/// one at a time in reverse order of acquisition: ambulance, worker, then the hospital.
+/// The step command the saga waits on in `state` (none when terminal or on site).
+/// Compensations run one at a time in reverse order of acquisition: ambulance, worker, then
+/// the hospital and the family. Closing releases the worker, then tells the family.
 pub fn outstanding(state: &SagaState) -> Option<StepCommand> {
     let started = state.started.as_ref()?;
     let step = match state.status {
-        Status::NotStarted | Status::Completed | Status::Escalated => return None,
+        Status::NotStarted | Status::Completed | Status::Escalated | Status::OnSite => {
+            return None;
+        }
         Status::ReservingWorker => Step::ReserveWorker,
         Status::DispatchingAmbulance => Step::DispatchAmbulance,
+        Status::NotifyingWorker => Step::NotifyWorker,
         Status::NotifyingFamily => Step::NotifyFamily,
+        Status::Closing => {
+            if state.holds_worker() {
+                Step::ReleaseWorker
+            } else if state.family_stage.is_some() {
+                Step::NotifyFamily
+            } else {
+                return None;
+            }
+        }
         Status::Compensating => {
             if state.ambulance_requested && !state.ambulance_cancelled {
                 Step::CancelAmbulance
-            } else if state.worker_id.is_some() && !state.worker_released {
+            } else if state.holds_worker() {
                 Step::ReleaseWorker
             } else if !state.escalated {
                 Step::EscalateToHospital
+            } else if state.family_stage.is_some() {
+                Step::NotifyFamily
             } else {
                 return None;
             }
@@ -407,8 +381,11 @@ pub fn outstanding(state: &SagaState) -> Option<StepCommand> {
     };
     let request_id = matches!(step, Step::DispatchAmbulance | Step::CancelAmbulance)
         .then(|| ambulance_request_id(&started.emergency_id));
-    let worker_id = (step == Step::ReleaseWorker)
+    let worker_id = matches!(step, Step::ReleaseWorker | Step::NotifyWorker)
         .then(|| state.worker_id.clone())
+        .flatten();
+    let stage = (step == Step::NotifyFamily)
+        .then_some(state.family_stage)
         .flatten();
     Some(StepCommand {
         emergency_id: started.emergency_id.clone(),
@@ -418,6 +395,8 @@ pub fn outstanding(state: &SagaState) -> Option<StepCommand> {
         reason: started.reason.clone(),
         worker_id,
         request_id,
+        stage,
+        step_version: state.step_version,
     })
 }
 
