@@ -11,7 +11,7 @@ use super::mapping::EventSourceMapping;
 use super::payload::sqs_event;
 use super::verdict::{BatchVerdict, classify, outcome_summary};
 use super::{ERROR_PAUSE, Poller, PollerContext};
-use crate::lambda::FunctionHost;
+use crate::lambda::{FunctionHost, InvokeOutcome};
 
 /// Queues whose delayed messages are long timers (hours, re-delayed every 15 minutes):
 /// [`crate::Stack::wait_idle`] does not wait for them, or a stack with an emergency on site
@@ -148,7 +148,18 @@ impl SqsSource {
             }
         };
         self.delete(&done).await;
-        self.release(&failed).await;
+        // A crashed or timed-out invocation gave no answer: as on AWS (where a queue's
+        // visibility timeout is at least the function's timeout), its messages come back no
+        // earlier than the invocation's deadline, so in-progress idempotency records that
+        // expire then do not refuse the redelivery.
+        let delay = match outcome {
+            InvokeOutcome::Crashed(_) | InvokeOutcome::Timeout => self
+                .ctx
+                .sqs_retry_delay
+                .map(|delay| delay.max(self.function.spec().timeout + Duration::from_secs(1))),
+            _ => self.ctx.sqs_retry_delay,
+        };
+        self.release(&failed, delay).await;
     }
 
     /// Deletes processed messages.
@@ -189,11 +200,11 @@ impl SqsSource {
         }
     }
 
-    /// Makes failed messages visible again after `sqs_retry_delay` (instead of the queue's
-    /// visibility timeout), so local retries are quick.
-    async fn release(&self, messages: &[&aws_sdk_sqs::types::Message]) {
+    /// Makes failed messages visible again after `delay` (`sqs_retry_delay`, instead of the
+    /// queue's visibility timeout, so local retries are quick; `None`: the queue's timeout).
+    async fn release(&self, messages: &[&aws_sdk_sqs::types::Message], delay: Option<Duration>) {
         use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
-        let Some(delay) = self.ctx.sqs_retry_delay else {
+        let Some(delay) = delay else {
             return;
         };
         let seconds = i32::try_from(delay.as_secs() + u64::from(delay.subsec_nanos() > 0))

@@ -14,7 +14,7 @@ use crate::{emulator, schedule};
 pub struct StackConfig {
     /// The SAM template (infra/template.yaml).
     pub template: PathBuf,
-    /// Directory holding the function binaries (target/debug).
+    /// Directory holding the function binaries (target/debug; see [`PROFILE_ENV`]).
     pub bin_dir: PathBuf,
     /// `Some(url)`: use this running emulator; `None`: start moto server.
     pub endpoint: Option<String>,
@@ -27,7 +27,8 @@ pub struct StackConfig {
     /// Port of the HTTP API on 127.0.0.1 (0 = pick a free port).
     pub http_port: u16,
     /// Failed SQS messages become visible again after this delay instead of the queue's
-    /// visibility timeout (rounded up to whole seconds). None = keep the queue's timeout.
+    /// visibility timeout (rounded up to whole seconds); after a crash or a timeout, no
+    /// earlier than the function's timeout (+1 s), as on AWS. None = keep the queue's timeout.
     pub sqs_retry_delay: Option<Duration>,
     /// `Some(dir)`: each function's stdout+stderr is appended to `dir/<LogicalId>.log` (and
     /// moto's to `dir/moto.log`); `None`: forwarded to our stderr prefixed with `[LogicalId] `.
@@ -40,6 +41,20 @@ pub struct StackConfig {
     /// `rate(...)`. Set a long interval (e.g. 1 h) to fire schedules only through
     /// [`Stack::run_schedule`].
     pub schedule_interval: Option<Duration>,
+}
+
+/// Environment variable naming the Cargo profile whose function binaries a stack runs:
+/// unset, empty, `dev` or `debug` = `target/debug`; `ci` = `target/ci` (built with
+/// `cargo build --profile ci`, the zips' panic strategy); any other profile `p` =
+/// `target/p`.
+pub const PROFILE_ENV: &str = "DEVSTACK_PROFILE";
+
+/// The folder of `target` holding the binaries of `profile` (`dev` builds go to `debug`).
+pub fn profile_dir(profile: Option<&str>) -> String {
+    match profile.map(str::trim) {
+        None | Some("") | Some("dev") | Some("debug") => "debug".to_string(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// Local period of every schedule when `DEVSTACK_SCHEDULE_INTERVAL` is not set.
@@ -66,7 +81,8 @@ pub fn parse_schedule_interval(text: &str) -> Result<Option<Duration>> {
 
 impl StackConfig {
     /// Defaults for a checkout at `workspace_root`: template `infra/template.yaml`, binaries
-    /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`), moto from `.local/moto`, stack name
+    /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`; another profile's folder with
+    /// `DEVSTACK_PROFILE`, see [`PROFILE_ENV`]), moto from `.local/moto`, stack name
     /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
     /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
     /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
@@ -97,7 +113,7 @@ impl StackConfig {
         };
         StackConfig {
             template: workspace_root.join("infra/template.yaml"),
-            bin_dir: target_dir.join("debug"),
+            bin_dir: target_dir.join(profile_dir(std::env::var(PROFILE_ENV).ok().as_deref())),
             endpoint: std::env::var("DEVSTACK_ENDPOINT")
                 .ok()
                 .filter(|e| !e.trim().is_empty()),
@@ -123,6 +139,14 @@ impl StackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_folders() {
+        assert_eq!(profile_dir(None), "debug");
+        assert_eq!(profile_dir(Some("dev")), "debug");
+        assert_eq!(profile_dir(Some("ci")), "ci");
+        assert_eq!(profile_dir(Some("release")), "release");
+    }
 
     #[test]
     fn schedule_interval_values() {

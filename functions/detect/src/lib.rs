@@ -26,7 +26,7 @@ pub use rules::{DEFAULT_RULES_YAML, RULES_PATH_ENV, RulesError, default_rules, l
 
 use futures::StreamExt;
 
-use application::idempotency::{Config, Idempotency};
+use application::idempotency::{Config, Idempotency, IdempotencyError};
 use application::ports::{
     AlertPublisher, Appended, DeadLetters, Directory, EventStore, PatientStateStore, PoisonRecord,
     PortError, StoredEvent,
@@ -283,6 +283,7 @@ pub async fn process_patient<I: ReadingInput + Sync>(
                 Ok(()) => {
                     version += 1;
                     summary.state_writes += 1;
+                    lambda_kit::fault::crash_point("detect.after_save_state");
                 }
                 Err(PortError::Conflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
                     tracing::info!(
@@ -323,15 +324,31 @@ pub async fn process_patient<I: ReadingInput + Sync>(
         }
         for emit in &state.outbox {
             summary.event_writes += 1;
-            match emit {
+            let carried = match emit {
                 Emit::Raise(candidate) => raise(deps, candidate, patient_id, now).await?,
                 Emit::Resolve(resolution) => resolve(deps, resolution, patient_id, now).await?,
+            };
+            if carried == Carried::Held {
+                // An earlier attempt claimed this publish and has not completed it: it may
+                // have died after publishing (its claim expires at its deadline), or it is
+                // still running. Retrying the batch now would only meet the claim again and
+                // use up the stream's retries. The saved outbox keeps the effect (and the
+                // state due), so the sweep carries it out, in order, once the claim is
+                // resolved; the readings themselves are processed.
+                tracing::info!(
+                    patient_id,
+                    "an effect of the outbox is held by another attempt; the sweep carries it out"
+                );
+                return Ok(());
             }
         }
         state.outbox.clear();
         state.due_at = deps.rules.due_at(&state);
         match deps.state.save(patient_id, version, &state).await {
-            Ok(()) => summary.state_writes += 1,
+            Ok(()) => {
+                summary.state_writes += 1;
+                lambda_kit::fault::crash_point("detect.after_clear_outbox");
+            }
             // Someone loaded the state with our outbox meanwhile: they carry it out again
             // (idempotently) and clear it.
             Err(PortError::Conflict { .. }) => {}
@@ -345,13 +362,45 @@ pub async fn process_patient<I: ReadingInput + Sync>(
     }
 }
 
+/// Whether an effect of the outbox was carried out (now or by an earlier attempt), or is
+/// held by another attempt's unexpired idempotency claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carried {
+    Done,
+    Held,
+}
+
+/// Publishes once per event id (the publish guard); an unexpired in-progress claim of
+/// another attempt is [`Carried::Held`], not an error.
+async fn publish_once<T, F, Fut>(
+    deps: &Deps<'_>,
+    envelope: &Envelope<T>,
+    now: DateTime<Utc>,
+    publish: F,
+) -> Result<Carried, PortError>
+where
+    T: serde::Serialize,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), PortError>>,
+{
+    let payload = serde_json::to_value(envelope)?;
+    match deps.publish_guard.run(&payload, now, publish).await {
+        Ok(_) => Ok(Carried::Done),
+        Err(IdempotencyError::AlreadyInProgress { key }) => {
+            tracing::warn!(idempotency_key = %key, event_id = %envelope.event_id, "publish claimed by another attempt that has not completed it");
+            Ok(Carried::Held)
+        }
+        Err(err) => Err(err.into_inner()),
+    }
+}
+
 /// Records that an alert's condition no longer holds, and tells the alerts topic.
 async fn resolve(
     deps: &Deps<'_>,
     resolution: &Resolution,
     patient_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), PortError> {
+) -> Result<Carried, PortError> {
     let data = AlertResolved {
         alert_id: resolution.alert_id.clone(),
         patient_id: patient_id.to_string(),
@@ -376,20 +425,24 @@ async fn resolve(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
-    deps.publish_guard
-        .once(&envelope, now, || {
-            deps.publisher.publish_resolved(&envelope)
-        })
-        .await?;
+    lambda_kit::fault::crash_point("detect.after_append_resolution");
+    let carried = publish_once(deps, &envelope, now, || async {
+        let published = deps.publisher.publish_resolved(&envelope).await;
+        lambda_kit::fault::crash_point("detect.after_publish_resolution");
+        published
+    })
+    .await?;
+    lambda_kit::fault::crash_point("detect.after_guard_resolution");
     tracing::info!(
         correlation_id = %envelope.correlation_id,
         alert_id = %resolution.alert_id,
         patient_id,
         rule_id = %resolution.rule.id,
         ?appended,
+        ?carried,
         "alert resolved"
     );
-    Ok(())
+    Ok(carried)
 }
 
 /// The `AlertRaised` of a decided alert. Everything in it comes from the decision (stored
@@ -421,7 +474,7 @@ async fn raise(
     candidate: &AlertCandidate,
     patient_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), PortError> {
+) -> Result<Carried, PortError> {
     let village = deps
         .directory
         .get(patient_id)
@@ -443,12 +496,17 @@ async fn raise(
             &StoredEvent::from_envelope(&envelope)?,
         )
         .await?;
+    lambda_kit::fault::crash_point("detect.after_append_alert");
     // Published on a duplicate append too (an earlier attempt may have stored the alert
     // and then failed before publishing), but once per alert: the idempotency guard
     // returns without publishing when an earlier publish completed.
-    deps.publish_guard
-        .once(&envelope, now, || deps.publisher.publish(&envelope))
-        .await?;
+    let carried = publish_once(deps, &envelope, now, || async {
+        let published = deps.publisher.publish(&envelope).await;
+        lambda_kit::fault::crash_point("detect.after_publish_alert");
+        published
+    })
+    .await?;
+    lambda_kit::fault::crash_point("detect.after_guard_alert");
     match appended {
         Appended::Written => {
             metrics::count_by(
@@ -474,9 +532,10 @@ async fn raise(
         late_by_seconds = envelope.data.late_by_seconds,
         auto_dispatch = envelope.data.auto_dispatch,
         ?appended,
+        ?carried,
         "alert raised"
     );
-    Ok(())
+    Ok(carried)
 }
 
 /// The most due patients one sweep takes from each shard of the due index.

@@ -101,6 +101,7 @@ async fn accept(
             &correlation_id,
         );
     }
+    lambda_kit::fault::crash_point("ingest.after_put");
     tracing::info!(accepted = count, "readings accepted");
     metrics::count(metrics::READINGS_INGESTED, count);
     http::json_response(

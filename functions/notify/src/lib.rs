@@ -201,6 +201,7 @@ async fn notify_one(
             .idempotency
             .once(&request, now, || deliver(deps, &request, now))
             .await?;
+        lambda_kit::fault::crash_point("notify.after_guard");
         lambda_kit::metrics::count_if(lambda_kit::metrics::DUPLICATES_SKIPPED, outcome.replayed());
         Ok(())
     }
@@ -228,18 +229,22 @@ async fn deliver(
     };
     let provider_message_id = match deps.outbox.claim(&entry).await? {
         Claim::AlreadySent => {
+            lambda_kit::fault::crash_point("notify.after_claim");
             tracing::info!("notification already sent; skipping");
             lambda_kit::metrics::count(lambda_kit::metrics::DUPLICATES_SKIPPED, 1);
             None
         }
         claim @ (Claim::New | Claim::Pending) => {
+            lambda_kit::fault::crash_point("notify.after_claim");
             if claim == Claim::Pending {
                 tracing::warn!("an earlier attempt did not finish; sending again");
             }
             let id = deps.sender.send(&n.recipient_phone, &n.message).await?;
+            lambda_kit::fault::crash_point("notify.after_send");
             deps.outbox
                 .mark_sent(&n.notification_id, id.as_deref())
                 .await?;
+            lambda_kit::fault::crash_point("notify.after_mark_sent");
             tracing::info!(channel = deps.sender.channel(), kind = n.kind.as_str(), recipient_id = %n.recipient_id, "notification sent");
             id
         }
@@ -265,5 +270,6 @@ async fn deliver(
     deps.events
         .append(&notification_stream(&n.notification_id), 0, &stored)
         .await?;
+    lambda_kit::fault::crash_point("notify.after_append");
     Ok(provider_message_id)
 }

@@ -168,6 +168,7 @@ async fn update_view(
         }
         match deps.views.save(loaded.version, &view).await {
             Ok(()) => {
+                lambda_kit::fault::crash_point("project.after_save_view");
                 tracing::info!(status = %view.status_text(), "view updated");
                 return Ok(Outcome::Projected);
             }

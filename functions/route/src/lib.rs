@@ -113,6 +113,7 @@ async fn route_one(
                     .idempotency
                     .once(&alert, now, || route_alert(deps, &alert, now))
                     .await?;
+                lambda_kit::fault::crash_point("route.after_guard_alert");
                 metrics::count_if(metrics::DUPLICATES_SKIPPED, outcome.replayed());
                 Ok(())
             }
@@ -132,6 +133,7 @@ async fn route_one(
                     .idempotency
                     .once(&resolved, now, || clear_alert(deps, &resolved, now))
                     .await?;
+                lambda_kit::fault::crash_point("route.after_guard_clear");
                 metrics::count_if(metrics::DUPLICATES_SKIPPED, outcome.replayed());
                 Ok(())
             }
@@ -175,6 +177,7 @@ async fn route_alert(
         .events
         .append(&alert_stream(&alert.data.alert_id), 1, &stored)
         .await?;
+    lambda_kit::fault::crash_point("route.after_append");
 
     // Sent on a duplicate too (an earlier attempt may have failed before sending);
     // notify is idempotent per notification id.
@@ -186,6 +189,7 @@ async fn route_alert(
         request,
     );
     deps.queue.send(&request).await?;
+    lambda_kit::fault::crash_point("route.after_send");
     tracing::info!(worker_id = %entry.worker_id, ?appended, "alert routed");
     if appended == Appended::Duplicate {
         metrics::count(metrics::DUPLICATES_SKIPPED, 1);
@@ -230,6 +234,7 @@ async fn clear_alert(
         request,
     );
     deps.queue.send(&request).await?;
+    lambda_kit::fault::crash_point("route.after_send_cleared");
     tracing::info!(worker_id = %entry.worker_id, notification_id = %request.data.notification_id, "cleared notification requested");
     Ok(Some(request.data.notification_id))
 }
