@@ -13,6 +13,7 @@ use crash::{
     Expect, Scenario, crash_test, crash_test_expecting, fixed_reading, post_until_accepted,
 };
 use devstack::{Stack, inspect};
+use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use e2e::entry;
 use futures::FutureExt;
 use serde_json::json;
@@ -171,6 +172,199 @@ async fn crash_notify_after_guard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_project_after_save_view() {
     crash_test(&ALERTS, "ProjectFunction", "project.after_save_view").await;
+}
+
+/// Who looks after p-1 (Bondo): w-1, then w-2 of the roster, then the supervisor s-1; all
+/// free; p-1's family on file.
+async fn seed_village(stack: &Stack) {
+    inspect::seed_directory(stack, &[entry("p-1", "w-1", "+254700000301")])
+        .await
+        .expect("seeding the directory");
+    let workers: Vec<Worker> = [
+        ("w-1", "+254700000301"),
+        ("w-2", "+254700000302"),
+        ("s-1", "+254700000309"),
+    ]
+    .into_iter()
+    .map(|(id, phone)| Worker {
+        worker_id: id.into(),
+        name: format!("Worker {id}"),
+        phone: phone.into(),
+        village: "Bondo".into(),
+        available: true,
+        reserved_by: None,
+    })
+    .collect();
+    inspect::seed_workers(stack, &workers)
+        .await
+        .expect("seeding the workers");
+    inspect::seed_contacts(
+        stack,
+        &[VillageRoster {
+            village: "Bondo".into(),
+            worker_ids: vec!["w-1".into(), "w-2".into()],
+            supervisor_id: "s-1".into(),
+        }],
+        &[FamilyContact {
+            patient_id: "p-1".into(),
+            name: "Family of p-1".into(),
+            phone: "+254711000301".into(),
+        }],
+    )
+    .await
+    .expect("seeding the roster and the family");
+}
+
+/// The saga's status, as `GET /emergencies/{id}` answers (None before it started).
+async fn saga_status(stack: &Stack, id: &str) -> Option<String> {
+    let url = format!("{}/emergencies/{id}", stack.api_url());
+    let response = reqwest::get(url).await.ok()?;
+    let body: serde_json::Value = response.json().await.ok()?;
+    body["state"]["status"].as_str().map(str::to_string)
+}
+
+/// A health worker raises an emergency for p-1 that needs an ambulance (one
+/// `Idempotency-Key`; the client retries until accepted): w-1 is reserved, the ambulance
+/// dispatched (step ledger), w-1 and the family are told; once w-1 is on site they close
+/// it: w-1 is released and the family told. The run involves the emergency API, the
+/// coordinator, the steps function and notify.
+static EMERGENCY: Scenario = Scenario::new("emergency", |stack: &Stack| {
+    async move {
+        seed_village(stack).await;
+        let body = json!({"patientId": "p-1", "reason": "collapsed at home",
+                          "reporter": "w-1", "ambulanceRequired": true});
+        let reply = post_until_accepted(
+            stack,
+            "/emergencies",
+            &body,
+            &[
+                ("idempotency-key", "crash-emergency-1"),
+                ("x-correlation-id", "corr-crash-emergency"),
+            ],
+        )
+        .await;
+        let id = reply["emergencyId"]
+            .as_str()
+            .expect("an emergency id")
+            .to_string();
+        let started = std::time::Instant::now();
+        while saga_status(stack, &id).await.as_deref() != Some("onSite") {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(240),
+                "emergency {id} never went on site"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        post_until_accepted(
+            stack,
+            &format!("/emergencies/{id}/close"),
+            &json!({}),
+            &[("x-correlation-id", "corr-crash-close")],
+        )
+        .await;
+    }
+    .boxed()
+});
+
+/// p-1's heart rate races (a warning alert): routed to w-1, nobody acknowledges it, so it
+/// escalates to w-2 and then to the supervisor s-1. The run involves the escalation checks.
+static ESCALATION: Scenario = Scenario::new("escalation", |stack: &Stack| {
+    async move {
+        seed_village(stack).await;
+        let body = json!([
+            fixed_reading("p-1", "heart_rate", 121.0, 5),
+            fixed_reading("p-1", "heart_rate", 128.0, 4),
+            fixed_reading("p-1", "heart_rate", 133.0, 3),
+        ]);
+        post_until_accepted(
+            stack,
+            "/readings",
+            &body,
+            &[("x-correlation-id", "corr-crash-escalation")],
+        )
+        .await;
+    }
+    .boxed()
+});
+
+// The emergency API: HTTP, no redelivery; the client retries with the same Idempotency-Key.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_api_after_enqueue() {
+    crash_test(
+        &EMERGENCY,
+        "EmergencyCoordinatorFunction",
+        "api.after_enqueue",
+    )
+    .await;
+}
+
+// The coordinator: SQS, the message comes back after the function's timeout.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_coordinator_after_append() {
+    crash_test(
+        &EMERGENCY,
+        "EmergencyCoordinatorFunction",
+        "coordinator.after_append",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_coordinator_after_command() {
+    crash_test(
+        &EMERGENCY,
+        "EmergencyCoordinatorFunction",
+        "coordinator.after_command",
+    )
+    .await;
+}
+
+// The steps: SQS, the command comes back after the function's timeout; an expired ledger
+// claim is taken over.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_steps_after_reserve() {
+    crash_test(&EMERGENCY, "EmergencyStepsFunction", "steps.after_reserve").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_steps_after_claim() {
+    crash_test(&EMERGENCY, "EmergencyStepsFunction", "steps.after_claim").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_steps_after_dispatch() {
+    crash_test(&EMERGENCY, "EmergencyStepsFunction", "steps.after_dispatch").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_steps_before_reply() {
+    crash_test(&EMERGENCY, "EmergencyStepsFunction", "steps.before_reply").await;
+}
+
+// Escalation: SQS, the check comes back after the function's timeout and re-sends the
+// effects of the fact it recorded.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_escalate_after_append() {
+    crash_test(
+        &ESCALATION,
+        "EmergencyCoordinatorFunction",
+        "escalate.after_append",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_escalate_after_notify() {
+    crash_test(
+        &ESCALATION,
+        "EmergencyCoordinatorFunction",
+        "escalate.after_notify",
+    )
+    .await;
 }
 
 /// Every `crash_point("...")` in `functions/*/src` has a test here named after it, calling
