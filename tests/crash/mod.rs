@@ -51,8 +51,13 @@ use tokio::sync::OnceCell;
 use e2e::{DRAIN, start_stack_configured};
 
 /// Template parameters of every scenario run: real SMS (SNS, recorded by moto), so a
-/// duplicate text is visible.
-pub const PARAMETERS: &[(&str, &str)] = &[("NotificationChannel", "sms")];
+/// duplicate text is visible; and an acknowledgement deadline (300 s by default, 5 s in
+/// other local tests) longer than crash recovery takes here (a function's 10 s timeout, then
+/// a redelivery or a sweep). With a shorter one, escalation races the recovery: a crash that
+/// delays an alert's routing or resolution past the deadline changes what escalation
+/// decides, and the outcome is not the crash-free run's for a reason no crash point owns.
+pub const PARAMETERS: &[(&str, &str)] =
+    &[("NotificationChannel", "sms"), ("AckTimeoutSeconds", "20")];
 
 /// A fixed instant, the same for every run of this test binary (the current minute):
 /// readings stamped relative to it get the same ids in the baseline and the crash runs.
@@ -325,8 +330,10 @@ pub async fn run(scenario: &Scenario, test: &str, fault: Option<&Fault<'_>>) -> 
                 .parameter_overrides
                 .insert(name.to_string(), value.to_string());
         }
-        // The sweep runs when the test says (below), not on a timer.
-        config.schedule_interval = Some(Duration::from_secs(3600));
+        // The sweep ticks on its own, as on AWS (every minute there), so what a crashed
+        // invocation's claim held back goes out soon after the claim expires, before the
+        // acknowledgement deadline; `drain` then sweeps until nothing is due.
+        config.schedule_interval = Some(Duration::from_secs(2));
         if let Some(fault) = fault {
             config.function_environment.insert(
                 fault.function.to_string(),
