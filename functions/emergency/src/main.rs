@@ -4,7 +4,7 @@ use aws_adapters::{
     ChannelUrls, DynamoAckCodes, DynamoDirectory, DynamoEventStore, DynamoLedger, DynamoWorkers,
     SimulatedAmbulance, SqsBus, SqsNotificationQueue, load_config,
 };
-use lambda_kit::config::{parsed, required_env};
+use lambda_kit::config::{parsed, parsed_or, required_env};
 use lambda_kit::{Error, Invocation};
 use serde_json::Value;
 
@@ -28,7 +28,14 @@ async fn adapters() -> Result<Adapters, Error> {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         ack_codes: DynamoAckCodes::new(&config, required_env("DIRECTORY_TABLE")?),
         workers: DynamoWorkers::new(&config, required_env("WORKERS_TABLE")?),
-        ledger: DynamoLedger::new(&config, required_env("LEDGER_TABLE")?),
+        // A claim holds as long as the attempt that made it can run (the steps function's
+        // timeout): after that it has crashed or timed out, and a retry takes it over.
+        ledger: DynamoLedger::new(&config, required_env("LEDGER_TABLE")?).with_claim_timeout(
+            chrono::Duration::seconds(parsed_or(
+                "LEDGER_CLAIM_TIMEOUT_SECONDS",
+                application::ports::LEDGER_CLAIM_TIMEOUT_SECONDS,
+            )?),
+        ),
         bus: SqsBus::new(
             &config,
             ChannelUrls {
