@@ -201,23 +201,9 @@ async fn alert_sms(stack: &Stack, patient: &str) -> (String, String) {
     }
 }
 
-/// `from` replies `text`: AWS End User Messaging SMS publishes the two-way SMS JSON to the
-/// inbound topic.
+/// `from` replies `text`: published to the inbound topic in the two-way SMS shape.
 async fn reply(stack: &Stack, from: &str, text: &str) {
-    let message = json!({
-        "originationNumber": from,
-        "destinationNumber": "+254700009000",
-        "messageKeyword": "ACK",
-        "messageBody": text,
-        "inboundMessageId": uuid::Uuid::new_v4().to_string(),
-        "previousPublishedMessageId": "previous-1",
-    });
-    let topic = stack.resource("InboundSmsTopic").unwrap().ref_value.clone();
-    aws_sdk_sns::Client::new(stack.sdk_config())
-        .publish()
-        .topic_arn(topic)
-        .message(message.to_string())
-        .send()
+    inspect::sms_reply(stack, from, text, &uuid::Uuid::new_v4().to_string())
         .await
         .expect("publishing the reply");
 }

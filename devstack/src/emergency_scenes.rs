@@ -87,7 +87,7 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
             Some((phone, text)) => match reply_code(&text) {
                 Some(code) => {
                     let reply = format!("ACK {code}");
-                    sms_reply(stack, &phone, &reply).await?;
+                    inspect::sms_reply(stack, &phone, &reply, &format!("demo-{id}")).await?;
                     println!("    the worker replies \"{reply}\" by SMS");
                     stack.wait_idle(SETTLE).await?;
                     scenes.acknowledged_by_sms = Some(id.clone());
@@ -182,28 +182,6 @@ async fn worker_sms(stack: &Stack, emergency_id: &str) -> Result<Option<(String,
 /// The code of "... Reply ACK <code>" at the end of an SMS.
 fn reply_code(text: &str) -> Option<&str> {
     text.rsplit_once("Reply ACK ").map(|(_, code)| code.trim())
-}
-
-/// `from` replies `text`: AWS End User Messaging SMS publishes the two-way SMS JSON to the
-/// inbound topic.
-async fn sms_reply(stack: &Stack, from: &str, text: &str) -> Result<()> {
-    let message = json!({
-        "originationNumber": from,
-        "destinationNumber": "+254700009000",
-        "messageKeyword": "ACK",
-        "messageBody": text,
-        "inboundMessageId": format!("demo-{from}"),
-        "previousPublishedMessageId": "demo",
-    });
-    let topic = stack.resource("InboundSmsTopic")?.ref_value.clone();
-    aws_sdk_sns::Client::new(stack.sdk_config())
-        .publish()
-        .topic_arn(topic)
-        .message(message.to_string())
-        .send()
-        .await
-        .context("publishing the SMS reply")?;
-    Ok(())
 }
 
 fn short(id: &str) -> &str {

@@ -247,6 +247,28 @@ pub async fn seed_contacts(
     Ok(())
 }
 
+/// `from` replies `text` to an SMS: AWS End User Messaging SMS publishes the two-way SMS
+/// JSON to the inbound topic (`InboundSmsTopic`). `message_id` is its `inboundMessageId`.
+pub async fn sms_reply(stack: &Stack, from: &str, text: &str, message_id: &str) -> Result<()> {
+    let message = serde_json::json!({
+        "originationNumber": from,
+        "destinationNumber": "+254700009000",
+        "messageKeyword": "ACK",
+        "messageBody": text,
+        "inboundMessageId": message_id,
+        "previousPublishedMessageId": "previous-1",
+    });
+    let topic = stack.resource("InboundSmsTopic")?.ref_value.clone();
+    aws_sdk_sns::Client::new(stack.sdk_config())
+        .publish()
+        .topic_arn(topic)
+        .message(message.to_string())
+        .send()
+        .await
+        .context("publishing the SMS reply")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

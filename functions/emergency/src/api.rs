@@ -43,11 +43,21 @@ pub async fn handle(
         let result = match (route, id) {
             ("POST /emergencies", _) => raise_emergency(deps, request, &correlation_id, now).await,
             ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
+            // The worker on site closes the emergency: released, the family told.
             ("POST /emergencies/{id}/close", Some(id)) => {
-                close(deps, request, &id, &correlation_id, now).await
+                let input = SagaInput::Close {
+                    closed_by: caller(request),
+                };
+                let done = |s: &SagaState| s.closed.is_some();
+                on_site_request(deps, &id, "close", input, done, &correlation_id, now).await
             }
+            // The worker on site asks for an ambulance: the saga dispatches one.
             ("POST /emergencies/{id}/ambulance", Some(id)) => {
-                request_ambulance(deps, request, &id, &correlation_id, now).await
+                let input = SagaInput::RequestAmbulance {
+                    requested_by: caller(request),
+                };
+                let done = |s: &SagaState| s.ambulance_requested || s.ambulance_dispatched;
+                on_site_request(deps, &id, "ambulance", input, done, &correlation_id, now).await
             }
             ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
             _ => Err(HttpError::not_found(format!("no route {route}"))),
@@ -214,54 +224,6 @@ async fn enqueue(
     crash_point("api.after_enqueue");
     tracing::info!(emergency_id, what, "saga input queued");
     Ok(())
-}
-
-/// The worker on site closes the emergency: the worker is released and the family told.
-async fn close(
-    deps: &Deps<'_>,
-    request: &ApiGatewayV2httpRequest,
-    emergency_id: &str,
-    correlation_id: &str,
-    now: DateTime<Utc>,
-) -> Reply {
-    let input = SagaInput::Close {
-        closed_by: caller(request),
-    };
-    let done = |s: &SagaState| s.closed.is_some();
-    on_site_request(
-        deps,
-        emergency_id,
-        "close",
-        input,
-        done,
-        correlation_id,
-        now,
-    )
-    .await
-}
-
-/// The worker on site asks for an ambulance: the saga dispatches one.
-async fn request_ambulance(
-    deps: &Deps<'_>,
-    request: &ApiGatewayV2httpRequest,
-    emergency_id: &str,
-    correlation_id: &str,
-    now: DateTime<Utc>,
-) -> Reply {
-    let input = SagaInput::RequestAmbulance {
-        requested_by: caller(request),
-    };
-    let done = |s: &SagaState| s.ambulance_requested || s.ambulance_dispatched;
-    on_site_request(
-        deps,
-        emergency_id,
-        "ambulance",
-        input,
-        done,
-        correlation_id,
-        now,
-    )
-    .await
 }
 
 /// A request for an emergency on site (one of each per emergency): 202 when queued, 200 when
