@@ -56,13 +56,13 @@ use e2e::{DRAIN, start_stack_configured};
 /// a redelivery or a sweep). With a shorter one, escalation races the recovery: a crash that
 /// delays an alert's routing or resolution past the deadline changes what escalation
 /// decides, and the outcome is not the crash-free run's for a reason no crash point owns.
-/// Step deadlines beyond a crashed step's redelivery (devstack: the steps function's 30 s
-/// timeout), as on AWS (300 s, beyond the steps queue's 180 s visibility timeout), so a
+/// Step deadlines beyond a crashed step's redelivery (devstack: after the steps function's
+/// 10 s timeout), as on AWS (300 s, beyond the steps queue's 60 s visibility timeout), so a
 /// crashed step is retried rather than compensated.
 pub const PARAMETERS: &[(&str, &str)] = &[
     ("NotificationChannel", "sms"),
     ("AckTimeoutSeconds", "20"),
-    ("StepDeadlineSeconds", "40"),
+    ("StepDeadlineSeconds", "20"),
 ];
 
 /// A fixed instant, the same for every run of this test binary (the current minute):
