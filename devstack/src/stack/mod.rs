@@ -24,8 +24,8 @@ mod config;
 mod function_spec;
 
 pub use config::{
-    DEFAULT_LOCAL_SCHEDULE_INTERVAL, PROFILE_ENV, StackConfig, parse_schedule_interval, profile_dir,
-    schedule_interval_from_env,
+    DEFAULT_LOCAL_SCHEDULE_INTERVAL, PROFILE_ENV, StackConfig, parse_schedule_interval,
+    profile_dir, schedule_interval_from_env,
 };
 use function_spec::{check_binaries, function_spec};
 

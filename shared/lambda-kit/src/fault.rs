@@ -34,7 +34,11 @@ pub fn crash_point(point: &'static str) {
     }
     if let Some(dir) = std::env::var_os(ONCE_DIR_ENV) {
         let marker = PathBuf::from(dir).join(point);
-        match OpenOptions::new().write(true).create_new(true).open(&marker) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
             Ok(_) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => return,
             Err(err) => {
