@@ -18,10 +18,11 @@ mkdir -p target/lambda
 log=target/lambda/build-verbose.log
 start=$(date +%s)
 # Verbose: cargo-lambda logs the profile settings it adds, cargo every rustc command line.
-# The console gets everything but the rustc command lines; the whole output is in $log.
+# The console gets everything but the rustc command lines and cargo-lambda's debug lines
+# (one of them prints the whole cargo metadata); the whole output is in $log.
 set +e
 cargo lambda build --release --arm64 --output-format zip --locked -v "${packages[@]}" 2>&1 \
-  | tee "$log" | grep -v '^ *Running `'
+  | tee "$log" | grep -v -e '^ *Running `' -e '^ *DEBUG ' -e '^ *TRACE '
 status=${PIPESTATUS[0]}
 set -e
 if (( status != 0 )); then
