@@ -146,10 +146,8 @@ mod tests {
             // Globals merged in, parameters overridden.
             assert_eq!(vars["STAGE"], "local", "{}", resource.logical_id);
             assert_eq!(vars["RUST_LOG"], "info");
-            // The emergency steps wait on the (simulated) ambulance provider; the sweep
-            // visits every due patient.
+            // The sweep visits every due patient.
             let timeout = match resource.logical_id.as_str() {
-                "EmergencyStepsFunction" => 30,
                 "SweepFunction" => 60,
                 _ => 10,
             };
