@@ -230,12 +230,7 @@ async fn chain(deps: &Deps<'_>, alert: AlertRaised, routed: bool) -> Result<Chai
     let people = match &entry {
         Some(entry) if routed => {
             let roster = deps.contacts.roster(&entry.village).await?;
-            let mut chain = escalation_chain(entry, roster.as_ref());
-            if roster.is_none() {
-                // No village roster: after the assigned worker, the district hospital's desk.
-                chain.push(HOSPITAL_RECIPIENT.to_string());
-            }
-            chain
+            escalation_chain(entry, roster.as_ref())
         }
         // Nobody was told at level 0 (the empty id): the village's supervisor is level 1,
         // or the district hospital's desk for a village without a roster (an unregistered
