@@ -266,22 +266,52 @@ async fn sensor_stops(stack: &Stack) {
 
 /// Two devices, then silence: the wearable's fast heartbeats wait for the cuff, and the
 /// sweep evaluates them once the cuff has been silent for the allowed lateness.
+///
+/// Which function raises the alert depends on when detect reads the batch: one that
+/// reaches detect after the lateness has passed is rightly evaluated by detect itself.
+/// So the scenario first waits until detect has read another patient's reading (the
+/// stream poller and the function are up), and leaves detect 9 s to read its batch.
 async fn goes_silent(stack: &Stack) {
+    send(
+        stack,
+        &[reading_at(
+            "p-warm",
+            "kiosk-w",
+            "heart_rate",
+            72.0,
+            Utc::now(),
+        )],
+        "silent-0",
+    )
+    .await;
+    let warm = Instant::now();
+    while !inspect::scan(stack, "PatientStateTable")
+        .await
+        .unwrap()
+        .iter()
+        .any(|item| item["patientId"] == "p-warm")
+    {
+        assert!(
+            warm.elapsed() < Duration::from_secs(60),
+            "detect never read p-warm"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let now = Utc::now();
     let mut readings = vec![reading_at(
         "p-silent",
         "cuff-e",
         "systolic_bp",
         120.0,
-        now - chrono::Duration::seconds(3),
+        now - chrono::Duration::milliseconds(1_000),
     )];
-    readings.extend([2, 1, 0].iter().map(|back| {
+    readings.extend([750, 500, 250].iter().map(|back| {
         reading_at(
             "p-silent",
             "wearable-e",
             "heart_rate",
             115.0,
-            now - chrono::Duration::seconds(*back),
+            now - chrono::Duration::milliseconds(*back),
         )
     }));
     send(stack, &readings, "silent-1").await;
@@ -329,7 +359,7 @@ async fn old_upload_out_of_order(stack: &Stack) {
 async fn readings_as_clinics_send_them_are_all_evaluated() {
     let stack = start("detection", Duration::from_secs(2)).await;
     let patients = [
-        "p-spot", "p-clock", "p-clock2", "p-late", "p-miss", "p-silent", "p-upload",
+        "p-spot", "p-clock", "p-clock2", "p-late", "p-miss", "p-warm", "p-silent", "p-upload",
     ];
     inspect::seed_directory(&stack, &seed(&patients))
         .await
