@@ -249,18 +249,15 @@ async fn notify_worker(
     let worker = deps.workers.get(worker_id).await?.ok_or_else(|| {
         EmergencyError::NotFound(format!("worker {worker_id} is not in the workers table"))
     })?;
+    // The patient's name; the id only for a patient nobody registered (nothing else
+    // names them).
     let patient = match deps.directory.get(&c.patient_id).await? {
-        Some(entry) => format!("{} ({})", entry.patient_name, c.patient_id),
+        Some(entry) => entry.patient_name,
         None => c.patient_id.clone(),
     };
     // The code exists before the worker can reply to it (registering it again is a no-op).
     let code = assign_code(deps.ack_codes, &AckTarget::emergency(&c.emergency_id)).await?;
-    let message = format!(
-        "[EMERGENCY] {patient}, {}: {}. You are assigned; go now. Ref {}. Reply {KEYWORD} {code}",
-        c.village,
-        c.reason,
-        short_ref(&c.emergency_id)
-    );
+    let message = worker_message(&patient, &c.village, &c.reason, &c.emergency_id, &code);
     let notification_id =
         request_notification(deps, command, worker.worker_id, worker.phone, message, now).await?;
     Ok(SagaEvent::WorkerNotified { notification_id })
@@ -268,6 +265,20 @@ async fn notify_worker(
 
 fn short_ref(emergency_id: &str) -> &str {
     emergency_id.get(..8).unwrap_or(emergency_id)
+}
+
+/// What the assigned worker reads: who, where, why, and how to acknowledge.
+fn worker_message(
+    patient: &str,
+    village: &str,
+    reason: &str,
+    emergency_id: &str,
+    code: &impl std::fmt::Display,
+) -> String {
+    format!(
+        "[EMERGENCY] {patient}, {village}: {reason}. You are assigned; go now. Ref {}. Reply {KEYWORD} {code}",
+        short_ref(emergency_id)
+    )
 }
 
 /// What the family hears at each stage. No diagnosis: the reason stays with the health
@@ -343,4 +354,37 @@ async fn escalate_to_hospital(
     )
     .await?;
     Ok(SagaEvent::EscalatedToHospital { notification_id })
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    const EMERGENCY: &str = "0123456789abcdef";
+
+    #[test]
+    fn the_worker_reads_the_patient_village_reason_reference_and_reply() {
+        assert_eq!(
+            worker_message("Amina", "Kibera", "collapsed at home", EMERGENCY, &"4K7Q2M"),
+            "[EMERGENCY] Amina, Kibera: collapsed at home. You are assigned; go now. Ref 01234567. Reply ACK 4K7Q2M"
+        );
+    }
+
+    #[test]
+    fn the_family_reads_their_name_and_the_reference_and_no_diagnosis() {
+        for stage in [
+            FamilyStage::Dispatched,
+            FamilyStage::Ambulance,
+            FamilyStage::Hospital,
+            FamilyStage::Completed,
+        ] {
+            let text = family_message("Baraka", stage, EMERGENCY);
+            assert!(text.starts_with("Baraka: "), "{text}");
+            assert!(text.ends_with("Ref 01234567."), "{text}");
+            // No slot for the reason, the patient's id, or readings: no other digits.
+            let without_ref = text.replace("01234567", "");
+            assert!(!without_ref.chars().any(|c| c.is_ascii_digit()), "{text}");
+            assert!(text.len() <= 160, "one SMS: {text}");
+        }
+    }
 }

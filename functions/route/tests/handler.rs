@@ -288,7 +288,7 @@ async fn a_resolution_sends_a_cleared_notification_with_its_own_id() {
     assert_eq!(cleared.alert_id, "alert-p-1");
     assert_eq!(
         cleared.message,
-        "Cleared: Amina's hypoxemia alert from 2026-11-24 08:00 UTC no longer holds (p-1, Kisumu). Alert alert-p-."
+        "Cleared: Amina's hypoxemia alert from 2026-11-24 08:00 UTC no longer holds (Kisumu). Alert alert-p-."
     );
     assert_eq!(sent[1].correlation_id, "corr-2");
     assert_eq!(sent[1].causation_id, "resolved-evt-p-1");
@@ -424,6 +424,6 @@ async fn sample_sqs_alert_resolved_event_sends_the_cleared_notification() {
     assert_eq!(cleared.correlation_id, "clinic-upload-0042");
     assert_eq!(
         cleared.data.message,
-        "Cleared: Amina's tachycardia alert from 2026-11-24 07:58 UTC no longer holds (p-001, Kisumu). Alert a3f1e2d4."
+        "Cleared: Amina's tachycardia alert from 2026-11-24 07:58 UTC no longer holds (Kisumu). Alert a3f1e2d4."
     );
 }

@@ -6,10 +6,12 @@ use aws_sdk_sns::Client;
 use application::ports::{AlertPublisher, PortError};
 use domain::envelope::Envelope;
 use domain::events::{AlertRaised, AlertResolved};
+use domain::notices;
 
 use crate::attributes::{sdk_failure, sns_attribute};
 
-/// Publishes alert events to the alerts topic. The message is the JSON envelope; the
+/// Publishes alert events to the alerts topic. Queues get the JSON envelope (email and SMS
+/// subscribers a notice without health data, `domain::notices`); the
 /// attributes drive the subscriptions' filter policies: `eventType` (`AlertRaised` or
 /// `AlertResolved`), `severity`, `alertType`, `correlationId`, and for raised alerts
 /// `village` and `dispatch` (`auto`, or `manual` for a critical alert found in readings
@@ -27,10 +29,13 @@ impl SnsAlertPublisher {
         }
     }
 
-    /// Publishes `envelope` as JSON with the message attributes `attributes`.
+    /// Publishes `envelope` as JSON with the message attributes `attributes`: queues get
+    /// the envelope, the topic's email and SMS subscribers `notice`
+    /// (`MessageStructure: json`, see `domain::notices`).
     async fn publish_envelope<T: serde::Serialize>(
         &self,
         envelope: &Envelope<T>,
+        notice: &str,
         attributes: &[(&str, &str)],
     ) -> Result<(), PortError> {
         let body = serde_json::to_string(envelope)
@@ -39,7 +44,8 @@ impl SnsAlertPublisher {
             .client
             .publish()
             .topic_arn(&self.topic_arn)
-            .message(body)
+            .message_structure("json")
+            .message(notices::topic_message(&body, notice))
             .message_attributes("eventType", sns_attribute(&envelope.event_type)?)
             .message_attributes("correlationId", sns_attribute(&envelope.correlation_id)?);
         for (name, value) in attributes {
@@ -59,6 +65,7 @@ impl AlertPublisher for SnsAlertPublisher {
         let data = &alert.data;
         self.publish_envelope(
             alert,
+            &notices::raised_notice(data),
             &[
                 ("severity", data.severity.as_str()),
                 ("alertType", &data.alert_type),
@@ -73,6 +80,7 @@ impl AlertPublisher for SnsAlertPublisher {
         let data = &resolved.data;
         self.publish_envelope(
             resolved,
+            &notices::resolved_notice(data),
             &[
                 ("severity", data.severity.as_str()),
                 ("alertType", &data.alert_type),

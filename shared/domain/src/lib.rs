@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod escalation;
 pub mod events;
 pub mod ids;
+pub mod notices;
 pub mod reading;
 pub mod recorded;
 pub mod routing;

@@ -48,13 +48,15 @@ pub fn notification_id(alert_id: &str, recipient_id: &str, kind: NotificationKin
     }
 }
 
-/// The notification the assigned health worker receives for an alert.
+/// The notification the assigned health worker receives for an alert: the minimum the
+/// worker needs to act (severity, the patient's name and village, the condition, when, and
+/// the alert's reference). Not the patient id or the readings: an SMS sits on a shared
+/// phone. Escalations forward the same text (their recipients need the village).
 pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> NotificationRequested {
     let message = format!(
-        "[{}] {} ({}, {}): {} at {} UTC. Alert {}.",
+        "[{}] {} ({}): {} at {} UTC. Alert {}.",
         alert.severity.as_str().to_uppercase(),
         entry.patient_name,
-        alert.patient_id,
         entry.village,
         alert.description,
         alert.detected_at.format("%Y-%m-%d %H:%M"),
@@ -89,11 +91,10 @@ pub fn cleared_notification_for(
     entry: &DirectoryEntry,
 ) -> NotificationRequested {
     let message = format!(
-        "Cleared: {}'s {} alert from {} UTC no longer holds ({}, {}). Alert {}.",
+        "Cleared: {}'s {} alert from {} UTC no longer holds ({}). Alert {}.",
         entry.patient_name,
         resolved.alert_type.replace('_', " "),
         resolved.episode_start.format("%Y-%m-%d %H:%M"),
-        resolved.patient_id,
         entry.village,
         short_id(&resolved.alert_id),
     );
@@ -157,7 +158,7 @@ mod tests {
         let n = with_ack_code(plain.clone(), &code);
         assert_eq!(
             n.message,
-            "[CRITICAL] Amina (p-7, Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567. Reply ACK 4K7Q2M"
+            "[CRITICAL] Amina (Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567. Reply ACK 4K7Q2M"
         );
         assert!(n.message.len() <= 160, "{} characters", n.message.len());
         // Only the text changes: the same notification (id, recipient).
@@ -166,11 +167,11 @@ mod tests {
     }
 
     #[test]
-    fn message_names_patient_village_condition_and_alert() {
+    fn message_names_patient_village_condition_and_alert_but_not_the_patient_id() {
         let n = notification_for(&alert(), &entry());
         assert_eq!(
             n.message,
-            "[CRITICAL] Amina (p-7, Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567."
+            "[CRITICAL] Amina (Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567."
         );
         assert_eq!(n.recipient_phone, "+254700000002");
     }
@@ -214,7 +215,7 @@ mod tests {
         );
         assert_eq!(
             n.message,
-            "Cleared: Amina's blood pressure drop alert from 2026-11-24 08:30 UTC no longer holds (p-7, Kibera). Alert 01234567."
+            "Cleared: Amina's blood pressure drop alert from 2026-11-24 08:30 UTC no longer holds (Kibera). Alert 01234567."
         );
         assert_eq!(n.recipient_phone, "+254700000002");
     }
