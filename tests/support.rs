@@ -172,3 +172,31 @@ pub async fn post_raw(stack: &Stack, body: String, correlation_id: Option<&str>)
 pub async fn post(stack: &Stack, body: &Value, correlation_id: Option<&str>) -> (u16, Value) {
     post_raw(stack, body.to_string(), correlation_id).await
 }
+
+/// (phone, text) of every SMS the emulator received, sorted (moto only: its model data).
+pub async fn sms_messages(stack: &Stack) -> Vec<(String, String)> {
+    let url = format!("{}/moto-api/data.json", stack.endpoint_url());
+    let data: Value = reqwest::get(&url)
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("reading moto's model data (SMS need moto)")
+        .json()
+        .await
+        .expect("moto's model data is JSON");
+    let mut sms: Vec<(String, String)> = data["sns"]["SMS"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| {
+                    (
+                        m["phone_number"].as_str().unwrap_or_default().to_string(),
+                        m["message"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sms.sort();
+    sms
+}

@@ -48,7 +48,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use e2e::{DRAIN, start_stack_configured};
+use e2e::{DRAIN, sms_messages, start_stack_configured};
 
 /// Template parameters of every scenario run: real SMS (SNS, recorded by moto), so a
 /// duplicate text is visible; and an acknowledgement deadline (300 s by default, 5 s in
@@ -434,34 +434,6 @@ pub async fn post_until_accepted(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("POST {path} never succeeded; last answer: {last}");
-}
-
-/// (phone, text) of every SMS the emulator received, sorted (moto only: its model data).
-pub async fn sms_messages(stack: &Stack) -> Vec<(String, String)> {
-    let url = format!("{}/moto-api/data.json", stack.endpoint_url());
-    let data: Value = reqwest::get(&url)
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("reading moto's model data (SMS need moto)")
-        .json()
-        .await
-        .expect("moto's model data is JSON");
-    let mut sms: Vec<(String, String)> = data["sns"]["SMS"]
-        .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .map(|m| {
-                    (
-                        m["phone_number"].as_str().unwrap_or_default().to_string(),
-                        m["message"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    sms.sort();
-    sms
 }
 
 /// `value` with every RFC 3339 timestamp string, and every `lateBySeconds` (arrival time

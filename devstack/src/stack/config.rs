@@ -84,7 +84,7 @@ impl StackConfig {
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`; another profile's folder with
     /// `DEVSTACK_PROFILE`, see [`PROFILE_ENV`]), moto from `.local/moto`, stack name
     /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
-    /// AckTimeoutSeconds=5, a free HTTP port, 500 ms
+    /// AckTimeoutSeconds=5, Heartbeat=off, a free HTTP port, 500 ms
     /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
     /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
     /// or `template` for the template's rates), else every 5 s. An invalid
@@ -126,6 +126,9 @@ impl StackConfig {
                 // tests see them fire (and wait_idle does not wait minutes for them).
                 ("StepDeadlineSeconds".to_string(), "5".to_string()),
                 ("AckTimeoutSeconds".to_string(), "5".to_string()),
+                // No heartbeat: its canary readings would run through every local stack
+                // and test (tests/heartbeat.rs turns it on).
+                ("Heartbeat".to_string(), "off".to_string()),
             ]),
             http_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),

@@ -44,6 +44,11 @@ pub async fn on_alert_due(
         tracing::info!(alert_id = %alert.data.alert_id, "info alert: never escalated");
         return Ok(());
     }
+    if domain::canary::is_canary_patient(&alert.data.patient_id) {
+        // The pipeline heartbeat: nobody is there to acknowledge it.
+        tracing::info!(alert_id = %alert.data.alert_id, "heartbeat alert: never escalated");
+        return Ok(());
+    }
     let due = Due {
         alert_id: alert.data.alert_id.clone(),
         level: 0,

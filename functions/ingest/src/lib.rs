@@ -4,6 +4,8 @@
 //! put on the stream (partition key = patient id), or the request is rejected with a JSON
 //! body naming each problem and nothing is written.
 
+pub mod canary;
+
 use application::ports::{ReadingSink, StreamRecord};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::{DateTime, Utc};

@@ -5,6 +5,7 @@ use aws_adapters::{KinesisSink, load_config};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_kit::config::required_env;
 use lambda_kit::{Error, Invocation};
+use serde_json::{Value, json};
 
 async fn sink() -> Result<KinesisSink, Error> {
     let config = load_config().await;
@@ -15,15 +16,42 @@ async fn sink() -> Result<KinesisSink, Error> {
     ))
 }
 
+/// Selects what this binary does: `http` (default: `POST /readings`) or `canary` (the
+/// scheduled pipeline heartbeat, `ingest::canary`).
+const MODE_ENV: &str = "INGEST_MODE";
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_kit::run(
-        ingest::SOURCE,
-        sink(),
-        // Every outcome of a request, failures included, is an HTTP response.
-        async |sink: &KinesisSink, invocation: Invocation<ApiGatewayV2httpRequest>| {
-            Ok::<_, Infallible>(ingest::handle(sink, &invocation.payload, invocation.now).await)
-        },
-    )
-    .await
+    let mode = std::env::var(MODE_ENV).unwrap_or_else(|_| "http".to_string());
+    match mode.as_str() {
+        "http" => {
+            lambda_kit::run(
+                ingest::SOURCE,
+                sink(),
+                // Every outcome of a request, failures included, is an HTTP response.
+                async |sink: &KinesisSink, invocation: Invocation<ApiGatewayV2httpRequest>| {
+                    Ok::<_, Infallible>(
+                        ingest::handle(sink, &invocation.payload, invocation.now).await,
+                    )
+                },
+            )
+            .await
+        }
+        "canary" => {
+            lambda_kit::run(
+                ingest::canary::CANARY_SOURCE,
+                sink(),
+                async |sink: &KinesisSink, invocation: Invocation<Value>| {
+                    let correlation_id = format!("heartbeat-{}", invocation.context.request_id);
+                    let readings =
+                        ingest::canary::beat(sink, invocation.now, &correlation_id).await?;
+                    Ok::<_, application::ports::PortError>(
+                        json!({"readings": readings, "correlationId": correlation_id}),
+                    )
+                },
+            )
+            .await
+        }
+        other => Err(format!("{MODE_ENV} must be `http` or `canary` (got {other:?})").into()),
+    }
 }

@@ -33,7 +33,7 @@ use domain::ack::AckTarget;
 use domain::envelope::{DecodeError, Envelope, EventData, decode};
 use domain::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
 use domain::ids::deterministic_id;
-use domain::routing::{cleared_notification_for, notification_for, with_ack_code};
+use domain::routing::{DirectoryEntry, cleared_notification_for, notification_for, with_ack_code};
 use lambda_kit::batch::{BatchError, body, sqs_standard};
 use lambda_kit::metrics;
 use tracing::Instrument;
@@ -144,6 +144,18 @@ async fn route_one(
     }
 }
 
+/// The patient's directory entry; the heartbeat's canary patient is never stored and goes
+/// to the canary recipient (`domain::canary`).
+async fn directory_entry(
+    deps: &Deps<'_>,
+    patient_id: &str,
+) -> Result<Option<DirectoryEntry>, RouteError> {
+    if domain::canary::is_canary_patient(patient_id) {
+        return Ok(Some(domain::canary::canary_entry()));
+    }
+    Ok(deps.directory.get(patient_id).await?)
+}
+
 /// Routes one alert; returns the notification id it requested.
 async fn route_alert(
     deps: &Deps<'_>,
@@ -151,9 +163,7 @@ async fn route_alert(
     now: DateTime<Utc>,
 ) -> Result<String, RouteError> {
     let patient_id = &alert.data.patient_id;
-    let entry = deps
-        .directory
-        .get(patient_id)
+    let entry = directory_entry(deps, patient_id)
         .await?
         .ok_or_else(|| RouteError::NoHealthWorker(patient_id.clone()))?;
     // The code first: the SMS carries it, and a reply must find it registered.
@@ -210,7 +220,7 @@ async fn clear_alert(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, RouteError> {
     let r = &resolved.data;
-    let Some(entry) = deps.directory.get(&r.patient_id).await? else {
+    let Some(entry) = directory_entry(deps, &r.patient_id).await? else {
         // Its alert failed routing for the same reason (and is in RouteDLQ): nobody was
         // told about it, so nobody is told it cleared. Retrying would not change that.
         tracing::warn!(patient_id = %r.patient_id, "patient has no health worker in the directory; resolution dropped");

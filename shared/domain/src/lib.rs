@@ -19,6 +19,7 @@
 extern crate self as domain;
 
 pub mod ack;
+pub mod canary;
 pub mod dashboard;
 pub mod detection;
 pub mod envelope;

@@ -39,12 +39,15 @@ pub const ALERTS_RAISED: &str = "AlertsRaised";
 pub const DUPLICATES_SKIPPED: &str = "DuplicatesSkipped";
 /// Readings older than the newest applied reading of their type (Count).
 pub const LATE_READINGS: &str = "LateReadings";
-/// Entries in a batch response's `batchItemFailures` (Count; 0 for a clean batch).
 /// Alerts raised from readings older than the allowed lateness (`detect`, sweep).
 pub const LATE_ALERTS: &str = "LateAlerts";
 /// Patients the detection sweep found due.
 pub const SWEPT_PATIENTS: &str = "SweptPatients";
+/// Entries in a batch response's `batchItemFailures` (Count; 0 for a clean batch).
 pub const BATCH_ITEM_FAILURES: &str = "BatchItemFailures";
+/// Heartbeat (canary) notifications that reached `notify` (Count; `domain::canary`). The
+/// heartbeat alarm fires when there were none for 15 minutes.
+pub const HEARTBEAT_DELIVERED: &str = "HeartbeatDelivered";
 /// Messages parked because of a permanent error (`notify`; Count).
 pub const MESSAGES_PARKED: &str = "MessagesParked";
 /// Now minus the reading's event time (Milliseconds).
