@@ -60,7 +60,17 @@ async fn a_beat_reaches_notify_and_nobody_is_texted_or_escalated() {
     })
     .await;
 
+    devstack::request_log::start(&stack).await.unwrap();
     let outcome = stack.run_schedule("HeartbeatFunction").await.unwrap();
+    // One request per beat, not one per reading.
+    let puts: Vec<_> = devstack::request_log::requests(&stack)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.service == "kinesis" && r.is_write())
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0].operation, "PutRecords");
     let InvokeOutcome::Ok(answer) = outcome else {
         panic!("the heartbeat failed: {outcome:?}");
     };

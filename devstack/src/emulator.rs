@@ -67,7 +67,13 @@ impl Emulator {
         } else {
             Command::new(moto_server_bin)
         };
+        // moto's request recorder (off until `request_log::start`) writes here.
+        let recording = match log_dir {
+            Some(dir) => dir.join("moto-requests.jsonl"),
+            None => std::env::temp_dir().join(format!("devstack-moto-requests-{port}.jsonl")),
+        };
         let mut child = command
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(stdout)

@@ -25,6 +25,7 @@ pub mod inspect;
 pub mod lambda;
 pub mod metrics;
 pub mod provision;
+pub mod request_log;
 pub mod schedule;
 pub mod stack;
 pub mod template;

@@ -1,0 +1,170 @@
+//! The emulator's request log: every AWS API request the functions (and anything else)
+//! made to moto while recording, read back as (service, operation). Tests use it to prove
+//! that a refused request wrote nothing, and to count requests (moto's recorder,
+//! `/moto-api/recorder/*`; moto only: LocalStack has no recorder).
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use serde_json::Value;
+
+use crate::Stack;
+
+/// One recorded AWS API request.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AwsRequest {
+    /// The SigV4 signing name: `dynamodb`, `kinesis`, `sqs`, `sns`, `monitoring`, ...
+    pub service: String,
+    /// The API operation: `PutItem`, `PutRecords`, `SendMessage`, `Publish`, ...
+    pub operation: String,
+}
+
+impl AwsRequest {
+    /// Whether the operation changes state (puts, updates, deletes, sends, publishes).
+    pub fn is_write(&self) -> bool {
+        const READS: &[&str] = &[
+            "Get",
+            "List",
+            "Describe",
+            "Query",
+            "Scan",
+            "BatchGet",
+            "Receive",
+            "TransactGet",
+        ];
+        !READS
+            .iter()
+            .any(|prefix| self.operation.starts_with(prefix))
+    }
+}
+
+async fn recorder(stack: &Stack, action: &str) -> Result<String> {
+    let url = format!("{}/moto-api/recorder/{action}", stack.endpoint_url());
+    let client = reqwest::Client::new();
+    let request = if action == "download-recording" {
+        client.get(&url)
+    } else {
+        client.post(&url)
+    };
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("moto recorder {action} (the request log needs moto)"))?;
+    if !response.status().is_success() {
+        bail!("moto recorder {action}: HTTP {}", response.status());
+    }
+    Ok(response.text().await?)
+}
+
+/// Empties the log and records from now on.
+pub async fn start(stack: &Stack) -> Result<()> {
+    recorder(stack, "reset-recording").await?;
+    recorder(stack, "start-recording").await?;
+    Ok(())
+}
+
+/// Empties the log (recording goes on).
+pub async fn reset(stack: &Stack) -> Result<()> {
+    recorder(stack, "reset-recording").await.map(drop)
+}
+
+/// The requests recorded since [`start`] or [`reset`], in order.
+pub async fn requests(stack: &Stack) -> Result<Vec<AwsRequest>> {
+    let text = recorder(stack, "download-recording").await?;
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let entry: Value = serde_json::from_str(line).context("a recorded request")?;
+            Ok(parse(&entry))
+        })
+        .collect()
+}
+
+/// The (service, operation) of a recorded request: the JSON protocols name the operation in
+/// `X-Amz-Target` (`DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`), the query
+/// protocol (SNS, CloudWatch) in the form body's or the URL's `Action`.
+fn parse(entry: &Value) -> AwsRequest {
+    let header = |name: &str| {
+        entry["headers"].as_object().and_then(|headers| {
+            headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .and_then(|(_, value)| value.as_str())
+        })
+    };
+    let service = header("Authorization")
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string();
+    let operation = header("X-Amz-Target")
+        .and_then(|target| target.rsplit('.').next())
+        .map(str::to_string)
+        .or_else(|| {
+            let body = entry["body"].as_str().unwrap_or_default();
+            let body = if entry["body_encoded"].as_bool() == Some(true) {
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .unwrap_or_default()
+            } else {
+                body.to_string()
+            };
+            let url = entry["url"].as_str().unwrap_or_default();
+            let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            action(&body).or_else(|| action(query))
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "{} {}",
+                entry["method"].as_str().unwrap_or("?"),
+                entry["url"].as_str().unwrap_or("?")
+            )
+        });
+    AwsRequest { service, operation }
+}
+
+/// The `Action` parameter of a form-encoded string.
+fn action(form: &str) -> Option<String> {
+    form.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_and_query_protocol_requests_are_named() {
+        let put = json!({
+            "headers": {
+                "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
+                "X-Amz-Target": "DynamoDB_20120810.PutItem"
+            },
+            "method": "POST", "url": "http://127.0.0.1:5000/", "body": "{}", "body_encoded": false
+        });
+        let publish = json!({
+            "headers": {"authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/sns/aws4_request"},
+            "method": "POST", "url": "http://127.0.0.1:5000/",
+            "body": base64::engine::general_purpose::STANDARD.encode("Action=Publish&Version=2010-03-31"),
+            "body_encoded": true
+        });
+        let query = json!({
+            "headers": {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/dynamodb/aws4_request"},
+            "method": "POST", "url": "http://127.0.0.1:5000/?Action=Query", "body": "", "body_encoded": false
+        });
+        assert_eq!(
+            parse(&put),
+            AwsRequest {
+                service: "dynamodb".into(),
+                operation: "PutItem".into()
+            }
+        );
+        assert_eq!(parse(&publish).operation, "Publish");
+        assert_eq!(parse(&publish).service, "sns");
+        assert!(parse(&put).is_write() && parse(&publish).is_write());
+        assert!(!parse(&query).is_write());
+    }
+}
