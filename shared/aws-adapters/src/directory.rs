@@ -19,7 +19,7 @@ use domain::routing::DirectoryEntry;
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 
 use crate::attributes::{Item, s, sdk_failure, string_attr};
-use crate::table::{get_typed, item_of, put_item};
+use crate::table::{get_item, get_typed, item_of, put_item};
 
 /// Keys per `BatchGetItem` request (DynamoDB's limit).
 const BATCH_KEYS: usize = 100;
@@ -82,8 +82,16 @@ impl DynamoDirectory {
     }
 
     /// Every item of `keys` that exists, with `BatchGetItem` (100 keys a request; keys
-    /// left unprocessed are asked for again with backoff).
+    /// left unprocessed are asked for again with backoff), or `GetItem` for a single key.
     async fn batch_get(&self, keys: Vec<String>) -> Result<Vec<Item>, PortError> {
+        if let [key] = keys.as_slice() {
+            // One key (an emergency's patient, then its roster): a GetItem, which is all
+            // the roles acting on one patient are granted.
+            return Ok(get_item(&self.client, &self.table, "patientId", key, false)
+                .await?
+                .into_iter()
+                .collect());
+        }
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_KEYS) {
             let keys: Vec<Item> = chunk
