@@ -85,14 +85,16 @@ impl World {
     fn new(ambulance_failure_rate: f64, free_workers: &[&str]) -> World {
         let entry = |p: &str| fixtures::directory_entry(p, "w-01", "+254700000101");
         let contacts = MemoryContacts::default();
-        contacts.rosters.lock().unwrap().insert(
-            "Bondo".into(),
-            VillageRoster {
-                village: "Bondo".into(),
-                worker_ids: vec!["w-01".into(), "w-02".into()],
-                supervisor_id: "s-01".into(),
-            },
-        );
+        let roster = VillageRoster {
+            village: "Bondo".into(),
+            worker_ids: vec!["w-01".into(), "w-02".into()],
+            supervisor_id: "s-01".into(),
+        };
+        contacts
+            .rosters
+            .lock()
+            .unwrap()
+            .insert("Bondo".into(), roster.clone());
         for p in ["p-1", "p-2"] {
             contacts.families.lock().unwrap().insert(
                 p.into(),
@@ -106,7 +108,7 @@ impl World {
         World {
             events: MemoryEventStore::default(),
             bus: MemoryBus::default(),
-            directory: MemoryDirectory::with([entry("p-1"), entry("p-2")]),
+            directory: MemoryDirectory::with([entry("p-1"), entry("p-2")]).with_roster(roster),
             contacts,
             workers: MemoryWorkers::with(
                 ["w-01", "w-02", "s-01"].map(|id| worker(id, free_workers.contains(&id))),
@@ -125,6 +127,7 @@ impl World {
             reader: &self.events,
             bus: &self.bus,
             directory: &self.directory,
+            access: &self.directory,
             contacts: &self.contacts,
             workers: &self.workers,
             ambulance: &self.ambulance,
@@ -197,22 +200,29 @@ impl World {
         }
     }
 
+    /// An API request by Bondo's supervisor s-01, with a fresh `Idempotency-Key`.
     async fn http(&self, route: &str, id: Option<&str>, body: Value) -> (i64, Value) {
-        let mut request = ApiGatewayV2httpRequest::default();
-        request.route_key = Some(route.into());
-        if let Some(id) = id {
-            request.path_parameters.insert("id".into(), id.into());
-        }
-        request.body = Some(body.to_string());
+        self.http_by(person("s-01", "supervisor"), route, id, body)
+            .await
+    }
+
+    /// An API request by the person with these token claims, with a fresh
+    /// `Idempotency-Key`.
+    async fn http_by(
+        &self,
+        claims: Value,
+        route: &str,
+        id: Option<&str>,
+        body: Value,
+    ) -> (i64, Value) {
         let key = uuid::Uuid::new_v4().to_string();
-        request
-            .headers
-            .insert("idempotency-key", key.parse().unwrap());
+        let request = token_request(route, id, body, Some(&key), Some(claims));
         let (status, body, _) = call_api(&self.deps(), &request).await;
         (status, body)
     }
 
-    /// `POST /emergencies` for `patient` by w-01, with a fresh `Idempotency-Key`.
+    /// `POST /emergencies` for `patient` by the health worker w-01, with a fresh
+    /// `Idempotency-Key`.
     async fn raise(&self, patient: &str) -> String {
         self.raise_with_key(patient, &uuid::Uuid::new_v4().to_string())
             .await
@@ -760,7 +770,7 @@ async fn call_api(deps: &Deps<'_>, request: &ApiGatewayV2httpRequest) -> (i64, V
     )
 }
 
-/// A raw `POST /emergencies`: `body` as given, base64-marked or not, with an optional
+/// A raw `POST /emergencies` by the supervisor s-01: `body` as given, base64-marked or not, with an optional
 /// `x-correlation-id`.
 async fn raw_request(
     deps: &Deps<'_>,
@@ -768,14 +778,16 @@ async fn raw_request(
     base64: bool,
     correlation: Option<&str>,
 ) -> (i64, Value, String) {
-    let mut request = ApiGatewayV2httpRequest::default();
-    request.route_key = Some("POST /emergencies".into());
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut request = token_request(
+        "POST /emergencies",
+        None,
+        json!(null),
+        Some(&key),
+        Some(person("s-01", "supervisor")),
+    );
     request.body = Some(body.to_string());
     request.is_base64_encoded = base64;
-    let key = uuid::Uuid::new_v4().to_string();
-    request
-        .headers
-        .insert("idempotency-key", key.parse().unwrap());
     if let Some(c) = correlation {
         request
             .headers
@@ -896,8 +908,16 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
 
 // ---- Issue 12: paths that lost or blocked work (each test was committed before its fix).
 
-/// An API request as API Gateway delivers it from an IAM-signed `caller`, with an optional
-/// `Idempotency-Key`.
+/// The token claims of a person (as API Gateway's JWT authorizer passes them: strings).
+fn person(username: &str, group: &str) -> Value {
+    json!({"sub": format!("uuid-{username}"), "client_id": "people-client",
+           "username": username, "cognito:groups": format!("[{group}]"),
+           "scope": "vitals/emergencies.write vitals/emergencies.read vitals/alerts.ack",
+           "token_use": "access"})
+}
+
+/// An API request as API Gateway delivers it from the health worker `caller` (a people
+/// token), with an optional `Idempotency-Key`.
 fn signed_request(
     route: &str,
     id: Option<&str>,
@@ -905,6 +925,22 @@ fn signed_request(
     key: Option<&str>,
     caller: &str,
 ) -> ApiGatewayV2httpRequest {
+    token_request(route, id, body, key, Some(person(caller, "health-worker")))
+}
+
+/// An API request as API Gateway delivers it: with the JWT authorizer's context for
+/// `claims`, or with none at all.
+fn token_request(
+    route: &str,
+    id: Option<&str>,
+    body: Value,
+    key: Option<&str>,
+    claims: Option<Value>,
+) -> ApiGatewayV2httpRequest {
+    let authorizer = match claims {
+        Some(claims) => json!({"jwt": {"claims": claims, "scopes": null}}),
+        None => json!({}),
+    };
     let mut headers = serde_json::Map::new();
     if let Some(key) = key {
         headers.insert("idempotency-key".into(), json!(key));
@@ -922,11 +958,7 @@ fn signed_request(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "api",
-            "authorizer": {"iam": {
-                "accountId": "000000000000",
-                "callerId": caller,
-                "userArn": format!("arn:aws:iam::000000000000:user/{caller}"),
-            }},
+            "authorizer": authorizer,
             "domainName": "api.local",
             "domainPrefix": "api",
             "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
@@ -1065,25 +1097,25 @@ async fn post_emergencies_requires_a_key_scoped_to_the_caller_and_its_payload() 
         signed_request("POST /emergencies", None, body.clone(), key, caller)
     };
 
-    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "alice")).await;
+    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "w-01")).await;
     assert_eq!(status, 400, "no Idempotency-Key: {body}");
 
-    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-01")).await;
     assert_eq!(status, 202, "{first}");
     world.deliver_queued_inputs().await;
-    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-01")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["emergencyId"], first["emergencyId"], "a retry");
 
-    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "bob")).await;
+    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-02")).await;
     assert_eq!(status, 202, "{other}");
     assert_ne!(
         other["emergencyId"], first["emergencyId"],
-        "bob's key is not alice's"
+        "w-02's key is not w-01's"
     );
 
     let changed = json!({"patientId": "p-2", "reason": "fell", "reporter": "w-01"});
-    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "alice")).await;
+    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "w-01")).await;
     assert_eq!(status, 409, "same key, another payload: {body}");
 }
 
