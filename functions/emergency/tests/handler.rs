@@ -1269,3 +1269,238 @@ async fn an_emergency_left_open_is_closed_by_its_timeout() {
     assert_eq!(state["state"]["closed"], "timedOut");
     assert_eq!(world.workers.reserved_by("w-01"), None);
 }
+
+// ---- Issue 13: authorization (docs/security.md). Given the World: p-1, p-2 of Bondo
+// (assigned w-01; roster w-01, w-02; supervisor s-01); p-9 is not registered.
+
+/// Everything the API could have written or queued, to prove a refused request left it all
+/// as it was.
+fn footprint(world: &World) -> (usize, usize) {
+    (
+        world.events.all().len(),
+        world.bus.sent.lock().unwrap().len(),
+    )
+}
+
+fn device(client_id: &str) -> Value {
+    json!({"sub": client_id, "client_id": client_id, "scope": "vitals/readings.write",
+           "token_use": "access"})
+}
+
+#[tokio::test]
+async fn without_an_authorizer_context_every_route_is_401_and_nothing_changes() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    let before = footprint(&world);
+    for (route, path_id) in [
+        ("POST /emergencies", None),
+        ("GET /emergencies/{id}", Some(id.as_str())),
+        ("POST /emergencies/{id}/close", Some(id.as_str())),
+        ("POST /alerts/{id}/ack", Some("a-1")),
+    ] {
+        let body = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+        let request = token_request(route, path_id, body, Some("k-anon"), None);
+        let (status, body, _) = call_api(&world.deps(), &request).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (401, &json!("Unauthorized")),
+            "{route}"
+        );
+    }
+    assert_eq!(footprint(&world), before);
+}
+
+#[tokio::test]
+async fn callers_who_may_not_raise_an_emergency_for_the_patient_get_403_and_nothing_is_queued() {
+    let world = World::new(0.0, &["w-01"]);
+    let emergency =
+        |patient: &str| json!({"patientId": patient, "reason": "collapsed", "reporter": "x"});
+    for (claims, patient, why) in [
+        (
+            person("w-03", "health-worker"),
+            "p-1",
+            "a worker of another village",
+        ),
+        (
+            person("w-01", "health-worker"),
+            "p-9",
+            "a worker, unregistered patient",
+        ),
+        (
+            person("s-02", "supervisor"),
+            "p-1",
+            "a supervisor of another district",
+        ),
+        (person("op-1", "operator"), "p-1", "an operator"),
+        (device("wearable-7"), "p-1", "a device"),
+        (person("w-01", "admins"), "p-1", "no known group"),
+    ] {
+        let (status, body) = world
+            .http_by(claims, "POST /emergencies", None, emergency(patient))
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (403, &json!("Forbidden")),
+            "{why}: {body}"
+        );
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{why}"
+        );
+        assert!(body["correlationId"].is_string(), "{why}");
+        assert_eq!(
+            footprint(&world),
+            (0, 0),
+            "{why}: nothing written or queued"
+        );
+    }
+}
+
+#[tokio::test]
+async fn own_patients_pass_and_a_supervisor_may_raise_for_an_unregistered_patient() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let emergency =
+        |patient: &str| json!({"patientId": patient, "reason": "collapsed", "reporter": "x"});
+    for claims in [
+        person("w-01", "health-worker"),
+        person("w-02", "health-worker"),
+        person("s-01", "supervisor"),
+    ] {
+        let (status, body) = world
+            .http_by(claims.clone(), "POST /emergencies", None, emergency("p-1"))
+            .await;
+        assert_eq!(status, 202, "{claims}: {body}");
+    }
+    // Authorized, but an unregistered patient has no village to send anyone to.
+    let (status, body) = world
+        .http_by(
+            person("s-01", "supervisor"),
+            "POST /emergencies",
+            None,
+            emergency("p-9"),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (404, &json!("NotFound")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn reading_closing_and_dispatching_to_someone_elses_emergency_is_403_and_changes_nothing() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+    let before = footprint(&world);
+    for claims in [
+        person("w-03", "health-worker"),
+        person("s-02", "supervisor"),
+        person("op-1", "operator"),
+        device("kiosk-3"),
+    ] {
+        for route in [
+            "GET /emergencies/{id}",
+            "POST /emergencies/{id}/close",
+            "POST /emergencies/{id}/ambulance",
+        ] {
+            let (status, body) = world
+                .http_by(claims.clone(), route, Some(&id), json!({}))
+                .await;
+            assert_eq!(status, 403, "{claims} {route}: {body}");
+            assert_eq!(body["error"], "Forbidden");
+        }
+    }
+    assert_eq!(footprint(&world), before, "nothing written or queued");
+    // The roster's other worker may: they read it and ask for the ambulance.
+    let w02 = person("w-02", "health-worker");
+    let (status, body) = world
+        .http_by(w02.clone(), "GET /emergencies/{id}", Some(&id), json!(null))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = world
+        .http_by(
+            w02,
+            "POST /emergencies/{id}/ambulance",
+            Some(&id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_by_someone_else_is_403_and_records_nothing() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let alert_id = alert.data.alert_id.clone();
+    let stream = alert_stream(&alert_id);
+    for claims in [
+        person("w-03", "health-worker"),
+        person("s-02", "supervisor"),
+        person("op-1", "operator"),
+        device("phone-w1"),
+    ] {
+        let (status, body) = world
+            .http_by(
+                claims.clone(),
+                "POST /alerts/{id}/ack",
+                Some(&alert_id),
+                json!({"workerId": "w-01"}),
+            )
+            .await;
+        assert_eq!(status, 403, "{claims}: {body}");
+    }
+    assert_eq!(
+        world.events.stream(&stream).len(),
+        2,
+        "raised and routed only"
+    );
+    // An alert of an unregistered patient: a supervisor may, a health worker may not.
+    let stranger = routed_alert(&world, "p-9").await;
+    let (status, _) = world
+        .http_by(
+            person("w-01", "health-worker"),
+            "POST /alerts/{id}/ack",
+            Some(&stranger.data.alert_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = world
+        .http_by(
+            person("s-01", "supervisor"),
+            "POST /alerts/{id}/ack",
+            Some(&stranger.data.alert_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_acknowledgement_records_the_caller_never_the_body() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let (status, body) = world
+        .http_by(
+            person("w-02", "health-worker"),
+            "POST /alerts/{id}/ack",
+            Some(&alert.data.alert_id),
+            json!({"workerId": "w-01"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["alreadyAcknowledged"]),
+        (200, &json!(false)),
+        "{body}"
+    );
+    let last = world
+        .events
+        .stream(&alert_stream(&alert.data.alert_id))
+        .pop()
+        .unwrap();
+    assert_eq!(last.event_type, "AlertAcknowledged");
+    assert_eq!(last.data["acknowledgedBy"], "w-02");
+}
