@@ -259,7 +259,7 @@ fn owns(caller: &Caller, action: Action, patient_id: &str, facts: &DirectoryFact
     match caller.role {
         Role::HealthWorker => {
             entry.worker_id == caller.id
-                || roster.is_some_and(|r| r.worker_ids.iter().any(|w| *w == caller.id))
+                || roster.is_some_and(|r| r.worker_ids.contains(&caller.id))
         }
         Role::Supervisor => roster.is_some_and(|r| r.supervisor_id == caller.id),
         Role::Device => match &facts.device {
