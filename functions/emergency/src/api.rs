@@ -9,6 +9,12 @@
 //! id from the emergency, so a retry is a duplicate input the coordinator recognises (and,
 //! finding the latest fact is its own, re-sends what may not have been sent). Close and
 //! ambulance requests are one per emergency and idempotent the same way.
+//!
+//! Every request is authorized (docs/security.md) before it queues or records anything:
+//! the caller comes from the authorizer context ([`http::caller`]), the patient from the
+//! body (`POST /emergencies`) or from the emergency's or alert's stream, and the decision
+//! from [`application::access::check`]. A caller who may not act on the patient gets a 403
+//! with the reason, and nothing is written or queued.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::{DateTime, Utc};
@@ -23,7 +29,10 @@ use tracing::Instrument;
 
 use crate::ack::{self, AckOutcome};
 use crate::{Deps, EmergencyError, SOURCE, coordinator};
+use application::access;
 use application::ports::Channel;
+use domain::access::{Action, Caller, Role};
+use domain::events::alert_stream;
 use domain::saga::SagaMessage;
 use lambda_kit::fault::crash_point;
 
@@ -40,27 +49,34 @@ pub async fn handle(
     let span = tracing::info_span!("api", correlation_id = %correlation_id, route);
     async {
         let id = request.path_parameters.get("id").cloned();
-        let result = match (route, id) {
-            ("POST /emergencies", _) => raise_emergency(deps, request, &correlation_id, now).await,
-            ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
-            // The worker on site closes the emergency: released, the family told.
-            ("POST /emergencies/{id}/close", Some(id)) => {
-                let input = SagaInput::Close {
-                    closed_by: caller(request),
-                };
-                let done = |s: &SagaState| s.closed.is_some();
-                on_site_request(deps, &id, "close", input, done, &correlation_id, now).await
-            }
-            // The worker on site asks for an ambulance: the saga dispatches one.
-            ("POST /emergencies/{id}/ambulance", Some(id)) => {
-                let input = SagaInput::RequestAmbulance {
-                    requested_by: caller(request),
-                };
-                let done = |s: &SagaState| s.ambulance_requested || s.ambulance_dispatched;
-                on_site_request(deps, &id, "ambulance", input, done, &correlation_id, now).await
-            }
-            ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, request, &id, now).await,
-            _ => Err(HttpError::not_found(format!("no route {route}"))),
+        let result = match http::caller(request).map(actor) {
+            Err(error) => Err(error),
+            Ok(caller) => match (route, id) {
+                ("POST /emergencies", _) => {
+                    raise_emergency(deps, request, &caller, &correlation_id, now).await
+                }
+                ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &caller, &id).await,
+                // The worker on site closes the emergency: released, the family told.
+                ("POST /emergencies/{id}/close", Some(id)) => {
+                    let input = SagaInput::Close {
+                        closed_by: caller.id.clone(),
+                    };
+                    let done = |s: &SagaState| s.closed.is_some();
+                    let what = ("close", input, done);
+                    on_site_request(deps, &caller, &id, what, &correlation_id, now).await
+                }
+                // The worker on site asks for an ambulance: the saga dispatches one.
+                ("POST /emergencies/{id}/ambulance", Some(id)) => {
+                    let input = SagaInput::RequestAmbulance {
+                        requested_by: caller.id.clone(),
+                    };
+                    let done = |s: &SagaState| s.ambulance_requested || s.ambulance_dispatched;
+                    let what = ("ambulance", input, done);
+                    on_site_request(deps, &caller, &id, what, &correlation_id, now).await
+                }
+                ("POST /alerts/{id}/ack", Some(id)) => acknowledge(deps, &caller, &id, now).await,
+                _ => Err(HttpError::not_found(format!("no route {route}"))),
+            },
         };
         match result {
             Ok((status, body)) => http::json_response(status, &body, &correlation_id),
@@ -97,10 +113,44 @@ struct RaiseEmergency {
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
-/// Who is calling: the principal API Gateway authenticated, or `anonymous` where the route
-/// has no authorizer (the local stack).
-fn caller(request: &ApiGatewayV2httpRequest) -> String {
-    http::principal(request).unwrap_or_else(|| "anonymous".to_string())
+/// The caller as the authorization rules know it.
+fn actor(caller: http::Caller) -> Caller {
+    let role = match caller.role {
+        http::Role::Device => Role::Device,
+        http::Role::HealthWorker => Role::HealthWorker,
+        http::Role::Supervisor => Role::Supervisor,
+        http::Role::Operator => Role::Operator,
+        http::Role::Service => Role::Service,
+    };
+    Caller::new(role, caller.id)
+}
+
+/// Refuses the request (403, with the reason) unless `caller` may do `action` to
+/// `patient_id`.
+async fn authorize(
+    deps: &Deps<'_>,
+    caller: &Caller,
+    action: Action,
+    patient_id: &str,
+) -> Result<(), HttpError> {
+    match access::check(deps.access, caller, action, [patient_id]).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(denied)) => Err(HttpError::forbidden(denied.reason)),
+        Err(err) => Err(HttpError::new(
+            503,
+            "DirectoryUnavailable",
+            format!("who may act on this patient could not be checked; retry: {err}"),
+        )),
+    }
+}
+
+/// The patient of a saga, if it has started; a saga without one is no emergency yet.
+fn patient_of(state: &SagaState, emergency_id: &str) -> Result<String, HttpError> {
+    state
+        .started
+        .as_ref()
+        .map(|s| s.patient_id.clone())
+        .ok_or_else(|| HttpError::not_found(format!("no emergency {emergency_id}")))
 }
 
 /// Starts a saga. The `Idempotency-Key` header is required and scoped to the caller: the
@@ -108,6 +158,7 @@ fn caller(request: &ApiGatewayV2httpRequest) -> String {
 async fn raise_emergency(
     deps: &Deps<'_>,
     request: &ApiGatewayV2httpRequest,
+    caller: &Caller,
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
@@ -142,8 +193,8 @@ async fn raise_emergency(
             missing.join(", ")
         )));
     }
-    let caller = caller(request);
-    let emergency_id = deterministic_id(&["emergency", "request", &caller, key]);
+    authorize(deps, caller, Action::RaiseEmergency, &patient_id).await?;
+    let emergency_id = deterministic_id(&["emergency", "request", &caller.id, key]);
     let ambulance = if body.ambulance_required { "1" } else { "0" };
     let request_hash = deterministic_id(&[&patient_id, &reason, &reporter, ambulance]);
     let (stored, events) = coordinator::load(deps, &emergency_id)
@@ -230,10 +281,9 @@ async fn enqueue(
 /// it was already done, 404 for no emergency, 409 when the emergency is not on site.
 async fn on_site_request(
     deps: &Deps<'_>,
+    caller: &Caller,
     emergency_id: &str,
-    what: &str,
-    input: SagaInput,
-    already_done: impl Fn(&SagaState) -> bool,
+    (what, input, already_done): (&str, SagaInput, impl Fn(&SagaState) -> bool),
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
@@ -244,6 +294,8 @@ async fn on_site_request(
         return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
     }
     let state = SagaState::fold(&events);
+    let patient_id = patient_of(&state, emergency_id)?;
+    authorize(deps, caller, Action::UpdateEmergency, &patient_id).await?;
     let reply = |status: u16, done: bool| {
         Ok((
             status,
@@ -271,7 +323,7 @@ async fn on_site_request(
 }
 
 /// The saga's current state and its history.
-async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
+async fn get_emergency(deps: &Deps<'_>, caller: &Caller, emergency_id: &str) -> Reply {
     let (stored, events) = coordinator::load(deps, emergency_id)
         .await
         .map_err(internal)?;
@@ -279,6 +331,8 @@ async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
         return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
     }
     let state = SagaState::fold(&events);
+    let patient_id = patient_of(&state, emergency_id)?;
+    authorize(deps, caller, Action::ReadEmergency, &patient_id).await?;
     let history: Vec<Value> = stored
         .iter()
         .enumerate()
@@ -297,20 +351,26 @@ async fn get_emergency(deps: &Deps<'_>, emergency_id: &str) -> Reply {
     ))
 }
 
-/// Records `AlertAcknowledged` once ([`ack::acknowledge_alert`]); a repeat answers 200 with
-/// `alreadyAcknowledged`.
+/// Records `AlertAcknowledged` by the caller once ([`ack::acknowledge_alert`]); a repeat
+/// answers 200 with `alreadyAcknowledged`. Who acknowledged is the caller, never the body.
 async fn acknowledge(
     deps: &Deps<'_>,
-    request: &ApiGatewayV2httpRequest,
+    caller: &Caller,
     alert_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let body: Value = http::json_body(request)?;
-    let by = body
-        .get("workerId")
+    let stored = deps
+        .reader
+        .read_stream(&alert_stream(alert_id))
+        .await
+        .map_err(internal)?;
+    let patient_id = stored
+        .first()
+        .and_then(|raised| raised.data.get("patientId"))
         .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    let already = match ack::acknowledge_alert(deps, alert_id, by, now).await {
+        .ok_or_else(|| HttpError::not_found(format!("no alert {alert_id}")))?;
+    authorize(deps, caller, Action::AcknowledgeAlert, patient_id).await?;
+    let already = match ack::acknowledge_alert(deps, alert_id, &caller.id, now).await {
         Ok(AckOutcome::Acknowledged) => false,
         Ok(AckOutcome::AlreadyAcknowledged) => true,
         Ok(AckOutcome::NoAlert) => {

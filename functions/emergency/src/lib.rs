@@ -59,6 +59,8 @@ pub struct Deps<'a> {
     pub reader: &'a dyn EventReader,
     pub bus: &'a dyn MessageBus,
     pub directory: &'a dyn Directory,
+    /// What decides who may act on whose patients (docs/security.md).
+    pub access: &'a dyn AccessDirectory,
     pub contacts: &'a dyn Contacts,
     pub workers: &'a dyn Workers,
     pub ambulance: &'a dyn AmbulanceProvider,

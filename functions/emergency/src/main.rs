@@ -73,6 +73,7 @@ async fn main() -> Result<(), Error> {
                 reader: &a.events,
                 bus: &a.bus,
                 directory: &a.directory,
+                access: &a.directory,
                 contacts: &a.directory,
                 workers: &a.workers,
                 ambulance: &a.ambulance,

@@ -85,14 +85,16 @@ impl World {
     fn new(ambulance_failure_rate: f64, free_workers: &[&str]) -> World {
         let entry = |p: &str| fixtures::directory_entry(p, "w-01", "+254700000101");
         let contacts = MemoryContacts::default();
-        contacts.rosters.lock().unwrap().insert(
-            "Bondo".into(),
-            VillageRoster {
-                village: "Bondo".into(),
-                worker_ids: vec!["w-01".into(), "w-02".into()],
-                supervisor_id: "s-01".into(),
-            },
-        );
+        let roster = VillageRoster {
+            village: "Bondo".into(),
+            worker_ids: vec!["w-01".into(), "w-02".into()],
+            supervisor_id: "s-01".into(),
+        };
+        contacts
+            .rosters
+            .lock()
+            .unwrap()
+            .insert("Bondo".into(), roster.clone());
         for p in ["p-1", "p-2"] {
             contacts.families.lock().unwrap().insert(
                 p.into(),
@@ -106,7 +108,7 @@ impl World {
         World {
             events: MemoryEventStore::default(),
             bus: MemoryBus::default(),
-            directory: MemoryDirectory::with([entry("p-1"), entry("p-2")]),
+            directory: MemoryDirectory::with([entry("p-1"), entry("p-2")]).with_roster(roster),
             contacts,
             workers: MemoryWorkers::with(
                 ["w-01", "w-02", "s-01"].map(|id| worker(id, free_workers.contains(&id))),
@@ -125,6 +127,7 @@ impl World {
             reader: &self.events,
             bus: &self.bus,
             directory: &self.directory,
+            access: &self.directory,
             contacts: &self.contacts,
             workers: &self.workers,
             ambulance: &self.ambulance,
@@ -197,22 +200,29 @@ impl World {
         }
     }
 
+    /// An API request by Bondo's supervisor s-01, with a fresh `Idempotency-Key`.
     async fn http(&self, route: &str, id: Option<&str>, body: Value) -> (i64, Value) {
-        let mut request = ApiGatewayV2httpRequest::default();
-        request.route_key = Some(route.into());
-        if let Some(id) = id {
-            request.path_parameters.insert("id".into(), id.into());
-        }
-        request.body = Some(body.to_string());
+        self.http_by(person("s-01", "supervisor"), route, id, body)
+            .await
+    }
+
+    /// An API request by the person with these token claims, with a fresh
+    /// `Idempotency-Key`.
+    async fn http_by(
+        &self,
+        claims: Value,
+        route: &str,
+        id: Option<&str>,
+        body: Value,
+    ) -> (i64, Value) {
         let key = uuid::Uuid::new_v4().to_string();
-        request
-            .headers
-            .insert("idempotency-key", key.parse().unwrap());
+        let request = token_request(route, id, body, Some(&key), Some(claims));
         let (status, body, _) = call_api(&self.deps(), &request).await;
         (status, body)
     }
 
-    /// `POST /emergencies` for `patient` by w-01, with a fresh `Idempotency-Key`.
+    /// `POST /emergencies` for `patient` by the health worker w-01, with a fresh
+    /// `Idempotency-Key`.
     async fn raise(&self, patient: &str) -> String {
         self.raise_with_key(patient, &uuid::Uuid::new_v4().to_string())
             .await
@@ -760,7 +770,7 @@ async fn call_api(deps: &Deps<'_>, request: &ApiGatewayV2httpRequest) -> (i64, V
     )
 }
 
-/// A raw `POST /emergencies`: `body` as given, base64-marked or not, with an optional
+/// A raw `POST /emergencies` by the supervisor s-01: `body` as given, base64-marked or not, with an optional
 /// `x-correlation-id`.
 async fn raw_request(
     deps: &Deps<'_>,
@@ -768,14 +778,16 @@ async fn raw_request(
     base64: bool,
     correlation: Option<&str>,
 ) -> (i64, Value, String) {
-    let mut request = ApiGatewayV2httpRequest::default();
-    request.route_key = Some("POST /emergencies".into());
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut request = token_request(
+        "POST /emergencies",
+        None,
+        json!(null),
+        Some(&key),
+        Some(person("s-01", "supervisor")),
+    );
     request.body = Some(body.to_string());
     request.is_base64_encoded = base64;
-    let key = uuid::Uuid::new_v4().to_string();
-    request
-        .headers
-        .insert("idempotency-key", key.parse().unwrap());
     if let Some(c) = correlation {
         request
             .headers
@@ -896,8 +908,16 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
 
 // ---- Issue 12: paths that lost or blocked work (each test was committed before its fix).
 
-/// An API request as API Gateway delivers it from an IAM-signed `caller`, with an optional
-/// `Idempotency-Key`.
+/// The token claims of a person (as API Gateway's JWT authorizer passes them: strings).
+fn person(username: &str, group: &str) -> Value {
+    json!({"sub": format!("uuid-{username}"), "client_id": "people-client",
+           "username": username, "cognito:groups": format!("[{group}]"),
+           "scope": "vitals/emergencies.write vitals/emergencies.read vitals/alerts.ack",
+           "token_use": "access"})
+}
+
+/// An API request as API Gateway delivers it from the health worker `caller` (a people
+/// token), with an optional `Idempotency-Key`.
 fn signed_request(
     route: &str,
     id: Option<&str>,
@@ -905,6 +925,22 @@ fn signed_request(
     key: Option<&str>,
     caller: &str,
 ) -> ApiGatewayV2httpRequest {
+    token_request(route, id, body, key, Some(person(caller, "health-worker")))
+}
+
+/// An API request as API Gateway delivers it: with the JWT authorizer's context for
+/// `claims`, or with none at all.
+fn token_request(
+    route: &str,
+    id: Option<&str>,
+    body: Value,
+    key: Option<&str>,
+    claims: Option<Value>,
+) -> ApiGatewayV2httpRequest {
+    let authorizer = match claims {
+        Some(claims) => json!({"jwt": {"claims": claims, "scopes": null}}),
+        None => json!({}),
+    };
     let mut headers = serde_json::Map::new();
     if let Some(key) = key {
         headers.insert("idempotency-key".into(), json!(key));
@@ -922,11 +958,7 @@ fn signed_request(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "api",
-            "authorizer": {"iam": {
-                "accountId": "000000000000",
-                "callerId": caller,
-                "userArn": format!("arn:aws:iam::000000000000:user/{caller}"),
-            }},
+            "authorizer": authorizer,
             "domainName": "api.local",
             "domainPrefix": "api",
             "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
@@ -1065,25 +1097,25 @@ async fn post_emergencies_requires_a_key_scoped_to_the_caller_and_its_payload() 
         signed_request("POST /emergencies", None, body.clone(), key, caller)
     };
 
-    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "alice")).await;
+    let (status, body, _) = call_api(&world.deps(), &post(&payload, None, "w-01")).await;
     assert_eq!(status, 400, "no Idempotency-Key: {body}");
 
-    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    let (status, first, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-01")).await;
     assert_eq!(status, 202, "{first}");
     world.deliver_queued_inputs().await;
-    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "alice")).await;
+    let (status, again, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-01")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["emergencyId"], first["emergencyId"], "a retry");
 
-    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "bob")).await;
+    let (status, other, _) = call_api(&world.deps(), &post(&payload, Some("k1"), "w-02")).await;
     assert_eq!(status, 202, "{other}");
     assert_ne!(
         other["emergencyId"], first["emergencyId"],
-        "bob's key is not alice's"
+        "w-02's key is not w-01's"
     );
 
     let changed = json!({"patientId": "p-2", "reason": "fell", "reporter": "w-01"});
-    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "alice")).await;
+    let (status, body, _) = call_api(&world.deps(), &post(&changed, Some("k1"), "w-01")).await;
     assert_eq!(status, 409, "same key, another payload: {body}");
 }
 
@@ -1236,4 +1268,239 @@ async fn an_emergency_left_open_is_closed_by_its_timeout() {
     assert_eq!(state["state"]["status"], "completed");
     assert_eq!(state["state"]["closed"], "timedOut");
     assert_eq!(world.workers.reserved_by("w-01"), None);
+}
+
+// ---- Issue 13: authorization (docs/security.md). Given the World: p-1, p-2 of Bondo
+// (assigned w-01; roster w-01, w-02; supervisor s-01); p-9 is not registered.
+
+/// Everything the API could have written or queued, to prove a refused request left it all
+/// as it was.
+fn footprint(world: &World) -> (usize, usize) {
+    (
+        world.events.all().len(),
+        world.bus.sent.lock().unwrap().len(),
+    )
+}
+
+fn device(client_id: &str) -> Value {
+    json!({"sub": client_id, "client_id": client_id, "scope": "vitals/readings.write",
+           "token_use": "access"})
+}
+
+#[tokio::test]
+async fn without_an_authorizer_context_every_route_is_401_and_nothing_changes() {
+    let world = World::new(0.0, &["w-01"]);
+    let id = world.raise("p-1").await;
+    let before = footprint(&world);
+    for (route, path_id) in [
+        ("POST /emergencies", None),
+        ("GET /emergencies/{id}", Some(id.as_str())),
+        ("POST /emergencies/{id}/close", Some(id.as_str())),
+        ("POST /alerts/{id}/ack", Some("a-1")),
+    ] {
+        let body = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+        let request = token_request(route, path_id, body, Some("k-anon"), None);
+        let (status, body, _) = call_api(&world.deps(), &request).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (401, &json!("Unauthorized")),
+            "{route}"
+        );
+    }
+    assert_eq!(footprint(&world), before);
+}
+
+#[tokio::test]
+async fn callers_who_may_not_raise_an_emergency_for_the_patient_get_403_and_nothing_is_queued() {
+    let world = World::new(0.0, &["w-01"]);
+    let emergency =
+        |patient: &str| json!({"patientId": patient, "reason": "collapsed", "reporter": "x"});
+    for (claims, patient, why) in [
+        (
+            person("w-03", "health-worker"),
+            "p-1",
+            "a worker of another village",
+        ),
+        (
+            person("w-01", "health-worker"),
+            "p-9",
+            "a worker, unregistered patient",
+        ),
+        (
+            person("s-02", "supervisor"),
+            "p-1",
+            "a supervisor of another district",
+        ),
+        (person("op-1", "operator"), "p-1", "an operator"),
+        (device("wearable-7"), "p-1", "a device"),
+        (person("w-01", "admins"), "p-1", "no known group"),
+    ] {
+        let (status, body) = world
+            .http_by(claims, "POST /emergencies", None, emergency(patient))
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (403, &json!("Forbidden")),
+            "{why}: {body}"
+        );
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{why}"
+        );
+        assert!(body["correlationId"].is_string(), "{why}");
+        assert_eq!(
+            footprint(&world),
+            (0, 0),
+            "{why}: nothing written or queued"
+        );
+    }
+}
+
+#[tokio::test]
+async fn own_patients_pass_and_a_supervisor_may_raise_for_an_unregistered_patient() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let emergency =
+        |patient: &str| json!({"patientId": patient, "reason": "collapsed", "reporter": "x"});
+    for claims in [
+        person("w-01", "health-worker"),
+        person("w-02", "health-worker"),
+        person("s-01", "supervisor"),
+    ] {
+        let (status, body) = world
+            .http_by(claims.clone(), "POST /emergencies", None, emergency("p-1"))
+            .await;
+        assert_eq!(status, 202, "{claims}: {body}");
+    }
+    // Authorized, but an unregistered patient has no village to send anyone to.
+    let (status, body) = world
+        .http_by(
+            person("s-01", "supervisor"),
+            "POST /emergencies",
+            None,
+            emergency("p-9"),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (404, &json!("NotFound")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn reading_closing_and_dispatching_to_someone_elses_emergency_is_403_and_changes_nothing() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    assert_eq!(world.state(&id).await["state"]["status"], "onSite");
+    let before = footprint(&world);
+    for claims in [
+        person("w-03", "health-worker"),
+        person("s-02", "supervisor"),
+        person("op-1", "operator"),
+        device("kiosk-3"),
+    ] {
+        for route in [
+            "GET /emergencies/{id}",
+            "POST /emergencies/{id}/close",
+            "POST /emergencies/{id}/ambulance",
+        ] {
+            let (status, body) = world
+                .http_by(claims.clone(), route, Some(&id), json!({}))
+                .await;
+            assert_eq!(status, 403, "{claims} {route}: {body}");
+            assert_eq!(body["error"], "Forbidden");
+        }
+    }
+    assert_eq!(footprint(&world), before, "nothing written or queued");
+    // The roster's other worker may: they read it and ask for the ambulance.
+    let w02 = person("w-02", "health-worker");
+    let (status, body) = world
+        .http_by(w02.clone(), "GET /emergencies/{id}", Some(&id), json!(null))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = world
+        .http_by(
+            w02,
+            "POST /emergencies/{id}/ambulance",
+            Some(&id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_by_someone_else_is_403_and_records_nothing() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let alert_id = alert.data.alert_id.clone();
+    let stream = alert_stream(&alert_id);
+    for claims in [
+        person("w-03", "health-worker"),
+        person("s-02", "supervisor"),
+        person("op-1", "operator"),
+        device("phone-w1"),
+    ] {
+        let (status, body) = world
+            .http_by(
+                claims.clone(),
+                "POST /alerts/{id}/ack",
+                Some(&alert_id),
+                json!({"workerId": "w-01"}),
+            )
+            .await;
+        assert_eq!(status, 403, "{claims}: {body}");
+    }
+    assert_eq!(
+        world.events.stream(&stream).len(),
+        2,
+        "raised and routed only"
+    );
+    // An alert of an unregistered patient: a supervisor may, a health worker may not.
+    let stranger = routed_alert(&world, "p-9").await;
+    let (status, _) = world
+        .http_by(
+            person("w-01", "health-worker"),
+            "POST /alerts/{id}/ack",
+            Some(&stranger.data.alert_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = world
+        .http_by(
+            person("s-01", "supervisor"),
+            "POST /alerts/{id}/ack",
+            Some(&stranger.data.alert_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_acknowledgement_records_the_caller_never_the_body() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    let alert = routed_alert(&world, "p-1").await;
+    let (status, body) = world
+        .http_by(
+            person("w-02", "health-worker"),
+            "POST /alerts/{id}/ack",
+            Some(&alert.data.alert_id),
+            json!({"workerId": "w-01"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["alreadyAcknowledged"]),
+        (200, &json!(false)),
+        "{body}"
+    );
+    let last = world
+        .events
+        .stream(&alert_stream(&alert.data.alert_id))
+        .pop()
+        .unwrap();
+    assert_eq!(last.event_type, "AlertAcknowledged");
+    assert_eq!(last.data["acknowledgedBy"], "w-02");
 }

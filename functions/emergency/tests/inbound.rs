@@ -108,6 +108,7 @@ impl World {
             reader: &self.events,
             bus: &self.bus,
             directory: &self.directory,
+            access: &self.directory,
             contacts: &self.contacts,
             workers: &self.workers,
             ambulance: &self.ambulance,

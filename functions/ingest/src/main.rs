@@ -1,11 +1,17 @@
 use std::convert::Infallible;
 
 use application::retry::RetryPolicy;
-use aws_adapters::{KinesisSink, load_config};
+use aws_adapters::{DynamoDirectory, KinesisSink, load_config};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_kit::config::required_env;
 use lambda_kit::{Error, Invocation};
 use serde_json::{Value, json};
+
+/// The readings stream, and the directory that says who may post for whom.
+struct Adapters {
+    sink: KinesisSink,
+    directory: DynamoDirectory,
+}
 
 async fn sink() -> Result<KinesisSink, Error> {
     let config = load_config().await;
@@ -16,8 +22,15 @@ async fn sink() -> Result<KinesisSink, Error> {
     ))
 }
 
+async fn adapters() -> Result<Adapters, Error> {
+    Ok(Adapters {
+        sink: sink().await?,
+        directory: DynamoDirectory::new(&load_config().await, required_env("DIRECTORY_TABLE")?),
+    })
+}
+
 /// Selects what this binary does: `http` (default: `POST /readings`) or `canary` (the
-/// scheduled pipeline heartbeat, `ingest::canary`).
+/// scheduled pipeline heartbeat, `ingest::canary`; it needs only the stream).
 const MODE_ENV: &str = "INGEST_MODE";
 
 #[tokio::main]
@@ -27,12 +40,13 @@ async fn main() -> Result<(), Error> {
         "http" => {
             lambda_kit::run(
                 ingest::SOURCE,
-                sink(),
+                adapters(),
                 // Every outcome of a request, failures included, is an HTTP response.
-                async |sink: &KinesisSink, invocation: Invocation<ApiGatewayV2httpRequest>| {
-                    Ok::<_, Infallible>(
-                        ingest::handle(sink, &invocation.payload, invocation.now).await,
-                    )
+                async |a: &Adapters, invocation: Invocation<ApiGatewayV2httpRequest>| {
+                    let response =
+                        ingest::handle(&a.sink, &a.directory, &invocation.payload, invocation.now)
+                            .await;
+                    Ok::<_, Infallible>(response)
                 },
             )
             .await

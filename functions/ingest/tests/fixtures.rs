@@ -2,7 +2,8 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use chrono::{DateTime, Utc};
-use testkit::MemorySink;
+use domain::access::DeviceBinding;
+use testkit::{MemoryDirectory, MemorySink, fixtures};
 
 #[tokio::test]
 async fn sample_post_readings_event_is_accepted() {
@@ -10,7 +11,16 @@ async fn sample_post_readings_event_is_accepted() {
     let request: ApiGatewayV2httpRequest = serde_json::from_str(text).unwrap();
     let now: DateTime<Utc> = "2026-11-24T08:00:00Z".parse().unwrap();
     let sink = MemorySink::default();
-    let response = ingest::handle(&sink, &request, now).await;
+    // The sample's caller is the wearable of p-001 (a device token).
+    let directory =
+        MemoryDirectory::with([fixtures::directory_entry("p-001", "w-1", "+254700000001")])
+            .with_device(
+                "wearable-p-001",
+                DeviceBinding::Wearable {
+                    bound_patient_id: "p-001".into(),
+                },
+            );
+    let response = ingest::handle(&sink, &directory, &request, now).await;
     assert_eq!(response.status_code, 202);
     let records = sink.records.lock().unwrap();
     assert_eq!(records.len(), 2);

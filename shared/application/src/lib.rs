@@ -5,9 +5,11 @@
 //! - [`event_store`]: the event store contract (streams, expected versions, `read_all`),
 //!   reading recorded events through the domain's upcasters.
 //! - [`idempotency`]: the per-record idempotency guard (Powertools' design).
+//! - [`access`]: reads the directory facts a request's authorization needs and decides.
 //! - [`ack_codes`]: gives an alert or emergency its acknowledgement code (registered first).
 //! - [`retry`]: retries with backoff for partial batch writes.
 
+pub mod access;
 pub mod ack_codes;
 pub mod event_store;
 pub mod idempotency;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use domain::access::{DirectoryFacts, Lookup};
 use domain::ack::{AckCode, AckTarget};
 use domain::dashboard::View;
 use domain::detection::PatientState;
@@ -130,6 +131,16 @@ pub trait ReadModels: Send + Sync {
 #[async_trait]
 pub trait Directory: Send + Sync {
     async fn get(&self, patient_id: &str) -> Result<Option<DirectoryEntry>, PortError>;
+}
+
+/// The directory items that decide who may act on whose patients (patient entries, village
+/// rosters, device bindings), read in as few requests as the store allows: one batch
+/// (DynamoDB `BatchGetItem`, 100 keys a request) for a whole [`Lookup`], never one request
+/// per item.
+#[async_trait]
+pub trait AccessDirectory: Send + Sync {
+    /// The items of `lookup` that exist (an absent patient is not registered).
+    async fn facts(&self, lookup: &Lookup) -> Result<DirectoryFacts, PortError>;
 }
 
 /// Publishes alert events for fan-out (SNS alerts topic): raised alerts, and resolutions

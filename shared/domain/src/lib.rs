@@ -12,12 +12,14 @@
 //! - [`dashboard`]: the read models projected from recorded events.
 //! - [`recorded`], [`upcast`]: events as the store records them, and upcasting of old
 //!   schema versions on read.
+//! - [`access`]: who may do what to whose data (the authorization matrix).
 //! - [`ack`]: acknowledgement codes health workers reply with by SMS ("ACK 4K7Q2M").
 //! - [`ids`], [`timestamp`]: deterministic ids and fast RFC 3339 parsing.
 
 // `#[derive(EventData)]` names the trait `::domain::envelope::EventData`, here too.
 extern crate self as domain;
 
+pub mod access;
 pub mod ack;
 pub mod canary;
 pub mod dashboard;

@@ -43,6 +43,16 @@ impl HttpError {
         HttpError::new(400, "BadRequest", message)
     }
 
+    /// 401 `Unauthorized`: the request carries no identity the authorizer vouched for.
+    pub fn unauthorized(message: impl Into<String>) -> HttpError {
+        HttpError::new(401, "Unauthorized", message)
+    }
+
+    /// 403 `Forbidden`: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> HttpError {
+        HttpError::new(403, "Forbidden", message)
+    }
+
     /// 404 `NotFound`.
     pub fn not_found(message: impl Into<String>) -> HttpError {
         HttpError::new(404, "NotFound", message)
@@ -86,6 +96,128 @@ pub fn principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
             .and_then(|jwt| jwt.claims.get("sub").cloned())
     };
     iam.or_else(jwt).filter(|p| !p.trim().is_empty())
+}
+
+/// What a caller is, from the identity contract (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A wearable, kiosk or phone app (client-credentials token without a username).
+    Device,
+    /// Cognito group `health-worker`.
+    HealthWorker,
+    /// Cognito group `supervisor`.
+    Supervisor,
+    /// Cognito group `operator`.
+    Operator,
+    /// An IAM (SigV4) caller: another part of the system.
+    Service,
+}
+
+impl Role {
+    /// The role of a Cognito group name, if it is one of ours.
+    pub fn of_group(group: &str) -> Option<Role> {
+        match group {
+            "health-worker" => Some(Role::HealthWorker),
+            "supervisor" => Some(Role::Supervisor),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+
+    /// Which role wins when a person is in several groups (higher wins).
+    fn rank(self) -> u8 {
+        match self {
+            Role::Operator => 3,
+            Role::Supervisor => 2,
+            Role::HealthWorker => 1,
+            Role::Device | Role::Service => 0,
+        }
+    }
+}
+
+/// Who is calling, as the authorizer vouched for it: a role and an id (a person's Cognito
+/// username = their directory id, a device's `client_id`, an IAM caller's ARN).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    pub role: Role,
+    pub id: String,
+}
+
+/// The names in a `cognito:groups` claim as API Gateway renders it (`"[a b]"`), or as a
+/// JSON array string (`"[\"a\",\"b\"]"`), or a bare name.
+pub fn claim_list(value: &str) -> Vec<String> {
+    let value = value.trim();
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(value) {
+        return list.into_iter().map(|g| g.trim().to_string()).collect();
+    }
+    value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .map(|g| g.trim_matches('"').trim())
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The caller of a request from `requestContext.authorizer` (the contract of
+/// docs/security.md): a JWT with a `username` is a person whose role is their highest
+/// group; a JWT without one is a device (id = `client_id`); an IAM principal is a service
+/// (id = its ARN). No authorizer context (or no id in it) is 401; a person in none of the
+/// known groups is 403.
+pub fn caller(request: &ApiGatewayV2httpRequest) -> Result<Caller, HttpError> {
+    let unauthorized = || HttpError::unauthorized("the request carries no verified identity");
+    let authorizer = request
+        .request_context
+        .authorizer
+        .as_ref()
+        .ok_or_else(unauthorized)?;
+    if let Some(jwt) = &authorizer.jwt {
+        let claim = |name: &str| {
+            jwt.claims
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(username) = claim("username") {
+            let role = claim("cognito:groups")
+                .map(claim_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|g| Role::of_group(g))
+                .max_by_key(|r| r.rank())
+                .ok_or_else(|| {
+                    HttpError::forbidden(format!(
+                        "user {username} is in none of the groups health-worker, supervisor, operator"
+                    ))
+                })?;
+            return Ok(Caller {
+                role,
+                id: username.to_string(),
+            });
+        }
+        if let Some(client) = claim("client_id").or_else(|| claim("sub")) {
+            return Ok(Caller {
+                role: Role::Device,
+                id: client.to_string(),
+            });
+        }
+        return Err(unauthorized());
+    }
+    if let Some(iam) = &authorizer.iam {
+        let id = iam
+            .user_arn
+            .as_deref()
+            .or(iam.caller_id.as_deref())
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(unauthorized)?;
+        return Ok(Caller {
+            role: Role::Service,
+            id: id.to_string(),
+        });
+    }
+    Err(unauthorized())
 }
 
 /// Whether `value` is a correlation id a caller may choose: 1 to 128 characters of ASCII
@@ -222,6 +354,124 @@ mod tests {
         }
         let fresh = correlation_id(&ApiGatewayV2httpRequest::default());
         assert!(uuid::Uuid::parse_str(&fresh).is_ok());
+    }
+
+    fn with_authorizer(authorizer: Value) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(json!({
+            "version": "2.0",
+            "routeKey": "POST /readings",
+            "rawPath": "/readings",
+            "requestContext": {"authorizer": authorizer, "http": {"method": "POST"}},
+            "isBase64Encoded": false,
+        }))
+        .unwrap()
+    }
+
+    fn jwt(claims: Value) -> ApiGatewayV2httpRequest {
+        with_authorizer(json!({"jwt": {"claims": claims, "scopes": null}}))
+    }
+
+    fn person(groups: &str) -> Result<Caller, HttpError> {
+        caller(&jwt(json!({
+            "sub": "5f0c-uuid", "client_id": "people-client", "username": "w-1",
+            "cognito:groups": groups, "token_use": "access",
+        })))
+    }
+
+    #[test]
+    fn given_the_api_gateway_rendering_of_groups_when_parsed_then_the_group_is_the_role() {
+        let w = person("[health-worker]").unwrap();
+        assert_eq!(
+            w,
+            Caller {
+                role: Role::HealthWorker,
+                id: "w-1".into()
+            }
+        );
+        assert_eq!(person("[supervisor]").unwrap().role, Role::Supervisor);
+        assert_eq!(person("[operator]").unwrap().role, Role::Operator);
+    }
+
+    #[test]
+    fn given_a_json_array_string_of_groups_when_parsed_then_the_highest_group_wins() {
+        assert_eq!(
+            person(r#"["health-worker","supervisor"]"#).unwrap().role,
+            Role::Supervisor
+        );
+        assert_eq!(
+            person(r#"["operator", "health-worker"]"#).unwrap().role,
+            Role::Operator
+        );
+        assert_eq!(
+            person("[health-worker supervisor operator]").unwrap().role,
+            Role::Operator
+        );
+        assert_eq!(person("health-worker").unwrap().role, Role::HealthWorker);
+    }
+
+    #[test]
+    fn given_a_username_without_a_known_group_when_parsed_then_403() {
+        for groups in ["[]", "[admins]", "", r#"["admins"]"#] {
+            let err = person(groups).unwrap_err();
+            assert_eq!((err.status, err.code), (403, "Forbidden"), "{groups:?}");
+        }
+        let err = caller(&jwt(json!({"username": "w-1", "client_id": "c"}))).unwrap_err();
+        assert_eq!(err.status, 403);
+        let body = match err.response("corr-1").body {
+            Some(Body::Text(text)) => serde_json::from_str::<Value>(&text).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(body["error"], "Forbidden");
+        assert_eq!(body["correlationId"], "corr-1");
+        assert!(body["message"].as_str().unwrap().contains("w-1"));
+    }
+
+    #[test]
+    fn given_a_token_without_username_when_parsed_then_a_device_named_by_its_client_id() {
+        let device = caller(&jwt(json!({
+            "sub": "kiosk-3", "client_id": "kiosk-3", "scope": "vitals/readings.write",
+            "token_use": "access",
+        })))
+        .unwrap();
+        assert_eq!(
+            device,
+            Caller {
+                role: Role::Device,
+                id: "kiosk-3".into()
+            }
+        );
+        let by_sub = caller(&jwt(json!({"sub": "wearable-7"}))).unwrap();
+        assert_eq!(by_sub.id, "wearable-7");
+        assert_eq!(caller(&jwt(json!({}))).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn given_an_iam_principal_when_parsed_then_a_service_named_by_its_arn() {
+        let service = caller(&with_authorizer(json!({"iam": {
+            "accountId": "000000000000", "callerId": "AIDA1",
+            "userArn": "arn:aws:iam::000000000000:user/replayer",
+        }})))
+        .unwrap();
+        assert_eq!(service.role, Role::Service);
+        assert_eq!(service.id, "arn:aws:iam::000000000000:user/replayer");
+        let by_caller_id = caller(&with_authorizer(json!({"iam": {"callerId": "AIDA1"}}))).unwrap();
+        assert_eq!(by_caller_id.id, "AIDA1");
+    }
+
+    #[test]
+    fn given_no_authorizer_context_when_parsed_then_401() {
+        let err = caller(&ApiGatewayV2httpRequest::default()).unwrap_err();
+        assert_eq!((err.status, err.code), (401, "Unauthorized"));
+        assert_eq!(caller(&with_authorizer(json!({}))).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn claim_lists_in_every_rendering() {
+        assert_eq!(claim_list("[a b]"), ["a", "b"]);
+        assert_eq!(claim_list(r#"["a","b"]"#), ["a", "b"]);
+        assert_eq!(claim_list("[a]"), ["a"]);
+        assert_eq!(claim_list("[]"), Vec::<String>::new());
+        assert_eq!(claim_list("a,b"), ["a", "b"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! - `idempotency_store`: `IdempotencyStore` (`MemoryIdempotencyStore`).
 //! - `state_store`: `PatientStateStore` (`MemoryStateStore`).
 //! - `read_models`: `ReadModels` (`MemoryReadModels`).
-//! - `directory`: `Directory` (`MemoryDirectory`).
+//! - `directory`: `Directory` and `AccessDirectory` (`MemoryDirectory`).
 //! - `contacts`: `Contacts` (`MemoryContacts`).
 //! - `outbox`: `Outbox` (`MemoryOutbox`, `OutboxRow`).
 //! - `workers`: `Workers` (`MemoryWorkers`).
