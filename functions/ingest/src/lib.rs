@@ -13,6 +13,9 @@ use lambda_kit::{http, metrics};
 use serde_json::json;
 use tracing::Instrument;
 
+mod listing;
+pub use listing::MAX_LISTED_ERRORS;
+
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "ingest";
 /// Header carrying the caller's correlation id (case-insensitive).

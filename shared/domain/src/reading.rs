@@ -456,6 +456,29 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_key_given_twice_naming_it() {
+        let body = br#"{"patientId": "p-1", "type": "heart_rate", "value": 72, "unit": "bpm",
+                        "timestamp": "2026-11-24T09:59:00Z", "deviceId": "dev-1", "value": 250}"#;
+        let err = parse_readings(body, now()).unwrap_err();
+        let RequestError::Invalid(errors) = err else {
+            panic!("expected Invalid, got {err:?}");
+        };
+        assert_eq!(errors[0].field, "body");
+        assert!(
+            errors[0].message.contains("duplicate key \"value\""),
+            "{errors:?}"
+        );
+        // Nested too: a key twice in the second reading of an array.
+        let mut second = good().to_string();
+        second.insert_str(1, r#""unit": "bpm", "#);
+        let body = format!("[{}, {second}]", good());
+        assert!(matches!(
+            parse_readings(body.as_bytes(), now()),
+            Err(RequestError::Invalid(e)) if e[0].message.contains("duplicate key \"unit\"")
+        ));
+    }
+
+    #[test]
     fn event_id_is_the_reading_identity() {
         let a = parse_readings(good().to_string().as_bytes(), now()).unwrap();
         let mut other = good();
