@@ -122,9 +122,7 @@ fn error_response(
     correlation_id: &str,
 ) -> ApiGatewayV2httpResponse {
     let mut extra = serde_json::Map::new();
-    if !fields.is_empty() {
-        extra.insert("errors".into(), json!(fields));
-    }
+    listing::add_errors(&mut extra, fields);
     http::error_response(status, error, message, extra, correlation_id)
 }
 

@@ -148,7 +148,7 @@ pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, R
             body.len()
         )));
     }
-    let json: Value = serde_json::from_slice(body).map_err(|e| {
+    let json: Value = crate::strict_json::from_slice(body).map_err(|e| {
         RequestError::Invalid(vec![FieldError {
             field: "body".into(),
             message: format!("not valid JSON: {e}"),
