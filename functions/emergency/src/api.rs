@@ -41,6 +41,7 @@ pub async fn handle(
     async {
         let id = request.path_parameters.get("id").cloned();
         let result = match (route, id) {
+            _ if let Err(refused) = crate::validate::request(route, request) => Err(refused),
             ("POST /emergencies", _) => raise_emergency(deps, request, &correlation_id, now).await,
             ("GET /emergencies/{id}", Some(id)) => get_emergency(deps, &id).await,
             // The worker on site closes the emergency: released, the family told.
