@@ -10,7 +10,7 @@ use domain::detection::{AlertCandidate, Input, PatientState, RuleSet};
 use domain::reading::{Reading, VitalType};
 
 /// The documented bound (docs/detection.md#state-size).
-const BOUND: usize = 64 * 1024;
+const BOUND: usize = domain::detection::STATE_BYTES_BOUND;
 
 fn t0() -> DateTime<Utc> {
     "2026-11-24T00:00:00Z".parse().unwrap()
@@ -111,4 +111,47 @@ fn a_one_hertz_wearables_state_stays_under_the_bound_for_a_day_and_still_alerts(
     // The drop of 35 mmHg: at its first reading.
     assert_eq!(raised_at("systolic-drop"), [fever_from + 1800]);
     assert!(raised_at("hr-high-3").is_empty());
+}
+
+#[test]
+fn the_bound_does_not_depend_on_the_reading_rate() {
+    // Temperature and systolic pressure ten times a second for an hour: 72,000 readings.
+    let rules = RuleSet::from_yaml(include_str!("../../../functions/detect/rules.yaml")).unwrap();
+    let mut state = PatientState::default();
+    let mut largest = 0;
+    for start in (0..36_000).step_by(600) {
+        let readings: Vec<(String, Reading)> = (start..start + 600)
+            .flat_map(|tenth: i64| {
+                let ms = Duration::milliseconds(tenth * 100);
+                [
+                    (VitalType::Temperature, 36.8),
+                    (VitalType::SystolicBp, 120.0),
+                ]
+                .map(|(vital, value)| {
+                    let (_, mut r) = reading(vital, value + (tenth % 5) as f64 * 0.1, 0);
+                    r.timestamp += ms;
+                    (r.event_id(), r)
+                })
+            })
+            .collect();
+        let inputs: Vec<Input<'_>> = readings
+            .iter()
+            .map(|(id, r)| Input {
+                event_id: id,
+                correlation_id: "corr",
+                reading: r,
+                received_at: None,
+            })
+            .collect();
+        let now = t0() + Duration::milliseconds((start + 600) * 100);
+        rules.apply(&mut state, "p-1", &inputs, now);
+        state.outbox.clear();
+        let size = serde_json::to_vec(&state).unwrap().len();
+        largest = largest.max(size);
+        assert!(size <= BOUND, "{size} bytes");
+    }
+    eprintln!("largest state at 10 Hz: {largest} bytes");
+    // The 10-minute window keeps its share of the budget, compacted, not 6,000 readings.
+    let cap = domain::detection::HISTORY_SAMPLE_BUDGET;
+    assert!(state.history.iter().map(|h| h.len()).sum::<usize>() <= cap);
 }
