@@ -2,6 +2,7 @@
 //! fixtures several test suites use. A dev-dependency only, never linked into a Lambda.
 
 pub mod fixtures;
+pub mod fuzz;
 pub mod logs;
 pub mod memory;
 
