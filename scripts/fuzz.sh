@@ -34,15 +34,17 @@ for t in "${targets[@]}"; do
   echo "==> fuzz $t for ${per_target} s"
   set +e
   FUZZ_SECONDS=$per_target cargo test --locked --profile "$profile" -p "$t" --test fuzz \
-    -- --nocapture --test-threads 1 2>&1 | tee -a "$log" | grep -E '^fuzz |panicked|^test result'
+    -- --nocapture --test-threads 1 2>&1 | tee -a "$log" | grep -E 'fuzz [a-z]+: |panicked|^test result'
   code=${PIPESTATUS[0]}
   set -e
   if (( code != 0 )); then status=1; fi
 done
 
-cases=$(awk '/^fuzz [a-z]+: [0-9]+ cases/ { s += $3 } END { print s + 0 }' "$log")
-crashes=$(awk '/^fuzz [a-z]+: [0-9]+ cases/ { s += $(NF-1) } END { print s + 0 }' "$log")
-runs=$(grep -cE '^fuzz [a-z]+: [0-9]+ cases' "$log" || true)
+# libtest may print the summary line after its own "test ... " prefix: match it anywhere.
+summaries=$(grep -oE 'fuzz [a-z]+: [0-9]+ cases in [0-9.]+ s, [0-9]+ crashes' "$log" || true)
+cases=$(awk '{ s += $3 } END { print s + 0 }' <<<"$summaries")
+crashes=$(awk '{ s += $(NF-1) } END { print s + 0 }' <<<"$summaries")
+runs=$(grep -c . <<<"$summaries" || true)
 if (( runs != ${#targets[@]} )); then
   echo "fuzz: only $runs of ${#targets[@]} targets reported (see the output above)" >&2
   status=1
