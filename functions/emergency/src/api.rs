@@ -52,6 +52,7 @@ pub async fn handle(
         let result = match http::caller(request).map(actor) {
             Err(error) => Err(error),
             Ok(caller) => match (route, id) {
+                _ if let Err(refused) = crate::validate::request(route, request) => Err(refused),
                 ("POST /emergencies", _) => {
                     raise_emergency(deps, request, &caller, &correlation_id, now).await
                 }

@@ -19,6 +19,7 @@ pub mod coordinator;
 pub mod escalate;
 pub mod inbound;
 pub mod steps;
+pub mod validate;
 
 use application::ports::*;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;

@@ -543,6 +543,111 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(status, 404);
 }
 
+/// An API request with `body` as given (e.g. a key twice), with a fresh `Idempotency-Key`.
+async fn raw_http(world: &World, route: &str, id: Option<&str>, body: &str) -> (i64, Value) {
+    // By Bondo's supervisor: identity passes, so the input checks answer.
+    let mut request = testkit::http::request_with_claims("POST", person("s-01", "supervisor"));
+    request.route_key = Some(route.into());
+    if let Some(id) = id {
+        request.path_parameters.insert("id".into(), id.into());
+    }
+    request.body = Some(body.to_string());
+    let key = uuid::Uuid::new_v4().to_string();
+    request
+        .headers
+        .insert("idempotency-key", key.parse().unwrap());
+    let (status, body, _) = call_api(&world.deps(), &request).await;
+    (status, body)
+}
+
+/// Issue 13: the API's inputs are bounded and checked as ingest's are; a refused request
+/// queues nothing.
+#[tokio::test]
+async fn oversized_unknown_duplicate_and_control_character_inputs_are_400_and_queue_nothing() {
+    let world = World::new(0.0, &["w-01"]);
+    let raise = "POST /emergencies";
+    let valid = json!({"patientId": "p-1", "reason": "collapsed", "reporter": "w-01"});
+    let refused = |name: &str, body: String| (name.to_string(), body);
+    let mut cases = Vec::new();
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body.to_string()
+    };
+    cases.push(refused(
+        "a 300 KB reason",
+        with("reason", json!("x".repeat(300_000))),
+    ));
+    cases.push(refused(
+        "a 101-character reporter",
+        with("reporter", json!("r".repeat(101))),
+    ));
+    cases.push(refused(
+        "a patient id of 65 characters",
+        with("patientId", json!("p".repeat(65))),
+    ));
+    cases.push(refused(
+        "a patient id with a space",
+        with("patientId", json!("p 1")),
+    ));
+    cases.push(refused(
+        "a control character",
+        with("reporter", json!("w-01\u{7}")),
+    ));
+    cases.push(refused("an unknown field", with("reasn", json!("typo"))));
+    cases.push(refused(
+        "a non-boolean ambulance flag",
+        with("ambulanceRequired", json!("yes")),
+    ));
+    cases.push(refused(
+        "a key twice",
+        r#"{"patientId": "p-1", "reason": "collapsed", "reporter": "w-01", "reason": "other"}"#
+            .to_string(),
+    ));
+    for (name, body) in cases {
+        let (status, reply) = raw_http(&world, raise, None, &body).await;
+        assert_eq!(status, 400, "{name}: {reply}");
+        assert_eq!(reply["error"], "BadRequest", "{name}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty() && m.len() < 2048),
+            "{name}: {reply}"
+        );
+    }
+    // The other bodies and the path ids.
+    let long_id = "e".repeat(129);
+    let others = [
+        (
+            "POST /emergencies/{id}/close",
+            "e-1",
+            r#"{"closedBy": "me"}"#,
+        ),
+        ("POST /emergencies/{id}/ambulance", "e-1", r#"{"x": 1}"#),
+        ("POST /emergencies/{id}/close", long_id.as_str(), "{}"),
+        ("GET /emergencies/{id}", "e 1", ""),
+        ("POST /alerts/{id}/ack", "a-1", r#"{"workerId": "w\n01"}"#),
+        (
+            "POST /alerts/{id}/ack",
+            "a-1",
+            r#"{"workerId": "w-01", "workerId": "w-02"}"#,
+        ),
+        ("POST /alerts/{id}/ack", "a-1", r#"{"worker": "w-01"}"#),
+    ];
+    for (route, id, body) in others {
+        let (status, reply) = raw_http(&world, route, Some(id), body).await;
+        assert_eq!(status, 400, "{route} {id} {body}: {reply}");
+    }
+    assert!(world.bus.take(Channel::Saga).is_empty(), "nothing queued");
+    assert!(world.events.all().is_empty(), "nothing recorded");
+
+    // A reason of 500 characters (with a line break) is fine.
+    let mut body = valid.clone();
+    body["reason"] = json!(format!("{}\n{}", "a".repeat(250), "b".repeat(249)));
+    let (status, reply) = raw_http(&world, raise, None, &body.to_string()).await;
+    assert_eq!(status, 202, "{reply}");
+}
+
 /// p's critical hypoxemia alert as detect publishes it.
 fn critical_alert(patient: &str) -> Envelope<AlertRaised> {
     fixtures::alert_envelope(fixtures::alert_raised(patient))

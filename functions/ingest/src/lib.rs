@@ -21,6 +21,9 @@ use lambda_kit::{http, metrics};
 use serde_json::json;
 use tracing::Instrument;
 
+mod listing;
+pub use listing::MAX_LISTED_ERRORS;
+
 /// The function name recorded as the `source` of the events it emits.
 pub const SOURCE: &str = "ingest";
 /// Header carrying the caller's correlation id (case-insensitive).
@@ -169,9 +172,7 @@ fn error_response(
     correlation_id: &str,
 ) -> ApiGatewayV2httpResponse {
     let mut extra = serde_json::Map::new();
-    if !fields.is_empty() {
-        extra.insert("errors".into(), json!(fields));
-    }
+    listing::add_errors(&mut extra, fields);
     http::error_response(status, error, message, extra, correlation_id)
 }
 

@@ -33,6 +33,7 @@ pub mod reading;
 pub mod recorded;
 pub mod routing;
 pub mod saga;
+pub mod strict_json;
 pub mod timestamp;
 pub mod upcast;
 

@@ -148,7 +148,7 @@ pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, R
             body.len()
         )));
     }
-    let json: Value = serde_json::from_slice(body).map_err(|e| {
+    let json: Value = crate::strict_json::from_slice(body).map_err(|e| {
         RequestError::Invalid(vec![FieldError {
             field: "body".into(),
             message: format!("not valid JSON: {e}"),
@@ -213,8 +213,8 @@ fn validate_reading(item: &Value, now: DateTime<Utc>) -> Result<Reading, Problem
         .map(|k| (k.clone(), "unknown field".to_string()))
         .collect();
 
-    let patient_id = identifier(obj, "patientId", 64, &mut problems);
-    let device_id = identifier(obj, "deviceId", 128, &mut problems);
+    let patient_id = identifier(obj, "patientId", MAX_PATIENT_ID_LEN, &mut problems);
+    let device_id = identifier(obj, "deviceId", MAX_DEVICE_ID_LEN, &mut problems);
     let vital = match obj.get("type") {
         None | Some(Value::Null) => missing("type", &mut problems),
         Some(Value::String(s)) => VitalType::parse(s).or_else(|| {
@@ -330,6 +330,20 @@ fn wrong_kind<T>(field: &str, expected: &str, problems: &mut Problems) -> Option
     None
 }
 
+/// The longest patient id accepted (`patientId` of a reading, of an emergency).
+pub const MAX_PATIENT_ID_LEN: usize = 64;
+/// The longest device id accepted.
+pub const MAX_DEVICE_ID_LEN: usize = 128;
+
+/// Whether `s` is an identifier: 1 to `max_len` characters of `[A-Za-z0-9._:-]` (safe in
+/// logs, keys and ids).
+pub fn is_identifier(s: &str, max_len: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max_len
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
 /// A non-empty identifier of at most `max_len` characters from `[A-Za-z0-9._:-]`.
 fn identifier(
     obj: &Map<String, Value>,
@@ -340,10 +354,7 @@ fn identifier(
     match obj.get(field) {
         None | Some(Value::Null) => missing(field, problems),
         Some(Value::String(s)) => {
-            let valid_chars = s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-            if s.is_empty() || s.len() > max_len || !valid_chars {
+            if !is_identifier(s, max_len) {
                 problems.push((
                     field.into(),
                     format!(
@@ -452,6 +463,29 @@ mod tests {
         assert!(matches!(
             parse_readings(&huge, now()),
             Err(RequestError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_a_key_given_twice_naming_it() {
+        let body = br#"{"patientId": "p-1", "type": "heart_rate", "value": 72, "unit": "bpm",
+                        "timestamp": "2026-11-24T09:59:00Z", "deviceId": "dev-1", "value": 250}"#;
+        let err = parse_readings(body, now()).unwrap_err();
+        let RequestError::Invalid(errors) = err else {
+            panic!("expected Invalid, got {err:?}");
+        };
+        assert_eq!(errors[0].field, "body");
+        assert!(
+            errors[0].message.contains("duplicate key \"value\""),
+            "{errors:?}"
+        );
+        // Nested too: a key twice in the second reading of an array.
+        let mut second = good().to_string();
+        second.insert_str(1, r#""unit": "bpm", "#);
+        let body = format!("[{}, {second}]", good());
+        assert!(matches!(
+            parse_readings(body.as_bytes(), now()),
+            Err(RequestError::Invalid(e)) if e[0].message.contains("duplicate key \"unit\"")
         ));
     }
 

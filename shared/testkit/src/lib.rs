@@ -2,6 +2,8 @@
 //! fixtures several test suites use. A dev-dependency only, never linked into a Lambda.
 
 pub mod fixtures;
+pub mod fuzz;
+pub mod http;
 pub mod logs;
 pub mod memory;
 

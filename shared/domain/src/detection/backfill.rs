@@ -55,14 +55,7 @@ impl RuleSet {
             if self.keep_count[m] > 0 || self.retention_ms[m] > 0 {
                 let history = &mut state.history[m];
                 let at = history.partition_point(|s| (s.at, s.id.as_str()) < (r.at, r.id.as_str()));
-                history.insert(
-                    at,
-                    Sample {
-                        id: r.id.clone(),
-                        at: r.at,
-                        value: r.value,
-                    },
-                );
+                history.insert(at, Sample::reading(r.id.clone(), r.at, r.value));
             }
         }
 

@@ -36,6 +36,18 @@ pub const MAX_WINDOW_EVIDENCE: usize = 20;
 /// How many evaluated readings of each metric a rule uses the state keeps at least: the
 /// timeline that on-arrival rules and backfills are evaluated against.
 pub const TIMELINE_READINGS: usize = 32;
+/// The bound on a patient's state as stored (serialized JSON, outbox carried out), in bytes:
+/// well under DynamoDB's 400 KB item limit whatever the reading rate (docs/detection.md,
+/// "State size"). Enforced by keeping at most [`HISTORY_SAMPLE_BUDGET`] history samples
+/// (compacting older ones), [`REMEMBERED_READINGS`] ids and [`REMEMBERED_ALERTS`] alerts.
+pub const STATE_BYTES_BOUND: usize = 64 * 1024;
+/// The most history samples a patient's state keeps over all metrics. Metrics only used by
+/// reading-by-reading rules keep [`TIMELINE_READINGS`]; the rest is shared by the metrics
+/// of windows and rates of change, whose older samples are compacted into buckets
+/// ([`super::window::compact`]).
+pub const HISTORY_SAMPLE_BUDGET: usize = 320;
+/// The fewest samples a windowed metric's history is compacted to.
+const MIN_WINDOW_SAMPLES: usize = TIMELINE_READINGS + 16;
 /// How many alerts a patient's state remembers (open ones are always kept).
 pub const REMEMBERED_ALERTS: usize = 64;
 /// Due times of `missing` deadlines are rounded up to this, so a continuous device moving
@@ -112,6 +124,8 @@ pub struct RuleSet {
     pub(super) retention_ms: [i64; METRICS],
     /// How many evaluated readings of each metric are kept at least.
     pub(super) keep_count: [usize; METRICS],
+    /// How many history samples of each metric are kept at most (older ones compacted).
+    pub(super) history_cap: [usize; METRICS],
     /// Per rule: its mode, the metrics of its leaves (bit per metric index) and, for an
     /// `all_of`, how fresh a threshold member's reading must be.
     pub(super) modes: Vec<Mode>,
@@ -161,6 +175,23 @@ impl RuleSet {
                 _ => i64::MAX,
             });
         }
+        let windowed = retention_ms.iter().filter(|&&r| r > 0).count();
+        let timeline_only: usize = (0..METRICS)
+            .filter(|&m| retention_ms[m] == 0)
+            .map(|m| keep_count[m])
+            .sum();
+        let share = HISTORY_SAMPLE_BUDGET
+            .saturating_sub(timeline_only)
+            .checked_div(windowed)
+            .unwrap_or(0)
+            .max(MIN_WINDOW_SAMPLES);
+        let history_cap: [usize; METRICS] = std::array::from_fn(|m| {
+            if retention_ms[m] > 0 {
+                share
+            } else {
+                keep_count[m]
+            }
+        });
         let mut by_id: Vec<(String, usize)> = config
             .rules
             .iter()
@@ -174,6 +205,7 @@ impl RuleSet {
             config,
             retention_ms,
             keep_count,
+            history_cap,
             modes,
             metric_masks,
             fresh_ms,
@@ -320,17 +352,31 @@ impl RuleSet {
             self.evaluate_in_order(state, patient_id, now_ms, &mut out);
             self.missing_by_clock(state, patient_id, now_ms, &mut out);
         }
+        let compacted = self.compact_history(state);
         forget_old_alerts(&mut state.raised);
 
         out.pending = state.pending.len();
         out.changed = arrivals.mask != 0
             || held_before != state.held.len()
             || pruned
+            || compacted
             || state.frontier != frontier_before
             || out.evaluated > 0
             || !out.alerts.is_empty()
             || !out.resolutions.is_empty();
         out
+    }
+
+    /// Keeps each metric's history within its cap ([`HISTORY_SAMPLE_BUDGET`]): older
+    /// samples of windowed metrics are merged per time bucket. Returns whether it did.
+    fn compact_history(&self, state: &mut PatientState) -> bool {
+        let mut changed = false;
+        for (m, history) in state.history.iter_mut().enumerate() {
+            if self.retention_ms[m] > 0 {
+                changed |= super::window::compact(history, self.keep_count[m], self.history_cap[m]);
+            }
+        }
+        changed
     }
 
     /// Sizes the per-metric vectors, and moves the open episodes of on-arrival rules

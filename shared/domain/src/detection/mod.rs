@@ -25,8 +25,9 @@ pub use config::{
     Aggregate, Comparison, Condition, ConfigError, Direction, Rule, RulesConfig, WindowKind,
 };
 pub use engine::{
-    AlertCandidate, DUE_QUANTUM_MS, Input, LateReading, Mode, Outcome, REMEMBERED_READINGS,
-    ReadingInput, Resolution, RuleSet, TIMELINE_READINGS, alert_id,
+    AlertCandidate, DUE_QUANTUM_MS, HISTORY_SAMPLE_BUDGET, Input, LateReading, Mode, Outcome,
+    REMEMBERED_READINGS, ReadingInput, Resolution, RuleSet, STATE_BYTES_BOUND, TIMELINE_READINGS,
+    alert_id,
 };
 pub use state::{DeviceClock, Emit, PatientState, RaisedAlert, RecentIds};
 

@@ -104,11 +104,7 @@ impl RuleSet {
         let m = metric_index(r.metric);
         let bit = 1u8 << m;
         if self.keep_count[m] > 0 || self.retention_ms[m] > 0 {
-            p.history[m].push_back(Sample {
-                id: r.id.clone(),
-                at: r.at,
-                value: r.value,
-            });
+            p.history[m].push_back(Sample::reading(r.id.clone(), r.at, r.value));
         }
 
         for (i, (rule, slot)) in self
@@ -536,17 +532,25 @@ pub(super) fn step_leaf(
                 .skip_while(|s| s.at > r.at || (s.at == r.at && s.id != r.id))
                 .skip(1)
                 .take_while(|s| s.at >= from);
+            // A compacted sample counts with its highest (lowest) reading.
             let extreme = match direction {
-                Direction::Drop => earlier.max_by(|a, b| a.value.total_cmp(&b.value)),
-                Direction::Rise => earlier.min_by(|a, b| a.value.total_cmp(&b.value)),
+                Direction::Drop => earlier
+                    .map(|s| (s, s.highest()))
+                    .max_by(|a, b| a.1.total_cmp(&b.1)),
+                Direction::Rise => earlier
+                    .map(|s| (s, s.lowest()))
+                    .min_by(|a, b| a.1.total_cmp(&b.1)),
             };
-            let holds = extreme.is_some_and(|e| match direction {
-                Direction::Drop => e.value - r.value > *amount,
-                Direction::Rise => r.value - e.value > *amount,
+            let holds = extreme.is_some_and(|(_, e)| match direction {
+                Direction::Drop => e - r.value > *amount,
+                Direction::Rise => r.value - e > *amount,
             });
             set(ls, holds, r.at, || {
                 extreme
-                    .map(|e| evidence_of(*metric, e))
+                    .map(|(s, value)| Evidence {
+                        value,
+                        ..evidence_of(*metric, s)
+                    })
                     .into_iter()
                     .chain([reading_evidence(r)])
                     .collect()
