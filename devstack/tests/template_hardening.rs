@@ -724,8 +724,8 @@ fn broken_hardening_is_reported() {
     assert_eq!(
         problems,
         vec![
-            "WorkersTable: UpdateReplacePolicy is not Retain",
             "OutboxTable: no point-in-time recovery",
+            "WorkersTable: UpdateReplacePolicy is not Retain",
             "NewTable: in neither RETAINED_TABLES nor DISPOSABLE_TABLES",
         ]
     );
