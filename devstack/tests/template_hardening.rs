@@ -612,6 +612,71 @@ fn every_queue_has_an_age_alarm() {
     assert_eq!(queue_age_problems(&load()), Vec::<String>::new());
 }
 
+/// Heartbeat: a scheduled function runs whether or not readings flow, so its invocations
+/// are the pipeline's pulse. Each has an alarm on `Invocations` below 1 that treats
+/// missing data as breaching (every other alarm treats it as not breaching, so a stopped
+/// schedule would otherwise go unnoticed).
+fn heartbeat_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for function in of_type(template, "AWS::Serverless::Function") {
+        let id = function.logical_id.as_str();
+        let scheduled = function
+            .properties
+            .get("Events")
+            .and_then(Value::as_object)
+            .is_some_and(|events| {
+                events.values().any(|e| {
+                    matches!(
+                        e.get("Type").and_then(Value::as_str),
+                        Some("Schedule" | "ScheduleV2")
+                    )
+                })
+            });
+        if !scheduled {
+            continue;
+        }
+        let alarmed = of_type(template, "AWS::CloudWatch::Alarm").any(|a| {
+            let p = &a.properties;
+            p.get("Namespace") == Some(&json!("AWS/Lambda"))
+                && p.get("MetricName") == Some(&json!("Invocations"))
+                && p.get("ComparisonOperator") == Some(&json!("LessThanThreshold"))
+                && p.get("TreatMissingData") == Some(&json!("breaching"))
+                && one_or_many(p.get("Dimensions")).iter().any(|d| {
+                    d.get("Name") == Some(&json!("FunctionName"))
+                        && d.get("Value").and_then(referenced_id) == Some(id)
+                })
+                && one_or_many(p.get("AlarmActions"))
+                    .iter()
+                    .any(|t| referenced_id(t) == Some("OpsTopic"))
+        });
+        if !alarmed {
+            problems.push(format!(
+                "{id}: scheduled, but no heartbeat alarm (Invocations < 1, missing data breaching)"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn scheduled_functions_have_a_heartbeat_alarm() {
+    assert_eq!(heartbeat_problems(&load()), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_heartbeat_alarm_is_reported() {
+    let mut template = load();
+    template
+        .resources
+        .retain(|r| r.logical_id != "SweepHeartbeatAlarm");
+    assert_eq!(
+        heartbeat_problems(&template),
+        vec![
+            "SweepFunction: scheduled, but no heartbeat alarm (Invocations < 1, missing data breaching)"
+        ]
+    );
+}
+
 // ------------------------------------------------------------------ the checks can fail
 
 fn resource_mut<'a>(template: &'a mut Template, id: &str) -> &'a mut TemplateResource {
