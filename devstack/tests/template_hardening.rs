@@ -612,11 +612,11 @@ fn every_queue_has_an_age_alarm() {
     assert_eq!(queue_age_problems(&load()), Vec::<String>::new());
 }
 
-/// Heartbeat: a scheduled function runs whether or not readings flow, so its invocations
+/// Silence: a scheduled function runs whether or not readings flow, so its invocations
 /// are the pipeline's pulse. Each has an alarm on `Invocations` below 1 that treats
 /// missing data as breaching (every other alarm treats it as not breaching, so a stopped
 /// schedule would otherwise go unnoticed).
-fn heartbeat_problems(template: &Template) -> Vec<String> {
+fn silence_problems(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     for function in of_type(template, "AWS::Serverless::Function") {
         let id = function.logical_id.as_str();
@@ -651,7 +651,7 @@ fn heartbeat_problems(template: &Template) -> Vec<String> {
         });
         if !alarmed {
             problems.push(format!(
-                "{id}: scheduled, but no heartbeat alarm (Invocations < 1, missing data breaching)"
+                "{id}: scheduled, but no silence alarm (Invocations < 1, missing data breaching)"
             ));
         }
     }
@@ -659,20 +659,20 @@ fn heartbeat_problems(template: &Template) -> Vec<String> {
 }
 
 #[test]
-fn scheduled_functions_have_a_heartbeat_alarm() {
-    assert_eq!(heartbeat_problems(&load()), Vec::<String>::new());
+fn scheduled_functions_have_a_silence_alarm() {
+    assert_eq!(silence_problems(&load()), Vec::<String>::new());
 }
 
 #[test]
-fn a_missing_heartbeat_alarm_is_reported() {
+fn a_missing_silence_alarm_is_reported() {
     let mut template = load();
     template
         .resources
-        .retain(|r| r.logical_id != "SweepHeartbeatAlarm");
+        .retain(|r| r.logical_id != "SweepSilenceAlarm");
     assert_eq!(
-        heartbeat_problems(&template),
+        silence_problems(&template),
         vec![
-            "SweepFunction: scheduled, but no heartbeat alarm (Invocations < 1, missing data breaching)"
+            "SweepFunction: scheduled, but no silence alarm (Invocations < 1, missing data breaching)"
         ]
     );
 }
