@@ -67,8 +67,11 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let mut seen = BTreeSet::new();
     let posted = {
         let api_url = stack.api_url();
+        // The simulated clinic's readings are posted by an operator (any patient).
+        let operator = stack.bearer(&devstack::TokenSpec::operator("op-demo"))?;
         let sim = simulator::run(
             &api_url,
+            &operator,
             &patients,
             options.rounds,
             options.seed,
