@@ -267,10 +267,10 @@ impl LocalIssuer {
                 (self.people_client_id.clone(), &PEOPLE_SCOPES)
             }
             Principal::Device { client_id } => {
-                if spec.client_id.is_none() {
-                    if let Ok(mut devices) = self.registered_devices.write() {
-                        devices.insert(client_id.clone());
-                    }
+                if spec.client_id.is_none()
+                    && let Ok(mut devices) = self.registered_devices.write()
+                {
+                    devices.insert(client_id.clone());
                 }
                 claims.insert("sub".into(), json!(client_id));
                 (client_id.clone(), &DEVICE_SCOPES)
