@@ -56,6 +56,7 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let (workers, rosters, families) = simulator::emergency_contacts(&patients);
     inspect::seed_workers(&stack, &workers).await?;
     inspect::seed_contacts(&stack, &rosters, &families).await?;
+    inspect::seed_demo_devices(&stack).await?;
     println!(
         "==> seeded {} health workers and supervisors, {} village rosters, {} family contacts",
         workers.len(),
