@@ -218,7 +218,12 @@ async fn seed_village(stack: &Stack) {
 /// The saga's status, as `GET /emergencies/{id}` answers (None before it started).
 async fn saga_status(stack: &Stack, id: &str) -> Option<String> {
     let url = format!("{}/emergencies/{id}", stack.api_url());
-    let response = reqwest::get(url).await.ok()?;
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("authorization", e2e::supervisor_bearer(stack))
+        .send()
+        .await
+        .ok()?;
     let body: serde_json::Value = response.json().await.ok()?;
     body["state"]["status"].as_str().map(str::to_string)
 }

@@ -59,8 +59,22 @@ async fn http(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (
     http_with_key(stack, method, path, body, None).await
 }
 
+/// With the district supervisor's token (e2e::supervisor_bearer).
 async fn http_with_key(
     stack: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
+    let authorization = e2e::supervisor_bearer(stack);
+    http_as(stack, &authorization, method, path, body, idempotency_key).await
+}
+
+/// With this `Authorization` header value.
+async fn http_as(
+    stack: &Stack,
+    authorization: &str,
     method: &str,
     path: &str,
     body: Option<Value>,
@@ -71,7 +85,8 @@ async fn http_with_key(
     let mut request = match method {
         "GET" => client.get(url),
         _ => client.post(url),
-    };
+    }
+    .header("authorization", authorization);
     if let Some(key) = idempotency_key {
         request = request.header("idempotency-key", key);
     }

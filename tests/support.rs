@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use devstack::{Stack, StackConfig};
+use devstack::{Stack, StackConfig, TokenSpec};
 use serde_json::{Value, json};
 
 pub fn workspace_root() -> PathBuf {
@@ -152,13 +152,48 @@ pub fn low_spo2_record(patient_id: &str) -> String {
     .to_string()
 }
 
-/// POSTs a raw body to `/readings`; returns the status and the JSON body.
+/// `Authorization` header value of a token of the stack's local issuer.
+pub fn bearer(stack: &Stack, spec: &TokenSpec) -> String {
+    match stack.bearer(spec) {
+        Ok(bearer) => bearer,
+        Err(err) => panic!("minting a token: {err:#}"),
+    }
+}
+
+/// The token the helpers send to `POST /readings` by default: an operator's (may post
+/// readings for any patient; docs/security.md).
+pub fn operator_bearer(stack: &Stack) -> String {
+    bearer(stack, &TokenSpec::operator("op-e2e"))
+}
+
+/// The token the helpers send to the emergency and acknowledgement routes by default: the
+/// district supervisor's (s-01).
+pub fn supervisor_bearer(stack: &Stack) -> String {
+    bearer(stack, &TokenSpec::supervisor("s-01"))
+}
+
+/// POSTs a raw body to `/readings` with an operator's token; returns the status and the
+/// JSON body.
 pub async fn post_raw(stack: &Stack, body: String, correlation_id: Option<&str>) -> (u16, Value) {
+    let authorization = operator_bearer(stack);
+    post_raw_as(stack, Some(&authorization), body, correlation_id).await
+}
+
+/// POSTs a raw body to `/readings` with this `Authorization` header (None: without one).
+pub async fn post_raw_as(
+    stack: &Stack,
+    authorization: Option<&str>,
+    body: String,
+    correlation_id: Option<&str>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut request = client
         .post(format!("{}/readings", stack.api_url()))
         .header("content-type", "application/json")
         .body(body);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
     if let Some(id) = correlation_id {
         request = request.header("x-correlation-id", id);
     }
@@ -167,6 +202,23 @@ pub async fn post_raw(stack: &Stack, body: String, correlation_id: Option<&str>)
     let text = response.text().await.expect("reading the response body");
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
+}
+
+/// POSTs readings with the token of `spec` (e.g. a health worker's or a device's).
+pub async fn post_as(
+    stack: &Stack,
+    spec: &TokenSpec,
+    body: &Value,
+    correlation_id: Option<&str>,
+) -> (u16, Value) {
+    let authorization = bearer(stack, spec);
+    post_raw_as(
+        stack,
+        Some(&authorization),
+        body.to_string(),
+        correlation_id,
+    )
+    .await
 }
 
 pub async fn post(stack: &Stack, body: &Value, correlation_id: Option<&str>) -> (u16, Value) {

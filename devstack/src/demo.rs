@@ -56,6 +56,7 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let (workers, rosters, families) = simulator::emergency_contacts(&patients);
     inspect::seed_workers(&stack, &workers).await?;
     inspect::seed_contacts(&stack, &rosters, &families).await?;
+    inspect::seed_demo_devices(&stack).await?;
     println!(
         "==> seeded {} health workers and supervisors, {} village rosters, {} family contacts",
         workers.len(),
@@ -67,8 +68,11 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let mut seen = BTreeSet::new();
     let posted = {
         let api_url = stack.api_url();
+        // The simulated clinic's readings are posted by an operator (any patient).
+        let operator = stack.bearer(&devstack::TokenSpec::operator("op-demo"))?;
         let sim = simulator::run(
             &api_url,
+            &operator,
             &patients,
             options.rounds,
             options.seed,

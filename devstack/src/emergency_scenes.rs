@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use domain::saga::{SagaEvent, SagaState, Status};
 use serde_json::{Value, json};
 
-use devstack::{Stack, inspect};
+use devstack::{Stack, TokenSpec, inspect};
 
 /// How long a scene waits for the stack to settle.
 const SETTLE: Duration = Duration::from_secs(120);
@@ -39,13 +39,18 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
     };
     let client = reqwest::Client::new();
     let api = stack.api_url();
+    // The patient's worker raises; the district supervisor (s-01, every roster's) closes
+    // what is left open (docs/security.md).
+    let worker = stack.bearer(&TokenSpec::health_worker(&first.entry.worker_id))?;
+    let supervisor = stack.bearer(&TokenSpec::supervisor("s-01"))?;
 
     println!("==> emergency scenes");
     // The emergencies the simulated alerts started are closed first, so the scenes' workers
     // are free.
-    close_open(stack, &client, &api, &mut scenes).await?;
+    close_open(stack, &client, &api, &supervisor, &mut scenes).await?;
     let id = raise(
         &client,
+        &worker,
         &api,
         &first.entry.patient_id,
         &first.entry.worker_id,
@@ -58,19 +63,27 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
         short(&id)
     );
     stack.wait_idle(SETTLE).await?;
-    let (status, body) = post(&client, &format!("{api}/emergencies/{id}/ambulance"), None).await?;
+    let (status, body) = post(
+        &client,
+        &worker,
+        &format!("{api}/emergencies/{id}/ambulance"),
+        None,
+    )
+    .await?;
     println!("    the worker on site asks for an ambulance: HTTP {status} {body}");
     if status == 202 {
         scenes.ambulance_requested = Some(id.clone());
     }
     stack.wait_idle(SETTLE).await?;
 
-    close_open(stack, &client, &api, &mut scenes).await?;
+    close_open(stack, &client, &api, &supervisor, &mut scenes).await?;
     // A second emergency (its worker is free again): the assigned worker acknowledges it
     // by replying to the SMS.
     if let Some(second) = patients.get(1) {
+        let second_worker = stack.bearer(&TokenSpec::health_worker(&second.entry.worker_id))?;
         let id = raise(
             &client,
+            &second_worker,
             &api,
             &second.entry.patient_id,
             &second.entry.worker_id,
@@ -98,7 +111,7 @@ pub async fn play(stack: &Stack, patients: &[crate::simulator::Patient]) -> Resu
         }
     }
 
-    close_open(stack, &client, &api, &mut scenes).await?;
+    close_open(stack, &client, &api, &supervisor, &mut scenes).await?;
     Ok(scenes)
 }
 
@@ -107,6 +120,7 @@ async fn close_open(
     stack: &Stack,
     client: &reqwest::Client,
     api: &str,
+    bearer: &str,
     scenes: &mut Scenes,
 ) -> Result<()> {
     for (stream, state) in outcomes(stack).await? {
@@ -114,7 +128,13 @@ async fn close_open(
             continue;
         }
         let id = stream.trim_start_matches("emergency-").to_string();
-        let (status, _) = post(client, &format!("{api}/emergencies/{id}/close"), None).await?;
+        let (status, _) = post(
+            client,
+            bearer,
+            &format!("{api}/emergencies/{id}/close"),
+            None,
+        )
+        .await?;
         println!("    the worker closes {}: HTTP {status}", short(&id));
         if status == 202 {
             scenes.closed.push(id);
@@ -123,11 +143,23 @@ async fn close_open(
     stack.wait_idle(SETTLE).await
 }
 
-async fn raise(client: &reqwest::Client, api: &str, patient: &str, worker: &str) -> Result<String> {
+async fn raise(
+    client: &reqwest::Client,
+    bearer: &str,
+    api: &str,
+    patient: &str,
+    worker: &str,
+) -> Result<String> {
     let body =
         json!({"patientId": patient, "reason": "fainted during a home visit", "reporter": worker});
     let key = format!("demo-{patient}");
-    let (status, reply) = post(client, &format!("{api}/emergencies"), Some((&key, body))).await?;
+    let (status, reply) = post(
+        client,
+        bearer,
+        &format!("{api}/emergencies"),
+        Some((&key, body)),
+    )
+    .await?;
     if status != 202 {
         bail!("POST /emergencies answered {status}: {reply}");
     }
@@ -139,10 +171,11 @@ async fn raise(client: &reqwest::Client, api: &str, patient: &str, worker: &str)
 
 async fn post(
     client: &reqwest::Client,
+    bearer: &str,
     url: &str,
     body: Option<(&str, Value)>,
 ) -> Result<(u16, Value)> {
-    let mut request = client.post(url);
+    let mut request = client.post(url).header("authorization", bearer);
     if let Some((key, body)) = body {
         request = request
             .header("idempotency-key", key)

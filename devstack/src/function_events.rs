@@ -24,6 +24,8 @@ pub(crate) enum FunctionEvent {
         path: String,
         /// `ApiId`, else the implicit API's id.
         api_id: String,
+        /// The event's `Auth` (`Authorizer`, `AuthorizationScopes`), if any.
+        auth: Option<Value>,
     },
 }
 
@@ -89,6 +91,7 @@ pub(crate) fn parse_events(
                     method,
                     path,
                     api_id,
+                    auth: props.get("Auth").cloned(),
                 }
             }
             other => bail!("event type {other} of {id}.{name} is not supported by devstack"),
@@ -190,7 +193,11 @@ mod tests {
             vec![FunctionEvent::Route {
                 method: Some("POST".to_string()),
                 path: "/readings".to_string(),
-                api_id: "vitals-test-HttpApi".to_string()
+                api_id: "vitals-test-HttpApi".to_string(),
+                auth: Some(serde_json::json!({
+                    "Authorizer": "CognitoJwt",
+                    "AuthorizationScopes": ["vitals/readings.write"]
+                })),
             }]
         );
         assert_eq!(

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod emulator;
 pub mod event_sources;
 mod function_events;
@@ -30,6 +31,7 @@ pub mod schedule;
 pub mod stack;
 pub mod template;
 
+pub use auth::TokenSpec;
 pub use lambda::{InvocationRecord, InvokeOutcome};
 pub use metrics::{MetricAggregate, MetricTotals};
 pub use provision::Resource;

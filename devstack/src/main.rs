@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use devstack::{Stack, StackConfig};
+use devstack::{Stack, StackConfig, TokenSpec, auth};
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -103,8 +103,18 @@ async fn run() -> Result<bool> {
                 .map(|p| p.entry)
                 .collect();
             devstack::inspect::seed_directory(&stack, &entries).await?;
-            println!("local stack up; directory seeded with patients p-001..p-012");
+            let patients = simulator::patients(12, 4);
+            let (workers, rosters, families) = simulator::emergency_contacts(&patients);
+            devstack::inspect::seed_workers(&stack, &workers).await?;
+            devstack::inspect::seed_contacts(&stack, &rosters, &families).await?;
+            devstack::inspect::seed_demo_devices(&stack).await?;
+            println!(
+                "local stack up; directory seeded with patients p-001..p-012, workers w-01..w-04, supervisor s-01, devices {} and {}",
+                auth::DEMO_KIOSK,
+                auth::DEMO_WEARABLE
+            );
             println!("  HTTP API  {}  (POST /readings)", stack.api_url());
+            print_tokens(&stack)?;
             println!(
                 "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
                 stack.endpoint_url()
@@ -129,6 +139,12 @@ async fn run() -> Result<bool> {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
             // target/ so a run leaves nothing in .local/.
             let options = bench::Options::parse(&args[1..])?;
+            // Latency, not throttling, is measured: the readings route's limits are lifted.
+            for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
+                config
+                    .parameter_overrides
+                    .insert(name.to_string(), "100000".to_string());
+            }
             let logs = config.bin_dir.with_file_name("bench-logs");
             let _ = std::fs::remove_dir_all(&logs);
             config.function_log_dir = Some(logs);
@@ -136,6 +152,40 @@ async fn run() -> Result<bool> {
         }
         other => bail!("unknown command {other:?}; expected demo, up or bench"),
     }
+}
+
+/// Ready-made tokens of the local issuer (valid 12 h) and a curl example.
+fn print_tokens(stack: &Stack) -> Result<()> {
+    const LIFETIME: i64 = 12 * 3600;
+    let tokens = [
+        ("health worker w-01", TokenSpec::health_worker("w-01")),
+        ("supervisor s-01", TokenSpec::supervisor("s-01")),
+        ("operator op-1", TokenSpec::operator("op-1")),
+        ("kiosk (Kisumu)", TokenSpec::device(auth::DEMO_KIOSK)),
+        ("wearable (p-001)", TokenSpec::device(auth::DEMO_WEARABLE)),
+    ];
+    println!(
+        "  tokens    issuer {}, JWKS {}{} (valid 12 h)",
+        stack.token_issuer().issuer(),
+        stack.api_url(),
+        devstack::http_api::JWKS_PATH
+    );
+    let mut operator = String::new();
+    for (who, spec) in tokens {
+        let token = stack.issue_token(&spec.with_lifetime_seconds(LIFETIME))?;
+        println!("    {who}:\n      {token}");
+        if who.starts_with("operator") {
+            operator = token;
+        }
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    println!("  try:");
+    println!(
+        "    curl -i -X POST {}/readings -H 'Authorization: Bearer {operator}' -H 'content-type: application/json' -d '[{{\"patientId\":\"p-001\",\"deviceId\":\"{}\",\"type\":\"heart_rate\",\"value\":72,\"unit\":\"bpm\",\"timestamp\":\"{now}\"}}]'",
+        stack.api_url(),
+        auth::DEMO_WEARABLE
+    );
+    Ok(())
 }
 
 #[tokio::main]

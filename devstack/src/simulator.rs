@@ -154,16 +154,26 @@ pub struct Posted {
 }
 
 /// Posts `rounds` rounds of readings (one minute of event time apart, ending now) for
-/// every patient, one request per round, calling `progress` after each round.
+/// every patient, one request per round, calling `progress` after each round. Every
+/// request carries `authorization` (`Bearer <token>`, e.g. an operator's, who may post
+/// readings for any patient).
 pub async fn run(
     api_url: &str,
+    authorization: &str,
     patients: &[Patient],
     rounds: usize,
     seed: u64,
     mut progress: impl FnMut(usize, &Posted),
 ) -> anyhow::Result<Posted> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(authorization)
+            .context("the authorization header")?,
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .context("building the HTTP client")?;
     let mut rng = StdRng::seed_from_u64(seed);

@@ -124,8 +124,12 @@ async fn stack_runs_functions_pollers_and_http_api_against_moto() {
 
     // HTTP API.
     let http = reqwest::Client::new();
+    let bearer = stack
+        .bearer(&crate::TokenSpec::operator("op-1"))
+        .expect("a token");
     let response = http
         .post(format!("{}/readings?x=1", stack.api_url()))
+        .header("authorization", &bearer)
         .header("content-type", "application/json")
         .body(r#"{"patientId":"p1"}"#)
         .send()
@@ -136,6 +140,9 @@ async fn stack_runs_functions_pollers_and_http_api_against_moto() {
     assert_eq!(body["echo"]["routeKey"], "POST /readings");
     assert_eq!(body["echo"]["body"], r#"{"patientId":"p1"}"#);
     assert_eq!(body["echo"]["queryStringParameters"]["x"], "1");
+    let jwt = &body["echo"]["requestContext"]["authorizer"]["jwt"];
+    assert_eq!(jwt["claims"]["username"], "op-1", "{jwt}");
+    assert_eq!(jwt["claims"]["cognito:groups"], "[operator]");
     let response = http
         .get(format!("{}/readings", stack.api_url()))
         .send()
@@ -145,6 +152,7 @@ async fn stack_runs_functions_pollers_and_http_api_against_moto() {
     let big = vec![b'a'; 10 * 1024 * 1024 + 1];
     let response = http
         .post(format!("{}/readings", stack.api_url()))
+        .header("authorization", &bearer)
         .body(big)
         .send()
         .await

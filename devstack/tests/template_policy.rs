@@ -470,14 +470,45 @@ fn observability_problems(template: &Template) -> Vec<String> {
     problems
 }
 
+/// Every HttpApi has a default authorizer and a default throttle; every route names an
+/// authorizer (not NONE) and the scopes it accepts (docs/security.md, "Scopes").
 fn api_problems(template: &Template) -> Vec<String> {
-    of_type(template, "AWS::Serverless::HttpApi")
-        .filter(|api| {
-            let auth = api.properties.pointer("/Auth/DefaultAuthorizer");
-            auth.is_none() || auth == Some(&json!("NONE"))
-        })
-        .map(|api| format!("{}: no DefaultAuthorizer", api.logical_id))
-        .collect()
+    let mut problems: Vec<String> = Vec::new();
+    for api in of_type(template, "AWS::Serverless::HttpApi") {
+        let auth = api.properties.pointer("/Auth/DefaultAuthorizer");
+        if auth.is_none() || auth == Some(&json!("NONE")) {
+            problems.push(format!("{}: no DefaultAuthorizer", api.logical_id));
+        }
+        if api.properties.get("DefaultRouteSettings").is_none() {
+            problems.push(format!(
+                "{}: no DefaultRouteSettings (throttling)",
+                api.logical_id
+            ));
+        }
+    }
+    for function in of_type(template, "AWS::Serverless::Function") {
+        let Some(events) = function.properties.get("Events").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, event) in events {
+            if event["Type"] != "HttpApi" {
+                continue;
+            }
+            let auth = &event["Properties"]["Auth"];
+            let authorizer = auth["Authorizer"].as_str().unwrap_or("NONE");
+            let scopes = auth["AuthorizationScopes"]
+                .as_array()
+                .map(|s| s.len())
+                .unwrap_or(0);
+            if authorizer == "NONE" || scopes == 0 {
+                problems.push(format!(
+                    "{}.{name}: route without an authorizer and scopes",
+                    function.logical_id
+                ));
+            }
+        }
+    }
+    problems
 }
 
 fn alert_policy_problems(template: &Template) -> Vec<String> {
@@ -728,9 +759,17 @@ fn missing_encryption_alarm_or_auth_is_reported() {
     );
 
     resource_mut(&mut template, "HttpApi").properties["Auth"]["DefaultAuthorizer"] = json!("NONE");
+    resource_mut(&mut template, "IngestFunction").properties["Events"]["PostReadings"]
+        ["Properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Auth");
     assert_eq!(
         api_problems(&template),
-        vec!["HttpApi: no DefaultAuthorizer"]
+        vec![
+            "HttpApi: no DefaultAuthorizer",
+            "IngestFunction.PostReadings: route without an authorizer and scopes",
+        ]
     );
 }
 

@@ -189,8 +189,16 @@ async fn bench(stack: &Stack, options: &Options) -> Result<(Outcome, Outcome)> {
 
     let alerts = Alerts::default();
     let watcher = watch_alerts(stack, alerts.clone()).await?;
+    // An operator posts readings for any patient (docs/security.md).
+    let bearer = stack.bearer(&devstack::TokenSpec::operator("op-bench"))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&bearer).context("the bench token")?,
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .context("building the HTTP client")?;
     let api_url = stack.api_url();

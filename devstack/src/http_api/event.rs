@@ -34,6 +34,9 @@ pub struct EventInput<'a> {
     pub request_id: &'a str,
     /// e.g. `HTTP/1.1`.
     pub protocol: &'a str,
+    /// `requestContext.authorizer` (`{"jwt": {"claims", "scopes"}}`), if the route has an
+    /// authorizer.
+    pub authorizer: Option<&'a Value>,
 }
 
 /// Builds an API Gateway HTTP API payload format 2.0 event.
@@ -116,6 +119,13 @@ pub fn build_event(input: &EventInput<'_>) -> Value {
         "isBase64Encoded": false,
     });
     if let Some(object) = event.as_object_mut() {
+        if let Some(authorizer) = input.authorizer
+            && let Some(context) = object
+                .get_mut("requestContext")
+                .and_then(Value::as_object_mut)
+        {
+            context.insert("authorizer".to_string(), authorizer.clone());
+        }
         if !cookies.is_empty() {
             object.insert("cookies".to_string(), Value::Array(cookies));
         }
@@ -176,6 +186,7 @@ mod tests {
             source_ip: "127.0.0.1",
             request_id: "rid",
             protocol: "HTTP/1.1",
+            authorizer: None,
         });
         assert_eq!(event["headers"]["x-multi"], "a,b");
         assert_eq!(event["queryStringParameters"]["x"], "1,2");
@@ -208,6 +219,7 @@ mod tests {
             source_ip: "127.0.0.1",
             request_id: "rid",
             protocol: "HTTP/1.1",
+            authorizer: None,
         });
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], "/wA=");

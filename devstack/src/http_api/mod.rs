@@ -1,14 +1,19 @@
 //! API Gateway HTTP API (payload format 2.0) in front of the local functions.
 //!
-//! The template's API requires auth on AWS (`Auth` of the `HttpApi` resource: IAM). This
-//! local server does not enforce it: it serves the template's routes to any caller on
-//! 127.0.0.1, and the events it builds carry no authorizer context.
+//! Like API Gateway, every request is first throttled (the HttpApi's `DefaultRouteSettings`
+//! and `RouteSettings`: 429), then checked by the route's JWT authorizer (the HttpApi's
+//! `Auth` and the route event's `Auth`: 401 / 403, docs/security.md) against devstack's
+//! local token issuer (`crate::auth`), whose JWKS is served at `/.well-known/jwks.json`.
+//! An authorized request's event carries `requestContext.authorizer.jwt`. Routes without an
+//! authorizer are open.
 //!
 //! - this module: the server, from request to function and back;
+//! - `authorizer`: throttling and the JWT authorizer;
 //! - `routes`: route keys and matching a request to the most specific route;
 //! - `event`: the payload format 2.0 event a function receives;
 //! - `response`: the function's answer as an HTTP response.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,19 +21,26 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::task::JoinHandle;
 
+use crate::auth::LocalIssuer;
 use crate::lambda::FunctionHost;
 
+mod authorizer;
 mod event;
 mod response;
 mod routes;
 
+use authorizer::Verdict;
+pub use authorizer::{ApiSettings, JwtAuthorizer, Throttle};
 pub use event::{EventInput, build_event};
 use response::message;
 pub use response::to_http_response;
 use routes::{CompiledRoute, compile};
+
+/// Where the local issuer's JWKS is served (`{issuer}/.well-known/jwks.json`, as Cognito).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// API Gateway's payload limit.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -44,6 +56,8 @@ pub struct HttpRoute {
     pub api_id: String,
     /// The function serving the route.
     pub function: Arc<FunctionHost>,
+    /// The route event's `Auth` (`Authorizer`, `AuthorizationScopes`).
+    pub auth: Option<serde_json::Value>,
 }
 
 impl HttpRoute {
@@ -59,6 +73,7 @@ impl HttpRoute {
 struct ApiState {
     routes: Vec<CompiledRoute>,
     account_id: String,
+    issuer: Arc<LocalIssuer>,
 }
 
 /// The running HTTP API server.
@@ -66,6 +81,8 @@ struct ApiState {
 pub struct HttpApiServer {
     /// Port on 127.0.0.1.
     pub port: u16,
+    /// The local token issuer its authorizers trust.
+    pub issuer: Arc<LocalIssuer>,
     task: JoinHandle<()>,
 }
 
@@ -82,19 +99,45 @@ impl Drop for HttpApiServer {
     }
 }
 
-/// Starts the HTTP API on 127.0.0.1:`port` (0 = any free port).
-pub async fn start(port: u16, routes: Vec<HttpRoute>, account_id: &str) -> Result<HttpApiServer> {
-    let routes = routes
-        .into_iter()
-        .map(compile)
-        .collect::<Result<Vec<_>>>()?;
-    for compiled in &routes {
-        tracing::info!(route = %compiled.route.route_key(), function = %compiled.route.function.spec().logical_id, "HTTP API route");
+/// How the HTTP API is started.
+#[derive(Debug)]
+pub struct ApiConfig<'a> {
+    /// Port on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+    /// Account id of the events.
+    pub account_id: &'a str,
+    /// Auth and throttling settings by API id (APIs not listed: open, unthrottled).
+    pub apis: &'a BTreeMap<String, ApiSettings>,
+    /// The local people client's id (the template's `!Ref PeopleClient`).
+    pub people_client_id: &'a str,
+}
+
+/// Starts the HTTP API on 127.0.0.1 with a fresh local token issuer (issuer URL = the API's
+/// base URL).
+pub async fn start(config: ApiConfig<'_>, routes: Vec<HttpRoute>) -> Result<HttpApiServer> {
+    let ApiConfig {
+        port,
+        account_id,
+        apis,
+        people_client_id,
+    } = config;
+    let mut compiled_routes = Vec::new();
+    for route in routes {
+        let mut compiled = compile(route)?;
+        let route_key = compiled.route.route_key();
+        if let Some(settings) = apis.get(&compiled.route.api_id) {
+            compiled.policy = settings
+                .policy(&route_key, compiled.route.auth.as_ref())
+                .with_context(|| format!("route {route_key}"))?;
+        }
+        let scopes = compiled
+            .policy
+            .authorizer
+            .as_ref()
+            .map(|(_, scopes)| scopes.join(" "));
+        tracing::info!(route = %route_key, function = %compiled.route.function.spec().logical_id, scopes = ?scopes, "HTTP API route");
+        compiled_routes.push(compiled);
     }
-    let state = Arc::new(ApiState {
-        routes,
-        account_id: account_id.to_string(),
-    });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding the HTTP API to 127.0.0.1:{port}"))?;
@@ -102,6 +145,15 @@ pub async fn start(port: u16, routes: Vec<HttpRoute>, account_id: &str) -> Resul
         .local_addr()
         .context("reading the HTTP API address")?
         .port();
+    let issuer = Arc::new(LocalIssuer::generate(
+        &format!("http://127.0.0.1:{port}"),
+        people_client_id,
+    )?);
+    let state = Arc::new(ApiState {
+        routes: compiled_routes,
+        account_id: account_id.to_string(),
+        issuer: issuer.clone(),
+    });
     let router = Router::new().fallback(handle).with_state(state);
     let task = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -109,7 +161,7 @@ pub async fn start(port: u16, routes: Vec<HttpRoute>, account_id: &str) -> Resul
             tracing::error!(error = %err, "HTTP API server failed");
         }
     });
-    Ok(HttpApiServer { port, task })
+    Ok(HttpApiServer { port, issuer, task })
 }
 
 async fn handle(
@@ -119,9 +171,17 @@ async fn handle(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
+    if path == JWKS_PATH && parts.method == axum::http::Method::GET {
+        return (StatusCode::OK, axum::Json(state.issuer.jwks().clone())).into_response();
+    }
     let Some((compiled, path_parameters)) = routes::find(&state.routes, &parts.method, &path)
     else {
         return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let authorizer = match compiled.policy.check(&state.issuer, &parts.headers) {
+        Verdict::Open => None,
+        Verdict::Allowed(context) => Some(context),
+        Verdict::Refused(response) => return response,
     };
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(body) => body,
@@ -141,6 +201,7 @@ async fn handle(
         source_ip: &peer.ip().to_string(),
         request_id: &request_id,
         protocol: &format!("{:?}", parts.version),
+        authorizer: authorizer.as_ref(),
     });
     let outcome = compiled.route.function.invoke(event, "api").await;
     let mut response = to_http_response(outcome);

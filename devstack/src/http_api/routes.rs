@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use axum::http::Method;
 
 use super::HttpRoute;
+use super::authorizer::RoutePolicy;
 
 /// One segment of a route path.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ enum Segment {
 #[derive(Debug)]
 pub(super) struct CompiledRoute {
     pub(super) route: HttpRoute,
+    /// Throttle and authorizer of the route.
+    pub(super) policy: RoutePolicy,
     /// None for `$default`.
     segments: Option<Vec<Segment>>,
 }
@@ -31,6 +34,7 @@ pub(super) fn compile(route: HttpRoute) -> Result<CompiledRoute> {
     if route.path == "$default" {
         return Ok(CompiledRoute {
             route,
+            policy: RoutePolicy::default(),
             segments: None,
         });
     }
@@ -52,6 +56,7 @@ pub(super) fn compile(route: HttpRoute) -> Result<CompiledRoute> {
     }
     Ok(CompiledRoute {
         route,
+        policy: RoutePolicy::default(),
         segments: Some(segments),
     })
 }

@@ -36,6 +36,12 @@ const IGNORED_TYPES: &[&str] = &[
     "AWS::Lambda::Permission",
     "AWS::KMS::Key",
     "AWS::KMS::Alias",
+    // Identity: devstack's local token issuer plays the user pool (crate::auth).
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::UserPoolGroup",
+    "AWS::Cognito::UserPoolDomain",
+    "AWS::Cognito::UserPoolResourceServer",
+    "AWS::Cognito::UserPoolClient",
 ];
 
 /// Resource types created in the emulator.

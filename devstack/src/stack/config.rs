@@ -84,7 +84,8 @@ impl StackConfig {
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`; another profile's folder with
     /// `DEVSTACK_PROFILE`, see [`PROFILE_ENV`]), moto from `.local/moto`, stack name
     /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
-    /// AckTimeoutSeconds=5, Heartbeat=off, a free HTTP port, 500 ms
+    /// AckTimeoutSeconds=5, Heartbeat=off, DeviceClientIds = the demo's and tests' devices
+    /// ([`crate::auth::DEFAULT_DEVICE_CLIENT_IDS`]), a free HTTP port, 500 ms
     /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
     /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
     /// or `template` for the template's rates), else every 5 s. An invalid
@@ -129,6 +130,11 @@ impl StackConfig {
                 // No heartbeat: its canary readings would run through every local stack
                 // and test (tests/heartbeat.rs turns it on).
                 ("Heartbeat".to_string(), "off".to_string()),
+                // The local audience's devices: the demo's and the tests' (crate::auth).
+                (
+                    "DeviceClientIds".to_string(),
+                    crate::auth::DEFAULT_DEVICE_CLIENT_IDS.join(","),
+                ),
             ]),
             http_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),

@@ -10,15 +10,16 @@ use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
 use serde_json::Value;
 
+use crate::auth::{self, LocalIssuer, TokenSpec};
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, Poller, PollerContext, SourceKind};
 use crate::function_events::{FunctionEvent, parse_events};
-use crate::http_api::{self, HttpApiServer, HttpRoute};
+use crate::http_api::{self, ApiConfig, ApiSettings, HttpApiServer, HttpRoute};
 use crate::lambda::{FunctionHost, InvocationRecord, InvokeOutcome, LogTarget};
 use crate::metrics::MetricTotals;
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, Resource};
 use crate::schedule::{Schedule, ScheduleRunner};
-use crate::template::Template;
+use crate::template::{Resolver, Template};
 
 mod config;
 mod function_spec;
@@ -28,6 +29,37 @@ pub use config::{
     profile_dir, schedule_interval_from_env,
 };
 use function_spec::{check_binaries, function_spec};
+
+/// Auth and throttling settings of the template's HttpApi resources, by API id.
+fn api_settings(
+    template: &Template,
+    parameters: &BTreeMap<String, String>,
+    stack_name: &str,
+    provisioned: &Provisioned,
+) -> Result<BTreeMap<String, ApiSettings>> {
+    let mut apis = BTreeMap::new();
+    for resource in template
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "AWS::Serverless::HttpApi")
+    {
+        let Some(api) = provisioned.get(&resource.logical_id) else {
+            continue;
+        };
+        let resolver = Resolver {
+            parameters,
+            conditions: &template.conditions,
+            stack_name,
+            account_id: provisioned.account_id(),
+            resources: provisioned,
+        };
+        let properties = resolver.resolve_properties(resource)?;
+        let settings = ApiSettings::from_properties(&properties)
+            .with_context(|| format!("HttpApi {}", resource.logical_id))?;
+        apis.insert(api.ref_value.clone(), settings);
+    }
+    Ok(apis)
+}
 
 /// A running local stack. Dropping it kills the function processes and (if devstack started
 /// it) moto; [`Stack::shutdown`] does the same in an orderly way.
@@ -100,11 +132,13 @@ impl Stack {
                         method,
                         path,
                         api_id,
+                        auth,
                     } => routes.push(HttpRoute {
                         method,
                         path,
                         api_id,
                         function: host.clone(),
+                        auth,
                     }),
                 }
             }
@@ -180,7 +214,21 @@ impl Stack {
             schedules.push(ScheduleRunner::start(Arc::new(schedule), period));
         }
 
-        let http = http_api::start(config.http_port, routes, provisioned.account_id()).await?;
+        let apis = api_settings(&template, &parameters, &config.stack_name, &provisioned)?;
+        let people_client_id = provisioned
+            .get("PeopleClient")
+            .map(|r| r.ref_value.clone())
+            .unwrap_or_else(|| format!("{}-PeopleClient", config.stack_name));
+        let http = http_api::start(
+            ApiConfig {
+                port: config.http_port,
+                account_id: provisioned.account_id(),
+                apis: &apis,
+                people_client_id: &people_client_id,
+            },
+            routes,
+        )
+        .await?;
         tracing::info!(
             endpoint = %emulator.endpoint,
             api_url = %format!("http://127.0.0.1:{}", http.port),
@@ -212,6 +260,25 @@ impl Stack {
     /// (e.g. `POST {api_url}/readings`).
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http.port)
+    }
+
+    /// Mints a token of the local issuer (docs/security.md, "Local tokens (devstack)"), e.g.
+    /// `stack.issue_token(&TokenSpec::operator("op-1"))`. A device token also adds the
+    /// device's client id to the authorizers' audience (onboarding), unless the spec
+    /// overrides `client_id`.
+    pub fn issue_token(&self, spec: &TokenSpec) -> Result<String> {
+        auth::check_spec(spec)?;
+        self.http.issuer.issue(spec)
+    }
+
+    /// `Authorization` header value (`Bearer <token>`) for a spec.
+    pub fn bearer(&self, spec: &TokenSpec) -> Result<String> {
+        Ok(format!("Bearer {}", self.issue_token(spec)?))
+    }
+
+    /// The local token issuer (issuer URL, JWKS, people client id).
+    pub fn token_issuer(&self) -> &LocalIssuer {
+        &self.http.issuer
     }
 
     /// SDK configuration for the emulator (us-east-1, credentials "test"/"test").

@@ -300,13 +300,18 @@ impl Resolver<'_> {
                 let list = self
                     .resolve(&items[1])?
                     .context("Fn::Join list is AWS::NoValue")?;
-                let list = list
-                    .as_array()
-                    .context("Fn::Join second argument must be a list")?;
-                let strings = list
-                    .iter()
-                    .map(scalar_to_string)
-                    .collect::<Result<Vec<_>>>()?;
+                // A string here is the Ref of a CommaDelimitedList parameter (parameters are
+                // kept as their comma-separated text).
+                let strings = match &list {
+                    Value::String(text) if text.is_empty() => Vec::new(),
+                    Value::String(text) => text.split(',').map(str::to_string).collect(),
+                    other => other
+                        .as_array()
+                        .context("Fn::Join second argument must be a list")?
+                        .iter()
+                        .map(scalar_to_string)
+                        .collect::<Result<Vec<_>>>()?,
+                };
                 Ok(Some(Value::String(strings.join(&separator))))
             }
             "Fn::Select" => {
