@@ -224,40 +224,44 @@ pub async fn seed_workers(stack: &Stack, workers: &[domain::escalation::Worker])
     Ok(())
 }
 
-/// Writes the demo's device bindings into the directory table (docs/security.md, "Device
-/// bindings"): the kiosk [`crate::auth::DEMO_KIOSK`] of Kisumu and the wearable
-/// [`crate::auth::DEMO_WEARABLE`] of p-001.
-pub async fn seed_demo_devices(stack: &Stack) -> Result<()> {
-    use aws_sdk_dynamodb::types::AttributeValue;
+/// Writes device bindings (docs/security.md, "Device bindings") into the directory table.
+pub async fn seed_devices(
+    stack: &Stack,
+    devices: &[(&str, domain::access::DeviceBinding)],
+) -> Result<()> {
     let table = table_name(stack, "DirectoryTable")?;
-    let client = aws_sdk_dynamodb::Client::new(stack.sdk_config());
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    let bindings = [
-        [
-            ("patientId", format!("device#{}", crate::auth::DEMO_KIOSK)),
-            ("kind", "kiosk".to_string()),
-            ("village", "Kisumu".to_string()),
-        ],
-        [
-            (
-                "patientId",
-                format!("device#{}", crate::auth::DEMO_WEARABLE),
-            ),
-            ("kind", "wearable".to_string()),
-            ("boundPatientId", "p-001".to_string()),
-        ],
-    ];
-    for binding in bindings {
-        let mut request = client.put_item().table_name(&table);
-        for (name, value) in &binding {
-            request = request.item(*name, s(value));
-        }
-        request
-            .send()
+    let directory = DynamoDirectory::new(stack.sdk_config(), table);
+    for (client_id, binding) in devices {
+        directory
+            .put_device(client_id, binding)
             .await
-            .with_context(|| format!("seeding the device binding {}", binding[0].1))?;
+            .with_context(|| format!("seeding the device binding of {client_id}"))?;
     }
     Ok(())
+}
+
+/// Writes the demo's device bindings: the kiosk [`crate::auth::DEMO_KIOSK`] of Kisumu and
+/// the wearable [`crate::auth::DEMO_WEARABLE`] of p-001.
+pub async fn seed_demo_devices(stack: &Stack) -> Result<()> {
+    use domain::access::DeviceBinding;
+    seed_devices(
+        stack,
+        &[
+            (
+                crate::auth::DEMO_KIOSK,
+                DeviceBinding::Kiosk {
+                    village: "Kisumu".to_string(),
+                },
+            ),
+            (
+                crate::auth::DEMO_WEARABLE,
+                DeviceBinding::Wearable {
+                    bound_patient_id: "p-001".to_string(),
+                },
+            ),
+        ],
+    )
+    .await
 }
 
 /// Writes village rosters and family contacts into the directory table.

@@ -54,7 +54,8 @@ async fn start() -> Stack {
 
 fn readings() -> String {
     json!([{
-        "patientId": "p-auth-1",
+        // The demo wearable's patient (its binding is seeded), unregistered otherwise.
+        "patientId": "p-001",
         "type": "heart_rate",
         "value": 72,
         "unit": "bpm",
@@ -238,10 +239,19 @@ async fn passes_valid_tokens_with_their_claims(stack: &Stack) {
         .expect("jwt authorizer context");
     assert_eq!(jwt.claims.get("username").map(String::as_str), Some("op-1"));
 
-    // A device minted for the first time is onboarded into the audience.
+    // A device minted for the first time is onboarded into the audience: the authorizer
+    // lets it through, and ingest refuses it, as it has no binding yet.
     let new_device = bearer(stack, &TokenSpec::device("wearable-new-1"));
     let answer = send(stack, "POST", "/readings", Some(&new_device)).await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.body["error"], "Forbidden", "{}", answer.body);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not bound")),
+        "{}",
+        answer.body
+    );
 }
 
 async fn serves_the_jwks(stack: &Stack) {
@@ -297,6 +307,9 @@ async fn throttles_bursts_before_auth(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_api_authorizes_and_throttles_like_api_gateway() {
     let stack = start().await;
+    devstack::inspect::seed_demo_devices(&stack)
+        .await
+        .expect("seeding the demo devices");
     serves_the_jwks(&stack).await;
     refuses_bad_tokens(&stack).await;
     refuses_missing_scopes(&stack).await;

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use super::arrival::Arrivals;
 use super::config::{Condition, ConfigError, DEFAULT_FRESH_SECONDS, Rule};
 use super::config::{RulesConfig, WindowKind};
 use super::state::{PatientState, Pending, RaisedAlert, RuleState};
@@ -559,44 +560,6 @@ fn forget_old_alerts(raised: &mut Vec<RaisedAlert>) {
             true
         }
     });
-}
-
-/// The new readings of one batch, and where each metric's known readings ended before.
-#[derive(Debug, Default)]
-pub(super) struct Arrivals {
-    /// Bit per metric index with a new reading.
-    pub mask: u8,
-    /// Reading time of the newest known reading of each metric before this batch.
-    pub known_end: [i64; METRICS],
-    /// `(metric index, reading time, value)` of each new reading, in arrival order.
-    pub readings: Vec<(usize, i64, f64)>,
-}
-
-impl Arrivals {
-    fn note(&mut self, m: usize, at: i64, value: f64) {
-        self.mask |= 1 << m;
-        self.readings.push((m, at, value));
-    }
-
-    /// Whether the new readings of the metrics in `mask` each came after every reading
-    /// known of those metrics (so they can only be appended to the rule's timeline).
-    pub fn in_order(&self, mask: u8) -> bool {
-        let mut end = (0..METRICS)
-            .filter(|m| mask & (1 << m) != 0)
-            .map(|m| self.known_end[m])
-            .max()
-            .unwrap_or(i64::MIN);
-        for &(m, at, _) in &self.readings {
-            if mask & (1 << m) == 0 {
-                continue;
-            }
-            if at <= end {
-                return false;
-            }
-            end = at;
-        }
-        true
-    }
 }
 
 /// `a == b` for reading ids, looking at the first byte before comparing whole strings:
