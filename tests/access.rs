@@ -113,7 +113,8 @@ async fn seed(stack: &Stack) {
     .unwrap();
 }
 
-/// One HTTP call with this `Authorization` (None: without one).
+/// One HTTP call with this `Authorization` (None: without one); a new `Idempotency-Key`
+/// for each raise.
 async fn call(
     stack: &Stack,
     authorization: Option<&str>,
@@ -121,30 +122,8 @@ async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("{}{path}", stack.api_url());
-    let mut request = match method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    };
-    if let Some(authorization) = authorization {
-        request = request.header("authorization", authorization);
-    }
-    if path == "/emergencies" {
-        request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("HTTP request");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let key = (path == "/emergencies").then(|| uuid::Uuid::new_v4().to_string());
+    api_request(stack, authorization, method, path, body, key.as_deref()).await
 }
 
 fn readings(patients: &[&str]) -> Value {

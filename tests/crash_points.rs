@@ -12,7 +12,7 @@ mod crash;
 use crash::{
     Expect, Scenario, crash_test, crash_test_expecting, fixed_reading, post_until_accepted,
 };
-use devstack::{Stack, inspect};
+use devstack::{Stack, TokenSpec, inspect};
 use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use e2e::entry;
 use futures::FutureExt;
@@ -45,6 +45,7 @@ static ALERTS: Scenario = Scenario::new("alerts", |stack: &Stack| {
         ]);
         post_until_accepted(
             stack,
+            &TokenSpec::operator("op-crash"),
             "/readings",
             &body,
             &[("x-correlation-id", "corr-crash-alerts")],
@@ -220,7 +221,10 @@ async fn saga_status(stack: &Stack, id: &str) -> Option<String> {
     let url = format!("{}/emergencies/{id}", stack.api_url());
     let response = reqwest::Client::new()
         .get(url)
-        .header("authorization", e2e::supervisor_bearer(stack))
+        .header(
+            "authorization",
+            e2e::bearer(stack, &TokenSpec::health_worker("w-1")),
+        )
         .send()
         .await
         .ok()?;
@@ -240,6 +244,7 @@ static EMERGENCY: Scenario = Scenario::new("emergency", |stack: &Stack| {
                           "reporter": "w-1", "ambulanceRequired": true});
         let reply = post_until_accepted(
             stack,
+            &TokenSpec::health_worker("w-1"),
             "/emergencies",
             &body,
             &[
@@ -262,6 +267,7 @@ static EMERGENCY: Scenario = Scenario::new("emergency", |stack: &Stack| {
         }
         post_until_accepted(
             stack,
+            &TokenSpec::health_worker("w-1"),
             &format!("/emergencies/{id}/close"),
             &json!({}),
             &[("x-correlation-id", "corr-crash-close")],
@@ -283,6 +289,7 @@ static ESCALATION: Scenario = Scenario::new("escalation", |stack: &Stack| {
         ]);
         post_until_accepted(
             stack,
+            &TokenSpec::operator("op-crash"),
             "/readings",
             &body,
             &[("x-correlation-id", "corr-crash-escalation")],

@@ -68,40 +68,15 @@ async fn http_with_key(
     idempotency_key: Option<&str>,
 ) -> (u16, Value) {
     let authorization = e2e::supervisor_bearer(stack);
-    http_as(stack, &authorization, method, path, body, idempotency_key).await
-}
-
-/// With this `Authorization` header value.
-async fn http_as(
-    stack: &Stack,
-    authorization: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    idempotency_key: Option<&str>,
-) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("{}{path}", stack.api_url());
-    let mut request = match method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    }
-    .header("authorization", authorization);
-    if let Some(key) = idempotency_key {
-        request = request.header("idempotency-key", key);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("HTTP request");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    e2e::api_request(
+        stack,
+        Some(&authorization),
+        method,
+        path,
+        body.as_ref(),
+        idempotency_key,
     )
+    .await
 }
 
 async fn raise(stack: &Stack, patient: &str) -> String {

@@ -252,3 +252,40 @@ pub async fn sms_messages(stack: &Stack) -> Vec<(String, String)> {
     sms.sort();
     sms
 }
+
+/// One request to the local HTTP API (`GET`, or `POST` for any other method) with this
+/// `Authorization` header value (None: without one), an optional `Idempotency-Key` and an
+/// optional JSON body; returns the status and the JSON body (a string if it is not JSON).
+pub async fn api_request(
+    stack: &Stack,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{}{path}", stack.api_url());
+    let mut request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    };
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}

@@ -398,20 +398,24 @@ pub async fn drain(stack: &Stack) {
     panic!("patients were still due after {SWEEPS} sweeps");
 }
 
-/// POSTs `body` to `path` until the API accepts it (2xx), as a client retries a request
-/// that got a 5xx: the same body and headers each time. Panics on a 4xx or after 5 tries.
+/// POSTs `body` to `path` as `caller` until the API accepts it (2xx), as a client retries a
+/// request that got a 5xx: the same body and headers each time. Panics on a 4xx or after 5
+/// tries.
 pub async fn post_until_accepted(
     stack: &Stack,
+    caller: &devstack::TokenSpec,
     path: &str,
     body: &Value,
     headers: &[(&str, &str)],
 ) -> Value {
+    let authorization = e2e::bearer(stack, caller);
     let client = reqwest::Client::new();
     let mut last = String::new();
     for _attempt in 0..5 {
         let mut request = client
             .post(format!("{}{path}", stack.api_url()))
             .header("content-type", "application/json")
+            .header("authorization", &authorization)
             .body(body.to_string());
         for (name, value) in headers {
             request = request.header(*name, *value);
