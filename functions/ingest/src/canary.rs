@@ -8,9 +8,9 @@
 //! watched by its own 5xx alarm, and a canary with API credentials would be one more
 //! secret to rotate.
 
-use application::ports::{PortError, ReadingSink, StreamRecord};
+use application::ports::{PortError, ReadingSink};
 use chrono::{DateTime, Utc};
-use domain::envelope::{Envelope, Lineage};
+use domain::envelope::Lineage;
 
 /// The `source` of the canary's reading envelopes.
 pub const CANARY_SOURCE: &str = "canary";
@@ -27,14 +27,9 @@ pub async fn beat(
             correlation_id: correlation_id.to_string(),
             causation_id: correlation_id.to_string(),
         };
-        let partition_key = reading.patient_id.clone();
-        let envelope = Envelope::new(reading.event_id(), CANARY_SOURCE, lineage, now, reading);
-        let data = serde_json::to_vec(&envelope)
+        let record = crate::stream_record(reading, CANARY_SOURCE, lineage, now)
             .map_err(|e| PortError::backend("serialising a canary reading", e))?;
-        records.push(StreamRecord {
-            partition_key,
-            data,
-        });
+        records.push(record);
     }
     let count = records.len();
     sink.put(records).await?;

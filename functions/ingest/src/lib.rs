@@ -16,7 +16,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use chrono::{DateTime, Utc};
 use domain::access::{Action, Caller, Role};
 use domain::envelope::{Envelope, Lineage};
-use domain::reading::{FieldError, RequestError, parse_readings};
+use domain::reading::{FieldError, Reading, RequestError, parse_readings};
 use lambda_kit::{http, metrics};
 use serde_json::json;
 use tracing::Instrument;
@@ -117,14 +117,12 @@ async fn accept(
     let mut records = Vec::with_capacity(readings.len());
     for reading in readings {
         let event_id = reading.event_id();
-        let partition_key = reading.patient_id.clone();
         let lineage = Lineage {
             correlation_id: correlation_id.clone(),
             causation_id: causation_id.clone(),
         };
-        let envelope = Envelope::new(event_id.clone(), SOURCE, lineage, now, reading);
-        let data = match serde_json::to_vec(&envelope) {
-            Ok(data) => data,
+        let record = match stream_record(reading, SOURCE, lineage, now) {
+            Ok(record) => record,
             Err(e) => {
                 tracing::error!(error = %e, "could not serialise a reading");
                 return error_response(
@@ -137,10 +135,7 @@ async fn accept(
             }
         };
         event_ids.push(event_id);
-        records.push(StreamRecord {
-            partition_key,
-            data,
-        });
+        records.push(record);
     }
 
     let count = records.len();
@@ -162,6 +157,22 @@ async fn accept(
         &json!({"accepted": count, "eventIds": event_ids, "correlationId": correlation_id}),
         &correlation_id,
     )
+}
+
+/// A reading as the stream carries it: its envelope (event id = the reading's id) as JSON,
+/// partitioned by patient. The heartbeat's readings (`canary`) are put the same way.
+pub fn stream_record(
+    reading: Reading,
+    source: &str,
+    lineage: Lineage,
+    now: DateTime<Utc>,
+) -> Result<StreamRecord, serde_json::Error> {
+    let partition_key = reading.patient_id.clone();
+    let envelope = Envelope::new(reading.event_id(), source, lineage, now, reading);
+    Ok(StreamRecord {
+        partition_key,
+        data: serde_json::to_vec(&envelope)?,
+    })
 }
 
 fn error_response(
