@@ -1,7 +1,7 @@
 use std::convert::Infallible;
 
 use application::retry::RetryPolicy;
-use aws_adapters::{DynamoDirectory, KinesisSink, load_config};
+use aws_adapters::{DynamoDirectory, KinesisSink, SdkConfig, load_config};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_kit::config::required_env;
 use lambda_kit::{Error, Invocation};
@@ -13,19 +13,23 @@ struct Adapters {
     directory: DynamoDirectory,
 }
 
-async fn sink() -> Result<KinesisSink, Error> {
-    let config = load_config().await;
+fn kinesis_sink(config: &SdkConfig) -> Result<KinesisSink, Error> {
     Ok(KinesisSink::new(
-        &config,
+        config,
         required_env("READINGS_STREAM")?,
         RetryPolicy::default(),
     ))
 }
 
+async fn sink() -> Result<KinesisSink, Error> {
+    kinesis_sink(&load_config().await)
+}
+
 async fn adapters() -> Result<Adapters, Error> {
+    let config = load_config().await;
     Ok(Adapters {
-        sink: sink().await?,
-        directory: DynamoDirectory::new(&load_config().await, required_env("DIRECTORY_TABLE")?),
+        sink: kinesis_sink(&config)?,
+        directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
     })
 }
 

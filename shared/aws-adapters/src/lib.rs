@@ -51,6 +51,8 @@ mod workers;
 pub use ack_codes::{DynamoAckCodes, ack_code_key};
 pub use alert_publisher::SnsAlertPublisher;
 pub use ambulance::SimulatedAmbulance;
+/// What [`load_config`] returns: functions build their adapters from one.
+pub use aws_config::SdkConfig;
 pub use dead_letters::SqsDeadLetters;
 pub use directory::DynamoDirectory;
 pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
