@@ -30,7 +30,7 @@ use tracing::Instrument;
 use crate::ack::{self, AckOutcome};
 use crate::{Deps, EmergencyError, SOURCE, coordinator};
 use application::access;
-use application::ports::Channel;
+use application::ports::{Channel, StoredEvent};
 use domain::access::{Action, Caller, Role};
 use domain::events::alert_stream;
 use domain::saga::SagaMessage;
@@ -152,6 +152,23 @@ fn patient_of(state: &SagaState, emergency_id: &str) -> Result<String, HttpError
         .as_ref()
         .map(|s| s.patient_id.clone())
         .ok_or_else(|| HttpError::not_found(format!("no emergency {emergency_id}")))
+}
+
+/// The stored events and state of an emergency `caller` may do `action` to: 404 when there
+/// is no such emergency (nothing stored, or no start), 403 when the caller may not.
+async fn authorized_emergency(
+    deps: &Deps<'_>,
+    caller: &Caller,
+    emergency_id: &str,
+    action: Action,
+) -> Result<(Vec<StoredEvent>, SagaState), HttpError> {
+    let (stored, events) = coordinator::load(deps, emergency_id)
+        .await
+        .map_err(internal)?;
+    let state = SagaState::fold(&events);
+    let patient_id = patient_of(&state, emergency_id)?;
+    authorize(deps, caller, action, &patient_id).await?;
+    Ok((stored, state))
 }
 
 /// Starts a saga. The `Idempotency-Key` header is required and scoped to the caller: the
@@ -288,15 +305,8 @@ async fn on_site_request(
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Reply {
-    let (stored, events) = coordinator::load(deps, emergency_id)
-        .await
-        .map_err(internal)?;
-    if stored.is_empty() {
-        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
-    }
-    let state = SagaState::fold(&events);
-    let patient_id = patient_of(&state, emergency_id)?;
-    authorize(deps, caller, Action::UpdateEmergency, &patient_id).await?;
+    let (_, state) =
+        authorized_emergency(deps, caller, emergency_id, Action::UpdateEmergency).await?;
     let reply = |status: u16, done: bool| {
         Ok((
             status,
@@ -325,15 +335,8 @@ async fn on_site_request(
 
 /// The saga's current state and its history.
 async fn get_emergency(deps: &Deps<'_>, caller: &Caller, emergency_id: &str) -> Reply {
-    let (stored, events) = coordinator::load(deps, emergency_id)
-        .await
-        .map_err(internal)?;
-    if stored.is_empty() {
-        return Err(HttpError::not_found(format!("no emergency {emergency_id}")));
-    }
-    let state = SagaState::fold(&events);
-    let patient_id = patient_of(&state, emergency_id)?;
-    authorize(deps, caller, Action::ReadEmergency, &patient_id).await?;
+    let (stored, state) =
+        authorized_emergency(deps, caller, emergency_id, Action::ReadEmergency).await?;
     let history: Vec<Value> = stored
         .iter()
         .enumerate()
