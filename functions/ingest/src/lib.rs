@@ -214,14 +214,8 @@ mod tests {
 
     /// A request whose token has these claims (as API Gateway's JWT authorizer passes them).
     fn request_by(claims: Value, body: &str, correlation: Option<&str>) -> ApiGatewayV2httpRequest {
-        let mut req: ApiGatewayV2httpRequest = serde_json::from_value(json!({
-            "requestContext": {"authorizer": {"jwt": {"claims": claims, "scopes": null}},
-                               "http": {"method": "POST"}},
-            "isBase64Encoded": false,
-        }))
-        .unwrap();
+        let mut req = testkit::http::request_with_claims("POST", claims);
         req.body = Some(body.to_string());
-        req.request_context.request_id = Some("req-1".into());
         if let Some(c) = correlation {
             req.headers
                 .insert(CORRELATION_HEADER, HeaderValue::from_str(c).unwrap());
