@@ -455,6 +455,17 @@ async fn the_authorization_matrix_holds_and_a_refusal_writes_nothing() {
             .body(readings(&[OWN, OTHER]))
             .is(202),
     );
+    // A patient nobody registered yet, seen at the kiosk or by the worker: not lost.
+    for (who, spec) in [
+        ("kiosk", TokenSpec::device(KIOSK)),
+        ("health worker w-01", health_worker("w-01")),
+    ] {
+        allowed.push(
+            case(who, spec, "POST", "/readings")
+                .body(readings(&[OWN, "p-unregistered"]))
+                .is(202),
+        );
+    }
     for (who, spec) in [
         ("health worker w-01", health_worker("w-01")),
         ("roster worker w-02", health_worker("w-02")),
