@@ -33,6 +33,11 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let stack = Stack::start(config).await?;
     println!("    emulator   {}", stack.endpoint_url());
     println!("    HTTP API   {}", stack.api_url());
+    if let Some(url) = stack.dashboard_url() {
+        println!(
+            "    dashboard  {url}  (open while the demo runs; `./dev up` keeps one up; local sign-in: w-01, s-01 or op-1)"
+        );
+    }
     if let Some(dir) = &log_dir {
         println!("    logs       {}/<Function>.log", dir.display());
     }

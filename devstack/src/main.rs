@@ -114,6 +114,11 @@ async fn run() -> Result<bool> {
                 auth::DEMO_WEARABLE
             );
             println!("  HTTP API  {}  (POST /readings)", stack.api_url());
+            if let Some(url) = stack.dashboard_url() {
+                println!(
+                    "  dashboard {url}  (sign in with the LOCAL-ONLY form: health worker w-01..w-04, supervisor s-01, operator op-1)"
+                );
+            }
             print_tokens(&stack)?;
             println!(
                 "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",

@@ -11,7 +11,8 @@
 //! - `authorizer`: throttling and the JWT authorizer;
 //! - `routes`: route keys and matching a request to the most specific route;
 //! - `event`: the payload format 2.0 event a function receives;
-//! - `response`: the function's answer as an HTTP response.
+//! - `response`: the function's answer as an HTTP response;
+//! - `web`: the dashboard page (`web/`) at `/` and its local-only sign-in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ mod authorizer;
 mod event;
 mod response;
 mod routes;
+mod web;
 
 use authorizer::Verdict;
 pub use authorizer::{ApiSettings, JwtAuthorizer, Throttle};
@@ -38,6 +40,7 @@ pub use event::{EventInput, build_event};
 use response::message;
 pub use response::to_http_response;
 use routes::{CompiledRoute, compile};
+pub use web::{SIGN_IN_PATH, WebSite};
 
 /// Where the local issuer's JWKS is served (`{issuer}/.well-known/jwks.json`, as Cognito).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -74,6 +77,7 @@ struct ApiState {
     routes: Vec<CompiledRoute>,
     account_id: String,
     issuer: Arc<LocalIssuer>,
+    web: Option<WebSite>,
 }
 
 /// The running HTTP API server.
@@ -110,6 +114,8 @@ pub struct ApiConfig<'a> {
     pub apis: &'a BTreeMap<String, ApiSettings>,
     /// The local people client's id (the template's `!Ref PeopleClient`).
     pub people_client_id: &'a str,
+    /// The dashboard page served at `/` (None: no page).
+    pub web: Option<WebSite>,
 }
 
 /// Starts the HTTP API on 127.0.0.1 with a fresh local token issuer (issuer URL = the API's
@@ -120,6 +126,7 @@ pub async fn start(config: ApiConfig<'_>, routes: Vec<HttpRoute>) -> Result<Http
         account_id,
         apis,
         people_client_id,
+        web,
     } = config;
     let mut compiled_routes = Vec::new();
     for route in routes {
@@ -153,6 +160,7 @@ pub async fn start(config: ApiConfig<'_>, routes: Vec<HttpRoute>) -> Result<Http
         routes: compiled_routes,
         account_id: account_id.to_string(),
         issuer: issuer.clone(),
+        web,
     });
     let router = Router::new().fallback(handle).with_state(state);
     let task = tokio::spawn(async move {
@@ -173,6 +181,17 @@ async fn handle(
     let path = parts.uri.path().to_string();
     if path == JWKS_PATH && parts.method == axum::http::Method::GET {
         return (StatusCode::OK, axum::Json(state.issuer.jwks().clone())).into_response();
+    }
+    if let Some(site) = &state.web {
+        if path == SIGN_IN_PATH {
+            let Ok(body) = axum::body::to_bytes(body, 16 * 1024).await else {
+                return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+            };
+            return web::sign_in(site, &state.issuer, &parts.method, &body);
+        }
+        if let Some(response) = web::serve(site, &parts.method, &path) {
+            return response;
+        }
     }
     let Some((compiled, path_parameters)) = routes::find(&state.routes, &parts.method, &path)
     else {

@@ -41,6 +41,9 @@ pub struct StackConfig {
     /// `rate(...)`. Set a long interval (e.g. 1 h) to fire schedules only through
     /// [`Stack::run_schedule`].
     pub schedule_interval: Option<Duration>,
+    /// `Some(dir)`: the dashboard page's files (`web/`), served at `/` of the HTTP API with a
+    /// generated `config.js` and the local-only sign-in (docs/dashboard.md); `None`: no page.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// Environment variable naming the Cargo profile whose function binaries a stack runs:
@@ -89,7 +92,8 @@ impl StackConfig {
     /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
     /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
     /// or `template` for the template's rates), else every 5 s. An invalid
-    /// `DEVSTACK_SCHEDULE_INTERVAL` is logged and the 5 s default is used.
+    /// `DEVSTACK_SCHEDULE_INTERVAL` is logged and the 5 s default is used; the dashboard
+    /// page from `web/`.
     pub fn for_workspace(workspace_root: &Path) -> StackConfig {
         let schedule_interval = match schedule_interval_from_env() {
             Ok(Some(interval)) => interval,
@@ -141,6 +145,7 @@ impl StackConfig {
             function_log_dir: None,
             function_environment: BTreeMap::new(),
             schedule_interval,
+            web_dir: Some(workspace_root.join("web")),
         }
     }
 }

@@ -219,12 +219,20 @@ impl Stack {
             .get("PeopleClient")
             .map(|r| r.ref_value.clone())
             .unwrap_or_else(|| format!("{}-PeopleClient", config.stack_name));
+        // The dashboard's app client (template `DashboardClient`), if the template has one.
+        let web = config.web_dir.clone().map(|dir| http_api::WebSite {
+            dir,
+            client_id: provisioned
+                .get("DashboardClient")
+                .map(|r| r.ref_value.clone()),
+        });
         let http = http_api::start(
             ApiConfig {
                 port: config.http_port,
                 account_id: provisioned.account_id(),
                 apis: &apis,
                 people_client_id: &people_client_id,
+                web,
             },
             routes,
         )
@@ -260,6 +268,14 @@ impl Stack {
     /// (e.g. `POST {api_url}/readings`).
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http.port)
+    }
+
+    /// The dashboard page's URL (`{api_url}/`), when the stack serves it.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.config
+            .web_dir
+            .as_ref()
+            .map(|_| format!("{}/", self.api_url()))
     }
 
     /// Mints a token of the local issuer (docs/security.md, "Local tokens (devstack)"), e.g.
