@@ -42,6 +42,9 @@ pub struct WebSite {
     /// The dashboard app client's local id (`!Ref DashboardClient`), the `client_id` of the
     /// local sign-in's tokens; None = the people client's.
     pub client_id: Option<String>,
+    /// The scopes of the local sign-in's tokens: the dashboard client's (template), None =
+    /// the people client's.
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +145,10 @@ pub(super) fn sign_in(
         TokenSpec::person(username, &[group]).with_lifetime_seconds(SIGN_IN_LIFETIME_SECONDS);
     if let Some(client_id) = &site.client_id {
         spec = spec.with_client_id(client_id);
+    }
+    if let Some(scopes) = &site.scopes {
+        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        spec = spec.with_scopes(&scopes);
     }
     match issuer.issue(&spec) {
         Ok(token) => (

@@ -42,7 +42,39 @@ const IGNORED_TYPES: &[&str] = &[
     "AWS::Cognito::UserPoolDomain",
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::Cognito::UserPoolClient",
+    // issue 14: web - the dashboard's bucket and CDN; devstack serves web/ itself
+    // (http_api::web). Their attributes are placeholders (placeholder_attributes).
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::ResponseHeadersPolicy",
 ];
+
+/// `Fn::GetAtt` values of a skipped resource that other resources refer to (the web
+/// bucket's ARN and domain, the distribution's domain name), so their properties resolve.
+fn placeholder_attributes(resource_type: &str, physical: &str) -> BTreeMap<String, String> {
+    let physical = physical.to_lowercase();
+    let pairs: Vec<(&str, String)> = match resource_type {
+        "AWS::S3::Bucket" => vec![
+            ("Arn", format!("arn:aws:s3:::{physical}")),
+            ("DomainName", format!("{physical}.s3.amazonaws.com")),
+            ("RegionalDomainName", format!("{physical}.s3.localhost")),
+        ],
+        "AWS::CloudFront::Distribution" => vec![
+            ("DomainName", format!("{physical}.cloudfront.localhost")),
+            ("Id", physical.clone()),
+        ],
+        "AWS::CloudFront::OriginAccessControl" | "AWS::CloudFront::ResponseHeadersPolicy" => {
+            vec![("Id", physical)]
+        }
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
 
 /// Resource types created in the emulator.
 const EMULATOR_TYPES: &[&str] = &[
@@ -258,10 +290,9 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
             "AWS::Serverless::HttpApi" => Ok(serverless::http_api(&ctx)),
             other => {
                 tracing::debug!(logical_id = %resource.logical_id, resource_type = other, "resource has no local equivalent; skipped");
-                Ok((
-                    ctx.resource(ctx.physical_name(None)?, None, None),
-                    BTreeMap::new(),
-                ))
+                let physical = ctx.physical_name(None)?;
+                let attributes = placeholder_attributes(other, &physical);
+                Ok((ctx.resource(physical, None, None), attributes))
             }
         }
         .with_context(|| {

@@ -61,6 +61,24 @@ fn api_settings(
     Ok(apis)
 }
 
+/// The resource-server scopes the template grants the dashboard's app client
+/// (`DashboardClient`'s `AllowedOAuthScopes` without `openid`); None without that client.
+fn dashboard_scopes(template: &Template) -> Option<Vec<String>> {
+    let client = template
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "DashboardClient")?;
+    let scopes = client.properties.get("AllowedOAuthScopes")?.as_array()?;
+    Some(
+        scopes
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| s.contains('/'))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 /// A running local stack. Dropping it kills the function processes and (if devstack started
 /// it) moto; [`Stack::shutdown`] does the same in an orderly way.
 #[derive(Debug)]
@@ -225,6 +243,7 @@ impl Stack {
             client_id: provisioned
                 .get("DashboardClient")
                 .map(|r| r.ref_value.clone()),
+            scopes: dashboard_scopes(&template),
         });
         let http = http_api::start(
             ApiConfig {
