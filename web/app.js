@@ -200,7 +200,7 @@ function alertCard(a, onAck) {
       if (onAck) onAck();
     } catch (err) { banner("Acknowledge failed: " + err.message, "error"); e.target.disabled = false; e.target.textContent = "Acknowledge"; }
   } }, "Acknowledge") : null;
-  return h("li", { class: `alert sev-${a.severity} st-${a.status}`, "data-alert": a.alertId, "data-status": a.status },
+  return h("li", { class: `alert sev-${a.severity} st-${a.status}`, "data-alert": a.alertId, "data-patient": a.patientId, "data-status": a.status },
     h("div", { class: "row" },
       h("span", { class: `badge sev-${a.severity}` }, a.severity),
       h("a", { href: `#/patient/${encodeURIComponent(a.patientId)}`, class: "patient" }, a.patientId),
