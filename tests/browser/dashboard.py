@@ -84,10 +84,10 @@ def main():
 
         sign_in(board, ARGS["supervisor"], "supervisor")
         board.goto(URL + "#/board")
-        expect(board.locator("#alerts")).to_be_visible()
+        expect(board.locator("#alerts")).to_be_attached()
         sign_in(inbox, ARGS["worker"], "health-worker")
         inbox.goto(URL + "#/inbox/" + ARGS["worker"])
-        expect(inbox.locator("#alerts")).to_be_visible()
+        expect(inbox.locator("#alerts")).to_be_attached()
         say("READY")
 
         line = sys.stdin.readline().strip()
