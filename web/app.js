@@ -252,7 +252,7 @@ function scale(d0, d1, r0, r1) {
   return (v) => r0 + (v - d0) * k;
 }
 // Points [{t (ms), v}] from `from` to `to` (ms), with alert markers [{t, severity, label}].
-function lineChart(points, from, to, markers, unit) {
+function lineChart(points, from, to, markers, unit, span) {
   const vs = points.map((p) => p.v);
   let lo = Math.min(...vs), hi = Math.max(...vs);
   if (!vs.length) { lo = 0; hi = 1; }
@@ -262,7 +262,7 @@ function lineChart(points, from, to, markers, unit) {
     h("line", { x1: PAD, y1: H - 16, x2: W - 4, y2: H - 16, class: "axis" }),
     h("text", { x: PAD - 3, y: 12, class: "tick end" }, fmt(hi)),
     h("text", { x: PAD - 3, y: H - 16, class: "tick end" }, fmt(lo)),
-    h("text", { x: PAD, y: H - 3, class: "tick" }, clock(new Date(from).toISOString())),
+    h("text", { x: PAD, y: H - 3, class: "tick" }, span + " ago"),
     h("text", { x: W - 4, y: H - 3, class: "tick end" }, "now"));
   for (const m of markers) {
     if (m.t < from || m.t > to) continue;
@@ -321,8 +321,8 @@ async function patientView(id) {
     return h("section", { class: "card", "data-metric": m },
       h("h2", {}, `${METRICS[m] || m} ${unit ? "(" + unit + ")" : ""}`),
       h("div", { class: "charts" },
-        h("figure", {}, lineChart(series(recent, m), now - day, now, markers, unit), h("figcaption", {}, "last 24 h")),
-        h("figure", {}, lineChart(series(week, m), now - 7 * day, now, markers, unit), h("figcaption", {}, "last 7 days"))));
+        h("figure", {}, lineChart(series(recent, m), now - day, now, markers, unit, "24 h"), h("figcaption", {}, "last 24 h")),
+        h("figure", {}, lineChart(series(week, m), now - 7 * day, now, markers, unit, "7 days"), h("figcaption", {}, "last 7 days"))));
   });
   show(h("section", { id: "patient" },
     h("h1", {}, p.name || p.patientId, " ", h("span", { class: "muted" }, p.patientId)),
@@ -355,7 +355,8 @@ async function villageView(id) {
     h("h1", {}, "Village ", s.village || id),
     h("p", { class: "muted" }, `${s.from || ""} – ${s.to || ""}`),
     h("div", { class: "charts" },
-      h("figure", { class: "card" }, barChart(rows), h("figcaption", {}, "alerts per day by severity")),
+      h("figure", { class: "card" }, barChart(rows), h("figcaption", {}, "alerts per day: ",
+        h("span", { class: "key sev-critical" }), " critical ", h("span", { class: "key sev-warning" }), " warning ", h("span", { class: "key sev-info" }), " info")),
       h("figure", { class: "card" }, barChart(readings), h("figcaption", {}, "readings per day"))),
     h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Date", "Readings", "Alerts", "Emergencies", "Median ack"].map((t) => h("th", {}, t)))),
@@ -383,7 +384,7 @@ function emergenciesView(status) {
 }
 function timeline(steps) {
   return h("ol", { class: "timeline" }, steps.map((s) => h("li", { class: "step " + (/fail|timed|unavailable|cancel/i.test(s.what + s.detail) ? "bad" : "") },
-    h("span", { class: "when" }, new Date(s.at).toLocaleTimeString()), h("strong", {}, s.what), s.detail ? h("span", { class: "muted" }, " " + s.detail) : null)));
+    h("span", { class: "when" }, new Date(s.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false })), h("strong", {}, s.what), s.detail ? h("span", { class: "muted" }, " " + s.detail) : null)));
 }
 async function emergencyView(id) {
   const load = async () => {
