@@ -165,7 +165,7 @@ async function api(path, options) {
   const cached = opts.method === "GET" ? etags.get(path) : null;
   if (cached) opts.headers["if-none-match"] = cached.etag;
   const res = await fetch(API + path, opts);
-  if (res.status === 304 && cached) return { body: cached.body, changed: false };
+  if (res.status === 304 && cached) return { body: cached.body, changed: false, etag: cached.etag };
   if (res.status === 401) { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/signin"; throw new Error("session expired"); }
   const text = await res.text();
   let body = null;
@@ -173,7 +173,7 @@ async function api(path, options) {
   if (!res.ok) throw new Error((body && (body.message || body.error)) || `HTTP ${res.status}`);
   const etag = res.headers.get("etag");
   if (etag && opts.method === "GET") etags.set(path, { etag, body });
-  return { body, changed: true };
+  return { body, changed: true, etag };
 }
 // Every page of a list (at most `max` pages).
 async function all(path, max) {
@@ -227,22 +227,33 @@ function live(load) {
   tick();
 }
 
-function listView(title, path, empty) {
+// A live list of alerts from one or more list requests (merged, newest first); each
+// request keeps its ETag, so an unchanged list costs a 304 per poll.
+function listView(title, paths, empty) {
   const list = h("ul", { class: "alerts", id: "alerts" });
   const stamp = h("span", { class: "muted small", id: "updated" });
   show(h("section", {}, h("div", { class: "row head" }, h("h1", {}, title), stamp), list));
+  let shown = null; // the ETags of what the list shows
   live(async () => {
-    const { body, changed } = await api(path);
+    const answers = await Promise.all(paths.map((p) => api(p)));
     stamp.textContent = "updated " + new Date().toLocaleTimeString();
-    if (!changed) return;
-    const items = body.items || [];
+    // Compare with what is shown, not with the last answers: a poll that failed half-way
+    // may have taken new answers it never showed.
+    const now = answers.map((a) => a.etag || Math.random()).join(" ");
+    if (now === shown) return;
+    shown = now;
+    const items = answers.flatMap((a) => (a.body && a.body.items) || [])
+      .sort((a, b) => String(b.raisedAt).localeCompare(String(a.raisedAt)));
     list.replaceChildren(...(items.length ? items.map((a) => alertCard(a)) : [h("li", { class: "empty" }, empty)]));
   });
 }
-const boardView = () => listView("Open alerts", "/alerts?status=open&limit=100", "No open alerts.");
+// The open board: every status before "resolved" (the query API filters one status a
+// request: GET /alerts?status=).
+const BOARD_STATUSES = ["escalated", "routed", "raised", "acknowledged"];
+const boardView = () => listView("Open alerts", BOARD_STATUSES.map((s) => `/alerts?status=${s}&limit=100`), "No open alerts.");
 function inboxView(worker) {
   const id = worker || session().username;
-  listView(`Inbox of ${id}`, `/workers/${encodeURIComponent(id)}/inbox?limit=100`, "Nothing waiting.");
+  listView(`Inbox of ${id}`, [`/workers/${encodeURIComponent(id)}/inbox?limit=100`], "Nothing waiting.");
 }
 
 // ---------------------------------------------------------------- charts (inline SVG)
@@ -367,14 +378,15 @@ async function villageView(id) {
 
 // ---------------------------------------------------------------- emergencies
 function emergenciesView(status) {
-  const st = status || "open";
+  const st = status || "active";
   const list = h("ul", { class: "emergencies" });
   const pick = h("select", { id: "em-status", onchange: () => { location.hash = "#/emergencies/" + pick.value; } },
-    ["open", "closed", "all"].map((v) => h("option", { value: v, selected: v === st }, v)));
+    ["active", "escalated", "completed", "all"].map((v) => h("option", { value: v, selected: v === st }, v)));
   show(h("section", {}, h("div", { class: "row head" }, h("h1", {}, "Emergencies"), pick), list));
   live(async () => {
-    const { body, changed } = await api("/emergencies?limit=100" + (st === "all" ? "" : "&status=" + st));
-    if (!changed) return;
+    const { body, etag } = await api("/emergencies?limit=100" + (st === "all" ? "" : "&status=" + st));
+    if (etag && etag === list.dataset.etag) return;
+    list.dataset.etag = etag || "";
     const items = body.items || [];
     list.replaceChildren(...(items.length ? items.map((e) => h("li", { class: "card" },
       h("div", { class: "row" }, h("a", { href: "#/emergency/" + encodeURIComponent(e.emergencyId) }, e.emergencyId.slice(0, 8)),
@@ -387,9 +399,11 @@ function timeline(steps) {
     h("span", { class: "when" }, new Date(s.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false })), h("strong", {}, s.what), s.detail ? h("span", { class: "muted" }, " " + s.detail) : null)));
 }
 async function emergencyView(id) {
+  let shown = null;
   const load = async () => {
-    const { body, changed } = await api(`/emergencies/${encodeURIComponent(id)}`);
-    if (!changed) return;
+    const { body, etag } = await api(`/emergencies/${encodeURIComponent(id)}`);
+    if (etag && etag === shown) return;
+    shown = etag;
     const st = body.state || {};
     const started = st.started || {};
     show(h("section", { id: "emergency" },

@@ -61,7 +61,10 @@ pub(super) fn serve(site: &WebSite, method: &Method, path: &str) -> Option<Respo
     if path == "/config.js" {
         let config = json!({ "apiUrl": "", "auth": "local", "pollSeconds": 3 });
         let text = format!("window.VITALS_CONFIG = {config};\n");
-        return Some(file_response(text.into_bytes(), "text/javascript; charset=utf-8"));
+        return Some(file_response(
+            text.into_bytes(),
+            "text/javascript; charset=utf-8",
+        ));
     }
     let (_, file, content_type) = FILES.iter().find(|(p, _, _)| *p == path)?;
     Some(match std::fs::read(site.dir.join(file)) {
