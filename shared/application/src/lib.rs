@@ -15,3 +15,4 @@ pub mod event_store;
 pub mod idempotency;
 pub mod ports;
 pub mod retry;
+pub mod vitals;
