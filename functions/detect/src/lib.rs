@@ -24,8 +24,8 @@ mod summary;
 mod vitals;
 
 pub use decode::{Decoded, PatientReadings, ReadingView, decode_record, group_by_patient};
-pub use summary::{BatchSummary, PATIENT_CONCURRENCY};
 pub use rules::{DEFAULT_RULES_YAML, RULES_PATH_ENV, RulesError, default_rules, load_rules};
+pub use summary::{BatchSummary, PATIENT_CONCURRENCY};
 
 use futures::StreamExt;
 

@@ -18,7 +18,11 @@ use crate::{BatchSummary, Deps};
 
 /// Adds the readings the engine accepted (inputs minus its duplicates: redeliveries and
 /// repeats within the batch) to the state's buffer.
-pub(crate) fn buffer<I: ReadingInput>(state: &mut PatientState, inputs: &[I], duplicates: &[String]) {
+pub(crate) fn buffer<I: ReadingInput>(
+    state: &mut PatientState,
+    inputs: &[I],
+    duplicates: &[String],
+) {
     // Of an id's occurrences, the engine accepts at most the first; `duplicates` names the
     // rest (and all of them when it had the id already).
     let mut accepted: HashMap<&str, usize> = HashMap::new();

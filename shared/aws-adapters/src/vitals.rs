@@ -12,7 +12,9 @@ use application::vitals::{BlockPage, RecentVitals, StoredBlock, VillageStats};
 use domain::village_stats::StatsDelta;
 use domain::vitals::{HourBlock, hour_key};
 
-use crate::attributes::{Item, conditional_failed, n, number, number_attr, s, sdk_failure, string_attr};
+use crate::attributes::{
+    Item, conditional_failed, n, number, number_attr, s, sdk_failure, string_attr,
+};
 
 /// The vitals table.
 pub struct DynamoVitals {
@@ -151,7 +153,9 @@ impl VillageStats for DynamoVillageStats {
                 .expression_attribute_names("#applied", APPLIED)
                 .expression_attribute_values(":marker", AttributeValue::Ss(vec![marker.clone()]))
                 .expression_attribute_values(":one", s(marker))
-                .condition_expression("attribute_not_exists(#applied) OR NOT contains(#applied, :one)");
+                .condition_expression(
+                    "attribute_not_exists(#applied) OR NOT contains(#applied, :one)",
+                );
         }
         if adds.is_empty() {
             return Ok(false);
@@ -196,7 +200,9 @@ impl VillageStats for DynamoVillageStats {
                 let counters = item
                     .iter()
                     .filter_map(|(name, value)| match value {
-                        AttributeValue::N(_) => number::<i64>(value).ok().map(|v| (name.clone(), v)),
+                        AttributeValue::N(_) => {
+                            number::<i64>(value).ok().map(|v| (name.clone(), v))
+                        }
                         _ => None,
                     })
                     .collect();

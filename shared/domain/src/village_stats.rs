@@ -17,8 +17,9 @@ use crate::saga::SagaEvent;
 
 /// Upper bounds (seconds, inclusive) of the time-to-acknowledge buckets; a last bucket
 /// takes everything longer.
-pub const ACK_BUCKETS_SECONDS: [i64; 12] =
-    [30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 14_400, 43_200, 86_400];
+pub const ACK_BUCKETS_SECONDS: [i64; 12] = [
+    30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 14_400, 43_200, 86_400,
+];
 
 /// Counter names.
 pub const READINGS: &str = "readings";
@@ -66,10 +67,7 @@ pub fn delta(
     let (village, date) = match (projection, view) {
         (Projection::Alert(AlertEvent::Raised(raised)), _) => {
             counters.insert(ALERTS.to_string(), 1);
-            counters.insert(
-                format!("{SEVERITY_PREFIX}{}", raised.severity.as_str()),
-                1,
-            );
+            counters.insert(format!("{SEVERITY_PREFIX}{}", raised.severity.as_str()), 1);
             counters.insert(format!("{RULE_PREFIX}{}", raised.rule_id), 1);
             (raised.village.clone(), day(raised.detected_at))
         }
@@ -132,7 +130,9 @@ impl DayStats {
             } else if name == EMERGENCIES {
                 stats.emergencies = *value;
             } else if let Some(severity) = name.strip_prefix(SEVERITY_PREFIX) {
-                stats.alerts_by_severity.insert(severity.to_string(), *value);
+                stats
+                    .alerts_by_severity
+                    .insert(severity.to_string(), *value);
             } else if let Some(rule) = name.strip_prefix(RULE_PREFIX) {
                 stats.alerts_by_type.insert(rule.to_string(), *value);
             } else if let Some(bucket) = name.strip_prefix(ACK_PREFIX)

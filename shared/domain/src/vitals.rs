@@ -141,9 +141,8 @@ pub fn take_closed(buffer: &mut Vec<OpenHour>, now_ms: i64) -> Vec<HourBlock> {
     let mut closed = Vec::new();
     buffer.retain(|hour| {
         let over = total > BUFFER_READINGS_BOUND;
-        let close = Some(hour.start) != newest
-            || hour.start + HOUR_MS + FLUSH_GRACE_MS <= now_ms
-            || over;
+        let close =
+            Some(hour.start) != newest || hour.start + HOUR_MS + FLUSH_GRACE_MS <= now_ms || over;
         if close {
             total = total.saturating_sub(hour.count as usize);
             closed.push(HourBlock {
@@ -279,9 +278,21 @@ mod tests {
     #[test]
     fn a_later_hour_closes_the_earlier_one() {
         let mut buffer = Vec::new();
-        record(&mut buffer, H + 59 * 60_000, VitalType::HeartRate, 70.0, "d");
+        record(
+            &mut buffer,
+            H + 59 * 60_000,
+            VitalType::HeartRate,
+            70.0,
+            "d",
+        );
         assert!(take_closed(&mut buffer, H + 59 * 60_000).is_empty());
-        record(&mut buffer, H + 60 * 60_000, VitalType::HeartRate, 71.0, "d");
+        record(
+            &mut buffer,
+            H + 60 * 60_000,
+            VitalType::HeartRate,
+            71.0,
+            "d",
+        );
         let closed = take_closed(&mut buffer, H + 60 * 60_000);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].start, H);
@@ -295,7 +306,10 @@ mod tests {
         let mut buffer = Vec::new();
         record(&mut buffer, H, VitalType::HeartRate, 70.0, "d");
         assert!(take_closed(&mut buffer, H + HOUR_MS + FLUSH_GRACE_MS - 1).is_empty());
-        assert_eq!(take_closed(&mut buffer, H + HOUR_MS + FLUSH_GRACE_MS).len(), 1);
+        assert_eq!(
+            take_closed(&mut buffer, H + HOUR_MS + FLUSH_GRACE_MS).len(),
+            1
+        );
         assert!(buffer.is_empty());
     }
 

@@ -60,8 +60,8 @@ pub use parking::MemoryParking;
 pub use read_models::MemoryReadModels;
 pub use reading_sink::MemorySink;
 pub use state_store::MemoryStateStore;
-pub use vitals::{MemoryVillageStats, MemoryVitals};
 pub use step_ledger::{LedgerRow, MemoryLedger};
+pub use vitals::{MemoryVillageStats, MemoryVitals};
 pub use workers::MemoryWorkers;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
