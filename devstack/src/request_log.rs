@@ -16,6 +16,9 @@ pub struct AwsRequest {
     pub service: String,
     /// The API operation: `PutItem`, `PutRecords`, `SendMessage`, `Publish`, ...
     pub operation: String,
+    /// The DynamoDB table a single-table request names (`TableName` of its JSON body), if
+    /// any: lets a test count the writes of one table.
+    pub table: Option<String>,
 }
 
 impl AwsRequest {
@@ -121,7 +124,19 @@ fn parse(entry: &Value) -> AwsRequest {
                 entry["url"].as_str().unwrap_or("?")
             )
         });
-    AwsRequest { service, operation }
+    let table = if entry["body_encoded"].as_bool() == Some(true) {
+        None
+    } else {
+        entry["body"]
+            .as_str()
+            .and_then(|body| serde_json::from_str::<Value>(body).ok())
+            .and_then(|body| body["TableName"].as_str().map(str::to_string))
+    };
+    AwsRequest {
+        service,
+        operation,
+        table,
+    }
 }
 
 /// The `Action` parameter of a form-encoded string.
@@ -143,7 +158,7 @@ mod tests {
                 "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
                 "X-Amz-Target": "DynamoDB_20120810.PutItem"
             },
-            "method": "POST", "url": "http://127.0.0.1:5000/", "body": "{}", "body_encoded": false
+            "method": "POST", "url": "http://127.0.0.1:5000/", "body": "{\"TableName\": \"t-vitals\"}", "body_encoded": false
         });
         let publish = json!({
             "headers": {"authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/sns/aws4_request"},
@@ -159,7 +174,8 @@ mod tests {
             parse(&put),
             AwsRequest {
                 service: "dynamodb".into(),
-                operation: "PutItem".into()
+                operation: "PutItem".into(),
+                table: Some("t-vitals".into()),
             }
         );
         assert_eq!(parse(&publish).operation, "Publish");

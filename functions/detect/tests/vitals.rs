@@ -179,9 +179,10 @@ async fn the_sweep_flushes_a_silent_patient_and_counts_the_readings_per_village_
     assert!(world.vitals.of("p-1").is_empty());
     let guard = world.guard();
     let deps = world.deps(&guard, &world.state);
-    let early = sweep(&deps, t0() + Duration::minutes(64)).await.unwrap();
+    let due = t0() + Duration::milliseconds(HOUR_MS + FLUSH_GRACE_MS);
+    let early = sweep(&deps, due - Duration::minutes(1)).await.unwrap();
     assert_eq!(early.batch.vitals_writes, 0);
-    let swept = sweep(&deps, t0() + Duration::minutes(66)).await.unwrap();
+    let swept = sweep(&deps, due).await.unwrap();
     assert_eq!(swept.batch.vitals_writes, 1);
     assert_eq!(world.vitals.of("p-1")[0].count, 10);
     assert!(world.saved().vitals.is_empty());

@@ -26,7 +26,10 @@ use crate::reading::VitalType;
 pub const HOUR_MS: i64 = 3_600_000;
 /// How long after its end an hour waits for the patient's next reading before the sweep
 /// flushes it (a live patient's own next reading flushes it first, at no extra request).
-pub const FLUSH_GRACE_MS: i64 = 5 * 60_000;
+/// Long on purpose: until then the read side serves the hour from the state, and a device
+/// uploading a backlog in several batches still makes one block per hour, not one per
+/// batch.
+pub const FLUSH_GRACE_MS: i64 = 2 * HOUR_MS;
 /// The most buffered readings a state keeps (over its open hours); past it, the oldest
 /// hour is flushed early (a partial block: its rest makes a second block).
 pub const BUFFER_READINGS_BOUND: usize = 480;
