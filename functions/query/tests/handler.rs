@@ -34,6 +34,9 @@ struct World {
     events: MemoryEventStore,
     directory: MemoryDirectory,
     upcasters: Upcasters,
+    vitals: testkit::MemoryVitals,
+    states: testkit::MemoryStateStore,
+    stats: testkit::MemoryVillageStats,
 }
 
 impl World {
@@ -44,6 +47,10 @@ impl World {
             events: &self.events,
             access: &self.directory,
             upcasters: &self.upcasters,
+            vitals: &self.vitals,
+            states: &self.states,
+            stats: &self.stats,
+            now: t0(),
         }
     }
 }
@@ -129,6 +136,9 @@ async fn world() -> World {
         events: MemoryEventStore::default(),
         directory,
         upcasters: Upcasters::default(),
+        vitals: testkit::MemoryVitals::default(),
+        states: testkit::MemoryStateStore::default(),
+        stats: testkit::MemoryVillageStats::default(),
     }
 }
 
