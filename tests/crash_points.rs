@@ -55,6 +55,34 @@ static ALERTS: Scenario = Scenario::new("alerts", |stack: &Stack| {
     .boxed()
 });
 
+/// One patient's heart rate 70 minutes before the base time, then three fast beats (a
+/// warning alert, as in ALERTS) and a calm one: the first reading's hour is closed by the
+/// later ones, so detect writes a recent-vitals block (docs/read-side.md) before it saves
+/// the state.
+static VITALS: Scenario = Scenario::new("vitals", |stack: &Stack| {
+    async move {
+        inspect::seed_directory(stack, &[entry("p-v", "w-1", "+254700000301")])
+            .await
+            .expect("seeding the directory");
+        let body = json!([
+            fixed_reading("p-v", "heart_rate", 72.0, 70),
+            fixed_reading("p-v", "heart_rate", 121.0, 5),
+            fixed_reading("p-v", "heart_rate", 128.0, 4),
+            fixed_reading("p-v", "heart_rate", 133.0, 3),
+            fixed_reading("p-v", "heart_rate", 72.0, 2),
+        ]);
+        post_until_accepted(
+            stack,
+            &TokenSpec::operator("op-crash"),
+            "/readings",
+            &body,
+            &[("x-correlation-id", "corr-crash-vitals")],
+        )
+        .await;
+    }
+    .boxed()
+});
+
 // ingest: HTTP, no redelivery; the client retries the same request (reading ids make the
 // repeat a duplicate that detect skips).
 
@@ -69,6 +97,12 @@ async fn crash_ingest_after_put() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_detect_after_save_state() {
     crash_test(&ALERTS, "DetectFunction", "detect.after_save_state").await;
+}
+
+// The retry rebuilds the same block (same key) and saves the state without its hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_detect_after_write_vitals() {
+    crash_test(&VITALS, "DetectFunction", "detect.after_write_vitals").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,8 @@ async fn two_detect_invocations_racing_on_one_patients_state_lose_no_update() {
         dead_letters: &dead_letters,
         publish_guard: &publish_guard,
         auto_dispatch_max_age: chrono::Duration::minutes(15),
+        vitals: &testkit::MemoryVitals::default(),
+        village_stats: &testkit::MemoryVillageStats::default(),
     };
 
     // Three fast heartbeats, split over two invocations that race on version 0.

@@ -16,6 +16,9 @@ pub struct AwsRequest {
     pub service: String,
     /// The API operation: `PutItem`, `PutRecords`, `SendMessage`, `Publish`, ...
     pub operation: String,
+    /// The DynamoDB table a single-table request names (`TableName` of its JSON body), if
+    /// any: lets a test count the writes of one table.
+    pub table: Option<String>,
 }
 
 impl AwsRequest {
@@ -70,12 +73,11 @@ pub async fn reset(stack: &Stack) -> Result<()> {
 /// The requests recorded since [`start`] or [`reset`], in order.
 pub async fn requests(stack: &Stack) -> Result<Vec<AwsRequest>> {
     let text = recorder(stack, "download-recording").await?;
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let entry: Value = serde_json::from_str(line).context("a recorded request")?;
-            Ok(parse(&entry))
-        })
+    // One JSON object per request; not always one per line (moto may write two on one
+    // line while requests come in concurrently), so read them as a stream of values.
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(|entry| Ok(parse(&entry.context("a recorded request")?)))
         .collect()
 }
 
@@ -100,16 +102,7 @@ fn parse(entry: &Value) -> AwsRequest {
         .and_then(|target| target.rsplit('.').next())
         .map(str::to_string)
         .or_else(|| {
-            let body = entry["body"].as_str().unwrap_or_default();
-            let body = if entry["body_encoded"].as_bool() == Some(true) {
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .unwrap_or_default()
-            } else {
-                body.to_string()
-            };
+            let body = body_text(entry);
             let url = entry["url"].as_str().unwrap_or_default();
             let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
             action(&body).or_else(|| action(query))
@@ -121,7 +114,28 @@ fn parse(entry: &Value) -> AwsRequest {
                 entry["url"].as_str().unwrap_or("?")
             )
         });
-    AwsRequest { service, operation }
+    let table = serde_json::from_str::<Value>(&body_text(entry))
+        .ok()
+        .and_then(|body| body["TableName"].as_str().map(str::to_string));
+    AwsRequest {
+        service,
+        operation,
+        table,
+    }
+}
+
+/// The request body as text (moto records it base64-encoded when `body_encoded`).
+fn body_text(entry: &Value) -> String {
+    let body = entry["body"].as_str().unwrap_or_default();
+    if entry["body_encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_default()
+    } else {
+        body.to_string()
+    }
 }
 
 /// The `Action` parameter of a form-encoded string.
@@ -143,7 +157,7 @@ mod tests {
                 "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
                 "X-Amz-Target": "DynamoDB_20120810.PutItem"
             },
-            "method": "POST", "url": "http://127.0.0.1:5000/", "body": "{}", "body_encoded": false
+            "method": "POST", "url": "http://127.0.0.1:5000/", "body": "{\"TableName\": \"t-vitals\"}", "body_encoded": false
         });
         let publish = json!({
             "headers": {"authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/sns/aws4_request"},
@@ -159,7 +173,8 @@ mod tests {
             parse(&put),
             AwsRequest {
                 service: "dynamodb".into(),
-                operation: "PutItem".into()
+                operation: "PutItem".into(),
+                table: Some("t-vitals".into()),
             }
         );
         assert_eq!(parse(&publish).operation, "Publish");

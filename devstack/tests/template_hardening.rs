@@ -458,10 +458,11 @@ fn table_writers_are_scoped_to_their_own_keys() {
 /// Tables of history or directory data: `DeletionPolicy: Retain`, `UpdateReplacePolicy:
 /// Retain` and point-in-time recovery.
 const RETAINED_TABLES: &[&str] = &[
-    "EventsTable",    // the event store: the audit history of every alert and emergency
-    "DirectoryTable", // patients, villages, rosters, health workers' phones
-    "WorkersTable",   // health workers and their availability
-    "OutboxTable",    // the record of every notification sent (audit of what was sent)
+    "EventsTable",       // the event store: the audit history of every alert and emergency
+    "DirectoryTable",    // patients, villages, rosters, health workers' phones
+    "WorkersTable",      // health workers and their availability
+    "OutboxTable",       // the record of every notification sent (audit of what was sent)
+    "VillageStatsTable", // daily readings counts (not re-derivable without the archive)
 ];
 
 /// Tables that may be lost: state and caches, rebuilt or re-derived.
@@ -470,6 +471,7 @@ const DISPOSABLE_TABLES: &[&str] = &[
     "IdempotencyTable",  // records with a TTL of hours
     "StepLedgerTable",   // claims of saga steps in flight
     "DashboardTable",    // read models: project rebuilds them from the events table
+    "VitalsTable",       // 8-day cache of recent vitals; the archive keeps the history
 ];
 
 fn retention_problems(template: &Template, document: &Value) -> Vec<String> {

@@ -31,7 +31,8 @@
 //! What is compared ([`Outcome`]): the events table's (stream, version, eventId, eventType),
 //! the outbox rows (timestamps and attempt counts aside), the SMS texts moto received
 //! (as a multiset: a duplicate SMS is a difference), the dashboard views (timestamps aside)
-//! and the depth of every dead-letter queue. On top, every crash run must leave every
+//! the recent-vitals blocks (patient, hour#digest, count) and the depth of every
+//! dead-letter queue. On top, every crash run must leave every
 //! dead-letter queue empty, one outbox row per (alert, recipient, kind) and no duplicate SMS.
 
 // Each test binary that includes this module uses only part of it.
@@ -131,6 +132,9 @@ pub struct Outcome {
     pub views: BTreeMap<String, Value>,
     /// Depth of every dead-letter queue.
     pub dead_letters: Vec<(String, u64)>,
+    /// (patientId, sk, count) of every recent-vitals block: the key holds a digest of the
+    /// block's content, so a block written twice with other content shows here.
+    pub vitals: BTreeSet<(String, String, u64)>,
 }
 
 impl Outcome {
@@ -186,6 +190,18 @@ impl Outcome {
             dead_letters: inspect::dead_letter_depths(stack)
                 .await
                 .expect("reading the dead-letter queues"),
+            vitals: inspect::scan(stack, "VitalsTable")
+                .await
+                .expect("scanning the vitals table")
+                .into_iter()
+                .map(|item| {
+                    (
+                        item["patientId"].as_str().unwrap_or_default().to_string(),
+                        item["sk"].as_str().unwrap_or_default().to_string(),
+                        item["count"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -282,6 +298,10 @@ pub fn assert_outcome(baseline: &Outcome, crashed: &Outcome, point: &str, expect
         "after a crash at {point}: dashboard views"
     );
     assert_eq!(baseline.dead_letters, crashed.dead_letters);
+    assert_eq!(
+        baseline.vitals, crashed.vitals,
+        "after a crash at {point}: recent-vitals blocks"
+    );
 }
 
 /// Runs `scenario` once with the crash point armed, checks that it fired, and compares the

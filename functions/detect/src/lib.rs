@@ -20,9 +20,12 @@ pub mod compact;
 mod decode;
 pub mod kinesis;
 mod rules;
+mod summary;
+mod vitals;
 
 pub use decode::{Decoded, PatientReadings, ReadingView, decode_record, group_by_patient};
 pub use rules::{DEFAULT_RULES_YAML, RULES_PATH_ENV, RulesError, default_rules, load_rules};
+pub use summary::{BatchSummary, PATIENT_CONCURRENCY};
 
 use futures::StreamExt;
 
@@ -60,6 +63,9 @@ pub struct Deps<'a> {
     /// A critical alert whose trigger reading is older than this when the alert is decided
     /// does not start the emergency saga by itself (`AlertRaised.autoDispatch`).
     pub auto_dispatch_max_age: chrono::Duration,
+    /// Closed hours of recent vitals, and the village readings counts (docs/read-side.md).
+    pub vitals: &'a dyn application::vitals::RecentVitals,
+    pub village_stats: &'a dyn application::vitals::VillageStats,
 }
 
 /// The default auto-dispatch cut-off (`AUTO_DISPATCH_MAX_AGE_SECONDS`): 15 minutes.
@@ -72,50 +78,6 @@ pub const AUTO_DISPATCH_MAX_AGE_ENV: &str = "AUTO_DISPATCH_MAX_AGE_SECONDS";
 /// `AlertResolved`); a repeat must carry the same data.
 pub fn publish_idempotency_config() -> Config {
     Config::new("detect-publish", "/eventId").validate("/data")
-}
-
-/// What one batch did: logged as one structured line (`batch summary`) and returned so
-/// the counts can feed metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchSummary {
-    pub records: usize,
-    /// Undecodable records sent to the dead-letter queue.
-    pub poison: usize,
-    pub patients: usize,
-    /// Readings already seen (redelivery).
-    pub duplicates: usize,
-    /// Readings beyond the allowed lateness, evaluated by backfill.
-    pub late: usize,
-    /// Readings evaluated by the rules in this batch.
-    pub evaluated: usize,
-    /// Readings waiting for the allowed lateness to pass, over the patients of the batch.
-    pub pending: usize,
-    pub alerts_raised: usize,
-    pub alerts_resolved: usize,
-    /// Patient state saves (DynamoDB `PutItem`).
-    pub state_writes: usize,
-    /// Event appends (DynamoDB `PutItem`): alerts, resolutions, late readings.
-    pub event_writes: usize,
-    /// Patients whose readings will be retried.
-    pub failed_patients: usize,
-}
-
-/// How many patients of a batch (or a sweep page) are processed at once.
-pub const PATIENT_CONCURRENCY: usize = 16;
-
-impl BatchSummary {
-    /// Adds another summary's counts (of other patients) to this one.
-    pub fn add(&mut self, other: &BatchSummary) {
-        self.duplicates += other.duplicates;
-        self.late += other.late;
-        self.evaluated += other.evaluated;
-        self.pending += other.pending;
-        self.alerts_raised += other.alerts_raised;
-        self.alerts_resolved += other.alerts_resolved;
-        self.state_writes += other.state_writes;
-        self.event_writes += other.event_writes;
-        self.failed_patients += other.failed_patients;
-    }
 }
 
 /// Handles one Kinesis batch and reports the first record that was not fully processed.
@@ -200,6 +162,7 @@ pub async fn handle_batch(
         }
     }
 
+    vitals::add_village_readings(deps, &summary).await;
     let mut response = KinesisEventResponse::default();
     if let Some(index) = first_failure {
         response.add_failure(sequence_number(&records[index]));
@@ -222,6 +185,7 @@ pub async fn handle_batch(
         alerts_resolved = summary.alerts_resolved,
         state_writes = summary.state_writes,
         event_writes = summary.event_writes,
+        vitals_writes = summary.vitals_writes,
         failed_patients = summary.failed_patients,
         "batch summary"
     );
@@ -274,8 +238,13 @@ pub async fn process_patient<I: ReadingInput + Sync>(
         let mut state: PatientState = stored.value;
         let outcome = deps.rules.apply_inputs(&mut state, patient_id, inputs, now);
         state.outbox.extend(outcome.emits());
-        let due = deps.rules.due_at(&state);
-        let changed = outcome.changed || due != state.due_at || !state.outbox.is_empty();
+        vitals::buffer(&mut state, inputs, &outcome.duplicates);
+        let flushed = vitals::flush(deps, patient_id, &mut state, now, summary).await?;
+        let due = vitals::due(deps.rules.due_at(&state), &state);
+        let changed = outcome.changed
+            || due != state.due_at
+            || !state.outbox.is_empty()
+            || !flushed.is_empty();
         state.due_at = due;
         let mut version = stored.version;
         if changed {
@@ -284,6 +253,7 @@ pub async fn process_patient<I: ReadingInput + Sync>(
                     version += 1;
                     summary.state_writes += 1;
                     lambda_kit::fault::crash_point("detect.after_save_state");
+                    vitals::count(deps, patient_id, &flushed, summary).await;
                 }
                 Err(PortError::Conflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
                     tracing::info!(
@@ -343,7 +313,7 @@ pub async fn process_patient<I: ReadingInput + Sync>(
             }
         }
         state.outbox.clear();
-        state.due_at = deps.rules.due_at(&state);
+        state.due_at = vitals::due(deps.rules.due_at(&state), &state);
         match deps.state.save(patient_id, version, &state).await {
             Ok(()) => {
                 summary.state_writes += 1;
@@ -581,6 +551,7 @@ pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>) -> Result<SweepSummary, 
         }
     }
     summary.batch.patients = summary.due;
+    vitals::add_village_readings(deps, &summary.batch).await;
     metrics::count(metrics::SWEPT_PATIENTS, summary.due);
     tracing::info!(
         due = summary.due,

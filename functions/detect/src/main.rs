@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore, SnsAlertPublisher,
-    SqsDeadLetters, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore,
+    DynamoVillageStats, DynamoVitals, SnsAlertPublisher, SqsDeadLetters, load_config,
 };
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use domain::detection::RuleSet;
@@ -31,6 +31,8 @@ struct Adapters {
     idempotency: DynamoIdempotencyStore,
     publish_config: Arc<Config>,
     auto_dispatch_max_age: chrono::Duration,
+    vitals: DynamoVitals,
+    village_stats: DynamoVillageStats,
 }
 
 impl Adapters {
@@ -46,6 +48,8 @@ impl Adapters {
             dead_letters: &self.dead_letters,
             publish_guard,
             auto_dispatch_max_age: self.auto_dispatch_max_age,
+            vitals: &self.vitals,
+            village_stats: &self.village_stats,
         }
     }
 
@@ -80,6 +84,8 @@ async fn adapters(mode: &str) -> Result<Adapters, Error> {
         idempotency: DynamoIdempotencyStore::new(&config, required_env("IDEMPOTENCY_TABLE")?),
         publish_config: Arc::new(detect::publish_idempotency_config()),
         auto_dispatch_max_age: chrono::Duration::seconds(i64::from(max_age)),
+        vitals: DynamoVitals::new(&config, required_env("VITALS_TABLE")?),
+        village_stats: DynamoVillageStats::new(&config, required_env("VILLAGE_STATS_TABLE")?),
     })
 }
 
@@ -114,6 +120,7 @@ async fn main() -> Result<(), Error> {
                         "evaluated": summary.batch.evaluated,
                         "alertsRaised": summary.batch.alerts_raised,
                         "alertsResolved": summary.batch.alerts_resolved,
+                        "vitalsWrites": summary.batch.vitals_writes,
                     }))
                 },
             )

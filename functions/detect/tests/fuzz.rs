@@ -70,6 +70,8 @@ fn check(runtime: &tokio::runtime::Runtime, rules: &RuleSet, data: &[u8]) -> Res
         dead_letters: &dead_letters,
         publish_guard: &guard,
         auto_dispatch_max_age: chrono::Duration::minutes(15),
+        vitals: &testkit::MemoryVitals::default(),
+        village_stats: &testkit::MemoryVillageStats::default(),
     };
     let (response, summary) = runtime.block_on(handle_batch(&deps, &event(data)?, now));
     let poison = dead_letters.records.lock().map_err(|e| e.to_string())?;

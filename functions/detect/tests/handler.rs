@@ -82,6 +82,8 @@ struct World {
     dead_letters: MemoryDeadLetters,
     rules: domain::detection::RuleSet,
     idempotency: MemoryIdempotencyStore,
+    vitals: testkit::MemoryVitals,
+    village_stats: testkit::MemoryVillageStats,
 }
 
 impl World {
@@ -102,6 +104,8 @@ impl World {
             dead_letters: MemoryDeadLetters::default(),
             rules: default_rules().expect("the embedded rules are valid"),
             idempotency: MemoryIdempotencyStore::default(),
+            vitals: testkit::MemoryVitals::default(),
+            village_stats: testkit::MemoryVillageStats::default(),
         }
     }
 
@@ -122,6 +126,8 @@ impl World {
             dead_letters: &self.dead_letters,
             publish_guard,
             auto_dispatch_max_age: chrono::Duration::minutes(15),
+            vitals: &self.vitals,
+            village_stats: &self.village_stats,
         }
     }
 }
@@ -445,7 +451,11 @@ async fn an_alert_decided_but_not_published_is_sent_by_the_retry_from_the_saved_
     assert_eq!(world.events.all().len(), 1);
     let saved = world.state.states.lock().unwrap()["p-sick"].clone();
     assert!(saved.value.outbox.is_empty());
-    assert_eq!(saved.value.due_at, None);
+    // Nothing left for the engine: only the open hour of recent vitals is due.
+    assert_eq!(
+        saved.value.due_at,
+        domain::vitals::flush_due(&saved.value.vitals)
+    );
 }
 
 #[tokio::test]
@@ -488,10 +498,9 @@ async fn the_sweep_evaluates_a_silent_patients_waiting_readings_and_publishes_th
     assert_eq!(swept.due, 1);
     assert_eq!(swept.batch.alerts_raised, 1);
     assert_eq!(world.publisher.published.lock().unwrap().len(), 1);
-    assert_eq!(
-        world.state.states.lock().unwrap()["p-sick"].value.due_at,
-        None
-    );
+    let state = world.state.states.lock().unwrap()["p-sick"].value.clone();
+    // Nothing left for the engine: only the open hour of recent vitals is due.
+    assert_eq!(state.due_at, domain::vitals::flush_due(&state.vitals));
     // A normal beat later resolves it: AlertResolved is stored and published.
     let calm = envelope_at("p-sick", VitalType::HeartRate, 72.0, 120);
     handle(

@@ -30,6 +30,7 @@ use aws_adapters::event_from_stream_image;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use domain::dashboard::{Applied, Projection, ProjectionError, View, apply, classify};
+use domain::village_stats;
 use lambda_kit::batch::{BatchError, dynamodb_stream};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -73,6 +74,9 @@ pub struct Deps<'a> {
     pub events: &'a dyn EventStreams,
     pub views: &'a dyn ReadModels,
     pub upcasters: &'a Upcasters,
+    /// Village statistics: alerts, emergencies and acknowledgement times per (village,
+    /// day), each event counted once (docs/read-side.md).
+    pub stats: &'a dyn application::vitals::VillageStats,
 }
 
 /// The upcasters of the events the projection reads (none needed yet: every event type is
@@ -146,9 +150,16 @@ pub async fn project_event(
     };
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("project", correlation_id = %event.event.correlation_id, view_id = %view_id, event_type = %event.event.event_type);
-    update_view(deps, &view_id, empty, event, &projection)
+    let (outcome, view) = update_view(deps, &view_id, empty, event, &projection)
         .instrument(span)
-        .await
+        .await?;
+    // Also for a view that had the event already: the statistics may not have it yet (a
+    // crash between the two); their marker makes a second add a no-op.
+    let at = event.event.timestamp;
+    if let Some(delta) = village_stats::delta(&event.event.event_id, at, &projection, &view) {
+        deps.stats.add(&delta).await?;
+    }
+    Ok(outcome)
 }
 
 /// Loads the view, applies the event and saves it, again while another save wins.
@@ -158,19 +169,19 @@ async fn update_view(
     empty: View,
     event: &RecordedEvent,
     projection: &Projection,
-) -> Result<Outcome, ProjectError> {
+) -> Result<(Outcome, View), ProjectError> {
     for attempt in 1..=SAVE_ATTEMPTS {
         let loaded = deps.views.load(view_id).await?;
         let mut view = loaded.value.unwrap_or_else(|| empty.clone());
         if !catch_up(deps, &mut view, event, projection).await? {
             tracing::debug!("already projected");
-            return Ok(Outcome::Duplicate);
+            return Ok((Outcome::Duplicate, view));
         }
         match deps.views.save(loaded.version, &view).await {
             Ok(()) => {
                 lambda_kit::fault::crash_point("project.after_save_view");
                 tracing::info!(status = %view.status_text(), "view updated");
-                return Ok(Outcome::Projected);
+                return Ok((Outcome::Projected, view));
             }
             Err(PortError::Conflict { .. }) => {
                 tracing::info!(attempt, "the view changed meanwhile; reading it again");

@@ -1,4 +1,4 @@
-use aws_adapters::{DynamoEventStore, DynamoReadModels, load_config};
+use aws_adapters::{DynamoEventStore, DynamoReadModels, DynamoVillageStats, load_config};
 use domain::upcast::Upcasters;
 use lambda_kit::config::required_env;
 use lambda_kit::{Error, Invocation};
@@ -9,6 +9,7 @@ struct Adapters {
     events: DynamoEventStore,
     views: DynamoReadModels,
     upcasters: Upcasters,
+    stats: DynamoVillageStats,
 }
 
 async fn adapters() -> Result<Adapters, Error> {
@@ -17,6 +18,7 @@ async fn adapters() -> Result<Adapters, Error> {
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         views: DynamoReadModels::new(&config, required_env("DASHBOARD_TABLE")?),
         upcasters: project::upcasters(),
+        stats: DynamoVillageStats::new(&config, required_env("VILLAGE_STATS_TABLE")?),
     })
 }
 
@@ -30,6 +32,7 @@ async fn main() -> Result<(), Error> {
                 events: &a.events,
                 views: &a.views,
                 upcasters: &a.upcasters,
+                stats: &a.stats,
             };
             project::invoke(&deps, invocation.payload).await
         },

@@ -79,6 +79,7 @@ struct World {
     events: MemoryEventStore,
     views: MemoryReadModels,
     upcasters: application::event_store::Upcasters,
+    stats: testkit::MemoryVillageStats,
 }
 
 impl Default for World {
@@ -87,6 +88,7 @@ impl Default for World {
             events: MemoryEventStore::default(),
             views: MemoryReadModels::default(),
             upcasters: upcasters(),
+            stats: testkit::MemoryVillageStats::default(),
         }
     }
 }
@@ -97,6 +99,7 @@ impl World {
             events: &self.events,
             views: &self.views,
             upcasters: &self.upcasters,
+            stats: &self.stats,
         }
     }
 }
@@ -354,4 +357,43 @@ async fn an_info_alert_is_projected_like_any_other() {
     assert_eq!(view.severity, Some(domain::events::Severity::Info));
     assert_eq!(view.status(), AlertStatus::Raised);
     assert_eq!(view.notifications_sent, 0);
+}
+
+#[tokio::test]
+async fn village_statistics_count_each_alert_acknowledgement_and_emergency_once() {
+    let world = World::default();
+    let deps = world.deps();
+    let mut ack = stored(
+        "e-ack",
+        "AlertAcknowledged",
+        json!({"alertId": "a1", "acknowledgedBy": "w-1"}),
+    );
+    // Acknowledged 4 min 1 s after the reading that raised it: the 600 s bucket.
+    ack.timestamp = Utc.with_ymd_and_hms(2026, 11, 24, 8, 4, 1).unwrap();
+    let started = stored(
+        "e-started",
+        "EmergencyStarted",
+        json!({"type": "EmergencyStarted", "emergencyId": "em-1", "patientId": "p-1",
+               "village": "Bondo", "reason": "r", "reporter": "alert:a1",
+               "ambulanceRequired": true}),
+    );
+    let records = vec![
+        insert(1, "alert-a1", 1, &raised()),
+        insert(2, "alert-a1", 2, &routed()),
+        insert(3, "alert-a1", 3, &ack),
+        insert(4, "emergency-em-1", 1, &started),
+    ];
+    let response = handle(&deps, &batch(records.clone())).await.unwrap();
+    assert!(failures(&response).is_empty());
+    // Redelivered: nothing counted twice.
+    let response = handle(&deps, &batch(records)).await.unwrap();
+    assert!(failures(&response).is_empty());
+    let days = world.stats.days.lock().unwrap().clone();
+    let counters = &days[&("Bondo".to_string(), "2026-11-24".to_string())];
+    let day = domain::village_stats::DayStats::from_counters("2026-11-24", counters);
+    assert_eq!(day.alerts_by_severity["critical"], 1);
+    assert_eq!(day.alerts_by_type["spo2-low"], 1);
+    assert_eq!(day.emergencies, 1, "{counters:?}");
+    assert_eq!(day.median_ack_seconds, Some(300));
+    assert_eq!(counters["alerts"], 1);
 }

@@ -8,7 +8,9 @@
 //!
 //! Routes: `GET /alerts` ([`alerts`]), `GET /alerts/{id}` ([`alert`], with the alert's
 //! timeline from the event store), `GET /workers/{id}/inbox` ([`inbox`]),
-//! `GET /emergencies` ([`emergencies`]).
+//! `GET /emergencies` ([`emergencies`]); issue 14's read side (docs/read-side.md):
+//! `GET /patients/{id}` ([`patients`]), `GET /patients/{id}/readings` ([`readings`]) and
+//! `GET /villages/{id}/stats` ([`villages`]), with [`recent`] shared by the first two.
 //!
 //! Authorization (docs/security.md): the caller comes from the authorizer context; devices
 //! and services read nothing (403). Lists keep only the items of the caller's patients
@@ -31,8 +33,12 @@ pub mod alerts;
 pub mod emergencies;
 pub mod inbox;
 pub mod paging;
+pub mod patients;
+pub mod readings;
+pub mod recent;
 pub mod respond;
 pub mod summary;
+pub mod villages;
 
 /// The function name used in logs and metrics.
 pub const SOURCE: &str = "query";
@@ -48,6 +54,14 @@ pub struct Deps<'a> {
     /// Who may read whose patients.
     pub access: &'a dyn AccessDirectory,
     pub upcasters: &'a Upcasters,
+    /// Recent vitals: the hour blocks (docs/read-side.md).
+    pub vitals: &'a dyn application::vitals::RecentVitals,
+    /// Detect's state: the hours not written to the vitals table yet (read only).
+    pub states: &'a dyn application::ports::PatientStateStore,
+    /// The village statistics.
+    pub stats: &'a dyn application::vitals::VillageStats,
+    /// The request's time (the default windows end now).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// A route's answer: the status, the JSON body, and how long a client may cache it.
@@ -123,6 +137,15 @@ pub async fn handle(
                     inbox::list(deps, &caller, id, request).await
                 }
                 ("GET /emergencies", _) => emergencies::list(deps, &caller, request).await,
+                ("GET /patients/{id}", Some(id)) => {
+                    patients::get(deps, &caller, id, deps.now).await
+                }
+                ("GET /patients/{id}/readings", Some(id)) => {
+                    readings::list(deps, &caller, id, request, deps.now).await
+                }
+                ("GET /villages/{id}/stats", Some(id)) => {
+                    villages::stats(deps, &caller, id, request, deps.now).await
+                }
                 _ => Err(HttpError::not_found(format!("no route {route}"))),
             },
         };

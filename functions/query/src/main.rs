@@ -1,4 +1,7 @@
-use aws_adapters::{DynamoDirectory, DynamoEventStore, DynamoReadModels, load_config};
+use aws_adapters::{
+    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoStateStore, DynamoVillageStats,
+    DynamoVitals, load_config,
+};
 use domain::upcast::Upcasters;
 use lambda_kit::config::required_env;
 use lambda_kit::{Error, Invocation};
@@ -10,6 +13,9 @@ struct Adapters {
     events: DynamoEventStore,
     directory: DynamoDirectory,
     upcasters: Upcasters,
+    vitals: DynamoVitals,
+    states: DynamoStateStore,
+    stats: DynamoVillageStats,
 }
 
 async fn adapters() -> Result<Adapters, Error> {
@@ -19,6 +25,9 @@ async fn adapters() -> Result<Adapters, Error> {
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         upcasters: Upcasters::default(),
+        vitals: DynamoVitals::new(&config, required_env("VITALS_TABLE")?),
+        states: DynamoStateStore::new(&config, required_env("STATE_TABLE")?),
+        stats: DynamoVillageStats::new(&config, required_env("VILLAGE_STATS_TABLE")?),
     })
 }
 
@@ -34,6 +43,10 @@ async fn main() -> Result<(), Error> {
                 events: &a.events,
                 access: &a.directory,
                 upcasters: &a.upcasters,
+                vitals: &a.vitals,
+                states: &a.states,
+                stats: &a.stats,
+                now: invocation.now,
             };
             query::invoke(&deps, invocation.payload).await
         },

@@ -17,3 +17,4 @@ pub mod idempotency;
 pub mod ports;
 pub mod retry;
 pub mod views;
+pub mod vitals;

@@ -21,6 +21,8 @@
 //! - `parking`: `Parking` on SQS, the notify DLQ (`SqsParking`).
 //! - `message_bus`: `MessageBus` on SQS (`SqsBus`).
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
+//! - `vitals`: `RecentVitals` (`DynamoVitals`) and `VillageStats` (`DynamoVillageStats`), the
+//!   recent vitals and village statistics tables.
 //! - `ack_codes`: `AckCodes` on DynamoDB, items `ack#{code}` of the directory table
 //!   (`DynamoAckCodes`).
 //!
@@ -48,6 +50,7 @@ mod sms;
 mod state_store;
 mod step_ledger;
 mod view_queries;
+mod vitals;
 mod workers;
 
 pub use ack_codes::{DynamoAckCodes, ack_code_key};
@@ -68,6 +71,7 @@ pub use reading_sink::KinesisSink;
 pub use sms::SnsSms;
 pub use state_store::DynamoStateStore;
 pub use step_ledger::DynamoLedger;
+pub use vitals::{DynamoVillageStats, DynamoVitals};
 pub use workers::DynamoWorkers;
 
 /// Loads the SDK configuration from the environment.

@@ -36,5 +36,7 @@ pub mod saga;
 pub mod strict_json;
 pub mod timestamp;
 pub mod upcast;
+pub mod village_stats;
+pub mod vitals;
 
 pub use envelope::Envelope;

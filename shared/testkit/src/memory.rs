@@ -19,6 +19,7 @@
 //! - `parking`: `Parking` (`MemoryParking`).
 //! - `message_bus`: `MessageBus` (`MemoryBus`).
 //! - `ack_codes`: `AckCodes` (`MemoryAckCodes`).
+//! - `vitals`: `RecentVitals` and `VillageStats` (`MemoryVitals`, `MemoryVillageStats`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -41,6 +42,7 @@ mod read_models;
 mod reading_sink;
 mod state_store;
 mod step_ledger;
+mod vitals;
 mod workers;
 
 pub use ack_codes::MemoryAckCodes;
@@ -59,6 +61,7 @@ pub use read_models::MemoryReadModels;
 pub use reading_sink::MemorySink;
 pub use state_store::MemoryStateStore;
 pub use step_ledger::{LedgerRow, MemoryLedger};
+pub use vitals::{MemoryVillageStats, MemoryVitals};
 pub use workers::MemoryWorkers;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

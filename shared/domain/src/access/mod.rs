@@ -99,6 +99,8 @@ pub enum Action {
     ReadAlerts,
     /// `GET /emergencies`: the patient's emergencies in a listing.
     ListEmergencies,
+    /// `GET /patients/{id}`, `GET /patients/{id}/readings`: the patient's record and vitals.
+    ReadPatient,
 }
 
 impl Action {
@@ -111,6 +113,7 @@ impl Action {
             Action::UpdateEmergency => "close or update emergencies of",
             Action::ReadAlerts => "read alerts of",
             Action::ListEmergencies => "list emergencies of",
+            Action::ReadPatient => "read the record of",
         }
     }
 }
@@ -176,9 +179,13 @@ fn by_role(caller: &Caller, action: Action) -> Option<Result<(), Denied>> {
     };
     match (caller.role, action) {
         // Operators read every alert and emergency listing (the dashboard's whole picture).
-        (Role::Operator, Action::PostReadings | Action::ReadAlerts | Action::ListEmergencies) => {
-            Some(Ok(()))
-        }
+        (
+            Role::Operator,
+            Action::PostReadings
+            | Action::ReadAlerts
+            | Action::ListEmergencies
+            | Action::ReadPatient,
+        ) => Some(Ok(())),
         (Role::Operator, _) => deny(format!(
             "operator {} may post readings but not {} patients",
             caller.id,
@@ -349,6 +356,34 @@ pub fn authorize<'a>(
     Err(Denied {
         reason,
         patient_ids: listed,
+    })
+}
+
+/// Whether `caller` may read the statistics of `village` (`GET /villages/{id}/stats`),
+/// given its roster: an operator every village; a supervisor the villages whose roster
+/// names them; a health worker the villages whose roster lists them; devices and services
+/// none.
+pub fn authorize_village(
+    caller: &Caller,
+    village: &str,
+    roster: Option<&VillageRoster>,
+) -> Result<(), Denied> {
+    let allowed = match caller.role {
+        Role::Operator => true,
+        Role::Supervisor => roster.is_some_and(|r| r.supervisor_id == caller.id),
+        Role::HealthWorker => roster.is_some_and(|r| r.worker_ids.contains(&caller.id)),
+        Role::Device | Role::Service => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Denied {
+        reason: format!(
+            "{} {} may not read the statistics of village {village}",
+            caller.role.name(),
+            caller.id
+        ),
+        patient_ids: Vec::new(),
     })
 }
 

@@ -466,3 +466,44 @@ fn given_the_existing_actions_then_operators_still_read_no_single_emergency() {
         &world(None)
     ));
 }
+
+#[test]
+fn village_statistics_are_read_by_the_operator_and_the_villages_people_only() {
+    let bondo = roster("Bondo", &["w-1", "w-2"], "s-1");
+    let can = |role, id: &str, r: Option<&VillageRoster>| {
+        authorize_village(&Caller::new(role, id), "Bondo", r).is_ok()
+    };
+    assert!(can(Role::Operator, "op", None));
+    assert!(can(Role::Supervisor, "s-1", Some(&bondo)));
+    assert!(can(Role::HealthWorker, "w-2", Some(&bondo)));
+    assert!(!can(Role::Supervisor, "s-2", Some(&bondo)));
+    assert!(!can(Role::HealthWorker, "w-3", Some(&bondo)));
+    assert!(!can(Role::Supervisor, "s-1", None));
+    assert!(!can(Role::Device, "d", Some(&bondo)));
+    let denied = authorize_village(
+        &Caller::new(Role::HealthWorker, "w-3"),
+        "Bondo",
+        Some(&bondo),
+    )
+    .unwrap_err();
+    assert!(denied.reason.contains("Bondo"), "{}", denied.reason);
+}
+
+#[test]
+fn a_patients_record_is_read_by_the_operator_and_their_own_people() {
+    let facts = DirectoryFacts {
+        patients: [("p-1".to_string(), entry("p-1", "Bondo", "w-1"))].into(),
+        rosters: [("Bondo".to_string(), roster("Bondo", &["w-1", "w-2"], "s-1"))].into(),
+        device: None,
+    };
+    let may = |role, id: &str| {
+        authorize(&Caller::new(role, id), Action::ReadPatient, ["p-1"], &facts).is_ok()
+    };
+    assert!(may(Role::Operator, "op"));
+    assert!(may(Role::HealthWorker, "w-1"));
+    assert!(may(Role::HealthWorker, "w-2"));
+    assert!(may(Role::Supervisor, "s-1"));
+    assert!(!may(Role::HealthWorker, "w-3"));
+    assert!(!may(Role::Supervisor, "s-2"));
+    assert!(!may(Role::Device, "d"));
+}

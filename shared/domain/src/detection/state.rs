@@ -199,6 +199,10 @@ pub struct PatientState {
     /// carried out. `None` when there is nothing to do without new readings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
+    /// Accepted readings of the hours not yet written to the vitals table (filled and
+    /// flushed by `detect`, not by the engine; see [`crate::vitals`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vitals: Vec<crate::vitals::OpenHour>,
 }
 
 /// The ids of the most recently evaluated readings, oldest first: stored (and compared
