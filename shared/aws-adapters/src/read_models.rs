@@ -50,6 +50,8 @@ pub(crate) struct ViewItem {
     /// The query API's index attributes (`domain::dashboard::listing`); absent ones are not
     /// written, so each index holds only the views it lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    list_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     kind_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     village: Option<String>,
@@ -87,7 +89,8 @@ impl ReadModels for DynamoReadModels {
                 status: view.status_text(),
                 board: view.board().map(str::to_string),
                 since: view.since().map(since_text),
-                kind_status: Some(keys.kind_status),
+                list_kind: keys.list_kind.map(str::to_string),
+                kind_status: keys.kind_status,
                 village: keys.village,
                 patient_id: keys.patient_id,
                 routed_to: keys.routed_to,
