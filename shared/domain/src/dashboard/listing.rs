@@ -182,7 +182,9 @@ mod tests {
     fn emergencies_are_active_until_completed_or_escalated() {
         let mut view = crate::dashboard::EmergencyView::new("e-1");
         assert_eq!(
-            index_keys(&View::Emergency(view.clone())).kind_status.as_deref(),
+            index_keys(&View::Emergency(view.clone()))
+                .kind_status
+                .as_deref(),
             Some("emergency#active")
         );
         view.saga.status = Status::Completed;
