@@ -140,16 +140,14 @@ async fn browser_dashboard_board_inbox_ack_and_escalation_stops() {
 
     // A day of normal readings for the patient page's charts, and an emergency for the
     // timeline.
+    let wave = |h: i64, mean: f64, amplitude: f64| {
+        let v = mean + amplitude * (h as f64 * std::f64::consts::PI / 12.0).sin();
+        (v * 10.0).round() / 10.0
+    };
+    let at = |h: i64| 60 * (23 - h) + 5;
     let history: Vec<Value> = (0..24)
-        .map(|h| {
-            reading(
-                PATIENT,
-                "heart_rate",
-                70.0 + (h % 5) as f64 * 3.0,
-                60 * (23 - h) + 5,
-            )
-        })
-        .chain((0..24).map(|h| reading(PATIENT, "spo2", 96.0 + (h % 3) as f64, 60 * (23 - h) + 5)))
+        .map(|h| reading(PATIENT, "heart_rate", wave(h, 76.0, 8.0), at(h)))
+        .chain((0..24).map(|h| reading(PATIENT, "spo2", wave(h + 3, 96.5, 1.2), at(h))))
         .collect();
     let (status, body) = post(&stack, &Value::Array(history), None).await;
     assert_eq!(status, 202, "{body}");
