@@ -167,3 +167,72 @@ pub(super) fn sign_in(
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(dir: PathBuf) -> WebSite {
+        WebSite {
+            dir,
+            client_id: Some("vitals-local-DashboardClient".into()),
+            scopes: Some(vec!["vitals/dashboard.read".into()]),
+        }
+    }
+
+    async fn json_of(response: Response) -> (StatusCode, serde_json::Value) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn local_sign_in_signs_the_dashboard_clients_token_and_refuses_bad_input() {
+        let issuer = LocalIssuer::generate("http://127.0.0.1:1", "people").unwrap();
+        let site = site(PathBuf::from("web"));
+        let body = br#"{"username":"w-01","role":"health-worker"}"#;
+        let (status, answer) = json_of(sign_in(&site, &issuer, &Method::POST, body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let token = answer["accessToken"].as_str().unwrap();
+        let audience = ["vitals-local-DashboardClient".to_string()].into();
+        let claims = issuer.verify(token, &audience).unwrap();
+        assert_eq!(claims["username"], "w-01");
+        assert_eq!(claims["cognito:groups"], json!(["health-worker"]));
+        assert_eq!(claims["scope"], "vitals/dashboard.read");
+
+        for bad in [
+            &br#"{"username":"w-01","role":"admin"}"#[..],
+            br#"{"username":"w 01; drop","role":"operator"}"#,
+            br#"{"username":"","role":"operator"}"#,
+            b"not json",
+        ] {
+            let (status, _) = json_of(sign_in(&site, &issuer, &Method::POST, bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        let (status, _) = json_of(sign_in(&site, &issuer, &Method::GET, b"")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn only_the_pages_files_are_served_with_the_security_headers() {
+        let dir = std::env::temp_dir().join(format!("devstack-web-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "<html>").unwrap();
+        std::fs::write(dir.join("secret.txt"), "no").unwrap();
+        let site = site(dir.clone());
+        let page = serve(&site, &Method::GET, "/").unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(
+            page.headers()[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
+        assert!(serve(&site, &Method::GET, "/config.js").is_some());
+        for path in ["/secret.txt", "/../Cargo.toml", "/readings"] {
+            assert!(serve(&site, &Method::GET, path).is_none(), "{path}");
+        }
+        assert!(serve(&site, &Method::POST, "/").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
