@@ -28,6 +28,7 @@ echo "==> installing playwright==$PLAYWRIGHT_VERSION (Python) into $VENV (no bro
 mkdir -p .local
 "$PYTHON" -m venv "$VENV"
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  -c scripts/playwright-constraints.txt \
   "playwright==$PLAYWRIGHT_VERSION"
 "$VENV/bin/python" -c "import playwright.sync_api"
 echo "==> playwright $PLAYWRIGHT_VERSION ready at $VENV (browser: $CHROMIUM)"
