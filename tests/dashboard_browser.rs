@@ -266,6 +266,16 @@ async fn browser_dashboard_board_inbox_ack_and_escalation_stops() {
         "the alert escalated after it was acknowledged"
     );
     assert_eq!(escalation_sms(&stack).await.len(), sms_at_ack);
+    // ... and not because no check came: the acknowledgement deadline fired and found the
+    // alert acknowledged.
+    let checks = function_log(&stack, "EmergencyCoordinatorFunction");
+    assert!(
+        checks
+            .iter()
+            .any(|line| line["message"] == "acknowledged: no escalation"
+                && line["alert_id"] == alert_id.as_str()),
+        "no acknowledgement deadline check ran for {alert_id} after the click"
+    );
     for name in &views {
         for width in ["desktop", "360"] {
             let file = shots.join(format!("{name}-{width}.png"));
