@@ -70,16 +70,17 @@ async fn seed(stack: &Stack) {
     .unwrap();
 }
 
-/// Escalation SMS (outbox rows whose message starts "[ESCALATED") about `patient`.
-async fn escalation_sms(stack: &Stack) -> Vec<Value> {
+/// Escalation SMS (outbox rows whose message starts "[ESCALATED") about the alert.
+async fn escalation_sms(stack: &Stack, alert_id: &str) -> Vec<Value> {
     inspect::scan(stack, "OutboxTable")
         .await
         .unwrap()
         .into_iter()
         .filter(|row| {
-            row["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("[ESCALATED"))
+            row["alertId"] == alert_id
+                && row["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("[ESCALATED"))
         })
         .collect()
 }
@@ -228,7 +229,7 @@ async fn browser_dashboard_board_inbox_ack_and_escalation_stops() {
         .unwrap_or_else(|| panic!("expected ACKED, got {acked:?}"))
         .to_string();
     let escalated_at_ack = escalations_of(&stack, &alert_id).await.len();
-    let sms_at_ack = escalation_sms(&stack).await.len();
+    let sms_at_ack = escalation_sms(&stack, &alert_id).await.len();
     assert!(
         escalated_at_ack < 2,
         "escalated to the top before the click"
@@ -265,7 +266,7 @@ async fn browser_dashboard_board_inbox_ack_and_escalation_stops() {
         escalated_at_ack,
         "the alert escalated after it was acknowledged"
     );
-    assert_eq!(escalation_sms(&stack).await.len(), sms_at_ack);
+    assert_eq!(escalation_sms(&stack, &alert_id).await.len(), sms_at_ack);
     // ... and not because no check came: the acknowledgement deadline fired and found the
     // alert acknowledged.
     let checks = function_log(&stack, "EmergencyCoordinatorFunction");
