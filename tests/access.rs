@@ -415,6 +415,71 @@ async fn the_authorization_matrix_holds_and_a_refusal_writes_nothing() {
         statuses: vec![401],
     });
 
+    // ---- the query API (issue 14): reads refused like the rest.
+    let read_other = format!("/alerts/{alert_other}");
+    let read_own = format!("/alerts/{alert_own}");
+    for (who, spec) in &devices {
+        // Devices hold no vitals/dashboard.read: the authorizer refuses.
+        for path in [
+            "/alerts",
+            read_own.as_str(),
+            "/workers/w-01/inbox",
+            "/emergencies",
+        ] {
+            refused.push(case(who, spec.clone(), "GET", path).is(403));
+        }
+    }
+    for (who, spec) in [
+        ("health worker w-01", health_worker("w-01")),
+        ("roster worker w-02", health_worker("w-02")),
+        ("supervisor s-01", TokenSpec::supervisor("s-01")),
+    ] {
+        refused.push(case(who, spec, "GET", &read_other).is(403));
+    }
+    // A health worker reads their own inbox only.
+    refused.push(
+        case(
+            "roster worker w-02",
+            health_worker("w-02"),
+            "GET",
+            "/workers/w-01/inbox",
+        )
+        .is(403),
+    );
+    refused.push(
+        case(
+            "health worker w-01",
+            health_worker("w-01"),
+            "GET",
+            "/workers/w-09/inbox",
+        )
+        .is(403),
+    );
+    refused.push(
+        case(
+            "no group",
+            TokenSpec::person("x-1", &["visitors"]),
+            "GET",
+            "/alerts",
+        )
+        .is(403),
+    );
+    for path in [
+        "/alerts",
+        read_own.as_str(),
+        "/workers/w-01/inbox",
+        "/emergencies",
+    ] {
+        refused.push(Case {
+            who: "no token",
+            caller: As::Raw(None),
+            method: "GET",
+            path: path.to_string(),
+            body: None,
+            statuses: vec![401],
+        });
+    }
+
     request_log::start(&stack).await.unwrap();
     let wrong = run(&stack, &refused).await;
     assert!(wrong.is_empty(), "refused cases:\n{}", wrong.join("\n"));
@@ -501,6 +566,60 @@ async fn the_authorization_matrix_holds_and_a_refusal_writes_nothing() {
         )
         // Queued, or already done; 409 while the saga has not reached the patient yet.
         .answers_one_of(&[200, 202, 409]),
+    );
+    // The query API: operators read everything; people their own patients' and inbox.
+    for path in [
+        "/alerts",
+        read_other.as_str(),
+        "/workers/w-09/inbox",
+        "/emergencies",
+    ] {
+        allowed.push(case("operator", operator.clone(), "GET", path).is(200));
+    }
+    allowed.push(
+        case(
+            "health worker w-01",
+            health_worker("w-01"),
+            "GET",
+            "/workers/w-01/inbox",
+        )
+        .is(200),
+    );
+    allowed.push(
+        case(
+            "roster worker w-02",
+            health_worker("w-02"),
+            "GET",
+            &read_own,
+        )
+        .is(200),
+    );
+    allowed.push(
+        case(
+            "supervisor s-01",
+            TokenSpec::supervisor("s-01"),
+            "GET",
+            &read_own,
+        )
+        .is(200),
+    );
+    allowed.push(
+        case(
+            "supervisor s-01",
+            TokenSpec::supervisor("s-01"),
+            "GET",
+            "/workers/w-01/inbox",
+        )
+        .is(200),
+    );
+    allowed.push(
+        case(
+            "health worker w-01",
+            health_worker("w-01"),
+            "GET",
+            "/emergencies",
+        )
+        .is(200),
     );
     let wrong = run(&stack, &allowed).await;
     assert!(wrong.is_empty(), "allowed cases:\n{}", wrong.join("\n"));

@@ -3,6 +3,7 @@
 //! ```text
 //! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
 //! devstack up   [--port N] [--schedule-interval D]
+//! devstack bench read [--patients N] [--alerts N] [--requests N] [--json]
 //! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
 //!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
@@ -134,6 +135,22 @@ async fn run() -> Result<bool> {
             let _ = stack.wait_idle(Duration::from_secs(1)).await;
             stack.shutdown().await?;
             Ok(true)
+        }
+        "bench" if args.get(1).map(String::as_str) == Some("read") => {
+            // Query API latency (issue 14); not part of `./dev test`. Latency, not
+            // throttling, is measured: the default route limits are lifted.
+            let options = bench::read::Options::parse(&args[1..])?;
+            for name in ["DefaultThrottleBurst", "DefaultThrottleRate"] {
+                config
+                    .parameter_overrides
+                    .insert(name.to_string(), "100000".to_string());
+            }
+            // No detection sweep in the request log.
+            config.schedule_interval = Some(Duration::from_secs(3600));
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            let _ = std::fs::remove_dir_all(&logs);
+            config.function_log_dir = Some(logs);
+            bench::read::run(config, options).await
         }
         "bench" => {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under

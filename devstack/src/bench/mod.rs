@@ -33,6 +33,7 @@ use crate::simulator;
 
 mod alerts;
 mod measure;
+pub mod read;
 mod report;
 mod workload;
 

@@ -2,12 +2,13 @@
 //! the streams the alert's view has applied (`alert-{id}`, `alert-resolution-{id}`, each
 //! `notification-{id}` of it), read from the event store, in time order.
 //!
-//! The view is read first (`GetItem`): an unknown alert is a 404, before any 403, as the
+//! The view is read first (`GetItem`): an unknown (or not yet raised) alert is a 404,
+//! before any 403, as the
 //! patient is known only from it. The caller must be allowed to read the patient's alerts.
 
 use application::access;
 use domain::access::{Action, Caller, Role};
-use domain::dashboard::{AlertEvent, Projection, View, alert_view_id, classify};
+use domain::dashboard::{AlertEvent, AlertStatus, Projection, View, alert_view_id, classify};
 use domain::recorded::RecordedEvent;
 use lambda_kit::http::HttpError;
 use serde_json::{Value, json};
@@ -26,7 +27,12 @@ pub async fn get(deps: &Deps<'_>, caller: &Caller, alert_id: &str) -> Result<Rep
         .await
         .map_err(|e| unavailable("the dashboard", e))?
         .value;
-    let Some(View::Alert(alert)) = view else {
+    // A pending view (no raise seen yet, or none: an emergency's notifications) is not an
+    // alert to show.
+    let Some(View::Alert(alert)) = view.filter(|v| match v {
+        View::Alert(a) => a.status() != AlertStatus::Pending,
+        View::Emergency(_) => false,
+    }) else {
         return Err(HttpError::not_found(format!("no alert {alert_id}")));
     };
     match (&alert.patient_id, caller.role) {

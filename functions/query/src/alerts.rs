@@ -16,14 +16,7 @@ use crate::summary::{alert_summary, list_body, permitted};
 use crate::{Deps, Reply};
 
 /// The alert statuses a filter may name.
-pub const STATUSES: [&str; 6] = [
-    "raised",
-    "routed",
-    "escalated",
-    "acknowledged",
-    "resolved",
-    "pending",
-];
+pub const STATUSES: [&str; 5] = ["raised", "routed", "escalated", "acknowledged", "resolved"];
 /// The severities a filter may name.
 pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
@@ -65,6 +58,9 @@ impl Filters {
         let View::Alert(v) = view else {
             return false;
         };
+        if v.status() == domain::dashboard::AlertStatus::Pending {
+            return false;
+        }
         let eq = |filter: &Option<String>, value: Option<&str>| {
             filter.as_deref().is_none_or(|f| Some(f) == value)
         };

@@ -11,7 +11,7 @@ use crate::ports::PortError;
 /// An index of the dashboard table (`domain::dashboard::listing`), each sorted by `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewIndex {
-    /// `kind` (`alert`, `emergency`).
+    /// `listKind` (`alert`, `emergency`; absent for pending alert views).
     Kind,
     /// `kindStatus` (`alert#routed`, `emergency#active`).
     KindStatus,
@@ -50,7 +50,7 @@ impl ViewIndex {
     /// The attribute the index is partitioned by.
     pub fn partition_attribute(self) -> &'static str {
         match self {
-            ViewIndex::Kind => "kind",
+            ViewIndex::Kind => "listKind",
             ViewIndex::KindStatus => "kindStatus",
             ViewIndex::Village => "village",
             ViewIndex::Patient => "patientId",

@@ -66,7 +66,7 @@ pub use message_bus::{ChannelUrls, SqsBus};
 pub use notification_queue::{SqsNotificationQueue, notification_group_id};
 pub use outbox::DynamoOutbox;
 pub use parking::SqsParking;
-pub use read_models::{BOARD_INDEX, DynamoReadModels};
+pub use read_models::{BOARD_INDEX, DynamoReadModels, view_item};
 pub use reading_sink::KinesisSink;
 pub use sms::SnsSms;
 pub use state_store::DynamoStateStore;

@@ -50,6 +50,8 @@ pub(crate) struct ViewItem {
     /// The query API's index attributes (`domain::dashboard::listing`); absent ones are not
     /// written, so each index holds only the views it lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    list_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     kind_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     village: Option<String>,
@@ -78,24 +80,7 @@ impl ReadModels for DynamoReadModels {
 
     async fn save(&self, expected_version: u64, view: &View) -> Result<(), PortError> {
         let view_id = view.id();
-        let keys = index_keys(view);
-        let item = item_of(
-            &ViewItem {
-                view_id: view_id.clone(),
-                version: expected_version + 1,
-                kind: keys.kind.to_string(),
-                status: view.status_text(),
-                board: view.board().map(str::to_string),
-                since: view.since().map(since_text),
-                kind_status: Some(keys.kind_status),
-                village: keys.village,
-                patient_id: keys.patient_id,
-                routed_to: keys.routed_to,
-                inbox: keys.inbox,
-                view: view.clone(),
-            },
-            "a dashboard view",
-        )?;
+        let item = view_item(view, expected_version + 1)?;
         put_versioned(
             &self.client,
             &self.table,
@@ -105,4 +90,31 @@ impl ReadModels for DynamoReadModels {
         )
         .await
     }
+}
+
+/// The dashboard table's item of `view` at `version`, with every index attribute (what
+/// [`ReadModels::save`] writes; bulk seeding writes the same).
+pub fn view_item(
+    view: &View,
+    version: u64,
+) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, PortError> {
+    let keys = index_keys(view);
+    item_of(
+        &ViewItem {
+            view_id: view.id(),
+            version,
+            kind: keys.kind.to_string(),
+            status: view.status_text(),
+            board: view.board().map(str::to_string),
+            since: view.since().map(since_text),
+            list_kind: keys.list_kind.map(str::to_string),
+            kind_status: keys.kind_status,
+            village: keys.village,
+            patient_id: keys.patient_id,
+            routed_to: keys.routed_to,
+            inbox: keys.inbox,
+            view: view.clone(),
+        },
+        "a dashboard view",
+    )
 }

@@ -4,8 +4,12 @@
 //!
 //! Indexes (all sorted by `since`, newest first when queried):
 //!
-//! - `kind-since` (`kind`): every alert, or every emergency;
+//! - `kind-since` (`listKind`): every alert, or every emergency;
 //! - `kind-status-since` (`kindStatus` = `alert#routed`, `emergency#active`...);
+//!
+//! A pending alert view (no raise seen: its raise is on its way, or there is none, as for
+//! the notifications of emergency sagas, which carry the emergency id as their alert id)
+//! is in none of them.
 //! - `village-since`, `patient-since`, `routed-since` (`village`, `patientId`, `routedTo`):
 //!   alert views only;
 //! - `inbox-since` (`inbox`, sparse): the worker an alert is routed to while it waits for
@@ -21,8 +25,11 @@ use crate::saga::{SagaEvent, SagaState, Status};
 /// stay sparse).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IndexKeys {
+    /// The item's kind (`alert`, `emergency`).
     pub kind: &'static str,
-    pub kind_status: String,
+    /// = `kind` when the view is listed (`kind-since`).
+    pub list_kind: Option<&'static str>,
+    pub kind_status: Option<String>,
     pub village: Option<String>,
     pub patient_id: Option<String>,
     pub routed_to: Option<String>,
@@ -55,10 +62,17 @@ pub fn index_keys(view: &View) -> IndexKeys {
     match view {
         View::Alert(v) => {
             let status = v.status();
+            if status == AlertStatus::Pending {
+                return IndexKeys {
+                    kind: "alert",
+                    ..IndexKeys::default()
+                };
+            }
             let waiting = matches!(status, AlertStatus::Routed | AlertStatus::Escalated);
             IndexKeys {
                 kind: "alert",
-                kind_status: format!("alert#{}", alert_status_text(status)),
+                list_kind: Some("alert"),
+                kind_status: Some(format!("alert#{}", alert_status_text(status))),
                 village: v.village.clone(),
                 patient_id: v.patient_id.clone(),
                 routed_to: v.routed_to.clone(),
@@ -67,7 +81,8 @@ pub fn index_keys(view: &View) -> IndexKeys {
         }
         View::Emergency(v) => IndexKeys {
             kind: "emergency",
-            kind_status: format!("emergency#{}", emergency_status(&v.saga)),
+            list_kind: Some("emergency"),
+            kind_status: Some(format!("emergency#{}", emergency_status(&v.saga))),
             ..IndexKeys::default()
         },
     }
@@ -141,8 +156,11 @@ mod tests {
         alert.raised_at = Some(Utc::now());
         alert.village = Some("Bondo".into());
         alert.patient_id = Some("p-1".into());
+        let pending = index_keys(&View::Alert(AlertView::new("a-0")));
+        assert_eq!((pending.list_kind, pending.kind_status), (None, None));
         let keys = index_keys(&View::Alert(alert.clone()));
-        assert_eq!(keys.kind_status, "alert#raised");
+        assert_eq!(keys.kind_status.as_deref(), Some("alert#raised"));
+        assert_eq!(keys.list_kind, Some("alert"));
         assert_eq!(keys.inbox, None);
         alert.routed_to = Some("w-1".into());
         let keys = index_keys(&View::Alert(alert.clone()));
@@ -157,19 +175,21 @@ mod tests {
         let keys = index_keys(&View::Alert(alert));
         assert_eq!(keys.inbox, None);
         assert_eq!(keys.routed_to.as_deref(), Some("w-1"));
-        assert_eq!(keys.kind_status, "alert#acknowledged");
+        assert_eq!(keys.kind_status.as_deref(), Some("alert#acknowledged"));
     }
 
     #[test]
     fn emergencies_are_active_until_completed_or_escalated() {
         let mut view = crate::dashboard::EmergencyView::new("e-1");
         assert_eq!(
-            index_keys(&View::Emergency(view.clone())).kind_status,
-            "emergency#active"
+            index_keys(&View::Emergency(view.clone()))
+                .kind_status
+                .as_deref(),
+            Some("emergency#active")
         );
         view.saga.status = Status::Completed;
         let keys = index_keys(&View::Emergency(view));
-        assert_eq!(keys.kind_status, "emergency#completed");
+        assert_eq!(keys.kind_status.as_deref(), Some("emergency#completed"));
         assert_eq!(
             (keys.kind, keys.inbox, keys.village),
             ("emergency", None, None)

@@ -59,8 +59,8 @@ fn index_entries(
         .filter_map(|v| {
             let keys = index_keys(&v.value);
             let value = match index {
-                ViewIndex::Kind => Some(keys.kind.to_string()),
-                ViewIndex::KindStatus => Some(keys.kind_status),
+                ViewIndex::Kind => keys.list_kind.map(str::to_string),
+                ViewIndex::KindStatus => keys.kind_status,
                 ViewIndex::Village => keys.village,
                 ViewIndex::Patient => keys.patient_id,
                 ViewIndex::Routed => keys.routed_to,
