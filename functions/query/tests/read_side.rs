@@ -9,7 +9,7 @@ use application::vitals::{RecentVitals, VillageStats};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::query_map::QueryMap;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use domain::detection::PatientState;
 use domain::escalation::VillageRoster;
 use domain::reading::VitalType;
