@@ -104,7 +104,8 @@ async fn wait_until_processed(stack: &Stack, last: &BTreeMap<String, i64>) {
     }
 }
 
-async fn vitals_writes_per_1000_readings(stack: &Stack) {
+/// Returns the readings flushed to the vitals table.
+async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
     let entries: Vec<DirectoryEntry> = (0..PATIENTS)
         .map(|i| directory_entry(&patient(i), VILLAGE, "w-31"))
         .collect();
@@ -221,10 +222,15 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) {
         .map(|(_, c)| c.get("readings").copied().unwrap_or_default())
         .sum();
     assert_eq!(counted, flushed);
+    flushed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_vitals_and_village_statistics() {
     let stack = start_stack("read_side").await;
-    vitals_writes_per_1000_readings(&stack).await;
+    let flushed = vitals_writes_per_1000_readings(&stack).await;
+    routes::patient_readings_and_village_routes(&stack, flushed).await;
 }
+
+#[path = "read_side/routes.rs"]
+mod routes;

@@ -148,7 +148,7 @@ impl VillageStats for DynamoVillageStats {
                 .expression_attribute_values(format!(":c{i}"), n(value));
         }
         if let Some(marker) = &delta.marker {
-            adds.push(format!("#applied :marker"));
+            adds.push("#applied :marker".to_string());
             request = request
                 .expression_attribute_names("#applied", APPLIED)
                 .expression_attribute_values(":marker", AttributeValue::Ss(vec![marker.clone()]))
