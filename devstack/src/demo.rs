@@ -33,6 +33,9 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let stack = Stack::start(config).await?;
     println!("    emulator   {}", stack.endpoint_url());
     println!("    HTTP API   {}", stack.api_url());
+    if let Some(bucket) = stack.archive().and_then(|a| a.bucket()) {
+        println!("    archive    s3://{bucket}/ (docs/archive.md)");
+    }
     if let Some(dir) = &log_dir {
         println!("    logs       {}/<Function>.log", dir.display());
     }

@@ -67,6 +67,10 @@ async fn run() -> Result<bool> {
     devstack::stack::schedule_interval_from_env()?;
     let mut config = StackConfig::for_workspace(&root);
     config.function_log_dir = Some(root.join(".local/logs"));
+    // The archive fills locally in demo and up (docs/archive.md); DEVSTACK_ARCHIVE=off
+    // turns it off.
+    config.archive =
+        devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::on())?;
     match command.as_str() {
         "demo" => {
             let mut options = demo::Options {
@@ -119,6 +123,9 @@ async fn run() -> Result<bool> {
                 "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
                 stack.endpoint_url()
             );
+            if let Some(bucket) = stack.archive().and_then(|a| a.bucket()) {
+                println!("  archive   s3://{bucket}/  (readings/, events/; docs/archive.md)");
+            }
             for (function, event, period) in stack.schedules() {
                 match period {
                     Some(period) => {

@@ -14,7 +14,8 @@
 //!   one applied would replace the other).
 //! - Table writers are scoped to their own keys ([`SCOPED_WRITERS`]).
 //! - History and directory tables are retained and have point-in-time recovery
-//!   ([`RETAINED_TABLES`]); every other table is listed with the reason it is not.
+//!   ([`RETAINED_TABLES`]); every other table is listed with the reason it is not. So are
+//!   history buckets ([`RETAINED_BUCKETS`]: also versioned, no public access).
 //! - detect, route, notify and ingest have reserved concurrency (parameters whose defaults
 //!   leave the account's unreserved minimum of 100); every SQS event source has a
 //!   MaximumConcurrency within its function's reservation; every queue has an
@@ -493,6 +494,87 @@ fn retention_problems(template: &Template, document: &Value) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Buckets of history (issue 14): `DeletionPolicy: Retain`, `UpdateReplacePolicy: Retain`,
+/// versioning and every public access blocked. Every other bucket is listed in
+/// [`DISPOSABLE_BUCKETS`] with the reason it may be lost.
+const RETAINED_BUCKETS: &[&str] = &[
+    "ArchiveBucket", // every reading and stored event, beyond Kinesis' 24 h (docs/archive.md)
+];
+
+/// Buckets that may be lost (e.g. static files rebuilt by a deploy).
+const DISPOSABLE_BUCKETS: &[&str] = &[];
+
+fn bucket_retention_problems(template: &Template, document: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for bucket in of_type(template, "AWS::S3::Bucket") {
+        let id = bucket.logical_id.as_str();
+        if DISPOSABLE_BUCKETS.contains(&id) {
+            continue;
+        }
+        if !RETAINED_BUCKETS.contains(&id) {
+            problems.push(format!(
+                "{id}: in neither RETAINED_BUCKETS nor DISPOSABLE_BUCKETS"
+            ));
+            continue;
+        }
+        let body = &document["Resources"][id];
+        for attribute in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if body.get(attribute) != Some(&json!("Retain")) {
+                problems.push(format!("{id}: {attribute} is not Retain"));
+            }
+        }
+        if bucket.properties.pointer("/VersioningConfiguration/Status") != Some(&json!("Enabled")) {
+            problems.push(format!("{id}: no versioning"));
+        }
+        for flag in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            if bucket
+                .properties
+                .pointer(&format!("/PublicAccessBlockConfiguration/{flag}"))
+                != Some(&json!(true))
+            {
+                problems.push(format!("{id}: {flag} is not true"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn history_buckets_are_retained_versioned_and_private() {
+    assert_eq!(
+        bucket_retention_problems(&load(), &load_document()),
+        Vec::<String>::new()
+    );
+    let mut template = load();
+    resource_mut(&mut template, "ArchiveBucket").properties["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] =
+        json!(false);
+    let mut document = load_document();
+    document["Resources"]["ArchiveBucket"]
+        .as_object_mut()
+        .unwrap()
+        .remove("DeletionPolicy");
+    template.resources.push(TemplateResource {
+        logical_id: "NewBucket".into(),
+        resource_type: "AWS::S3::Bucket".into(),
+        properties: json!({}),
+        depends_on: Vec::new(),
+        condition: None,
+    });
+    assert_eq!(
+        bucket_retention_problems(&template, &document),
+        vec![
+            "ArchiveBucket: DeletionPolicy is not Retain",
+            "ArchiveBucket: BlockPublicPolicy is not true",
+            "NewBucket: in neither RETAINED_BUCKETS nor DISPOSABLE_BUCKETS",
+        ]
+    );
 }
 
 #[test]

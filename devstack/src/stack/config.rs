@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::archive::ArchiveConfig;
 use crate::{emulator, schedule};
 
 /// How a [`Stack`] is started.
@@ -41,6 +42,10 @@ pub struct StackConfig {
     /// `rate(...)`. Set a long interval (e.g. 1 h) to fire schedules only through
     /// [`Stack::run_schedule`].
     pub schedule_interval: Option<Duration>,
+    /// The archive's deliveries (Firehose and the events pipe, played into the emulator's
+    /// S3; `crate::archive`). Off by default (tests turn it on where they need it); `./dev
+    /// up` and `./dev demo` turn it on; `DEVSTACK_ARCHIVE` overrides both.
+    pub archive: ArchiveConfig,
 }
 
 /// Environment variable naming the Cargo profile whose function binaries a stack runs:
@@ -141,6 +146,10 @@ impl StackConfig {
             function_log_dir: None,
             function_environment: BTreeMap::new(),
             schedule_interval,
+            archive: ArchiveConfig::from_env_or(ArchiveConfig::off()).unwrap_or_else(|err| {
+                tracing::warn!(error = %format!("{err:#}"), "ignoring DEVSTACK_ARCHIVE");
+                ArchiveConfig::off()
+            }),
         }
     }
 }
