@@ -274,6 +274,15 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
                 Ok((created, attributes))
             }
             "AWS::Serverless::HttpApi" => Ok(serverless::http_api(&ctx)),
+            // Not created, but the archive's streams and pipe name their roles' ARNs.
+            "AWS::IAM::Role" => {
+                let name = ctx.physical_name(Some("RoleName"))?;
+                let arn = format!("arn:aws:iam::{account_id}:role/{name}");
+                Ok((
+                    ctx.resource(name.clone(), Some(arn.clone()), Some(name)),
+                    BTreeMap::from([("Arn".to_string(), arn)]),
+                ))
+            }
             other => {
                 tracing::debug!(logical_id = %resource.logical_id, resource_type = other, "resource has no local equivalent; skipped");
                 Ok((
