@@ -823,10 +823,10 @@ fn missing_encryption_alarm_or_auth_is_reported() {
     assert_eq!(
         encryption_problems(&template),
         vec![
-            "EventsTable: not encrypted at rest",
             "ArchiveBucket: not encrypted at rest",
-            "EventsArchive: not encrypted at rest",
             "ArchiveWorkGroup: not encrypted at rest",
+            "EventsArchive: not encrypted at rest",
+            "EventsTable: not encrypted at rest",
         ]
     );
 

@@ -11,14 +11,30 @@ use super::context::{Ctx, check_length};
 use crate::s3::S3;
 use crate::template::REGION;
 
+/// S3's rules: lowercase letters, digits and hyphens, at most 63 characters.
+fn bucket_name(name: &str) -> String {
+    let name: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    name.trim_end_matches('-').to_string()
+}
+
 /// `AWS::S3::Bucket`: a lowercase name (`{stack}-{logicalid}`, S3's rule) unless the
 /// template names it.
 pub(super) async fn create_bucket(
     ctx: &Ctx<'_>,
     s3: &S3,
 ) -> Result<(Resource, BTreeMap<String, String>)> {
-    let name = ctx.physical_name(Some("BucketName"))?.to_lowercase();
-    check_length("bucket", &name, 63)?;
+    let name = bucket_name(&ctx.physical_name(Some("BucketName"))?);
     ctx.log_skipped(&[
         "BucketEncryption",
         "PublicAccessBlockConfiguration",
@@ -63,4 +79,21 @@ pub(super) fn emulated(ctx: &Ctx<'_>) -> Result<(Resource, BTreeMap<String, Stri
         ctx.resource(name.clone(), Some(arn), Some(name)),
         attributes,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert_eq!(
+            super::bucket_name("vitals-local-ArchiveBucket"),
+            "vitals-local-archivebucket"
+        );
+        let long = super::bucket_name(&format!("t1-{}-ArchiveBucket", "x_y".repeat(30)));
+        assert_eq!(long.len(), 63);
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
 }
