@@ -60,7 +60,7 @@ fn interval(name: &str, value: &str) -> Result<Option<Duration>> {
 async fn run() -> Result<bool> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: devstack demo|up|bench [--flags]; see devstack/src/main.rs");
+        bail!("usage: devstack demo|up|bench|archive [--flags]; see devstack/src/main.rs");
     };
     let root = workspace_root();
     // An invalid DEVSTACK_SCHEDULE_INTERVAL is an error here (for_workspace only logs it).
@@ -157,7 +157,29 @@ async fn run() -> Result<bool> {
             config.function_log_dir = Some(logs);
             bench::run(config, options).await
         }
-        other => bail!("unknown command {other:?}; expected demo, up or bench"),
+        "archive" => {
+            // Copies a running stack's archive (./dev up prints the emulator and the bucket)
+            // to a folder, for scripts/archive-query.py (docs/archive.md).
+            let (mut endpoint, mut bucket, mut dir) = (None, None, None);
+            for (name, value) in flags(&args[1..])? {
+                match name.as_str() {
+                    "endpoint" => endpoint = Some(value),
+                    "bucket" => bucket = Some(value),
+                    "dir" => dir = Some(value),
+                    _ => bail!("unknown flag --{name} for archive"),
+                }
+            }
+            let (Some(endpoint), Some(dir)) = (endpoint, dir) else {
+                bail!("usage: devstack archive --endpoint URL --dir DIR [--bucket NAME]");
+            };
+            let bucket = bucket.unwrap_or_else(|| "vitals-local-archivebucket".to_string());
+            let files = devstack::s3::S3::new(&endpoint)
+                .download(&bucket, "", std::path::Path::new(&dir))
+                .await?;
+            println!("{} objects of s3://{bucket}/ copied to {dir}", files.len());
+            Ok(true)
+        }
+        other => bail!("unknown command {other:?}; expected demo, up, bench or archive"),
     }
 }
 
