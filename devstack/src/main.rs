@@ -67,8 +67,8 @@ async fn run() -> Result<bool> {
     devstack::stack::schedule_interval_from_env()?;
     let mut config = StackConfig::for_workspace(&root);
     config.function_log_dir = Some(root.join(".local/logs"));
-    // The archive fills locally in demo and up (docs/archive.md); DEVSTACK_ARCHIVE=off
-    // turns it off.
+    // The archive fills locally in demo and up (docs/archive.md; not in bench, below);
+    // DEVSTACK_ARCHIVE=off turns it off.
     config.archive =
         devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::on())?;
     match command.as_str() {
@@ -146,6 +146,10 @@ async fn run() -> Result<bool> {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
             // target/ so a run leaves nothing in .local/.
             let options = bench::Options::parse(&args[1..])?;
+            // The archive's stream readers would load the emulator being measured.
+            config.archive = devstack::archive::ArchiveConfig::from_env_or(
+                devstack::archive::ArchiveConfig::off(),
+            )?;
             // Latency, not throttling, is measured: the readings route's limits are lifted.
             for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
                 config
