@@ -577,6 +577,66 @@ fn history_buckets_are_retained_versioned_and_private() {
     );
 }
 
+/// The archive's delivery streams (issue 14): gzip, a date-partitioned prefix
+/// (`dt=!{timestamp:yyyy-MM-dd}/`, what the Glue tables' projection expects) and an error
+/// prefix, one record per line; and each Glue table projects `dt` over its own prefix.
+fn archive_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for stream in of_type(template, "AWS::KinesisFirehose::DeliveryStream") {
+        let id = &stream.logical_id;
+        let s3 = &stream.properties["ExtendedS3DestinationConfiguration"];
+        if s3.get("CompressionFormat") != Some(&json!("GZIP")) {
+            problems.push(format!("{id}: not GZIP"));
+        }
+        let prefix = s3.get("Prefix").and_then(Value::as_str).unwrap_or("");
+        if !prefix.ends_with("/dt=!{timestamp:yyyy-MM-dd}/") {
+            problems.push(format!("{id}: prefix {prefix:?} is not partitioned by dt"));
+        }
+        if s3.get("ErrorOutputPrefix").is_none() {
+            problems.push(format!("{id}: no ErrorOutputPrefix"));
+        }
+        let delimited = one_or_many(s3.pointer("/ProcessingConfiguration/Processors"))
+            .iter()
+            .any(|p| p.get("Type") == Some(&json!("AppendDelimiterToRecord")));
+        if !delimited {
+            problems.push(format!("{id}: records are not one per line"));
+        }
+    }
+    for table in of_type(template, "AWS::Glue::Table") {
+        let id = &table.logical_id;
+        let input = &table.properties["TableInput"];
+        if input.pointer("/Parameters/projection.enabled") != Some(&json!("true")) {
+            problems.push(format!("{id}: no partition projection"));
+        }
+        let template_text = input
+            .pointer("/Parameters/storage.location.template")
+            .and_then(sub_text)
+            .unwrap_or("");
+        let location = input
+            .pointer("/StorageDescriptor/Location")
+            .and_then(sub_text)
+            .unwrap_or("");
+        if template_text != format!("{location}dt=${{!dt}}/") {
+            problems.push(format!(
+                "{id}: storage.location.template {template_text:?} is not {location:?} + dt"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn archive_streams_are_compressed_and_partitioned_by_date() {
+    let mut template = load();
+    assert_eq!(archive_problems(&template), Vec::<String>::new());
+    resource_mut(&mut template, "ReadingsArchive").properties["ExtendedS3DestinationConfiguration"]
+        ["Prefix"] = json!("readings/");
+    assert_eq!(
+        archive_problems(&template),
+        vec!["ReadingsArchive: prefix \"readings/\" is not partitioned by dt"]
+    );
+}
+
 #[test]
 fn history_and_directory_tables_are_retained_with_point_in_time_recovery() {
     assert_eq!(

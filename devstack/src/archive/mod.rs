@@ -242,3 +242,18 @@ impl Drop for Archive {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_reads_off_on_and_redeliver() {
+        assert!(!ArchiveConfig::parse("off").unwrap().enabled);
+        assert_eq!(ArchiveConfig::parse(" ON ").unwrap(), ArchiveConfig::on());
+        let redeliver = ArchiveConfig::parse("redeliver").unwrap();
+        assert!(redeliver.enabled);
+        assert_eq!(redeliver.redeliver_every, Some(2));
+        assert!(ArchiveConfig::parse("sometimes").is_err());
+    }
+}
