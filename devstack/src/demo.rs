@@ -38,6 +38,9 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
             "    dashboard  {url}  (open while the demo runs; `./dev up` keeps one up; local sign-in: w-01, s-01 or op-1)"
         );
     }
+    if let Some(bucket) = stack.archive().and_then(|a| a.bucket()) {
+        println!("    archive    s3://{bucket}/ (docs/archive.md)");
+    }
     if let Some(dir) = &log_dir {
         println!("    logs       {}/<Function>.log", dir.display());
     }

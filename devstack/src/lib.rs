@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
 pub mod auth;
 pub mod emulator;
 pub mod event_sources;
@@ -27,6 +28,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod provision;
 pub mod request_log;
+pub mod s3;
 pub mod schedule;
 pub mod stack;
 pub mod template;

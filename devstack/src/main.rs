@@ -61,13 +61,17 @@ fn interval(name: &str, value: &str) -> Result<Option<Duration>> {
 async fn run() -> Result<bool> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: devstack demo|up|bench [--flags]; see devstack/src/main.rs");
+        bail!("usage: devstack demo|up|bench|archive [--flags]; see devstack/src/main.rs");
     };
     let root = workspace_root();
     // An invalid DEVSTACK_SCHEDULE_INTERVAL is an error here (for_workspace only logs it).
     devstack::stack::schedule_interval_from_env()?;
     let mut config = StackConfig::for_workspace(&root);
     config.function_log_dir = Some(root.join(".local/logs"));
+    // The archive fills locally in demo and up (docs/archive.md; not in bench, below);
+    // DEVSTACK_ARCHIVE=off turns it off.
+    config.archive =
+        devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::on())?;
     match command.as_str() {
         "demo" => {
             let mut options = demo::Options {
@@ -125,6 +129,9 @@ async fn run() -> Result<bool> {
                 "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
                 stack.endpoint_url()
             );
+            if let Some(bucket) = stack.archive().and_then(|a| a.bucket()) {
+                println!("  archive   s3://{bucket}/  (readings/, events/; docs/archive.md)");
+            }
             for (function, event, period) in stack.schedules() {
                 match period {
                     Some(period) => {
@@ -161,6 +168,10 @@ async fn run() -> Result<bool> {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
             // target/ so a run leaves nothing in .local/.
             let options = bench::Options::parse(&args[1..])?;
+            // The archive's stream readers would load the emulator being measured.
+            config.archive = devstack::archive::ArchiveConfig::from_env_or(
+                devstack::archive::ArchiveConfig::off(),
+            )?;
             // Latency, not throttling, is measured: the readings route's limits are lifted.
             for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
                 config
@@ -172,7 +183,29 @@ async fn run() -> Result<bool> {
             config.function_log_dir = Some(logs);
             bench::run(config, options).await
         }
-        other => bail!("unknown command {other:?}; expected demo, up or bench"),
+        "archive" => {
+            // Copies a running stack's archive (./dev up prints the emulator and the bucket)
+            // to a folder, for scripts/archive-query.py (docs/archive.md).
+            let (mut endpoint, mut bucket, mut dir) = (None, None, None);
+            for (name, value) in flags(&args[1..])? {
+                match name.as_str() {
+                    "endpoint" => endpoint = Some(value),
+                    "bucket" => bucket = Some(value),
+                    "dir" => dir = Some(value),
+                    _ => bail!("unknown flag --{name} for archive"),
+                }
+            }
+            let (Some(endpoint), Some(dir)) = (endpoint, dir) else {
+                bail!("usage: devstack archive --endpoint URL --dir DIR [--bucket NAME]");
+            };
+            let bucket = bucket.unwrap_or_else(|| "vitals-local-archivebucket".to_string());
+            let files = devstack::s3::S3::new(&endpoint)
+                .download(&bucket, "", std::path::Path::new(&dir))
+                .await?;
+            println!("{} objects of s3://{bucket}/ copied to {dir}", files.len());
+            Ok(true)
+        }
+        other => bail!("unknown command {other:?}; expected demo, up, bench or archive"),
     }
 }
 

@@ -14,7 +14,8 @@
 //!   one applied would replace the other).
 //! - Table writers are scoped to their own keys ([`SCOPED_WRITERS`]).
 //! - History and directory tables are retained and have point-in-time recovery
-//!   ([`RETAINED_TABLES`]); every other table is listed with the reason it is not.
+//!   ([`RETAINED_TABLES`]); every other table is listed with the reason it is not. So are
+//!   history buckets ([`RETAINED_BUCKETS`]: also versioned, no public access).
 //! - detect, route, notify and ingest have reserved concurrency (parameters whose defaults
 //!   leave the account's unreserved minimum of 100); every SQS event source has a
 //!   MaximumConcurrency within its function's reservation; every queue has an
@@ -502,6 +503,149 @@ fn retention_problems(template: &Template, document: &Value) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Buckets of history (issue 14): `DeletionPolicy: Retain`, `UpdateReplacePolicy: Retain`,
+/// versioning and every public access blocked. Every other bucket is listed in
+/// [`DISPOSABLE_BUCKETS`] with the reason it may be lost.
+const RETAINED_BUCKETS: &[&str] = &[
+    "ArchiveBucket", // every reading and stored event, beyond Kinesis' 24 h (docs/archive.md)
+];
+
+/// Buckets that may be lost (e.g. static files rebuilt by a deploy).
+const DISPOSABLE_BUCKETS: &[&str] = &[
+    "WebBucket", // the dashboard's static files; scripts/deploy-web.sh uploads them again
+];
+
+fn bucket_retention_problems(template: &Template, document: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for bucket in of_type(template, "AWS::S3::Bucket") {
+        let id = bucket.logical_id.as_str();
+        if DISPOSABLE_BUCKETS.contains(&id) {
+            continue;
+        }
+        if !RETAINED_BUCKETS.contains(&id) {
+            problems.push(format!(
+                "{id}: in neither RETAINED_BUCKETS nor DISPOSABLE_BUCKETS"
+            ));
+            continue;
+        }
+        let body = &document["Resources"][id];
+        for attribute in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if body.get(attribute) != Some(&json!("Retain")) {
+                problems.push(format!("{id}: {attribute} is not Retain"));
+            }
+        }
+        if bucket.properties.pointer("/VersioningConfiguration/Status") != Some(&json!("Enabled")) {
+            problems.push(format!("{id}: no versioning"));
+        }
+        for flag in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            if bucket
+                .properties
+                .pointer(&format!("/PublicAccessBlockConfiguration/{flag}"))
+                != Some(&json!(true))
+            {
+                problems.push(format!("{id}: {flag} is not true"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn history_buckets_are_retained_versioned_and_private() {
+    assert_eq!(
+        bucket_retention_problems(&load(), &load_document()),
+        Vec::<String>::new()
+    );
+    let mut template = load();
+    resource_mut(&mut template, "ArchiveBucket").properties["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] =
+        json!(false);
+    let mut document = load_document();
+    document["Resources"]["ArchiveBucket"]
+        .as_object_mut()
+        .unwrap()
+        .remove("DeletionPolicy");
+    template.resources.push(TemplateResource {
+        logical_id: "NewBucket".into(),
+        resource_type: "AWS::S3::Bucket".into(),
+        properties: json!({}),
+        depends_on: Vec::new(),
+        condition: None,
+    });
+    assert_eq!(
+        bucket_retention_problems(&template, &document),
+        vec![
+            "ArchiveBucket: DeletionPolicy is not Retain",
+            "ArchiveBucket: BlockPublicPolicy is not true",
+            "NewBucket: in neither RETAINED_BUCKETS nor DISPOSABLE_BUCKETS",
+        ]
+    );
+}
+
+/// The archive's delivery streams (issue 14): gzip, a date-partitioned prefix
+/// (`dt=!{timestamp:yyyy-MM-dd}/`, what the Glue tables' projection expects) and an error
+/// prefix, one record per line; and each Glue table projects `dt` over its own prefix.
+fn archive_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for stream in of_type(template, "AWS::KinesisFirehose::DeliveryStream") {
+        let id = &stream.logical_id;
+        let s3 = &stream.properties["ExtendedS3DestinationConfiguration"];
+        if s3.get("CompressionFormat") != Some(&json!("GZIP")) {
+            problems.push(format!("{id}: not GZIP"));
+        }
+        let prefix = s3.get("Prefix").and_then(Value::as_str).unwrap_or("");
+        if !prefix.ends_with("/dt=!{timestamp:yyyy-MM-dd}/") {
+            problems.push(format!("{id}: prefix {prefix:?} is not partitioned by dt"));
+        }
+        if s3.get("ErrorOutputPrefix").is_none() {
+            problems.push(format!("{id}: no ErrorOutputPrefix"));
+        }
+        let delimited = one_or_many(s3.pointer("/ProcessingConfiguration/Processors"))
+            .iter()
+            .any(|p| p.get("Type") == Some(&json!("AppendDelimiterToRecord")));
+        if !delimited {
+            problems.push(format!("{id}: records are not one per line"));
+        }
+    }
+    for table in of_type(template, "AWS::Glue::Table") {
+        let id = &table.logical_id;
+        let input = &table.properties["TableInput"];
+        if input.pointer("/Parameters/projection.enabled") != Some(&json!("true")) {
+            problems.push(format!("{id}: no partition projection"));
+        }
+        let template_text = input
+            .pointer("/Parameters/storage.location.template")
+            .and_then(sub_text)
+            .unwrap_or("");
+        let location = input
+            .pointer("/StorageDescriptor/Location")
+            .and_then(sub_text)
+            .unwrap_or("");
+        if template_text != format!("{location}dt=${{!dt}}/") {
+            problems.push(format!(
+                "{id}: storage.location.template {template_text:?} is not {location:?} + dt"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn archive_streams_are_compressed_and_partitioned_by_date() {
+    let mut template = load();
+    assert_eq!(archive_problems(&template), Vec::<String>::new());
+    resource_mut(&mut template, "ReadingsArchive").properties["ExtendedS3DestinationConfiguration"]
+        ["Prefix"] = json!("readings/");
+    assert_eq!(
+        archive_problems(&template),
+        vec!["ReadingsArchive: prefix \"readings/\" is not partitioned by dt"]
+    );
 }
 
 #[test]

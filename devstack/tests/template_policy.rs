@@ -94,6 +94,22 @@ fn is_wildcard_resource(text: &str) -> bool {
     text.contains('*')
 }
 
+/// The objects under one key prefix of a bucket of the template, `${Bucket.Arn}/prefix/*`
+/// (the form IAM needs for s3:PutObject): allowed. The whole bucket (`${Bucket.Arn}/*`) is
+/// not.
+fn is_object_prefix(text: &str, buckets: &BTreeSet<&str>) -> bool {
+    let Some(rest) = text.strip_prefix("${") else {
+        return false;
+    };
+    let Some((bucket, path)) = rest.split_once(".Arn}/") else {
+        return false;
+    };
+    let Some(prefix) = path.strip_suffix("/*") else {
+        return false;
+    };
+    buckets.contains(bucket) && !prefix.is_empty() && !prefix.contains('*')
+}
+
 /// Least privilege across every function and role.
 fn privilege_problems(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
@@ -118,6 +134,9 @@ fn privilege_problems(template: &Template) -> Vec<String> {
         }
     }
 
+    let buckets: BTreeSet<&str> = of_type(template, "AWS::S3::Bucket")
+        .map(|r| r.logical_id.as_str())
+        .collect();
     let mut sms_exceptions = 0;
     for role in of_type(template, "AWS::IAM::Role") {
         let role_id = &role.logical_id;
@@ -165,7 +184,10 @@ fn privilege_problems(template: &Template) -> Vec<String> {
                 for resource in &resources {
                     let mut texts = Vec::new();
                     literal_strings(resource, &mut texts);
-                    if texts.iter().any(|t| is_wildcard_resource(t)) {
+                    if texts
+                        .iter()
+                        .any(|t| is_wildcard_resource(t) && !is_object_prefix(t, &buckets))
+                    {
                         problems.push(format!("{at}: wildcard resource {resource}"));
                     }
                 }
@@ -351,6 +373,30 @@ fn encryption_problems(template: &Template) -> Vec<String> {
             "AWS::DynamoDB::Table" => {
                 p.pointer("/SSESpecification/SSEEnabled") == Some(&json!(true))
             }
+            "AWS::S3::Bucket" => p
+                .pointer("/BucketEncryption/ServerSideEncryptionConfiguration/0/ServerSideEncryptionByDefault/SSEAlgorithm")
+                .is_some(),
+            // DirectPut: Firehose's own SSE. A Kinesis source cannot have it: the records
+            // stay in the (encrypted, checked above) stream of the template it names.
+            "AWS::KinesisFirehose::DeliveryStream" => match p.get("DeliveryStreamType") {
+                Some(t) if t == &json!("KinesisStreamAsSource") => p
+                    .pointer("/KinesisStreamSourceConfiguration/KinesisStreamARN")
+                    .and_then(referenced_id)
+                    .is_some_and(|id| {
+                        of_type(template, "AWS::Kinesis::Stream").any(|s| s.logical_id == id)
+                    }),
+                _ => p
+                    .pointer("/DeliveryStreamEncryptionConfigurationInput/KeyType")
+                    .is_some(),
+            },
+            "AWS::Athena::WorkGroup" => {
+                p.pointer("/WorkGroupConfiguration/EnforceWorkGroupConfiguration")
+                    == Some(&json!(true))
+                    && p.pointer(
+                        "/WorkGroupConfiguration/ResultConfiguration/EncryptionConfiguration/EncryptionOption",
+                    )
+                    .is_some()
+            }
             _ => continue,
         };
         if !encrypted {
@@ -454,6 +500,19 @@ fn observability_problems(template: &Template) -> Vec<String> {
     for dlq in &dead_letter_queues {
         if alarms_on(template, "ApproximateNumberOfMessagesVisible", dlq).is_empty() {
             problems.push(format!("{dlq}: no depth alarm"));
+        }
+    }
+    // The archive (issue 14): a stalled or failing delivery is silent otherwise.
+    for stream in of_type(template, "AWS::KinesisFirehose::DeliveryStream") {
+        for metric in ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success"] {
+            if alarms_on(template, metric, &stream.logical_id).is_empty() {
+                problems.push(format!("{}: no {metric} alarm", stream.logical_id));
+            }
+        }
+    }
+    for pipe in of_type(template, "AWS::Pipes::Pipe") {
+        if alarms_on(template, "ExecutionFailed", &pipe.logical_id).is_empty() {
+            problems.push(format!("{}: no ExecutionFailed alarm", pipe.logical_id));
         }
     }
     if of_type(template, "AWS::CloudWatch::Alarm")
@@ -593,6 +652,12 @@ fn statements_mut<'a>(template: &'a mut Template, role: &str) -> &'a mut Vec<Val
         .expect("statements")
 }
 
+fn has_problem(problems: &[String], role: &str, what: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.starts_with(role) && p.contains(what))
+}
+
 #[test]
 fn wildcard_action_or_resource_is_reported() {
     let mut template = load();
@@ -611,8 +676,18 @@ fn wildcard_action_or_resource_is_reported() {
         "Effect": "Allow", "Action": ["dynamodb:Query"],
         "Resource": {"Fn::Sub": "${PatientStateTable.Arn}/index/*"}
     }));
+    // Firehose may write its own key prefix of the archive, not the whole bucket.
+    statements_mut(&mut template, "EventsArchiveRole").push(json!({
+        "Effect": "Allow", "Action": ["s3:PutObject"],
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
+    }));
     let problems = privilege_problems(&template);
-    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert!(has_problem(
+        &problems,
+        "EventsArchiveRole",
+        "wildcard resource"
+    ));
     let has = |role: &str, what: &str| {
         problems
             .iter()
@@ -733,11 +808,36 @@ fn missing_encryption_alarm_or_auth_is_reported() {
         encryption_problems(&template),
         vec!["EventsTable: not encrypted at rest"]
     );
+    resource_mut(&mut template, "EventsArchive")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("DeliveryStreamEncryptionConfigurationInput");
+    resource_mut(&mut template, "ArchiveBucket")
+        .properties
+        .as_object_mut()
+        .unwrap()
+        .remove("BucketEncryption");
+    resource_mut(&mut template, "ArchiveWorkGroup").properties["WorkGroupConfiguration"]["EnforceWorkGroupConfiguration"] =
+        json!(false);
+    assert_eq!(
+        encryption_problems(&template),
+        vec![
+            "ArchiveBucket: not encrypted at rest",
+            "ArchiveWorkGroup: not encrypted at rest",
+            "EventsArchive: not encrypted at rest",
+            "EventsTable: not encrypted at rest",
+        ]
+    );
 
     template.resources.retain(|r| {
         !matches!(
             r.logical_id.as_str(),
-            "RouteDLQDepthAlarm" | "NotifyThrottlesAlarm" | "SweepErrorsAlarm"
+            "RouteDLQDepthAlarm"
+                | "NotifyThrottlesAlarm"
+                | "SweepErrorsAlarm"
+                | "ReadingsArchiveFreshnessAlarm"
+                | "EventsArchivePipeFailureAlarm"
         )
     });
     resource_mut(&mut template, "AlertLagAlarm").properties["AlarmActions"] = json!([]);
@@ -747,7 +847,9 @@ fn missing_encryption_alarm_or_auth_is_reported() {
         .unwrap()
         .remove("LoggingConfig");
     let problems = observability_problems(&template);
-    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert_eq!(problems.len(), 7, "{problems:#?}");
+    assert!(problems.contains(&"ReadingsArchive: no DeliveryToS3.DataFreshness alarm".to_string()));
+    assert!(problems.contains(&"EventsArchivePipe: no ExecutionFailed alarm".to_string()));
     assert!(problems.contains(&"AlertLagAlarm: does not notify OpsTopic".to_string()));
     assert!(problems.contains(&"NotifyFunction: no Throttles alarm".to_string()));
     assert!(problems.contains(&"RouteDLQ: no depth alarm".to_string()));

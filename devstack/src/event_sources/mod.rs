@@ -19,7 +19,7 @@ mod mapping;
 mod payload;
 mod sqs_poller;
 mod stream_poller;
-mod stream_reader;
+pub(crate) mod stream_reader;
 mod verdict;
 
 pub use filter::filter_matches;
@@ -31,7 +31,7 @@ pub use stream_reader::stream_name_from_arn;
 pub use verdict::{BatchVerdict, classify};
 
 /// Pause after a failed emulator call before trying again.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// A running poller, for `Stack::wait_idle` and shutdown.
 #[derive(Debug)]

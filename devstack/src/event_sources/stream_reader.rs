@@ -11,7 +11,7 @@ use super::payload::{RecordBody, StreamRecord};
 use crate::template::REGION;
 
 /// The stream API of a mapping.
-pub(super) enum StreamApi {
+pub(crate) enum StreamApi {
     /// A Kinesis stream.
     Kinesis {
         client: aws_sdk_kinesis::Client,
@@ -40,10 +40,10 @@ pub(super) fn now_epoch_seconds() -> f64 {
 }
 
 /// Result of one GetRecords.
-pub(super) struct Fetched {
-    pub(super) records: Vec<StreamRecord>,
-    pub(super) caught_up: bool,
-    pub(super) closed: bool,
+pub(crate) struct Fetched {
+    pub(crate) records: Vec<StreamRecord>,
+    pub(crate) caught_up: bool,
+    pub(crate) closed: bool,
 }
 
 /// Lambda's view of a DynamoDB stream record (without `eventSourceARN`).
@@ -92,7 +92,7 @@ fn dynamodb_record(record: aws_sdk_dynamodbstreams::types::Record) -> Result<Str
 
 impl StreamApi {
     /// The shards of the stream.
-    pub(super) async fn shard_ids(&self) -> Result<Vec<String>> {
+    pub(crate) async fn shard_ids(&self) -> Result<Vec<String>> {
         let mut shard_ids = Vec::new();
         match self {
             StreamApi::Kinesis {
@@ -147,7 +147,7 @@ impl StreamApi {
     }
 
     /// A shard iterator at `position` (TRIM_HORIZON or LATEST), or right after `after`.
-    pub(super) async fn iterator(
+    pub(crate) async fn iterator(
         &self,
         shard_id: &str,
         position: &str,
@@ -198,7 +198,7 @@ impl StreamApi {
     }
 
     /// One GetRecords at `iterator` (advanced to the next one; None once the shard is closed).
-    pub(super) async fn get_records(
+    pub(crate) async fn get_records(
         &self,
         iterator: &mut Option<String>,
         limit: usize,

@@ -3,6 +3,7 @@
 //!
 //! - `context`: what every creator gets (resolved properties, physical names);
 //! - `kinesis`, `sqs`, `sns`, `dynamodb`: the resources created in the emulator;
+//! - `archive`: the archive bucket (created) and the Firehose streams and pipe (named only);
 //! - `serverless`: functions and HTTP APIs, which are not created in the emulator (devstack
 //!   runs them itself) but get names, ARNs and ids.
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use crate::template::{DEFAULT_ACCOUNT_ID, Resolver, ResourceLookup, Template};
 
+mod archive;
 mod context;
 mod dynamodb;
 mod kinesis;
@@ -42,25 +44,24 @@ const IGNORED_TYPES: &[&str] = &[
     "AWS::Cognito::UserPoolDomain",
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::Cognito::UserPoolClient",
-    // issue 14: web - the dashboard's bucket and CDN; devstack serves web/ itself
-    // (http_api::web). Their attributes are placeholders (placeholder_attributes).
-    "AWS::S3::Bucket",
-    "AWS::S3::BucketPolicy",
+    // issue 14: the dashboard's CDN; devstack serves web/ itself (http_api::web). Their
+    // attributes are placeholders (placeholder_attributes).
     "AWS::CloudFront::Distribution",
     "AWS::CloudFront::OriginAccessControl",
     "AWS::CloudFront::ResponseHeadersPolicy",
+    // The archive's policy and SQL layer (issue 14): the emulator has no Glue or Athena
+    // here; the archive is queried locally with DuckDB (docs/archive.md).
+    "AWS::S3::BucketPolicy",
+    "AWS::Glue::Database",
+    "AWS::Glue::Table",
+    "AWS::Athena::WorkGroup",
 ];
 
-/// `Fn::GetAtt` values of a skipped resource that other resources refer to (the web
-/// bucket's ARN and domain, the distribution's domain name), so their properties resolve.
+/// `Fn::GetAtt` values of a skipped resource that other resources refer to (the
+/// distribution's domain name and ids), so their properties resolve.
 fn placeholder_attributes(resource_type: &str, physical: &str) -> BTreeMap<String, String> {
     let physical = physical.to_lowercase();
     let pairs: Vec<(&str, String)> = match resource_type {
-        "AWS::S3::Bucket" => vec![
-            ("Arn", format!("arn:aws:s3:::{physical}")),
-            ("DomainName", format!("{physical}.s3.amazonaws.com")),
-            ("RegionalDomainName", format!("{physical}.s3.localhost")),
-        ],
         "AWS::CloudFront::Distribution" => vec![
             ("DomainName", format!("{physical}.cloudfront.localhost")),
             ("Id", physical.clone()),
@@ -83,7 +84,11 @@ const EMULATOR_TYPES: &[&str] = &[
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
     "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
 ];
+
+/// Resource types devstack plays itself (named here, delivered by `crate::archive`).
+const EMULATED_TYPES: &[&str] = &["AWS::KinesisFirehose::DeliveryStream", "AWS::Pipes::Pipe"];
 
 /// A resource of the template as provisioned locally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,12 +204,15 @@ pub struct Clients {
     pub kinesis: aws_sdk_kinesis::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// S3 (plain HTTP, `crate::s3`).
+    pub s3: crate::s3::S3,
 }
 
 impl Clients {
-    /// Clients for the given SDK configuration.
+    /// Clients for the given SDK configuration (S3 at its endpoint URL).
     pub fn new(config: &SdkConfig) -> Clients {
         Clients {
+            s3: crate::s3::S3::new(config.endpoint_url().unwrap_or("http://127.0.0.1:5000")),
             sqs: aws_sdk_sqs::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             kinesis: aws_sdk_kinesis::Client::new(config),
@@ -238,6 +246,7 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
         let t = resource.resource_type.as_str();
         let known = EMULATOR_TYPES.contains(&t)
             || IGNORED_TYPES.contains(&t)
+            || EMULATED_TYPES.contains(&t)
             || t == "AWS::Serverless::Function"
             || t == "AWS::Serverless::HttpApi";
         if !known {
@@ -277,6 +286,8 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
             "AWS::SNS::Topic" => sns::create_topic(&ctx, &clients.sns).await,
             "AWS::SNS::Subscription" => sns::create_subscription(&ctx, &clients.sns).await,
             "AWS::DynamoDB::Table" => dynamodb::create_table(&ctx, &clients.dynamodb).await,
+            "AWS::S3::Bucket" => archive::create_bucket(&ctx, &clients.s3).await,
+            t if EMULATED_TYPES.contains(&t) => archive::emulated(&ctx),
             "AWS::Serverless::Function" => {
                 let (created, attributes) = serverless::local_function(&ctx)?;
                 functions.push(ResolvedFunction {
@@ -288,6 +299,15 @@ pub async fn provision(input: ProvisionInput<'_>) -> Result<(Provisioned, Vec<Re
                 Ok((created, attributes))
             }
             "AWS::Serverless::HttpApi" => Ok(serverless::http_api(&ctx)),
+            // Not created, but the archive's streams and pipe name their roles' ARNs.
+            "AWS::IAM::Role" => {
+                let name = ctx.physical_name(Some("RoleName"))?;
+                let arn = format!("arn:aws:iam::{account_id}:role/{name}");
+                Ok((
+                    ctx.resource(name.clone(), Some(arn.clone()), Some(name)),
+                    BTreeMap::from([("Arn".to_string(), arn)]),
+                ))
+            }
             other => {
                 tracing::debug!(logical_id = %resource.logical_id, resource_type = other, "resource has no local equivalent; skipped");
                 let physical = ctx.physical_name(None)?;

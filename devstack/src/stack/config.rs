@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::archive::ArchiveConfig;
 use crate::{emulator, schedule};
 
 /// How a [`Stack`] is started.
@@ -44,6 +45,10 @@ pub struct StackConfig {
     /// `Some(dir)`: the dashboard page's files (`web/`), served at `/` of the HTTP API with a
     /// generated `config.js` and the local-only sign-in (docs/dashboard.md); `None`: no page.
     pub web_dir: Option<PathBuf>,
+    /// The archive's deliveries (Firehose and the events pipe, played into the emulator's
+    /// S3; `crate::archive`). Off by default (tests turn it on where they need it); `./dev
+    /// up` and `./dev demo` turn it on; `DEVSTACK_ARCHIVE` overrides both.
+    pub archive: ArchiveConfig,
 }
 
 /// Environment variable naming the Cargo profile whose function binaries a stack runs:
@@ -146,6 +151,10 @@ impl StackConfig {
             function_environment: BTreeMap::new(),
             schedule_interval,
             web_dir: Some(workspace_root.join("web")),
+            archive: ArchiveConfig::from_env_or(ArchiveConfig::off()).unwrap_or_else(|err| {
+                tracing::warn!(error = %format!("{err:#}"), "ignoring DEVSTACK_ARCHIVE");
+                ArchiveConfig::off()
+            }),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The local stack: emulator + provisioned resources + local functions + event sources
-//! (Kinesis, DynamoDB stream and SQS pollers) + schedules + HTTP API.
+//! (Kinesis, DynamoDB stream and SQS pollers) + schedules + HTTP API + the archive's
+//! deliveries (when on).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
 use serde_json::Value;
 
+use crate::archive::{self, Archive, ArchiveClients};
 use crate::auth::{self, LocalIssuer, TokenSpec};
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, Poller, PollerContext, SourceKind};
@@ -93,6 +95,7 @@ pub struct Stack {
     schedules: Vec<ScheduleRunner>,
     http: HttpApiServer,
     activity: Arc<AtomicU64>,
+    archive: Option<Archive>,
 }
 
 impl Stack {
@@ -232,6 +235,19 @@ impl Stack {
             schedules.push(ScheduleRunner::start(Arc::new(schedule), period));
         }
 
+        let archive = if config.archive.enabled {
+            let deliveries =
+                archive::deliveries(&template, &parameters, &config.stack_name, &provisioned)?;
+            let clients = ArchiveClients {
+                kinesis: clients.kinesis.clone(),
+                dynamodb_streams: aws_sdk_dynamodbstreams::Client::new(&sdk_config),
+                s3: clients.s3.clone(),
+            };
+            Some(Archive::start(&config.archive, deliveries, clients).await?)
+        } else {
+            None
+        };
+
         let apis = api_settings(&template, &parameters, &config.stack_name, &provisioned)?;
         let people_client_id = provisioned
             .get("PeopleClient")
@@ -275,7 +291,27 @@ impl Stack {
             schedules,
             http,
             activity,
+            archive,
         })
+    }
+
+    /// The archive's deliveries, when [`StackConfig::archive`] is on.
+    pub fn archive(&self) -> Option<&Archive> {
+        self.archive.as_ref()
+    }
+
+    /// Waits for the pipeline ([`Stack::wait_idle`]), then for the archive to have written
+    /// everything it read (an error when the archive is off).
+    pub async fn wait_archived(&self, timeout: Duration) -> Result<()> {
+        let archive = self
+            .archive
+            .as_ref()
+            .context("the archive is off (StackConfig::archive)")?;
+        let started = Instant::now();
+        self.wait_idle(timeout).await?;
+        archive
+            .wait_delivered(timeout.saturating_sub(started.elapsed()))
+            .await
     }
 
     /// The emulator endpoint, e.g. `http://127.0.0.1:40123`.
@@ -540,6 +576,9 @@ impl Stack {
         }
         for poller in std::mem::take(&mut self.pollers) {
             poller.shutdown().await;
+        }
+        if let Some(archive) = self.archive.take() {
+            archive.shutdown().await;
         }
         self.http.abort();
         for function in self.functions.values() {
