@@ -65,6 +65,7 @@ pub fn patients(count: usize, abnormal: usize) -> Vec<Patient> {
                     worker_id: format!("w-{:02}", village_index + 1),
                     worker_name: format!("CHW {}", VILLAGES[village_index]),
                     worker_phone: format!("+2547000000{:02}", village_index + 1),
+                    device_ids: Vec::new(),
                 },
                 profile,
             }
@@ -94,6 +95,7 @@ pub fn emergency_contacts(
                 village: e.village.clone(),
                 available: true,
                 reserved_by: None,
+                language: "en".into(),
             });
         }
         if !rosters.iter().any(|r| r.village == e.village) {
@@ -111,6 +113,7 @@ pub fn emergency_contacts(
         village: "district".into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     });
     let families = patients
         .iter()

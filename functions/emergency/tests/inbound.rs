@@ -35,6 +35,7 @@ fn worker(id: &str, phone: &str) -> Worker {
         village: fixtures::VILLAGE.into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 

@@ -95,6 +95,9 @@ pub enum Action {
     ReadEmergency,
     /// `POST /emergencies/{id}/close` or `/ambulance` of the patient's emergency.
     UpdateEmergency,
+    /// The onboarding API (`PUT /patients/{id}`, `PUT /workers/{id}`, `POST /import`):
+    /// writes the directory itself. Operators only, whatever the patients.
+    ManageDirectory,
 }
 
 impl Action {
@@ -105,6 +108,7 @@ impl Action {
             Action::RaiseEmergency => "raise emergencies for",
             Action::ReadEmergency => "read emergencies of",
             Action::UpdateEmergency => "close or update emergencies of",
+            Action::ManageDirectory => "onboard or edit",
         }
     }
 }
@@ -169,7 +173,12 @@ fn by_role(caller: &Caller, action: Action) -> Option<Result<(), Denied>> {
         }))
     };
     match (caller.role, action) {
-        (Role::Operator, Action::PostReadings) => Some(Ok(())),
+        (Role::Operator, Action::PostReadings | Action::ManageDirectory) => Some(Ok(())),
+        (_, Action::ManageDirectory) => deny(format!(
+            "{} {} may not onboard or edit patients and workers: operators only",
+            caller.role.name(),
+            caller.id
+        )),
         (Role::Operator, _) => deny(format!(
             "operator {} may post readings but not {} patients",
             caller.id,
