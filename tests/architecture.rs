@@ -83,7 +83,7 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         "domain" => &["domain-derive"],
         "application" => &["domain"],
         "aws-adapters" | "testkit" => &["domain", "application"],
-        "ingest" | "detect" | "route" | "notify" | "emergency" | "project" => {
+        "ingest" | "detect" | "route" | "notify" | "emergency" | "project" | "directory" => {
             &["domain", "application", "lambda-kit", "aws-adapters"]
         }
         "devstack" => &["domain", "lambda-kit", "aws-adapters"],
