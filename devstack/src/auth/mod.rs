@@ -33,12 +33,16 @@ pub const SCOPE_ALERTS_ACK: &str = "vitals/alerts.ack";
 pub const SCOPE_EMERGENCIES_WRITE: &str = "vitals/emergencies.write";
 /// `GET /emergencies/{id}`.
 pub const SCOPE_EMERGENCIES_READ: &str = "vitals/emergencies.read";
+/// `PUT /patients/{id}`, `PUT /workers/{id}`, `POST /import` (the onboarding API; the
+/// handler admits operators only).
+pub const SCOPE_DIRECTORY_WRITE: &str = "vitals/directory.write";
 /// Scopes of the people client (`PeopleClient`'s `AllowedOAuthScopes` of the resource server).
-pub const PEOPLE_SCOPES: [&str; 4] = [
+pub const PEOPLE_SCOPES: [&str; 5] = [
     SCOPE_READINGS_WRITE,
     SCOPE_ALERTS_ACK,
     SCOPE_EMERGENCIES_WRITE,
     SCOPE_EMERGENCIES_READ,
+    SCOPE_DIRECTORY_WRITE,
 ];
 /// Scopes of a device's client-credentials app client.
 pub const DEVICE_SCOPES: [&str; 1] = [SCOPE_READINGS_WRITE];
@@ -491,7 +495,7 @@ mod tests {
         assert_eq!(claims["username"], "op-1");
         let strings = claims_as_strings(&claims);
         assert_eq!(strings["cognito:groups"], "[operator]");
-        assert_eq!(scopes_of(&claims).len(), 4);
+        assert_eq!(scopes_of(&claims).len(), PEOPLE_SCOPES.len());
 
         let expired = issuer
             .issue(&TokenSpec::operator("op-1").with_lifetime_seconds(-60))
