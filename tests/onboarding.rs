@@ -24,7 +24,13 @@ const OLD_PHONE: &str = "+254700007001";
 const NEW_PHONE: &str = "+254700007999";
 
 /// One request with an optional `Authorization` and a raw body; the status and JSON body.
-async fn send(stack: &Stack, auth: Option<&str>, method: &str, path: &str, body: &str) -> (u16, Value) {
+async fn send(
+    stack: &Stack,
+    auth: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let url = format!("{}{path}", stack.api_url());
     let mut request = match method {
@@ -34,7 +40,11 @@ async fn send(stack: &Stack, auth: Option<&str>, method: &str, path: &str, body:
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
     }
-    let content_type = if path == "/import" { "text/csv" } else { "application/json" };
+    let content_type = if path == "/import" {
+        "text/csv"
+    } else {
+        "application/json"
+    };
     let response = request
         .header("content-type", content_type)
         .body(body.to_string())
@@ -43,7 +53,10 @@ async fn send(stack: &Stack, auth: Option<&str>, method: &str, path: &str, body:
         .expect("HTTP request");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn operator(stack: &Stack) -> String {
@@ -89,18 +102,37 @@ async fn refusals_write_nothing(stack: &Stack) {
     request_log::start(stack).await.unwrap();
     let callers: Vec<(&str, Option<String>, u16)> = vec![
         ("no token", None, 401),
-        ("health worker", Some(bearer(stack, &TokenSpec::health_worker("w-70"))), 403),
-        ("supervisor", Some(bearer(stack, &TokenSpec::supervisor("s-70"))), 403),
-        ("device", Some(bearer(stack, &TokenSpec::device("test-device-1"))), 403),
+        (
+            "health worker",
+            Some(bearer(stack, &TokenSpec::health_worker("w-70"))),
+            403,
+        ),
+        (
+            "supervisor",
+            Some(bearer(stack, &TokenSpec::supervisor("s-70"))),
+            403,
+        ),
+        (
+            "device",
+            Some(bearer(stack, &TokenSpec::device("test-device-1"))),
+            403,
+        ),
         (
             "operator without the scope",
-            Some(bearer(stack, &TokenSpec::operator("op-1").with_scopes(&["vitals/readings.write"]))),
+            Some(bearer(
+                stack,
+                &TokenSpec::operator("op-1").with_scopes(&["vitals/readings.write"]),
+            )),
             403,
         ),
     ];
     let import = format!("{HEADER}\nworker,w-71,Otieno,Ongata,+254700007101,,,,,,,,,\n");
     let routes = [
-        ("PUT", "/workers/w-70", worker_body("Ongata", OLD_PHONE).to_string()),
+        (
+            "PUT",
+            "/workers/w-70",
+            worker_body("Ongata", OLD_PHONE).to_string(),
+        ),
         ("PUT", "/patients/p-70", patient_body().to_string()),
         ("POST", "/import", import),
     ];
@@ -167,7 +199,11 @@ async fn put_worker_and_patient(stack: &Stack) {
     let before = directory_item(stack, "p-70").await;
     let (status, again) = send(stack, Some(&op), "PUT", "/patients/p-70", &body).await;
     assert_eq!((status, &again), (200, &patient));
-    assert_eq!(directory_item(stack, "p-70").await, before, "same body, same item");
+    assert_eq!(
+        directory_item(stack, "p-70").await,
+        before,
+        "same body, same item"
+    );
 
     // Read back: every item, as the pipeline reads it.
     let entry = before.expect("p-70's entry");
@@ -218,21 +254,48 @@ async fn good_import_creates_every_item(stack: &Stack) {
     assert_eq!(status, 200, "{summary}");
     // 3 workers, 1 roster, 3 entries, 1 family and 2 family removals (a patient row without
     // one says the patient has none).
-    assert_eq!(summary, json!({"patients": 3, "workers": 3, "writes": 10, "transactions": 1}));
-    for (id, phone) in [("w-80", "+254700008001"), ("w-81", "+254700008101"), ("s-80", "+254700008009")] {
-        assert_eq!(worker_item(stack, id).await.unwrap()["phone"], phone, "{id}");
+    assert_eq!(
+        summary,
+        json!({"patients": 3, "workers": 3, "writes": 10, "transactions": 1})
+    );
+    for (id, phone) in [
+        ("w-80", "+254700008001"),
+        ("w-81", "+254700008101"),
+        ("s-80", "+254700008009"),
+    ] {
+        assert_eq!(
+            worker_item(stack, id).await.unwrap()["phone"],
+            phone,
+            "{id}"
+        );
     }
-    assert_eq!(worker_item(stack, "w-81").await.unwrap()["available"], false);
-    assert_eq!(worker_item(stack, "s-80").await.unwrap()["name"], "Dr Mwangi, MO");
+    assert_eq!(
+        worker_item(stack, "w-81").await.unwrap()["available"],
+        false
+    );
+    assert_eq!(
+        worker_item(stack, "s-80").await.unwrap()["name"],
+        "Dr Mwangi, MO"
+    );
     assert_eq!(
         directory_item(stack, "village#Kitengela").await.unwrap()["workerIds"],
         json!(["w-80", "w-81"])
     );
-    assert_eq!(directory_item(stack, "village#Kitengela").await.unwrap()["supervisorId"], "s-80");
+    assert_eq!(
+        directory_item(stack, "village#Kitengela").await.unwrap()["supervisorId"],
+        "s-80"
+    );
     for (p, worker) in [("p-80", "w-80"), ("p-81", "w-81"), ("p-82", "w-70")] {
-        assert_eq!(directory_item(stack, p).await.unwrap()["workerId"], worker, "{p}");
+        assert_eq!(
+            directory_item(stack, p).await.unwrap()["workerId"],
+            worker,
+            "{p}"
+        );
     }
-    assert_eq!(directory_item(stack, "family#p-80").await.unwrap()["phone"], "+254711008001");
+    assert_eq!(
+        directory_item(stack, "family#p-80").await.unwrap()["phone"],
+        "+254711008001"
+    );
     assert_eq!(directory_item(stack, "family#p-81").await, None);
     // The same file again (a retry): the same items; the roster is already right.
     let before = directory_item(stack, "p-80").await;
@@ -250,28 +313,53 @@ async fn an_edited_phone_gets_the_alert(stack: &Stack) {
         &worker_body("Ongata", NEW_PHONE).to_string(),
     )
     .await;
-    assert_eq!((status, &edited["phone"]), (200, &json!(NEW_PHONE)), "{edited}");
+    assert_eq!(
+        (status, &edited["phone"]),
+        (200, &json!(NEW_PHONE)),
+        "{edited}"
+    );
     // The patient's entry is untouched: it holds no copy of the phone.
-    assert!(directory_item(stack, "p-70").await.unwrap().get("workerPhone").is_none());
+    assert!(
+        directory_item(stack, "p-70")
+            .await
+            .unwrap()
+            .get("workerPhone")
+            .is_none()
+    );
 
     let (status, answer) = post(stack, &json!([reading("p-70", "spo2", 85.0, 1)]), None).await;
     assert_eq!(status, 202, "{answer}");
     let started = Instant::now();
     let text = loop {
         let sms = sms_messages(stack).await;
-        if let Some((_, text)) = sms.iter().find(|(phone, text)| phone == NEW_PHONE && text.contains("Amina")) {
+        if let Some((_, text)) = sms
+            .iter()
+            .find(|(phone, text)| phone == NEW_PHONE && text.contains("Amina"))
+        {
             break text.clone();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no alert SMS to {NEW_PHONE}: {sms:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no alert SMS to {NEW_PHONE}: {sms:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(text.contains("(Ongata)") && text.contains("Reply ACK"), "{text}");
+    assert!(
+        text.contains("(Ongata)") && text.contains("Reply ACK"),
+        "{text}"
+    );
     let routed = inspect::events_of_type(stack, "AlertRouted").await.unwrap();
-    let routed: Vec<&Value> = routed.iter().filter(|e| e["data"]["patientId"] == "p-70").collect();
+    let routed: Vec<&Value> = routed
+        .iter()
+        .filter(|e| e["data"]["patientId"] == "p-70")
+        .collect();
     assert_eq!(routed.len(), 1);
     assert_eq!(routed[0]["data"]["workerId"], "w-70");
     let sms = sms_messages(stack).await;
-    assert!(sms.iter().all(|(phone, _)| phone != OLD_PHONE), "the old phone was texted: {sms:?}");
+    assert!(
+        sms.iter().all(|(phone, _)| phone != OLD_PHONE),
+        "the old phone was texted: {sms:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,17 +30,26 @@ pub const MAX_IMPORT_ROWS: usize = 1000;
 pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
     let (rows, mut errors) =
         csv::parse(text).map_err(|e| ApiError::from(HttpError::new(400, "InvalidFile", e.0)))?;
-    let lines: BTreeSet<usize> = rows.iter().map(|r| r.line).chain(errors.iter().map(|e| e.line)).collect();
+    let lines: BTreeSet<usize> = rows
+        .iter()
+        .map(|r| r.line)
+        .chain(errors.iter().map(|e| e.line))
+        .collect();
     if lines.len() > MAX_IMPORT_ROWS {
         return Err(HttpError::new(
             413,
             "PayloadTooLarge",
-            format!("{} lines; at most {MAX_IMPORT_ROWS} per file: split it", lines.len()),
+            format!(
+                "{} lines; at most {MAX_IMPORT_ROWS} per file: split it",
+                lines.len()
+            ),
         )
         .into());
     }
     if lines.is_empty() {
-        return Err(HttpError::new(400, "InvalidFile", "the file has no patient or worker line").into());
+        return Err(
+            HttpError::new(400, "InvalidFile", "the file has no patient or worker line").into(),
+        );
     }
     // Every worker id of the file, good lines or not: a patient of a bad worker line is
     // reported once (on the worker's line), not again as "no such worker".
@@ -67,7 +76,10 @@ pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
         };
         if let Some(first) = first_line.get(&(is_patient, id.clone())) {
             let kind = if is_patient { "patient" } else { "worker" };
-            errors.push(bad(l.line, FieldError::new("id", format!("{kind} {id} is also on line {first}"))));
+            errors.push(bad(
+                l.line,
+                FieldError::new("id", format!("{kind} {id} is also on line {first}")),
+            ));
             continue;
         }
         first_line.insert((is_patient, id), l.line);
@@ -76,7 +88,13 @@ pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
             Ok(Ok(patient)) => {
                 for device in &patient.devices {
                     if let Some(first) = device_line.insert(device.clone(), l.line) {
-                        errors.push(bad(l.line, FieldError::new("devices", format!("{device} is also listed on line {first}"))));
+                        errors.push(bad(
+                            l.line,
+                            FieldError::new(
+                                "devices",
+                                format!("{device} is also listed on line {first}"),
+                            ),
+                        ));
                     }
                 }
                 patients_in.push((l.line, patient));
@@ -91,18 +109,35 @@ pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
             Some(exists) => *exists,
             None if file_workers.contains(&patient.worker_id) => true,
             None => {
-                let exists = deps.workers.get(&patient.worker_id).await.map_err(port_error)?.is_some();
+                let exists = deps
+                    .workers
+                    .get(&patient.worker_id)
+                    .await
+                    .map_err(port_error)?
+                    .is_some();
                 known.insert(patient.worker_id.clone(), exists);
                 exists
             }
         };
         if !exists {
-            errors.push(bad(*line, FieldError::new("workerId", format!("no worker {} in the file or the workers table", patient.worker_id))));
+            errors.push(bad(
+                *line,
+                FieldError::new(
+                    "workerId",
+                    format!(
+                        "no worker {} in the file or the workers table",
+                        patient.worker_id
+                    ),
+                ),
+            ));
         }
         for device in &patient.devices {
             let binding = binding_of(deps, device).await?;
             if let Some(why) = binding_conflict(binding.as_ref(), &patient.patient_id) {
-                errors.push(bad(*line, FieldError::new("devices", format!("{device} {why}"))));
+                errors.push(bad(
+                    *line,
+                    FieldError::new("devices", format!("{device} {why}")),
+                ));
             }
         }
     }
@@ -113,7 +148,10 @@ pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
             error: HttpError::new(
                 422,
                 "ImportRejected",
-                format!("{} bad line(s): nothing was written; fix them and send the whole file again", bad_lines.len()),
+                format!(
+                    "{} bad line(s): nothing was written; fix them and send the whole file again",
+                    bad_lines.len()
+                ),
             ),
             extra: Map::from_iter([("lines".to_string(), json!(errors))]),
         });
@@ -129,11 +167,19 @@ pub(crate) async fn import(deps: &Deps<'_>, text: &str) -> Reply {
                 failure.error.message,
                 transactions.len()
             );
-            failure.extra.insert("transactionsWritten".into(), json!(done));
+            failure
+                .extra
+                .insert("transactionsWritten".into(), json!(done));
             return Err(failure);
         }
     }
-    tracing::info!(patients = patients_in.len(), workers = records.len(), writes = total, transactions = transactions.len(), "import written");
+    tracing::info!(
+        patients = patients_in.len(),
+        workers = records.len(),
+        writes = total,
+        transactions = transactions.len(),
+        "import written"
+    );
     Ok((
         200,
         json!({
@@ -154,7 +200,12 @@ async fn plan(
 ) -> Result<Vec<Vec<DirectoryWrite>>, ApiError> {
     let mut before = Vec::new();
     for record in records {
-        before.extend(deps.workers.get(&record.worker_id).await.map_err(port_error)?);
+        before.extend(
+            deps.workers
+                .get(&record.worker_id)
+                .await
+                .map_err(port_error)?,
+        );
     }
     let current = workers::read_rosters(deps, records, before.iter()).await?;
     let mut groups: Vec<Vec<DirectoryWrite>> = records
@@ -167,7 +218,11 @@ async fn plan(
             .map(|(roster, previous)| vec![DirectoryWrite::Roster { roster, previous }]),
     );
     for (_, patient) in patients_in {
-        let entry = deps.directory.get(&patient.patient_id).await.map_err(port_error)?;
+        let entry = deps
+            .directory
+            .get(&patient.patient_id)
+            .await
+            .map_err(port_error)?;
         groups.push(patients::writes(deps, patient, entry.as_ref()).await?);
     }
     let mut transactions: Vec<Vec<DirectoryWrite>> = Vec::new();

@@ -89,7 +89,9 @@ pub(crate) fn port_error(err: PortError) -> ApiError {
         other => HttpError::new(
             503,
             "DirectoryUnavailable",
-            format!("the directory could not be read or written; nothing was written, retry: {other}"),
+            format!(
+                "the directory could not be read or written; nothing was written, retry: {other}"
+            ),
         )
         .into(),
     }
@@ -98,7 +100,10 @@ pub(crate) fn port_error(err: PortError) -> ApiError {
 pub(crate) type Reply = Result<(u16, Value), ApiError>;
 
 /// Handles one HTTP request; every outcome is a JSON response with the correlation id.
-pub async fn handle(deps: &Deps<'_>, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub async fn handle(
+    deps: &Deps<'_>,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
     let correlation_id = http::correlation_id(request);
     let route = request.route_key.as_deref().unwrap_or_default();
     let span = tracing::info_span!("onboarding", correlation_id = %correlation_id, route);
@@ -115,7 +120,13 @@ pub async fn handle(deps: &Deps<'_>, request: &ApiGatewayV2httpRequest) -> ApiGa
                 } else {
                     tracing::info!(%error, "request refused");
                 }
-                http::error_response(error.status, error.code, &error.message, extra, &correlation_id)
+                http::error_response(
+                    error.status,
+                    error.code,
+                    &error.message,
+                    extra,
+                    &correlation_id,
+                )
             }
         }
     }
@@ -130,9 +141,18 @@ async fn route_request(
     caller: &Caller,
 ) -> Reply {
     // The role alone decides (operators only): nothing is read before it.
-    authorize(caller, Action::ManageDirectory, [], &DirectoryFacts::default())
-        .map_err(|denied| HttpError::forbidden(denied.reason))?;
-    let id = request.path_parameters.get("id").cloned().unwrap_or_default();
+    authorize(
+        caller,
+        Action::ManageDirectory,
+        [],
+        &DirectoryFacts::default(),
+    )
+    .map_err(|denied| HttpError::forbidden(denied.reason))?;
+    let id = request
+        .path_parameters
+        .get("id")
+        .cloned()
+        .unwrap_or_default();
     match route {
         "PUT /patients/{id}" => patients::put(deps, &id, json_body(request)?).await,
         "PUT /workers/{id}" => workers::put(deps, &id, json_body(request)?).await,
@@ -193,7 +213,10 @@ pub(crate) async fn binding_of(
 
 /// Why `client_id` may not be bound to `patient_id`, if it may not: it is bound to another
 /// patient (unbind it there first) or is a kiosk or phone.
-pub(crate) fn binding_conflict(binding: Option<&DeviceBinding>, patient_id: &str) -> Option<String> {
+pub(crate) fn binding_conflict(
+    binding: Option<&DeviceBinding>,
+    patient_id: &str,
+) -> Option<String> {
     match binding {
         None => None,
         Some(DeviceBinding::Wearable { bound_patient_id }) if bound_patient_id == patient_id => {
@@ -205,8 +228,8 @@ pub(crate) fn binding_conflict(binding: Option<&DeviceBinding>, patient_id: &str
         Some(DeviceBinding::Kiosk { village }) => {
             Some(format!("is the kiosk of {village}, not a wearable"))
         }
-        Some(DeviceBinding::Phone { worker_id }) => {
-            Some(format!("is the phone of worker {worker_id}, not a wearable"))
-        }
+        Some(DeviceBinding::Phone { worker_id }) => Some(format!(
+            "is the phone of worker {worker_id}, not a wearable"
+        )),
     }
 }

@@ -31,7 +31,10 @@ pub(crate) async fn put(deps: &Deps<'_>, id: &str, input: PatientInput) -> Reply
     for (i, device) in patient.devices.iter().enumerate() {
         let binding = binding_of(deps, device).await?;
         if let Some(why) = binding_conflict(binding.as_ref(), &patient.patient_id) {
-            problems.push(FieldError::new(format!("devices[{i}]"), format!("{device} {why}")));
+            problems.push(FieldError::new(
+                format!("devices[{i}]"),
+                format!("{device} {why}"),
+            ));
         }
     }
     if !problems.is_empty() {

@@ -68,7 +68,10 @@ pub(crate) async fn read_rosters<'w>(
 }
 
 /// The worker as stored: its record with its actual roster position.
-fn stored(record: &WorkerRecord, rosters: &BTreeMap<String, Option<VillageRoster>>) -> serde_json::Value {
+fn stored(
+    record: &WorkerRecord,
+    rosters: &BTreeMap<String, Option<VillageRoster>>,
+) -> serde_json::Value {
     let mut record = record.clone();
     record.roster_position = match record.role {
         WorkerRole::Supervisor => None,

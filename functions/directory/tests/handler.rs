@@ -91,7 +91,12 @@ fn amina() -> Value {
 #[tokio::test]
 async fn an_operator_puts_a_patient_and_gets_it_back_with_every_item_written_in_one_transaction() {
     let world = World::new();
-    let put = request(operator(), "PUT /patients/{id}", Some("p-1"), &amina().to_string());
+    let put = request(
+        operator(),
+        "PUT /patients/{id}",
+        Some("p-1"),
+        &amina().to_string(),
+    );
     let (status, body) = world.call(put.clone()).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["patientId"], "p-1");
@@ -104,16 +109,28 @@ async fn an_operator_puts_a_patient_and_gets_it_back_with_every_item_written_in_
     let DirectoryWrite::Patient(entry) = &writes[0] else {
         panic!("{writes:?}")
     };
-    assert!(entry.worker_phone.is_empty(), "no copy of the worker's phone");
+    assert!(
+        entry.worker_phone.is_empty(),
+        "no copy of the worker's phone"
+    );
     assert!(matches!(&writes[1], DirectoryWrite::Family(f) if f.phone == "+254711000001"));
-    assert!(matches!(&writes[2], DirectoryWrite::Device { client_id, binding: DeviceBinding::Wearable { bound_patient_id } }
-        if client_id == "wearable-9" && bound_patient_id == "p-1"));
+    assert!(
+        matches!(&writes[2], DirectoryWrite::Device { client_id, binding: DeviceBinding::Wearable { bound_patient_id } }
+        if client_id == "wearable-9" && bound_patient_id == "p-1")
+    );
 
     // The same body again, the patient now stored: 200 and the same writes.
-    world.directory.entries.lock().unwrap().insert("p-1".into(), entry.clone());
+    world
+        .directory
+        .entries
+        .lock()
+        .unwrap()
+        .insert("p-1".into(), entry.clone());
     world.directory.devices.lock().unwrap().insert(
         "wearable-9".into(),
-        DeviceBinding::Wearable { bound_patient_id: "p-1".into() },
+        DeviceBinding::Wearable {
+            bound_patient_id: "p-1".into(),
+        },
     );
     let (status, again) = world.call(put).await;
     assert_eq!((status, &again), (200, &body));
@@ -121,7 +138,14 @@ async fn an_operator_puts_a_patient_and_gets_it_back_with_every_item_written_in_
 
     // Without family and wearable: the family contact goes, the wearable is unbound.
     let bare = json!({"name": "Amina", "village": "Bondo", "workerId": "w-01"}).to_string();
-    let (status, _) = world.call(request(operator(), "PUT /patients/{id}", Some("p-1"), &bare)).await;
+    let (status, _) = world
+        .call(request(
+            operator(),
+            "PUT /patients/{id}",
+            Some("p-1"),
+            &bare,
+        ))
+        .await;
     assert_eq!(status, 200);
     let last = world.writer.transactions.lock().unwrap()[2].clone();
     assert!(last.contains(&DirectoryWrite::RemoveFamily("p-1".into())));
@@ -133,33 +157,75 @@ async fn a_bad_patient_is_a_422_naming_every_bad_field_and_writes_nothing() {
     let world = World::new();
     world.directory.devices.lock().unwrap().insert(
         "kiosk-1".into(),
-        DeviceBinding::Kiosk { village: "Bondo".into() },
+        DeviceBinding::Kiosk {
+            village: "Bondo".into(),
+        },
     );
     let body = json!({"name": "", "village": "Bondo", "workerId": "w-404",
         "family": {"name": "Baraka", "phone": "0711"}, "devices": ["kiosk-1"]});
     // Field checks first (all of them), then the table checks.
     let (status, error) = world
-        .call(request(operator(), "PUT /patients/{id}", Some("p-1"), &body.to_string()))
+        .call(request(
+            operator(),
+            "PUT /patients/{id}",
+            Some("p-1"),
+            &body.to_string(),
+        ))
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["error"], "ValidationFailed");
-    let fields: Vec<&str> = error["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = error["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["name", "family.phone"]);
-    let body = json!({"name": "Amina", "village": "Bondo", "workerId": "w-404", "devices": ["kiosk-1"]});
+    let body =
+        json!({"name": "Amina", "village": "Bondo", "workerId": "w-404", "devices": ["kiosk-1"]});
     let (status, error) = world
-        .call(request(operator(), "PUT /patients/{id}", Some("p#1"), &body.to_string()))
+        .call(request(
+            operator(),
+            "PUT /patients/{id}",
+            Some("p#1"),
+            &body.to_string(),
+        ))
         .await;
-    assert_eq!((status, error["fields"][0]["field"].as_str()), (422, Some("id")));
+    assert_eq!(
+        (status, error["fields"][0]["field"].as_str()),
+        (422, Some("id"))
+    );
     let (status, error) = world
-        .call(request(operator(), "PUT /patients/{id}", Some("p-1"), &body.to_string()))
+        .call(request(
+            operator(),
+            "PUT /patients/{id}",
+            Some("p-1"),
+            &body.to_string(),
+        ))
         .await;
     assert_eq!(status, 422);
-    let fields: Vec<&str> = error["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = error["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["workerId", "devices[0]"]);
-    assert!(error["fields"][1]["reason"].as_str().unwrap().contains("kiosk"));
+    assert!(
+        error["fields"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("kiosk")
+    );
     for bad in ["{", r#"{"name":"A","colour":"red"}"#] {
-        let (status, error) = world.call(request(operator(), "PUT /patients/{id}", Some("p-1"), bad)).await;
-        assert_eq!((status, error["error"].as_str()), (400, Some("InvalidBody")), "{bad}");
+        let (status, error) = world
+            .call(request(operator(), "PUT /patients/{id}", Some("p-1"), bad))
+            .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (400, Some("InvalidBody")),
+            "{bad}"
+        );
     }
     assert!(world.writer.writes().is_empty());
 }
@@ -173,12 +239,27 @@ async fn only_operators_may_onboard_and_a_refusal_reads_and_writes_nothing() {
         json!({"client_id": "kiosk-1", "sub": "kiosk-1"}),
     ];
     for claims in callers {
-        for (route, id) in [("PUT /patients/{id}", Some("p-1")), ("PUT /workers/{id}", Some("w-02")), ("POST /import", None)] {
-            let (status, error) = world.call(request(claims.clone(), route, id, &amina().to_string())).await;
-            assert_eq!((status, error["error"].as_str()), (403, Some("Forbidden")), "{claims} {route}");
+        for (route, id) in [
+            ("PUT /patients/{id}", Some("p-1")),
+            ("PUT /workers/{id}", Some("w-02")),
+            ("POST /import", None),
+        ] {
+            let (status, error) = world
+                .call(request(claims.clone(), route, id, &amina().to_string()))
+                .await;
+            assert_eq!(
+                (status, error["error"].as_str()),
+                (403, Some("Forbidden")),
+                "{claims} {route}"
+            );
         }
     }
-    let mut anonymous = request(operator(), "PUT /patients/{id}", Some("p-1"), &amina().to_string());
+    let mut anonymous = request(
+        operator(),
+        "PUT /patients/{id}",
+        Some("p-1"),
+        &amina().to_string(),
+    );
     anonymous.request_context.authorizer = None;
     assert_eq!(world.call(anonymous).await.0, 401);
     assert!(world.writer.writes().is_empty());
@@ -190,7 +271,12 @@ async fn a_worker_is_put_with_their_roster_place_and_defaults() {
     let world = World::new();
     let body = json!({"name": "Joseph", "phone": "+254700000002", "village": "Bondo", "rosterPosition": 1});
     let (status, stored) = world
-        .call(request(operator(), "PUT /workers/{id}", Some("w-02"), &body.to_string()))
+        .call(request(
+            operator(),
+            "PUT /workers/{id}",
+            Some("w-02"),
+            &body.to_string(),
+        ))
         .await;
     assert_eq!(status, 201, "{stored}");
     assert_eq!(
@@ -199,7 +285,9 @@ async fn a_worker_is_put_with_their_roster_place_and_defaults() {
                "language": "en", "onDuty": true, "role": "health-worker", "rosterPosition": 1, "supervises": []})
     );
     let writes = world.writer.writes();
-    assert!(matches!(&writes[0], DirectoryWrite::Worker(w) if w.phone == "+254700000002" && w.available));
+    assert!(
+        matches!(&writes[0], DirectoryWrite::Worker(w) if w.phone == "+254700000002" && w.available)
+    );
     let DirectoryWrite::Roster { roster, previous } = &writes[1] else {
         panic!("{writes:?}")
     };
@@ -208,12 +296,29 @@ async fn a_worker_is_put_with_their_roster_place_and_defaults() {
     // An existing worker: 200.
     let body = json!({"name": "W", "phone": "+254700000001", "village": "Bondo", "language": "sw", "onDuty": false});
     let (status, stored) = world
-        .call(request(operator(), "PUT /workers/{id}", Some("w-01"), &body.to_string()))
+        .call(request(
+            operator(),
+            "PUT /workers/{id}",
+            Some("w-01"),
+            &body.to_string(),
+        ))
         .await;
-    assert_eq!((status, stored["language"].as_str(), stored["rosterPosition"].as_u64()), (200, Some("sw"), Some(1)));
+    assert_eq!(
+        (
+            status,
+            stored["language"].as_str(),
+            stored["rosterPosition"].as_u64()
+        ),
+        (200, Some("sw"), Some(1))
+    );
     let bad = json!({"name": "W", "phone": "254", "village": "Bondo", "language": "Swahili"});
     let (status, error) = world
-        .call(request(operator(), "PUT /workers/{id}", Some("w-03"), &bad.to_string()))
+        .call(request(
+            operator(),
+            "PUT /workers/{id}",
+            Some("w-03"),
+            &bad.to_string(),
+        ))
         .await;
     assert_eq!(status, 422);
     assert_eq!(error["fields"].as_array().unwrap().len(), 2, "{error}");
@@ -246,28 +351,45 @@ async fn an_import_with_bad_lines_reports_every_one_and_writes_nothing() {
         .iter()
         .map(|l| (l["line"].as_u64().unwrap(), l["field"].as_str().unwrap()))
         .collect();
-    assert_eq!(lines, [(3, "phone"), (5, "workerId"), (6, "id"), (7, "devices")]);
+    assert_eq!(
+        lines,
+        [(3, "phone"), (5, "workerId"), (6, "id"), (7, "devices")]
+    );
     assert!(world.writer.writes().is_empty());
 }
 
 #[tokio::test]
 async fn a_good_import_writes_workers_then_rosters_then_patients_in_transactions_of_at_most_100() {
     let world = World::new();
-    let mut text = format!("{HEADER}\nworker,s-20,Supervisor,Kisumu,+254700000029,,,supervisor,Kisumu;Bondo,,,,,\n");
+    let mut text = format!(
+        "{HEADER}\nworker,s-20,Supervisor,Kisumu,+254700000029,,,supervisor,Kisumu;Bondo,,,,,\n"
+    );
     for w in 0..3 {
-        text.push_str(&format!("worker,w-2{w},Worker {w},Kisumu,+25470000002{w},sw,yes,,,,,,,\n"));
+        text.push_str(&format!(
+            "worker,w-2{w},Worker {w},Kisumu,+25470000002{w},sw,yes,,,,,,,\n"
+        ));
     }
     for p in 0..60 {
-        text.push_str(&format!("patient,p-{p},Patient {p},Kisumu,,,,,,,w-2{},Family,+2547110000{p:02},\n", p % 3));
+        text.push_str(&format!(
+            "patient,p-{p},Patient {p},Kisumu,,,,,,,w-2{},Family,+2547110000{p:02},\n",
+            p % 3
+        ));
     }
     let (status, summary) = world.call(csv_request(&text)).await;
     assert_eq!(status, 200, "{summary}");
     // 4 workers, 2 rosters (Kisumu new, Bondo's supervisor), 60 patients x (entry + family).
-    assert_eq!(summary, json!({"patients": 60, "workers": 4, "writes": 126, "transactions": 2}));
+    assert_eq!(
+        summary,
+        json!({"patients": 60, "workers": 4, "writes": 126, "transactions": 2})
+    );
     let transactions = world.writer.transactions.lock().unwrap().clone();
     assert!(transactions.iter().all(|t| t.len() <= 100));
     let writes = world.writer.writes();
-    assert!(writes[..4].iter().all(|w| matches!(w, DirectoryWrite::Worker(_))));
+    assert!(
+        writes[..4]
+            .iter()
+            .all(|w| matches!(w, DirectoryWrite::Worker(_)))
+    );
     let rosters: Vec<&VillageRoster> = writes
         .iter()
         .filter_map(|w| match w {
@@ -281,7 +403,10 @@ async fn a_good_import_writes_workers_then_rosters_then_patients_in_transactions
     assert_eq!(rosters[1].village, "Kisumu");
     assert_eq!(rosters[1].worker_ids, ["w-20", "w-21", "w-22"]);
     // No patient before every worker and roster.
-    let first_patient = writes.iter().position(|w| matches!(w, DirectoryWrite::Patient(_))).unwrap();
+    let first_patient = writes
+        .iter()
+        .position(|w| matches!(w, DirectoryWrite::Patient(_)))
+        .unwrap();
     assert_eq!(first_patient, 6);
 }
 
@@ -315,9 +440,18 @@ async fn import_limits_and_unreadable_files() {
     assert_eq!(world.call(csv_request(&text)).await.0, 413);
     let huge = "x".repeat(directory::MAX_IMPORT_BYTES + 1);
     assert_eq!(world.call(csv_request(&huge)).await.0, 413);
-    for bad in ["", "kind,id,colour\n", "kind,id\n", "kind,id\nworker,\"w-1\n"] {
+    for bad in [
+        "",
+        "kind,id,colour\n",
+        "kind,id\n",
+        "kind,id\nworker,\"w-1\n",
+    ] {
         let (status, error) = world.call(csv_request(bad)).await;
-        assert_eq!((status, error["error"].as_str()), (400, Some("InvalidFile")), "{bad:?}");
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (400, Some("InvalidFile")),
+            "{bad:?}"
+        );
     }
     assert!(world.writer.writes().is_empty());
 }

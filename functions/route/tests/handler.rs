@@ -146,7 +146,12 @@ async fn an_entry_without_a_phone_copy_whose_worker_is_not_in_the_workers_table_
     let world = World::new().await;
     let mut entry = amina("p-1", "w-404");
     entry.worker_phone.clear();
-    world.directory.entries.lock().unwrap().insert("p-1".into(), entry);
+    world
+        .directory
+        .entries
+        .lock()
+        .unwrap()
+        .insert("p-1".into(), entry);
     let response = world
         .handle(&sqs(&[serde_json::to_string(&alert("p-1")).unwrap()]))
         .await;

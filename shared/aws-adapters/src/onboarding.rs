@@ -68,11 +68,14 @@ impl DynamoOnboarding {
             )?),
             DirectoryWrite::RemoveDevice(client_id) => self.delete(device_key(client_id)),
             DirectoryWrite::Roster { roster, previous } => {
-                let mut request = self
-                    .put(item_of(roster, "a roster")?, Some(roster_key(&roster.village)))?;
+                let mut request = self.put(
+                    item_of(roster, "a roster")?,
+                    Some(roster_key(&roster.village)),
+                )?;
                 request = match previous {
                     None => {
-                        request.condition_expression = Some("attribute_not_exists(patientId)".into());
+                        request.condition_expression =
+                            Some("attribute_not_exists(patientId)".into());
                         request
                     }
                     Some(previous) => {
@@ -107,7 +110,10 @@ impl DynamoOnboarding {
                     .expression_attribute_values(":name", s(&worker.name))
                     .expression_attribute_values(":phone", s(&worker.phone))
                     .expression_attribute_values(":village", s(&worker.village))
-                    .expression_attribute_values(":available", AttributeValue::Bool(worker.available))
+                    .expression_attribute_values(
+                        ":available",
+                        AttributeValue::Bool(worker.available),
+                    )
                     .expression_attribute_values(":language", s(&worker.language))
                     .build()
                     .map_err(|e| PortError::backend("building an Update", e))?;

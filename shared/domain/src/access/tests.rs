@@ -423,7 +423,12 @@ fn device_bindings_are_stored_tagged_by_kind() {
 fn given_the_onboarding_api_when_anyone_but_an_operator_calls_then_denied_without_a_lookup() {
     let facts = world(None);
     let operator = Caller::new(Role::Operator, "op-1");
-    assert!(allowed(&operator, Action::ManageDirectory, &["p-1"], &facts));
+    assert!(allowed(
+        &operator,
+        Action::ManageDirectory,
+        &["p-1"],
+        &facts
+    ));
     assert!(lookup(&operator, Action::ManageDirectory, ["p-1"]).is_empty());
     for caller in [
         worker("w-1"),
@@ -438,6 +443,10 @@ fn given_the_onboarding_api_when_anyone_but_an_operator_calls_then_denied_withou
         // The role alone decides: nothing is read.
         assert!(lookup(&caller, Action::ManageDirectory, ["p-1"]).is_empty());
         let denied = authorize(&caller, Action::ManageDirectory, ["p-1"], &facts).unwrap_err();
-        assert!(denied.reason.contains("operators only"), "{}", denied.reason);
+        assert!(
+            denied.reason.contains("operators only"),
+            "{}",
+            denied.reason
+        );
     }
 }

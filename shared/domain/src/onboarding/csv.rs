@@ -152,7 +152,9 @@ pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, FileError> {
 pub fn parse(text: &str) -> Result<(Vec<Line>, Vec<LineError>), FileError> {
     let mut records = records(text)?.into_iter();
     let Some((_, header)) = records.next() else {
-        return Err(FileError("the file is empty: a header line is required".into()));
+        return Err(FileError(
+            "the file is empty: a header line is required".into(),
+        ));
     };
     let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     for name in &header {
@@ -249,62 +251,67 @@ fn row(cells: &BTreeMap<&str, String>) -> Result<Row, Vec<FieldError>> {
             ));
         }
     }
-    let row = if kind == "patient" {
-        let family = (cells.contains_key("familyName") || cells.contains_key("familyPhone"))
-            .then(|| FamilyInput {
-                name: get("familyName"),
-                phone: get("familyPhone"),
-            });
-        Row::Patient {
-            id,
-            input: PatientInput {
-                name: get("name"),
-                village: get("village"),
-                worker_id: get("workerId"),
-                family,
-                devices: list(cells.get("devices")),
-            },
-        }
-    } else {
-        let on_duty = match get("onDuty").as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None => None,
-            Some("true" | "yes" | "1") => Some(true),
-            Some("false" | "no" | "0") => Some(false),
-            Some(other) => {
-                errors.push(FieldError::new(
-                    "onDuty",
-                    format!("{other:?} is not true or false"),
-                ));
-                None
+    let row =
+        if kind == "patient" {
+            let family = (cells.contains_key("familyName") || cells.contains_key("familyPhone"))
+                .then(|| FamilyInput {
+                    name: get("familyName"),
+                    phone: get("familyPhone"),
+                });
+            Row::Patient {
+                id,
+                input: PatientInput {
+                    name: get("name"),
+                    village: get("village"),
+                    worker_id: get("workerId"),
+                    family,
+                    devices: list(cells.get("devices")),
+                },
             }
-        };
-        let roster_position = match get("rosterPosition") {
-            None => None,
-            Some(p) => match p.parse::<u32>() {
-                Ok(p) => Some(p),
-                Err(_) => {
+        } else {
+            let on_duty = match get("onDuty")
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => None,
+                Some("true" | "yes" | "1") => Some(true),
+                Some("false" | "no" | "0") => Some(false),
+                Some(other) => {
                     errors.push(FieldError::new(
-                        "rosterPosition",
-                        format!("{p:?} is not a positive whole number"),
+                        "onDuty",
+                        format!("{other:?} is not true or false"),
                     ));
                     None
                 }
-            },
+            };
+            let roster_position = match get("rosterPosition") {
+                None => None,
+                Some(p) => match p.parse::<u32>() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        errors.push(FieldError::new(
+                            "rosterPosition",
+                            format!("{p:?} is not a positive whole number"),
+                        ));
+                        None
+                    }
+                },
+            };
+            Row::Worker {
+                id,
+                input: WorkerInput {
+                    name: get("name"),
+                    phone: get("phone"),
+                    village: get("village"),
+                    language: get("language"),
+                    on_duty,
+                    role: get("role"),
+                    roster_position,
+                    supervises: list(cells.get("supervises")),
+                },
+            }
         };
-        Row::Worker {
-            id,
-            input: WorkerInput {
-                name: get("name"),
-                phone: get("phone"),
-                village: get("village"),
-                language: get("language"),
-                on_duty,
-                role: get("role"),
-                roster_position,
-                supervises: list(cells.get("supervises")),
-            },
-        }
-    };
     if errors.is_empty() {
         Ok(row)
     } else {

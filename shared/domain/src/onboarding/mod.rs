@@ -101,9 +101,10 @@ fn required_text(errors: &mut Vec<FieldError>, field: &str, value: Option<String
             field,
             format!("longer than {MAX_TEXT_LEN} characters"),
         )),
-        Some(v) if v.chars().any(|c| c.is_control() || c == '#') => errors.push(
-            FieldError::new(field, "must not contain control characters or '#'"),
-        ),
+        Some(v) if v.chars().any(|c| c.is_control() || c == '#') => errors.push(FieldError::new(
+            field,
+            "must not contain control characters or '#'",
+        )),
         Some(v) => return v,
     }
     String::new()
@@ -435,8 +436,7 @@ pub fn plan_rosters(
             if w.role == WorkerRole::Supervisor && w.supervises.contains(&village) {
                 roster.supervisor_id = w.worker_id.clone();
             }
-            if slot.is_some() || !roster.worker_ids.is_empty() || !roster.supervisor_id.is_empty()
-            {
+            if slot.is_some() || !roster.worker_ids.is_empty() || !roster.supervisor_id.is_empty() {
                 *slot = Some(roster);
             }
         }

@@ -39,7 +39,13 @@ fn ids_phones_and_languages() {
     for good in ["+254700000001", "+14155550100", "+4930123456"] {
         assert!(valid_e164(good), "{good}");
     }
-    for bad in ["254700000001", "+0254700000", "+2547", "+25470000000012345", "+2547000a0001"] {
+    for bad in [
+        "254700000001",
+        "+0254700000",
+        "+2547",
+        "+25470000000012345",
+        "+2547000a0001",
+    ] {
         assert!(!valid_e164(bad), "{bad}");
     }
     for good in ["en", "sw", "luo", "en-KE"] {
@@ -85,7 +91,15 @@ fn every_bad_patient_field_is_named() {
     let errors = bad.validate("p/1").unwrap_err();
     assert_eq!(
         fields(&errors),
-        ["id", "name", "village", "workerId", "family.phone", "devices[1]", "devices[2]"]
+        [
+            "id",
+            "name",
+            "village",
+            "workerId",
+            "family.phone",
+            "devices[1]",
+            "devices[2]"
+        ]
     );
 }
 
@@ -109,7 +123,7 @@ fn every_bad_worker_field_is_named_and_defaults_apply() {
     );
     let w = worker("w-1", "Bondo");
     assert_eq!((w.language.as_str(), w.on_duty), ("en", true));
-    assert_eq!(w.worker().available, true);
+    assert!(w.worker().available);
     let errors = WorkerInput {
         supervises: vec!["Bondo".into()],
         ..WorkerInput::default()
@@ -159,7 +173,10 @@ fn rosters_keep_places_insert_at_positions_and_follow_moves() {
     .unwrap();
     let changed = plan_rosters(&current, &[worker("w-1", "Kisumu"), s]);
     let kisumu = &changed[1].0;
-    assert_eq!((kisumu.worker_ids.as_slice(), kisumu.supervisor_id.as_str()), (&["w-1".to_string()][..], "s-9"));
+    assert_eq!(
+        (kisumu.worker_ids.as_slice(), kisumu.supervisor_id.as_str()),
+        (&["w-1".to_string()][..], "s-9")
+    );
 }
 
 #[test]
@@ -177,14 +194,20 @@ fn a_csv_with_quotes_lists_and_both_kinds_parses() {
         panic!("worker expected")
     };
     assert_eq!(input.name.as_deref(), Some("Joseph, Jr."));
-    assert_eq!((input.on_duty, input.roster_position), (Some(true), Some(1)));
+    assert_eq!(
+        (input.on_duty, input.roster_position),
+        (Some(true), Some(1))
+    );
     let csv::Row::Patient { id, input } = &rows[1].row else {
         panic!("patient expected")
     };
     assert_eq!(id, "p-1");
     assert_eq!(input.name.as_deref(), Some("Amina \"Mama\" O."));
     assert_eq!(input.devices, ["wearable-1", "wearable-2"]);
-    assert_eq!(input.family.as_ref().unwrap().phone.as_deref(), Some("+254711000001"));
+    assert_eq!(
+        input.family.as_ref().unwrap().phone.as_deref(),
+        Some("+254711000001")
+    );
 }
 
 #[test]
