@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
+
+#[path = "support/openapi.rs"]
+pub mod openapi;
 use devstack::{Stack, StackConfig, TokenSpec};
+pub use openapi::{assert_documented, validate_response};
 use serde_json::{Value, json};
 
 pub fn workspace_root() -> PathBuf {
@@ -201,6 +205,7 @@ pub async fn post_raw_as(
     let status = response.status().as_u16();
     let text = response.text().await.expect("reading the response body");
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    assert_documented("POST", "/readings", status, &json);
     (status, json)
 }
 
@@ -253,9 +258,10 @@ pub async fn sms_messages(stack: &Stack) -> Vec<(String, String)> {
     sms
 }
 
-/// One request to the local HTTP API (`GET`, or `POST` for any other method) with this
-/// `Authorization` header value (None: without one), an optional `Idempotency-Key` and an
-/// optional JSON body; returns the status and the JSON body (a string if it is not JSON).
+/// One request to the local HTTP API (`GET`, `PUT`, `DELETE`, or `POST` for any other
+/// method) with this `Authorization` header value (None: without one), an optional
+/// `Idempotency-Key` and an optional JSON body; returns the status and the JSON body (a
+/// string if it is not JSON). The response is validated against infra/openapi.yaml.
 pub async fn api_request(
     stack: &Stack,
     authorization: Option<&str>,
@@ -264,17 +270,40 @@ pub async fn api_request(
     body: Option<&Value>,
     idempotency_key: Option<&str>,
 ) -> (u16, Value) {
+    let mut headers = Vec::new();
+    if let Some(key) = idempotency_key {
+        headers.push(("idempotency-key", key.to_string()));
+    }
+    let (status, _, body) = api_call(stack, authorization, method, path, body, &headers).await;
+    (status, body)
+}
+
+/// A response of [`api_call`]: its headers (lower-case names).
+pub type Headers = std::collections::BTreeMap<String, String>;
+
+/// [`api_request`] with any extra request headers (e.g. `if-none-match`), answering the
+/// response headers too. The response is validated against infra/openapi.yaml.
+pub async fn api_call(
+    stack: &Stack,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, String)],
+) -> (u16, Headers, Value) {
     let client = reqwest::Client::new();
     let url = format!("{}{path}", stack.api_url());
     let mut request = match method {
         "GET" => client.get(url),
+        "PUT" => client.put(url),
+        "DELETE" => client.delete(url),
         _ => client.post(url),
     };
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    if let Some(key) = idempotency_key {
-        request = request.header("idempotency-key", key);
+    for (name, value) in headers {
+        request = request.header(*name, value);
     }
     if let Some(body) = body {
         request = request
@@ -283,9 +312,18 @@ pub async fn api_request(
     }
     let response = request.send().await.expect("HTTP request");
     let status = response.status().as_u16();
+    let headers: Headers = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
     let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let method = if matches!(method, "GET" | "PUT" | "DELETE") {
+        method
+    } else {
+        "POST"
+    };
+    assert_documented(method, path, status, &json);
+    (status, headers, json)
 }

@@ -139,6 +139,13 @@ fn number_or_default(template: &Template, value: Option<&Value>) -> Option<i64> 
 const QUERIED_INDEXES: &[(&str, &str, &str)] = &[
     ("SweepRole", "PatientStateTable", "due-at"),
     ("ProjectRole", "EventsTable", "all-position"),
+    // issue 14: the query API's indexes (application::views::ViewIndex).
+    ("QueryRole", "DashboardTable", "kind-since"),
+    ("QueryRole", "DashboardTable", "kind-status-since"),
+    ("QueryRole", "DashboardTable", "village-since"),
+    ("QueryRole", "DashboardTable", "patient-since"),
+    ("QueryRole", "DashboardTable", "routed-since"),
+    ("QueryRole", "DashboardTable", "inbox-since"),
 ];
 
 /// The index names the adapters query: each `.index_name(CONST)` whose `pub const CONST:

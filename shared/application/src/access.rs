@@ -2,8 +2,10 @@
 //! most two batches (the patients' entries with the device's binding, then the village
 //! rosters those entries leave open, only if any), and decides.
 
+use std::collections::BTreeSet;
+
 use domain::access::{
-    Action, Caller, Denied, DirectoryFacts, Lookup, authorize, lookup, roster_lookup,
+    Action, Caller, Denied, DirectoryFacts, Lookup, authorize, lookup, permitted, roster_lookup,
 };
 
 use crate::ports::{AccessDirectory, PortError};
@@ -33,6 +35,45 @@ pub async fn check<'a>(
         facts.merge(rosters);
     }
     Ok(authorize(caller, action, patient_ids, &facts))
+}
+
+/// The directory facts that decide `caller` doing `action` to `patient_ids` (at most two
+/// batches, as [`check`] reads them).
+async fn facts_for<'a>(
+    directory: &dyn AccessDirectory,
+    caller: &Caller,
+    action: Action,
+    patient_ids: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<DirectoryFacts, PortError> {
+    let first = lookup(caller, action, patient_ids.clone());
+    let mut facts = if first.is_empty() {
+        DirectoryFacts::default()
+    } else {
+        directory.facts(&first).await?
+    };
+    let villages = roster_lookup(caller, action, patient_ids, &facts);
+    if !villages.is_empty() {
+        let rosters = directory
+            .facts(&Lookup {
+                villages,
+                ..Lookup::default()
+            })
+            .await?;
+        facts.merge(rosters);
+    }
+    Ok(facts)
+}
+
+/// Which of `patient_ids` `caller` may do `action` to (a listing keeps the items of those
+/// only); reads the directory as [`check`] does, nothing for an operator.
+pub async fn permitted_patients<'a>(
+    directory: &dyn AccessDirectory,
+    caller: &Caller,
+    action: Action,
+    patient_ids: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<BTreeSet<String>, PortError> {
+    let facts = facts_for(directory, caller, action, patient_ids.clone()).await?;
+    Ok(permitted(caller, action, patient_ids, &facts))
 }
 
 #[cfg(test)]

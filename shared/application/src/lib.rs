@@ -8,6 +8,7 @@
 //! - [`access`]: reads the directory facts a request's authorization needs and decides.
 //! - [`ack_codes`]: gives an alert or emergency its acknowledgement code (registered first).
 //! - [`retry`]: retries with backoff for partial batch writes.
+//! - [`views`]: the query API's port to the dashboard table's indexes.
 
 pub mod access;
 pub mod ack_codes;
@@ -15,3 +16,4 @@ pub mod event_store;
 pub mod idempotency;
 pub mod ports;
 pub mod retry;
+pub mod views;

@@ -8,6 +8,7 @@
 //! - `idempotency_store`: `IdempotencyStore` on DynamoDB (`DynamoIdempotencyStore`).
 //! - `state_store`: `PatientStateStore` on DynamoDB (`DynamoStateStore`).
 //! - `read_models`: `ReadModels` on DynamoDB, the dashboard table (`DynamoReadModels`).
+//! - `view_queries`: `ViewQueries` on the dashboard table's indexes (`DynamoReadModels`).
 //! - `directory`: `Directory` and `Contacts` on DynamoDB, one directory table (`DynamoDirectory`).
 //! - `outbox`: `Outbox` on DynamoDB (`DynamoOutbox`).
 //! - `workers`: `Workers` on DynamoDB (`DynamoWorkers`).
@@ -49,6 +50,7 @@ mod reading_sink;
 mod sms;
 mod state_store;
 mod step_ledger;
+mod view_queries;
 mod workers;
 
 pub use ack_codes::{DynamoAckCodes, ack_code_key};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use application::ports::{PortError, ReadModels, Versioned};
 use domain::dashboard::View;
+use domain::dashboard::listing::index_keys;
 
 use crate::table::{get_typed, item_of, put_versioned};
 
@@ -13,8 +14,8 @@ use crate::table::{get_typed, item_of, put_versioned};
 /// and `since` feed the sparse `board-since` index (the views that need attention, oldest
 /// first); `view` is the whole [`View`].
 pub struct DynamoReadModels {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoReadModels {
@@ -26,12 +27,18 @@ impl DynamoReadModels {
     }
 }
 
+/// `since` as stored: RFC 3339 in UTC with a fixed number of fractional digits, so the
+/// indexes' string order is time order.
+pub(crate) fn since_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Name of the dashboard table's index of open views.
 pub const BOARD_INDEX: &str = "board-since";
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ViewItem {
+pub(crate) struct ViewItem {
     view_id: String,
     version: u64,
     kind: String,
@@ -40,7 +47,19 @@ struct ViewItem {
     board: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<String>,
-    view: View,
+    /// The query API's index attributes (`domain::dashboard::listing`); absent ones are not
+    /// written, so each index holds only the views it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    village: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patient_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    routed_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbox: Option<String>,
+    pub(crate) view: View,
 }
 
 #[async_trait]
@@ -59,18 +78,20 @@ impl ReadModels for DynamoReadModels {
 
     async fn save(&self, expected_version: u64, view: &View) -> Result<(), PortError> {
         let view_id = view.id();
-        let kind = match view {
-            View::Alert(_) => "alert",
-            View::Emergency(_) => "emergency",
-        };
+        let keys = index_keys(view);
         let item = item_of(
             &ViewItem {
                 view_id: view_id.clone(),
                 version: expected_version + 1,
-                kind: kind.to_string(),
+                kind: keys.kind.to_string(),
                 status: view.status_text(),
                 board: view.board().map(str::to_string),
-                since: view.since().map(|t| t.to_rfc3339()),
+                since: view.since().map(since_text),
+                kind_status: Some(keys.kind_status),
+                village: keys.village,
+                patient_id: keys.patient_id,
+                routed_to: keys.routed_to,
+                inbox: keys.inbox,
                 view: view.clone(),
             },
             "a dashboard view",

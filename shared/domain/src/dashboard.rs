@@ -31,6 +31,9 @@ use crate::recorded::RecordedEvent;
 use crate::saga::{SagaEvent, SagaState};
 use crate::upcast::{UpcastError, Upcasters};
 
+pub mod listing;
+pub use listing::EmergencyStep;
+
 /// Prefix of the saga streams (`emergency-{id}`).
 const EMERGENCY_STREAM_PREFIX: &str = "emergency-";
 /// The board key of views that need attention (the sparse `board` index).
@@ -156,6 +159,9 @@ pub struct EmergencyView {
     /// The saga folded from its stream; `saga.version` is the last version applied.
     pub saga: SagaState,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Every saga event applied, with its time (the query API's `steps`).
+    #[serde(default)]
+    pub steps: Vec<EmergencyStep>,
 }
 
 impl EmergencyView {
@@ -402,6 +408,7 @@ pub fn apply(
             // The saga stream holds only saga events; applying counts the version.
             if let Projection::Emergency { event, .. } = projection {
                 v.saga.apply(event);
+                v.steps.push(EmergencyStep::of(event, at));
             } else {
                 v.saga.version += 1;
             }

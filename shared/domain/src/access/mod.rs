@@ -98,6 +98,10 @@ pub enum Action {
     /// The onboarding API (`PUT /patients/{id}`, `PUT /workers/{id}`, `POST /import`):
     /// writes the directory itself. Operators only, whatever the patients.
     ManageDirectory,
+    /// `GET /alerts`, `GET /alerts/{id}`, `GET /workers/{id}/inbox`: the patient's alerts.
+    ReadAlerts,
+    /// `GET /emergencies`: the patient's emergencies in a listing.
+    ListEmergencies,
 }
 
 impl Action {
@@ -109,6 +113,8 @@ impl Action {
             Action::ReadEmergency => "read emergencies of",
             Action::UpdateEmergency => "close or update emergencies of",
             Action::ManageDirectory => "onboard or edit",
+            Action::ReadAlerts => "read alerts of",
+            Action::ListEmergencies => "list emergencies of",
         }
     }
 }
@@ -173,12 +179,16 @@ fn by_role(caller: &Caller, action: Action) -> Option<Result<(), Denied>> {
         }))
     };
     match (caller.role, action) {
-        (Role::Operator, Action::PostReadings | Action::ManageDirectory) => Some(Ok(())),
+        (Role::Operator, Action::ManageDirectory) => Some(Ok(())),
         (_, Action::ManageDirectory) => deny(format!(
             "{} {} may not onboard or edit patients and workers: operators only",
             caller.role.name(),
             caller.id
         )),
+        // Operators read every alert and emergency listing (the dashboard's whole picture).
+        (Role::Operator, Action::PostReadings | Action::ReadAlerts | Action::ListEmergencies) => {
+            Some(Ok(()))
+        }
         (Role::Operator, _) => deny(format!(
             "operator {} may post readings but not {} patients",
             caller.id,
@@ -278,6 +288,27 @@ fn owns(caller: &Caller, action: Action, patient_id: &str, facts: &DirectoryFact
             None => false,
         },
         Role::Operator | Role::Service => false,
+    }
+}
+
+/// The patients of `patient_ids` that `caller` may do `action` to (a listing shows only
+/// those), given the facts [`lookup`] and [`roster_lookup`] asked for.
+pub fn permitted<'a>(
+    caller: &Caller,
+    action: Action,
+    patient_ids: impl IntoIterator<Item = &'a str>,
+    facts: &DirectoryFacts,
+) -> BTreeSet<String> {
+    let ids = distinct_patients(patient_ids);
+    let all = |ids: BTreeSet<&str>| ids.into_iter().map(str::to_string).collect();
+    match by_role(caller, action) {
+        Some(Ok(())) => all(ids),
+        Some(Err(_)) => BTreeSet::new(),
+        None if caller.role == Role::Device && facts.device.is_none() => BTreeSet::new(),
+        None => all(ids
+            .into_iter()
+            .filter(|p| owns(caller, action, p, facts))
+            .collect()),
     }
 }
 

@@ -450,3 +450,51 @@ fn given_the_onboarding_api_when_anyone_but_an_operator_calls_then_denied_withou
         );
     }
 }
+// ---- the query API's reads (issue 14)
+
+#[test]
+fn given_the_read_actions_when_listed_then_each_role_sees_its_own_patients_only() {
+    let facts = world(None);
+    let patients = ["p-1", "p-2", "p-3", "p-4", "p-9"];
+    let seen = |caller: &Caller, action| -> Vec<String> {
+        permitted(caller, action, patients, &facts)
+            .into_iter()
+            .collect()
+    };
+    for action in [Action::ReadAlerts, Action::ListEmergencies] {
+        let operator = Caller::new(Role::Operator, "op-1");
+        assert_eq!(seen(&operator, action), patients);
+        // A roster worker of Bondo: both Bondo patients; w-4: their assigned one.
+        assert_eq!(seen(&worker("w-1"), action), ["p-1", "p-2"]);
+        assert_eq!(seen(&worker("w-4"), action), ["p-4"]);
+        // The supervisor of Bondo: Bondo's patients and the unregistered one.
+        assert_eq!(seen(&supervisor("s-1"), action), ["p-1", "p-2", "p-9"]);
+        assert_eq!(
+            seen(&Caller::new(Role::Device, "kiosk-3"), action),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            seen(&Caller::new(Role::Service, "arn"), action),
+            Vec::<String>::new()
+        );
+        assert!(allowed(&worker("w-3"), action, &["p-3"], &facts));
+        assert!(!allowed(&worker("w-3"), action, &["p-1"], &facts));
+    }
+}
+
+#[test]
+fn given_the_existing_actions_then_operators_still_read_no_single_emergency() {
+    let operator = Caller::new(Role::Operator, "op-1");
+    assert!(!allowed(
+        &operator,
+        Action::ReadEmergency,
+        &["p-1"],
+        &world(None)
+    ));
+    assert!(allowed(
+        &operator,
+        Action::ReadAlerts,
+        &["p-1"],
+        &world(None)
+    ));
+}

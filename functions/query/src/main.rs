@@ -1,0 +1,42 @@
+use aws_adapters::{DynamoDirectory, DynamoEventStore, DynamoReadModels, load_config};
+use domain::upcast::Upcasters;
+use lambda_kit::config::required_env;
+use lambda_kit::{Error, Invocation};
+use serde_json::Value;
+
+/// The adapters `query` runs with, built once per process.
+struct Adapters {
+    views: DynamoReadModels,
+    events: DynamoEventStore,
+    directory: DynamoDirectory,
+    upcasters: Upcasters,
+}
+
+async fn adapters() -> Result<Adapters, Error> {
+    let config = load_config().await;
+    Ok(Adapters {
+        views: DynamoReadModels::new(&config, required_env("DASHBOARD_TABLE")?),
+        events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
+        directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
+        upcasters: Upcasters::default(),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_kit::run(
+        query::SOURCE,
+        adapters(),
+        async |a: &Adapters, invocation: Invocation<Value>| {
+            let deps = query::Deps {
+                views: &a.views,
+                models: &a.views,
+                events: &a.events,
+                access: &a.directory,
+                upcasters: &a.upcasters,
+            };
+            query::invoke(&deps, invocation.payload).await
+        },
+    )
+    .await
+}
