@@ -38,6 +38,7 @@ fn entry(patient: &str, village: &str, worker: &str) -> DirectoryEntry {
         worker_id: worker.into(),
         worker_name: format!("Worker {worker}"),
         worker_phone: format!("+2547000003{}", &worker[worker.len() - 2..]),
+        device_ids: Vec::new(),
     }
 }
 
@@ -49,6 +50,7 @@ fn worker(id: &str, village: &str) -> Worker {
         village: village.into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 

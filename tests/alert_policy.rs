@@ -394,6 +394,7 @@ async fn a_late_critical_alert_starts_no_saga_and_a_timely_one_does() {
             village: "Bondo".into(),
             available: true,
             reserved_by: None,
+            language: "en".into(),
         })
         .collect();
     inspect::seed_workers(&stack, &workers).await.unwrap();

@@ -83,9 +83,8 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         "domain" => &["domain-derive"],
         "application" => &["domain"],
         "aws-adapters" | "testkit" => &["domain", "application"],
-        "ingest" | "detect" | "route" | "notify" | "emergency" | "project" | "query" => {
-            &["domain", "application", "lambda-kit", "aws-adapters"]
-        }
+        "ingest" | "detect" | "route" | "notify" | "emergency" | "project" | "query"
+        | "directory" => &["domain", "application", "lambda-kit", "aws-adapters"],
         "devstack" => &["domain", "lambda-kit", "aws-adapters"],
         "e2e" => return None,
         _ => &[],

@@ -228,6 +228,7 @@ async fn seed_village(stack: &Stack) {
         village: "Bondo".into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     })
     .collect();
     inspect::seed_workers(stack, &workers)

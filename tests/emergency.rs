@@ -18,6 +18,7 @@ fn worker(id: &str, available: bool) -> Worker {
         village: "Bondo".into(),
         available,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 

@@ -132,6 +132,7 @@ fn worker(id: &str, phone: &str) -> Worker {
         village: "Bondo".into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 

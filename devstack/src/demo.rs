@@ -54,19 +54,13 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     }
 
     let patients = simulator::patients(options.patients, options.abnormal.min(options.patients));
-    let entries: Vec<_> = patients.iter().map(|p| p.entry.clone()).collect();
-    inspect::seed_directory(&stack, &entries).await?;
-    println!(
-        "==> seeded the directory with {} patients ({} unwell)",
-        patients.len(),
-        options.abnormal.min(options.patients)
-    );
+    // Through the onboarding API (POST /import), as an operator would (docs/onboarding.md).
+    simulator::onboard(&stack, &patients).await?;
     let (workers, rosters, families) = simulator::emergency_contacts(&patients);
-    inspect::seed_workers(&stack, &workers).await?;
-    inspect::seed_contacts(&stack, &rosters, &families).await?;
-    inspect::seed_demo_devices(&stack).await?;
     println!(
-        "==> seeded {} health workers and supervisors, {} village rosters, {} family contacts",
+        "==> onboarded through POST /import: {} patients ({} unwell), {} health workers and supervisors, {} village rosters, {} family contacts",
+        patients.len(),
+        options.abnormal.min(options.patients),
         workers.len(),
         rosters.len(),
         families.len()

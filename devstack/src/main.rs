@@ -103,16 +103,8 @@ async fn run() -> Result<bool> {
                 }
             }
             let stack = Stack::start(config).await?;
-            let entries: Vec<_> = simulator::patients(12, 4)
-                .into_iter()
-                .map(|p| p.entry)
-                .collect();
-            devstack::inspect::seed_directory(&stack, &entries).await?;
-            let patients = simulator::patients(12, 4);
-            let (workers, rosters, families) = simulator::emergency_contacts(&patients);
-            devstack::inspect::seed_workers(&stack, &workers).await?;
-            devstack::inspect::seed_contacts(&stack, &rosters, &families).await?;
-            devstack::inspect::seed_demo_devices(&stack).await?;
+            // Through the onboarding API (POST /import), as an operator would.
+            simulator::onboard(&stack, &simulator::patients(12, 4)).await?;
             println!(
                 "local stack up; directory seeded with patients p-001..p-012, workers w-01..w-04, supervisor s-01, devices {} and {}",
                 auth::DEMO_KIOSK,

@@ -65,6 +65,7 @@ pub fn patients(count: usize, abnormal: usize) -> Vec<Patient> {
                     worker_id: format!("w-{:02}", village_index + 1),
                     worker_name: format!("CHW {}", VILLAGES[village_index]),
                     worker_phone: format!("+2547000000{:02}", village_index + 1),
+                    device_ids: Vec::new(),
                 },
                 profile,
             }
@@ -94,6 +95,7 @@ pub fn emergency_contacts(
                 village: e.village.clone(),
                 available: true,
                 reserved_by: None,
+                language: "en".into(),
             });
         }
         if !rosters.iter().any(|r| r.village == e.village) {
@@ -111,6 +113,7 @@ pub fn emergency_contacts(
         village: "district".into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     });
     let families = patients
         .iter()
@@ -208,4 +211,88 @@ pub async fn run(
         progress(round + 1, &posted);
     }
     Ok(posted)
+}
+
+/// The import lines (docs/onboarding.md) of the simulated clinic: the supervisor (of every
+/// village), the workers, then the patients with their families; patient p-001 wears the
+/// demo's wearable.
+pub fn import_lines(patients: &[Patient]) -> Vec<String> {
+    let (workers, rosters, families) = emergency_contacts(patients);
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut lines = Vec::new();
+    for w in &workers {
+        let supervises: Vec<&str> = rosters
+            .iter()
+            .filter(|r| r.supervisor_id == w.worker_id)
+            .map(|r| r.village.as_str())
+            .collect();
+        let role = if supervises.is_empty() {
+            "health-worker"
+        } else {
+            "supervisor"
+        };
+        lines.push(format!(
+            "worker,{},{},{},{},{},{},,,,",
+            w.worker_id,
+            quote(&w.name),
+            quote(&w.village),
+            w.phone,
+            role,
+            quote(&supervises.join(";")),
+        ));
+    }
+    for (p, family) in patients.iter().zip(&families) {
+        let e = &p.entry;
+        let devices = if e.patient_id == "p-001" {
+            devstack::auth::DEMO_WEARABLE
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "patient,{},{},{},,,,{},{},{},{}",
+            e.patient_id,
+            quote(&e.patient_name),
+            quote(&e.village),
+            e.worker_id,
+            quote(&family.name),
+            family.phone,
+            devices,
+        ));
+    }
+    lines
+}
+
+/// Onboards the simulated clinic through the onboarding API (`POST /import` as an
+/// operator, 1,000 lines a request, workers first), as an operator would; the demo's kiosk
+/// binding (not a wearable) is written directly.
+pub async fn onboard(stack: &devstack::Stack, patients: &[Patient]) -> anyhow::Result<()> {
+    const HEADER: &str =
+        "kind,id,name,village,phone,role,supervises,workerId,familyName,familyPhone,devices";
+    let operator = stack.bearer(&devstack::TokenSpec::operator("op-demo"))?;
+    let client = reqwest::Client::new();
+    for chunk in import_lines(patients).chunks(1000) {
+        let body = format!("{HEADER}\n{}\n", chunk.join("\n"));
+        let response = client
+            .post(format!("{}/import", stack.api_url()))
+            .header("authorization", &operator)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("POST /import answered {status}: {text}");
+        }
+    }
+    devstack::inspect::seed_devices(
+        stack,
+        &[(
+            devstack::auth::DEMO_KIOSK,
+            domain::access::DeviceBinding::Kiosk {
+                village: "Kisumu".to_string(),
+            },
+        )],
+    )
+    .await
 }

@@ -50,6 +50,8 @@ fn fake_config(name: &str) -> (StackConfig, PathBuf) {
         "notify",
         "emergency",
         "project",
+        "query",
+        "directory",
     ] {
         let path = bin_dir.join(binary);
         std::fs::write(&path, FAKE_FUNCTION).unwrap();

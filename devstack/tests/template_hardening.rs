@@ -358,8 +358,9 @@ fn every_queue_topic_and_bucket_denies_requests_without_tls() {
 /// - IdempotencyTable: keys are `<function>#<hash>` (application::idempotency::key_for);
 ///   the functions are `detect-publish` (detect and its sweep, detect's
 ///   publish_idempotency_config), `route` and `notify` (their SOURCE).
-/// - DirectoryTable: the functions write only acknowledgement codes (`ack#<code>`,
-///   aws_adapters::ack_codes); patients, workers and villages are read only.
+/// - DirectoryTable: the pipeline's functions write only acknowledgement codes (`ack#<code>`,
+///   aws_adapters::ack_codes); patients, workers and villages are written only by the
+///   onboarding API (DirectoryRole, which is denied the `ack#*` keys).
 ///
 /// Not scoped: EventsTable (every writer appends to the shared `$all` position counter and
 /// `$event#<id>` dedupe items, and an alert's stream is written by detect, route, notify

@@ -613,7 +613,8 @@ fn info_alerts_notify_nobody_and_manual_dispatch_starts_no_saga() {
 fn template_grants_least_privilege() {
     let template = load();
     assert_eq!(privilege_problems(&template), Vec::<String>::new());
-    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 10); // + QueryFunction (issue 14)
+    // + QueryFunction and DirectoryFunction (issue 14).
+    assert_eq!(of_type(&template, "AWS::Serverless::Function").count(), 11);
 }
 
 #[test]

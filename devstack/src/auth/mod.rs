@@ -33,15 +33,19 @@ pub const SCOPE_ALERTS_ACK: &str = "vitals/alerts.ack";
 pub const SCOPE_EMERGENCIES_WRITE: &str = "vitals/emergencies.write";
 /// `GET /emergencies/{id}`.
 pub const SCOPE_EMERGENCIES_READ: &str = "vitals/emergencies.read";
+/// `PUT /patients/{id}`, `PUT /workers/{id}`, `POST /import` (the onboarding API; the
+/// handler admits operators only).
+pub const SCOPE_DIRECTORY_WRITE: &str = "vitals/directory.write";
 /// The query API (issue 14): `GET /alerts`, `/alerts/{id}`, `/workers/{id}/inbox`,
 /// `/emergencies`, `/patients/{id}`, `/villages/{id}/stats`.
 pub const SCOPE_DASHBOARD_READ: &str = "vitals/dashboard.read";
 /// Scopes of the people client (`PeopleClient`'s `AllowedOAuthScopes` of the resource server).
-pub const PEOPLE_SCOPES: [&str; 5] = [
+pub const PEOPLE_SCOPES: [&str; 6] = [
     SCOPE_READINGS_WRITE,
     SCOPE_ALERTS_ACK,
     SCOPE_EMERGENCIES_WRITE,
     SCOPE_EMERGENCIES_READ,
+    SCOPE_DIRECTORY_WRITE,
     SCOPE_DASHBOARD_READ,
 ];
 /// Scopes of a device's client-credentials app client.
@@ -495,7 +499,7 @@ mod tests {
         assert_eq!(claims["username"], "op-1");
         let strings = claims_as_strings(&claims);
         assert_eq!(strings["cognito:groups"], "[operator]");
-        assert_eq!(scopes_of(&claims).len(), 5);
+        assert_eq!(scopes_of(&claims).len(), PEOPLE_SCOPES.len());
 
         let expired = issuer
             .issue(&TokenSpec::operator("op-1").with_lifetime_seconds(-60))

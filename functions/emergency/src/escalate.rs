@@ -285,6 +285,7 @@ async fn recipient_entry(
             village: chain.alert.village.clone(),
             available: true,
             reserved_by: None,
+            language: "en".into(),
         }
     } else {
         deps.workers.get(recipient_id).await?.ok_or_else(|| {
@@ -298,6 +299,7 @@ async fn recipient_entry(
         worker_id: String::new(),
         worker_name: String::new(),
         worker_phone: String::new(),
+        device_ids: Vec::new(),
     });
     to.worker_id = recipient.worker_id;
     to.worker_name = recipient.name;

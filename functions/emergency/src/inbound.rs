@@ -229,11 +229,20 @@ async fn recipient_with_phone(
                 ) else {
                     continue;
                 };
-                // The alert SMS went to the phone of the patient's directory entry.
-                if let Some(entry) = deps.directory.get(&patient_id).await?
-                    && entry.worker_id == worker_id
-                    && e164(&entry.worker_phone) == sender
-                {
+                // The alert SMS went to the worker's phone in the workers table (route reads
+                // it there, issue 14); to a directory entry's copy only for a worker missing
+                // from the table (entries written before), so a stale copy acknowledges
+                // nothing.
+                let phone = match deps.workers.get(&worker_id).await? {
+                    Some(worker) => Some(worker.phone),
+                    None => deps
+                        .directory
+                        .get(&patient_id)
+                        .await?
+                        .filter(|entry| entry.worker_id == worker_id)
+                        .map(|entry| entry.worker_phone),
+                };
+                if phone.is_some_and(|phone| e164(&phone) == sender) {
                     return Ok(Some(worker_id));
                 }
                 recipients.push(worker_id);

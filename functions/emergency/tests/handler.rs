@@ -77,6 +77,7 @@ fn worker(id: &str, available: bool) -> Worker {
         village: "Bondo".into(),
         available,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 

@@ -35,6 +35,7 @@ fn worker(id: &str, phone: &str) -> Worker {
         village: fixtures::VILLAGE.into(),
         available: true,
         reserved_by: None,
+        language: "en".into(),
     }
 }
 
@@ -212,6 +213,35 @@ async fn a_phone_the_alert_was_not_sent_to_acknowledges_nothing_and_is_not_retri
     }
     assert!(world.acknowledged_by().is_empty());
     assert_eq!(world.events.stream(&alert_stream(ALERT)).len(), 2);
+}
+
+#[tokio::test]
+async fn after_a_phone_change_the_new_phone_acknowledges_and_the_entrys_stale_copy_does_not() {
+    let (world, code) = World::new().await;
+    // w-01's phone was changed with PUT /workers/w-01; p-1's entry still holds the old copy.
+    world
+        .workers
+        .workers
+        .lock()
+        .unwrap()
+        .insert("w-01".into(), worker("w-01", "+254700000777"));
+    assert!(
+        world
+            .reply(W01_PHONE, &format!("ACK {code}"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        world.acknowledged_by().is_empty(),
+        "the old phone acknowledged"
+    );
+    assert!(
+        world
+            .reply("+254700000777", &format!("ACK {code}"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(world.acknowledged_by(), ["w-01"]);
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use application::ack_codes::assign_code;
 use application::idempotency::{Config, GuardError, Idempotency};
 use application::ports::{
     AckCodes, Appended, Directory, EventReader, EventStore, NotificationQueue, PortError,
-    StoredEvent,
+    StoredEvent, Workers,
 };
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
@@ -46,6 +46,9 @@ pub const CONCURRENCY: usize = 4;
 
 pub struct Deps<'a> {
     pub directory: &'a dyn Directory,
+    /// The workers table: the assigned worker's current name and phone (one `GetItem` per
+    /// alert; the directory entry holds only the worker's id).
+    pub workers: &'a dyn Workers,
     pub events: &'a dyn EventStore,
     /// Reads an alert's stream: a resolution waits until its alert was routed.
     pub reader: &'a dyn EventReader,
@@ -144,8 +147,12 @@ async fn route_one(
     }
 }
 
-/// The patient's directory entry; the heartbeat's canary patient is never stored and goes
-/// to the canary recipient (`domain::canary`).
+/// The patient's directory entry with the assigned worker's current name and phone from
+/// the workers table (issue 14: the onboarding API edits workers there, and entries written
+/// by it hold no copy). An entry written before keeps its copy, used only when the worker is
+/// not in the workers table; an entry with neither has no reachable health worker. The
+/// heartbeat's canary patient is never stored and goes to the canary recipient
+/// (`domain::canary`).
 async fn directory_entry(
     deps: &Deps<'_>,
     patient_id: &str,
@@ -153,7 +160,20 @@ async fn directory_entry(
     if domain::canary::is_canary_patient(patient_id) {
         return Ok(Some(domain::canary::canary_entry()));
     }
-    Ok(deps.directory.get(patient_id).await?)
+    let Some(entry) = deps.directory.get(patient_id).await? else {
+        return Ok(None);
+    };
+    match deps.workers.get(&entry.worker_id).await? {
+        Some(worker) => Ok(Some(entry.with_worker_contact(&worker.name, &worker.phone))),
+        None if !entry.worker_phone.is_empty() => {
+            tracing::warn!(worker_id = %entry.worker_id, "worker not in the workers table; using the directory entry's copy of their phone");
+            Ok(Some(entry))
+        }
+        None => {
+            tracing::warn!(worker_id = %entry.worker_id, "the assigned worker is in neither the workers table nor the entry");
+            Ok(None)
+        }
+    }
 }
 
 /// Routes one alert; returns the notification id it requested.

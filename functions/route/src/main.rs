@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
-    DynamoAckCodes, DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore,
+    DynamoAckCodes, DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoWorkers,
     SqsNotificationQueue, load_config,
 };
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -12,6 +12,7 @@ use lambda_kit::{Error, Invocation};
 /// The adapters `route` runs with, built once per process.
 struct Adapters {
     directory: DynamoDirectory,
+    workers: DynamoWorkers,
     ack_codes: DynamoAckCodes,
     events: DynamoEventStore,
     queue: SqsNotificationQueue,
@@ -23,6 +24,7 @@ async fn adapters() -> Result<Adapters, Error> {
     let config = load_config().await;
     Ok(Adapters {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
+        workers: DynamoWorkers::new(&config, required_env("WORKERS_TABLE")?),
         ack_codes: DynamoAckCodes::new(&config, required_env("DIRECTORY_TABLE")?),
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         queue: SqsNotificationQueue::new(&config, required_env("NOTIFY_QUEUE_URL")?),
@@ -42,6 +44,7 @@ async fn main() -> Result<(), Error> {
                 .with_deadline(invocation.deadline());
             let deps = route::Deps {
                 directory: &a.directory,
+                workers: &a.workers,
                 events: &a.events,
                 reader: &a.events,
                 queue: &a.queue,

@@ -37,6 +37,7 @@ fn sqs(bodies: &[String]) -> SqsEvent {
 /// The in-memory adapters, owned by the test; [`World::handle`] lends them to the handler.
 struct World {
     directory: MemoryDirectory,
+    workers: MemoryWorkers,
     events: MemoryEventStore,
     queue: MemoryQueue,
     ack_codes: MemoryAckCodes,
@@ -55,6 +56,7 @@ impl World {
     async fn new() -> Self {
         let world = World {
             directory: MemoryDirectory::with([amina("p-1", "w-1").worker_named("Joseph")]),
+            workers: MemoryWorkers::default(),
             events: MemoryEventStore::default(),
             queue: MemoryQueue::default(),
             ack_codes: MemoryAckCodes::default(),
@@ -85,6 +87,7 @@ impl World {
         let guard = Idempotency::new(&self.idempotency, route::idempotency_config());
         let deps = Deps {
             directory: &self.directory,
+            workers: &self.workers,
             events: &self.events,
             reader: &self.events,
             queue: &self.queue,
@@ -111,6 +114,49 @@ async fn an_alert_is_routed_to_the_patients_health_worker() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].data.recipient_phone, "+254700000001");
     assert_eq!(sent[0].correlation_id, "corr-1");
+}
+
+#[tokio::test]
+async fn the_sms_goes_to_the_workers_phone_in_the_workers_table_not_the_entrys_copy() {
+    let world = World::new().await;
+    // Given: w-1's phone was edited in the workers table (onboarding API) after p-1's entry
+    // was written with a copy of the old one.
+    world.workers.workers.lock().unwrap().insert(
+        "w-1".into(),
+        domain::escalation::Worker {
+            worker_id: "w-1".into(),
+            name: "Joseph".into(),
+            phone: "+254700000999".into(),
+            village: "Kisumu".into(),
+            available: true,
+            reserved_by: None,
+            language: "en".into(),
+        },
+    );
+    let response = world
+        .handle(&sqs(&[serde_json::to_string(&alert("p-1")).unwrap()]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let sent = world.queue.sent.lock().unwrap();
+    assert_eq!(sent[0].data.recipient_phone, "+254700000999");
+}
+
+#[tokio::test]
+async fn an_entry_without_a_phone_copy_whose_worker_is_not_in_the_workers_table_fails() {
+    let world = World::new().await;
+    let mut entry = amina("p-1", "w-404");
+    entry.worker_phone.clear();
+    world
+        .directory
+        .entries
+        .lock()
+        .unwrap()
+        .insert("p-1".into(), entry);
+    let response = world
+        .handle(&sqs(&[serde_json::to_string(&alert("p-1")).unwrap()]))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(world.queue.sent.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -111,6 +111,7 @@ mod tests {
                             worker_id: w.into(),
                             worker_name: w.into(),
                             worker_phone: "+254700000001".into(),
+                            device_ids: Vec::new(),
                         },
                     )
                 })

@@ -401,3 +401,46 @@ pub trait AckCodes: Send + Sync {
     /// What `code` acknowledges, if it was registered.
     async fn resolve(&self, code: &AckCode) -> Result<Option<AckTarget>, PortError>;
 }
+
+// ------------------------------------------------------------------------ issue 14
+// The onboarding API's writes.
+
+/// One write of the onboarding API to the directory or workers table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryWrite {
+    /// A patient's directory entry (replaced whole).
+    Patient(DirectoryEntry),
+    /// A patient's family contact (`family#{patientId}`).
+    Family(FamilyContact),
+    /// Deletes the family contact of this patient, if any.
+    RemoveFamily(String),
+    /// A device binding (`device#{clientId}`).
+    Device {
+        client_id: String,
+        binding: domain::access::DeviceBinding,
+    },
+    /// Deletes the binding of this client id, if any.
+    RemoveDevice(String),
+    /// A village roster, written only if the stored roster is still `previous` (`None`:
+    /// none stored); otherwise the whole write fails with [`PortError::Conflict`].
+    Roster {
+        roster: VillageRoster,
+        previous: Option<VillageRoster>,
+    },
+    /// A worker's fields (name, phone, village, availability, language); a reservation held
+    /// by an emergency is kept.
+    Worker(Worker),
+}
+
+/// The most writes one [`DirectoryWriter::write_all`] takes (DynamoDB's
+/// `TransactWriteItems` limit).
+pub const MAX_DIRECTORY_WRITES: usize = 100;
+
+/// Writes the directory and workers tables for the onboarding API.
+#[async_trait]
+pub trait DirectoryWriter: Send + Sync {
+    /// Writes every one of `writes` or none (one `TransactWriteItems`, at most
+    /// [`MAX_DIRECTORY_WRITES`], each item at most once). A roster whose condition fails is
+    /// a [`PortError::Conflict`] (someone changed it since it was read: read and try again).
+    async fn write_all(&self, writes: &[DirectoryWrite]) -> Result<(), PortError>;
+}

@@ -23,6 +23,8 @@
 //! - `ambulance`: `AmbulanceProvider`, simulated (`SimulatedAmbulance`).
 //! - `vitals`: `RecentVitals` (`DynamoVitals`) and `VillageStats` (`DynamoVillageStats`), the
 //!   recent vitals and village statistics tables.
+//! - `onboarding`: `DirectoryWriter` on DynamoDB, one transaction per call, over the
+//!   directory and workers tables (`DynamoOnboarding`).
 //! - `ack_codes`: `AckCodes` on DynamoDB, items `ack#{code}` of the directory table
 //!   (`DynamoAckCodes`).
 //!
@@ -42,6 +44,7 @@ mod event_store;
 mod idempotency_store;
 mod message_bus;
 mod notification_queue;
+mod onboarding;
 mod outbox;
 mod parking;
 mod read_models;
@@ -64,6 +67,7 @@ pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
 pub use idempotency_store::DynamoIdempotencyStore;
 pub use message_bus::{ChannelUrls, SqsBus};
 pub use notification_queue::{SqsNotificationQueue, notification_group_id};
+pub use onboarding::DynamoOnboarding;
 pub use outbox::DynamoOutbox;
 pub use parking::SqsParking;
 pub use read_models::{BOARD_INDEX, DynamoReadModels, view_item};

@@ -41,6 +41,7 @@ pub fn canary_entry() -> DirectoryEntry {
         worker_id: CANARY_RECIPIENT.to_string(),
         worker_name: "Heartbeat".to_string(),
         worker_phone: CANARY_PHONE.to_string(),
+        device_ids: Vec::new(),
     }
 }
 

@@ -59,6 +59,17 @@ pub struct Worker {
     /// The emergency holding this worker, if any (written only by conditional updates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_by: Option<String>,
+    /// The language the worker reads their SMS in (a BCP 47 tag; items written before
+    /// issue 14 have none and read as [`DEFAULT_LANGUAGE`]).
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+/// The language of a worker whose item names none.
+pub const DEFAULT_LANGUAGE: &str = "en";
+
+fn default_language() -> String {
+    DEFAULT_LANGUAGE.to_string()
 }
 
 /// A village's workers in escalation order and its district supervisor. Stored in the
@@ -98,7 +109,8 @@ pub fn escalation_chain(entry: &DirectoryEntry, roster: Option<&VillageRoster>) 
     let mut chain = vec![entry.worker_id.clone()];
     if let Some(roster) = roster {
         for id in roster.worker_ids.iter().chain([&roster.supervisor_id]) {
-            if !chain.contains(id) {
+            // A roster onboarded before its supervisor has none yet (empty id).
+            if !id.is_empty() && !chain.contains(id) {
                 chain.push(id.clone());
             }
         }
@@ -287,6 +299,7 @@ mod tests {
             worker_id: "w-2".into(),
             worker_name: "Joseph".into(),
             worker_phone: "+254700000002".into(),
+            device_ids: Vec::new(),
         }
     }
 

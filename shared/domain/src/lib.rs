@@ -13,6 +13,7 @@
 //! - [`recorded`], [`upcast`]: events as the store records them, and upcasting of old
 //!   schema versions on read.
 //! - [`access`]: who may do what to whose data (the authorization matrix).
+//! - [`onboarding`]: the onboarding API's validation, CSV import and roster planning.
 //! - [`ack`]: acknowledgement codes health workers reply with by SMS ("ACK 4K7Q2M").
 //! - [`ids`], [`timestamp`]: deterministic ids and fast RFC 3339 parsing.
 
@@ -29,6 +30,7 @@ pub mod escalation;
 pub mod events;
 pub mod ids;
 pub mod notices;
+pub mod onboarding;
 pub mod reading;
 pub mod recorded;
 pub mod routing;

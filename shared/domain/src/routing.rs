@@ -14,9 +14,29 @@ pub struct DirectoryEntry {
     pub patient_name: String,
     pub village: String,
     pub worker_id: String,
+    /// A copy of the worker's name, kept only in entries written before the onboarding API
+    /// (issue 14). Route reads the worker's name and phone from the workers table by
+    /// `workerId`; this copy is used only when the worker is not there. The onboarding API
+    /// writes entries without it (empty = absent).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker_name: String,
-    /// E.164, e.g. `+254700000001`.
+    /// E.164, e.g. `+254700000001`: a copy like `worker_name` (legacy entries only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker_phone: String,
+    /// Client ids of the wearables bound to this patient by the onboarding API (so a later
+    /// `PUT /patients/{id}` can unbind the ones it no longer lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+}
+
+impl DirectoryEntry {
+    /// The entry with the worker's current name and phone (from the workers table) in
+    /// place of the stored copies.
+    pub fn with_worker_contact(mut self, name: &str, phone: &str) -> DirectoryEntry {
+        self.worker_name = name.to_string();
+        self.worker_phone = phone.to_string();
+        self
+    }
 }
 
 /// The village used when a patient is not in the directory yet.
@@ -148,6 +168,7 @@ mod tests {
             worker_id: "w-2".into(),
             worker_name: "Joseph".into(),
             worker_phone: "+254700000002".into(),
+            device_ids: Vec::new(),
         }
     }
 

@@ -119,6 +119,7 @@ pub fn directory_entry(patient_id: &str, worker_id: &str, worker_phone: &str) ->
         worker_id: worker_id.into(),
         worker_name: format!("Worker {worker_id}"),
         worker_phone: worker_phone.into(),
+        device_ids: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `state_store`: `PatientStateStore` (`MemoryStateStore`).
 //! - `read_models`: `ReadModels` (`MemoryReadModels`).
 //! - `directory`: `Directory` and `AccessDirectory` (`MemoryDirectory`).
+//! - `directory_writer`: `DirectoryWriter` (`MemoryDirectoryWriter`).
 //! - `contacts`: `Contacts` (`MemoryContacts`).
 //! - `outbox`: `Outbox` (`MemoryOutbox`, `OutboxRow`).
 //! - `workers`: `Workers` (`MemoryWorkers`).
@@ -31,6 +32,7 @@ mod alert_publisher;
 mod contacts;
 mod dead_letters;
 mod directory;
+mod directory_writer;
 mod event_store;
 mod idempotency_store;
 mod message_bus;
@@ -50,6 +52,7 @@ pub use alert_publisher::MemoryPublisher;
 pub use contacts::MemoryContacts;
 pub use dead_letters::MemoryDeadLetters;
 pub use directory::MemoryDirectory;
+pub use directory_writer::MemoryDirectoryWriter;
 pub use event_store::{MemoryEventStore, MemoryEvents};
 pub use idempotency_store::MemoryIdempotencyStore;
 pub use message_bus::MemoryBus;

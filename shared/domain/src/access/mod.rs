@@ -95,6 +95,9 @@ pub enum Action {
     ReadEmergency,
     /// `POST /emergencies/{id}/close` or `/ambulance` of the patient's emergency.
     UpdateEmergency,
+    /// The onboarding API (`PUT /patients/{id}`, `PUT /workers/{id}`, `POST /import`):
+    /// writes the directory itself. Operators only, whatever the patients.
+    ManageDirectory,
     /// `GET /alerts`, `GET /alerts/{id}`, `GET /workers/{id}/inbox`: the patient's alerts.
     ReadAlerts,
     /// `GET /emergencies`: the patient's emergencies in a listing.
@@ -111,6 +114,7 @@ impl Action {
             Action::RaiseEmergency => "raise emergencies for",
             Action::ReadEmergency => "read emergencies of",
             Action::UpdateEmergency => "close or update emergencies of",
+            Action::ManageDirectory => "onboard or edit",
             Action::ReadAlerts => "read alerts of",
             Action::ListEmergencies => "list emergencies of",
             Action::ReadPatient => "read the record of",
@@ -178,6 +182,12 @@ fn by_role(caller: &Caller, action: Action) -> Option<Result<(), Denied>> {
         }))
     };
     match (caller.role, action) {
+        (Role::Operator, Action::ManageDirectory) => Some(Ok(())),
+        (_, Action::ManageDirectory) => deny(format!(
+            "{} {} may not onboard or edit patients and workers: operators only",
+            caller.role.name(),
+            caller.id
+        )),
         // Operators read every alert and emergency listing (the dashboard's whole picture).
         (
             Role::Operator,

@@ -12,6 +12,7 @@ fn entry(patient: &str, village: &str, worker: &str) -> DirectoryEntry {
         worker_id: worker.into(),
         worker_name: format!("Worker {worker}"),
         worker_phone: "+254700000001".into(),
+        device_ids: Vec::new(),
     }
 }
 
@@ -418,6 +419,37 @@ fn device_bindings_are_stored_tagged_by_kind() {
     assert_eq!(device_key("kiosk-3"), "device#kiosk-3");
 }
 
+#[test]
+fn given_the_onboarding_api_when_anyone_but_an_operator_calls_then_denied_without_a_lookup() {
+    let facts = world(None);
+    let operator = Caller::new(Role::Operator, "op-1");
+    assert!(allowed(
+        &operator,
+        Action::ManageDirectory,
+        &["p-1"],
+        &facts
+    ));
+    assert!(lookup(&operator, Action::ManageDirectory, ["p-1"]).is_empty());
+    for caller in [
+        worker("w-1"),
+        supervisor("s-1"),
+        Caller::new(Role::Device, "kiosk-3"),
+        Caller::new(Role::Service, "arn:aws:iam::1:role/x"),
+    ] {
+        assert!(
+            !allowed(&caller, Action::ManageDirectory, &["p-1"], &facts),
+            "{caller:?}"
+        );
+        // The role alone decides: nothing is read.
+        assert!(lookup(&caller, Action::ManageDirectory, ["p-1"]).is_empty());
+        let denied = authorize(&caller, Action::ManageDirectory, ["p-1"], &facts).unwrap_err();
+        assert!(
+            denied.reason.contains("operators only"),
+            "{}",
+            denied.reason
+        );
+    }
+}
 // ---- the query API's reads (issue 14)
 
 #[test]
