@@ -41,6 +41,7 @@ fn directory_entry(patient: &str, village: &str) -> DirectoryEntry {
         worker_id: "w-01".into(),
         worker_name: "Worker w-01".into(),
         worker_phone: "+254700000301".into(),
+        device_ids: Vec::new(),
     }
 }
 

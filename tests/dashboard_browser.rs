@@ -34,6 +34,7 @@ fn worker(id: &str) -> Worker {
         _ => "+254700000903",
     };
     Worker {
+        language: "en".into(),
         worker_id: id.into(),
         name: format!("Worker {id}"),
         phone: phone.into(),

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 /// (roster w-09; supervisor s-09): q-3, assigned w-09.
 fn directory_entry(patient: &str, village: &str, worker: &str) -> DirectoryEntry {
     DirectoryEntry {
+        device_ids: Vec::new(),
         patient_id: patient.into(),
         patient_name: format!("Patient {patient}"),
         village: village.into(),
@@ -42,6 +43,7 @@ async fn seed(stack: &Stack) {
     .await
     .unwrap();
     let worker = |id: &str, village: &str| Worker {
+        language: "en".into(),
         worker_id: id.into(),
         name: format!("Worker {id}"),
         phone: format!("+2547000004{}", &id[id.len() - 2..]),

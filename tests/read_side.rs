@@ -31,6 +31,7 @@ fn patient(i: usize) -> String {
 
 fn directory_entry(patient_id: &str, village: &str, worker: &str) -> DirectoryEntry {
     DirectoryEntry {
+        device_ids: Vec::new(),
         patient_id: patient_id.into(),
         patient_name: format!("Patient {patient_id}"),
         village: village.into(),

@@ -107,6 +107,7 @@ fn entry(i: usize) -> DirectoryEntry {
     let v = i % VILLAGES;
     let w = worker(v, (i / VILLAGES) % 2);
     DirectoryEntry {
+        device_ids: Vec::new(),
         patient_id: patient(i),
         patient_name: format!("Patient {i}"),
         village: village(v),
