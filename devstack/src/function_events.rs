@@ -140,7 +140,7 @@ mod tests {
             .iter()
             .filter(|r| r.resource_type == "AWS::Serverless::Function")
             .collect();
-        assert_eq!(functions.len(), 9);
+        assert_eq!(functions.len(), 11);
         for resource in functions {
             let function = resolve_function(&template, resource);
             let vars = function.properties["Environment"]["Variables"]
@@ -152,6 +152,8 @@ mod tests {
             // The sweep visits every due patient.
             let timeout = match resource.logical_id.as_str() {
                 "SweepFunction" => 60,
+                // An import of 1,000 lines reads each line's worker, roster and entry once.
+                "DirectoryFunction" => 30,
                 _ => 10,
             };
             assert_eq!(function.properties["Timeout"], timeout);
