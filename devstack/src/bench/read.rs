@@ -12,7 +12,9 @@
 //!   index page for the patients, one for the rosters);
 //! - `GET /alerts?village=` by an operator;
 //! - `GET /alerts` by a supervisor (the newest alerts filtered to their district: the
-//!   paging loop reads index pages until 25 items pass or 10 pages were read).
+//!   paging loop reads index pages until 25 items pass or 10 pages were read);
+//! - `GET /patients/{id}` by the patient's worker, the patient having a day of heart rates
+//!   (23 closed hours in the vitals table, one a minute; docs/read-side.md).
 //!
 //! For each: p50 / p99 / max latency as the client sees it, and the DynamoDB requests each
 //! call made, counted from the emulator's request log. Not part of `./dev test`.
@@ -190,7 +192,50 @@ async fn seed(stack: &Stack, options: &Options) -> Result<()> {
             aws_adapters::view_item(&View::Alert(v), 1).context("a view item")
         })
         .collect::<Result<Vec<_>>>()?;
-    batch_write(stack, &dashboard, views).await
+    batch_write(stack, &dashboard, views).await?;
+    // A day of heart rates of patient 0, one a minute: 23 closed hours as detect writes them
+    // (the items of aws_adapters::DynamoVitals).
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let hour = domain::vitals::hour_of(now.timestamp_millis());
+    let mut buffer = Vec::new();
+    for minute in (0..23 * 60).rev() {
+        let at = hour - (minute + 1) * 60_000;
+        let value = 60.0 + (minute % 30) as f64;
+        domain::vitals::record(
+            &mut buffer,
+            at,
+            domain::reading::VitalType::HeartRate,
+            value,
+            "watch",
+        );
+    }
+    let blocks = domain::vitals::take_closed(&mut buffer, i64::MAX / 2)
+        .into_iter()
+        .map(|block| {
+            [
+                ("patientId", A::S(patient(0))),
+                ("sk", A::S(block.sort_key(&patient(0)))),
+                ("hour", A::N(block.start.to_string())),
+                ("count", A::N(block.count.to_string())),
+                (
+                    "devices",
+                    A::L(block.devices.iter().map(|d| A::S(d.clone())).collect()),
+                ),
+                ("readings", A::S(block.readings.clone())),
+                ("expiresAt", A::N(block.expires_at_seconds().to_string())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        })
+        .collect();
+    batch_write(
+        stack,
+        &stack.resource("VitalsTable")?.ref_value.clone(),
+        blocks,
+    )
+    .await?;
+    Ok(())
 }
 
 /// One scenario's results.
@@ -235,7 +280,8 @@ async fn scenario(
         if !status.is_success() {
             bail!("{name}: {status} {body}");
         }
-        Ok((elapsed, body["items"].as_array().map_or(0, Vec::len)))
+        let items = body["items"].as_array().or(body["readings24h"].as_array());
+        Ok((elapsed, items.map_or(0, Vec::len)))
     };
     for _ in 0..WARM_UP {
         call().await?;
@@ -365,6 +411,17 @@ async fn bench(stack: &Stack, options: &Options) -> Result<Vec<Row>> {
             "GET /alerts (a supervisor: 10 of 100 villages)",
             &TokenSpec::supervisor(&supervisor(v)),
             "/alerts",
+            n,
+        )
+        .await?,
+    );
+    rows.push(
+        scenario(
+            stack,
+            &client,
+            "GET /patients/{id} (their worker; 24 h of readings)",
+            &TokenSpec::health_worker(&first.worker_id),
+            &format!("/patients/{}", first.patient_id),
             n,
         )
         .await?,

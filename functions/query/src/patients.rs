@@ -15,7 +15,7 @@ use lambda_kit::http::HttpError;
 use serde_json::{Value, json};
 
 use crate::paging::{Listing, collect};
-use crate::recent::{authorized_patient, reading_json, samples};
+use crate::recent::{authorized_patient, reading_json, samples, state};
 use crate::summary::alert_summary;
 use crate::{Deps, Reply};
 
@@ -52,13 +52,17 @@ pub async fn get(
     .await?;
     let to = now.timestamp_millis();
     let from = (now - Duration::hours(24)).timestamp_millis();
-    let (readings, _) = samples(deps, patient_id, (from, to), None, None, READINGS_24H).await?;
-    let state = deps
-        .states
-        .load(patient_id)
-        .await
-        .map_err(|e| crate::paging::unavailable("the detection state", e))?
-        .value;
+    let state = state(deps, patient_id).await?;
+    let (readings, _) = samples(
+        deps,
+        patient_id,
+        (from, to),
+        None,
+        None,
+        READINGS_24H,
+        &state,
+    )
+    .await?;
     Ok(Reply::live(json!({
         "patientId": entry.patient_id,
         "name": entry.patient_name,

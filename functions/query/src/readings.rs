@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::paging::{limit, param};
-use crate::recent::{Position, authorized_patient, metric_param, reading_json, samples, window};
+use crate::recent::{
+    Position, authorized_patient, metric_param, reading_json, samples, state, window,
+};
 use crate::{Deps, Reply};
 
 /// The cursor format's version.
@@ -74,7 +76,17 @@ pub async fn list(
         None => None,
     };
     authorized_patient(deps, caller, patient_id).await?;
-    let (found, next) = samples(deps, patient_id, span, metric, after.as_ref(), limit).await?;
+    let state = state(deps, patient_id).await?;
+    let (found, next) = samples(
+        deps,
+        patient_id,
+        span,
+        metric,
+        after.as_ref(),
+        limit,
+        &state,
+    )
+    .await?;
     Ok(Reply::live(json!({
         "items": found.iter().map(reading_json).collect::<Vec<_>>(),
         "nextCursor": next.map(|p| encode_cursor(patient_id, &p)),

@@ -2,11 +2,11 @@
 //! the time window of a request, and a patient's recent vitals, merged from the vitals
 //! table's blocks and the hours still open in detect's state.
 
-use application::access::check;
 use application::vitals::StoredBlock;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use chrono::{DateTime, Duration, Utc};
-use domain::access::{Action, Caller, Lookup};
+use domain::access::{Action, Caller, Lookup, authorize, roster_lookup};
+use domain::detection::PatientState;
 use domain::reading::VitalType;
 use domain::routing::DirectoryEntry;
 use domain::vitals::{self, HOUR_MS, MAX_WINDOW_MS, VitalSample, hour_of};
@@ -21,20 +21,15 @@ pub const BLOCKS_PER_QUERY: usize = 24;
 /// Vitals-table queries one request makes at most.
 pub const MAX_BLOCK_QUERIES: usize = 10;
 
-/// The patient's directory entry, if `caller` may read the patient (403 otherwise).
+/// The patient's directory entry, if `caller` may read the patient (403 otherwise): one
+/// read of the entry (an operator needs it too, for the answer), a second of the village
+/// roster only when the entry alone does not decide.
 pub async fn authorized_patient(
     deps: &Deps<'_>,
     caller: &Caller,
     patient_id: &str,
 ) -> Result<Option<DirectoryEntry>, HttpError> {
-    match check(deps.access, caller, Action::ReadPatient, [patient_id])
-        .await
-        .map_err(|e| unavailable("the directory", e))?
-    {
-        Ok(()) => {}
-        Err(denied) => return Err(HttpError::forbidden(denied.reason)),
-    }
-    let facts = deps
+    let mut facts = deps
         .access
         .facts(&Lookup {
             patient_ids: vec![patient_id.to_string()],
@@ -42,7 +37,31 @@ pub async fn authorized_patient(
         })
         .await
         .map_err(|e| unavailable("the directory", e))?;
+    let villages = roster_lookup(caller, Action::ReadPatient, [patient_id], &facts);
+    if !villages.is_empty() {
+        let rosters = deps
+            .access
+            .facts(&Lookup {
+                villages,
+                ..Lookup::default()
+            })
+            .await
+            .map_err(|e| unavailable("the directory", e))?;
+        facts.merge(rosters);
+    }
+    authorize(caller, Action::ReadPatient, [patient_id], &facts)
+        .map_err(|denied| HttpError::forbidden(denied.reason))?;
     Ok(facts.patients.get(patient_id).cloned())
+}
+
+/// Detect's state of the patient (the hours not written to the vitals table yet).
+pub async fn state(deps: &Deps<'_>, patient_id: &str) -> Result<PatientState, HttpError> {
+    Ok(deps
+        .states
+        .load(patient_id)
+        .await
+        .map_err(|e| unavailable("the detection state", e))?
+        .value)
 }
 
 fn bad(code: &'static str, message: String) -> HttpError {
@@ -120,6 +139,7 @@ pub async fn samples(
     metric: Option<VitalType>,
     after: Option<&Position>,
     want: usize,
+    state: &PatientState,
 ) -> Result<(Vec<VitalSample>, Option<Position>), HttpError> {
     let start = after.map_or(from, |p| p.at.max(from));
     let keep = |s: &VitalSample| {
@@ -166,12 +186,6 @@ pub async fn samples(
         }
     }
     // The hours detect has not written yet.
-    let state = deps
-        .states
-        .load(patient_id)
-        .await
-        .map_err(|e| unavailable("the detection state", e))?
-        .value;
     for hour in &state.vitals {
         if hour.start + HOUR_MS <= hour_of(start) || hour.start > to {
             continue;
