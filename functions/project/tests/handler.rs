@@ -1,6 +1,6 @@
 //! The `project` handler with in-memory adapters: stream records in, views out.
 
-use application::event_store::{EventStreams, ExpectedVersion};
+use application::event_store::{Checkpoint, EventStreams, ExpectedVersion};
 use application::ports::StoredEvent;
 use aws_lambda_events::event::dynamodb::Event;
 use chrono::{TimeZone, Utc};
@@ -244,7 +244,7 @@ async fn the_sample_stream_event_projects_the_alert() {
 }
 
 #[tokio::test]
-async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position() {
+async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_checkpoint() {
     let world = World::default();
     let (events, views) = (&world.events, &world.views);
     events
@@ -264,35 +264,32 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position(
     // A page of 2: the raise and the routing.
     let first = project::rebuild(
         &deps,
-        &project::Rebuild {
-            after_position: 0,
-            max_events: 2,
-        },
+        &project::Rebuild::from(Checkpoint::start(), 2),
     )
     .await
     .unwrap();
-    assert_eq!((first.read, first.projected, first.next), (2, 2, 2));
+    assert_eq!((first.read, first.projected, first.done), (2, 2, false));
     assert_eq!(alert_view(views).status(), AlertStatus::Routed);
     // The rest from the saved position: the late reading is not on the dashboard.
     let rest = project::rebuild(
         &deps,
-        &project::Rebuild {
-            after_position: first.next,
-            max_events: 100,
-        },
+        &project::Rebuild::from(first.next.clone(), 100),
     )
     .await
     .unwrap();
-    assert_eq!(
-        (rest.read, rest.projected, rest.next, rest.done),
-        (1, 0, 3, true)
-    );
+    assert_eq!((rest.read, rest.projected, rest.done), (1, 0, true));
     // From the start again: every view is up to date, nothing is written.
     let saves = *views.saves.lock().unwrap();
     let again: project::Rebuild = serde_json::from_value(json!({})).unwrap();
     let replay = project::rebuild(&deps, &again).await.unwrap();
     assert_eq!((replay.read, replay.projected), (3, 0));
     assert_eq!(*views.saves.lock().unwrap(), saves);
+    // The former request shape: afterPosition 0 is the start, any other is refused.
+    let legacy: project::Rebuild = serde_json::from_value(json!({"afterPosition": 0})).unwrap();
+    assert_eq!(project::rebuild(&deps, &legacy).await.unwrap().read, 3);
+    let stale: project::Rebuild = serde_json::from_value(json!({"afterPosition": 7})).unwrap();
+    let err = project::rebuild(&deps, &stale).await.unwrap_err();
+    assert!(err.to_string().contains("checkpoint"), "{err}");
 }
 
 /// A late critical alert (its readings were uploaded an hour and a half late), routed,
