@@ -3,8 +3,8 @@
 //!
 //! Records run in order and the batch stops at the first failure, which is reported by its
 //! sequence number (`lambda_kit::batch::dynamodb_stream`); Lambda retries from it. Only INSERTs
-//! of event items matter: the position counter, the dedupe items and TTL removals are
-//! skipped.
+//! of event items matter: the dedupe items, TTL removals and a former table's `$all`
+//! counter are skipped.
 //!
 //! Exactly-once effect on at-least-once delivery: a view records the last version it has
 //! applied of each source stream, so a redelivered event changes nothing; the view is
