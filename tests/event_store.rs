@@ -377,7 +377,10 @@ async fn read_all_returns_every_event_once_per_pass_and_resumes_from_a_checkpoin
     loop {
         let slice = store.read_all(&saved, 3).await.unwrap();
         assert!(slice.events.len() <= 3);
-        assert!(slice.done || slice.events.len() == 3, "a short page ends the pass");
+        assert!(
+            slice.done || slice.events.len() == 3,
+            "a short page ends the pass"
+        );
         paged.extend(slice.events);
         let text = serde_json::to_string(&slice.next).unwrap();
         saved = serde_json::from_str(&text).unwrap();
@@ -406,7 +409,10 @@ async fn read_all_returns_every_event_once_per_pass_and_resumes_from_a_checkpoin
         .read_all(&Checkpoint("position-42".into()), 10)
         .await
         .unwrap_err();
-    assert!(matches!(err, EventStoreError::InvalidCheckpoint(_)), "{err}");
+    assert!(
+        matches!(err, EventStoreError::InvalidCheckpoint(_)),
+        "{err}"
+    );
 }
 
 /// Hot keys (issue 15 part 1): N streams appended to equally; the emulator's request log
@@ -447,11 +453,17 @@ async fn no_partition_key_takes_more_than_its_share_of_the_writes() {
         .collect();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
     for write in &writes {
-        let key = write.attribute("streamId").expect("every write names its streamId");
+        let key = write
+            .attribute("streamId")
+            .expect("every write names its streamId");
         *per_key.entry(key).or_default() += 1;
     }
     let total = writes.len();
-    assert_eq!(total, STREAMS * ROUNDS * 2 * 2, "an event and its dedupe item each");
+    assert_eq!(
+        total,
+        STREAMS * ROUNDS * 2 * 2,
+        "an event and its dedupe item each"
+    );
     let (hottest, most) = per_key
         .iter()
         .max_by_key(|(_, n)| **n)

@@ -250,7 +250,10 @@ async fn replaying_the_store_rebuilds_an_emptied_dashboard() {
         assert!(invocations < 100, "the pass ends");
     }
     assert!(invocations > 2, "the pass was resumed from checkpoints");
-    assert!(projected >= 9, "three alerts' events projected: {projected}");
+    assert!(
+        projected >= 9,
+        "three alerts' events projected: {projected}"
+    );
     let after = views_of(inspect::scan(&stack, "DashboardTable").await.unwrap());
     assert_eq!(after, before, "the rebuilt views equal the live ones");
     // Village statistics count each event once: the replay changed none.
@@ -266,7 +269,10 @@ async fn replaying_the_store_rebuilds_an_emptied_dashboard() {
     let InvokeOutcome::Ok(answer) = outcome else {
         panic!("rebuild failed: {outcome:?}");
     };
-    assert_eq!((&answer["done"], &answer["projected"]), (&json!(true), &json!(0)));
+    assert_eq!(
+        (&answer["done"], &answer["projected"]),
+        (&json!(true), &json!(0))
+    );
     let outcome = stack
         .invoke("ProjectFunction", json!({"rebuild": {"afterPosition": 42}}))
         .await

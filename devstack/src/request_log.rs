@@ -308,7 +308,13 @@ mod tests {
         let writes = written_items(&entry);
         let keys: Vec<_> = writes
             .iter()
-            .map(|w| (w.table.as_str(), w.attribute("streamId"), w.attribute("version")))
+            .map(|w| {
+                (
+                    w.table.as_str(),
+                    w.attribute("streamId"),
+                    w.attribute("version"),
+                )
+            })
             .collect();
         assert_eq!(
             keys,

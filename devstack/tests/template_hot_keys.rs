@@ -79,7 +79,12 @@ const PARTITION_KEYS: &[(&str, Option<&str>, &str, Spread)] = &[
         "notificationId",
         Spread::PerEntity("notification"),
     ),
-    ("WorkersTable", None, "workerId", Spread::PerEntity("worker")),
+    (
+        "WorkersTable",
+        None,
+        "workerId",
+        Spread::PerEntity("worker"),
+    ),
     (
         "StepLedgerTable",
         None,
@@ -262,8 +267,8 @@ fn constant_problems(
         let Spread::Constant(why) = spread else {
             continue;
         };
-        let is_waived = *table != EVENT_STORE_TABLE
-            && index.is_some_and(|i| waived.contains(&(*table, i)));
+        let is_waived =
+            *table != EVENT_STORE_TABLE && index.is_some_and(|i| waived.contains(&(*table, i)));
         if !is_waived {
             problems.push(format!(
                 "{}: partition key {attribute} has one constant value on every write ({why}): a hot key",

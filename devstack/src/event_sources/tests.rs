@@ -112,9 +112,15 @@ fn filter_patterns_match_like_lambda_event_filtering() {
     };
     assert!(filter_matches(&events, &with_type("5", "INSERT")));
     assert!(!filter_matches(&events, &with_type("6", "REMOVE")));
-    assert!(!filter_matches(&events, &body(dynamodb("7", "INSERT", "all"))));
+    assert!(!filter_matches(
+        &events,
+        &body(dynamodb("7", "INSERT", "all"))
+    ));
     let absent = json!({"dynamodb": {"NewImage": {"eventType": [{"exists": false}]}}});
-    assert!(filter_matches(&absent, &body(dynamodb("8", "INSERT", "all"))));
+    assert!(filter_matches(
+        &absent,
+        &body(dynamodb("8", "INSERT", "all"))
+    ));
     assert!(!filter_matches(&absent, &with_type("9", "INSERT")));
 }
 

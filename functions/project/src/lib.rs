@@ -315,7 +315,13 @@ pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, Proj
         read += slice.events.len();
         after = slice.next;
         if done || read >= request.max_events {
-            tracing::info!(read, projected, next = after.as_str(), done, "replay finished");
+            tracing::info!(
+                read,
+                projected,
+                next = after.as_str(),
+                done,
+                "replay finished"
+            );
             return Ok(Rebuilt {
                 read,
                 projected,

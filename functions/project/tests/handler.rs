@@ -272,21 +272,15 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_checkpoin
     let deps = world.deps();
 
     // A page of 2: the raise and the routing.
-    let first = project::rebuild(
-        &deps,
-        &project::Rebuild::from(Checkpoint::start(), 2),
-    )
-    .await
-    .unwrap();
+    let first = project::rebuild(&deps, &project::Rebuild::from(Checkpoint::start(), 2))
+        .await
+        .unwrap();
     assert_eq!((first.read, first.projected, first.done), (2, 2, false));
     assert_eq!(alert_view(views).status(), AlertStatus::Routed);
     // The rest from the saved position: the late reading is not on the dashboard.
-    let rest = project::rebuild(
-        &deps,
-        &project::Rebuild::from(first.next.clone(), 100),
-    )
-    .await
-    .unwrap();
+    let rest = project::rebuild(&deps, &project::Rebuild::from(first.next.clone(), 100))
+        .await
+        .unwrap();
     assert_eq!((rest.read, rest.projected, rest.done), (1, 0, true));
     // From the start again: every view is up to date, nothing is written.
     let saves = *views.saves.lock().unwrap();

@@ -210,8 +210,7 @@ pub trait EventStreams: Send + Sync {
     /// no order across streams. Resuming from a saved `next` continues the same pass. This
     /// is the replay path (rebuilds); the live feed of new events is the events table's
     /// stream (docs/event-store.md).
-    async fn read_all(&self, after: &Checkpoint, max: usize)
-    -> Result<AllSlice, EventStoreError>;
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError>;
 
     /// The stream's current (last) version; 0 = no stream.
     async fn stream_version(&self, stream_id: &str) -> Result<u64, EventStoreError>;

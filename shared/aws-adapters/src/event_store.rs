@@ -329,11 +329,7 @@ impl EventStreams for DynamoEventStore {
         self.query_stream(stream_id, from_version, max).await
     }
 
-    async fn read_all(
-        &self,
-        after: &Checkpoint,
-        max: usize,
-    ) -> Result<AllSlice, EventStoreError> {
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError> {
         let mut start = decode_checkpoint(after)?;
         let mut next = after.clone();
         let mut events: Vec<RecordedEvent> = Vec::new();
@@ -365,9 +361,9 @@ impl EventStreams for DynamoEventStore {
                 }
                 _ => {
                     return Ok(AllSlice {
-                        next: events.last().map_or(next, |e| {
-                            checkpoint_of(&e.stream_id, e.stream_version)
-                        }),
+                        next: events
+                            .last()
+                            .map_or(next, |e| checkpoint_of(&e.stream_id, e.stream_version)),
                         events,
                         done: true,
                     });

@@ -122,11 +122,7 @@ impl EventStreams for MemoryEventStore {
             .collect())
     }
 
-    async fn read_all(
-        &self,
-        after: &Checkpoint,
-        max: usize,
-    ) -> Result<AllSlice, EventStoreError> {
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError> {
         let from: usize = if after.is_start() {
             0
         } else {
