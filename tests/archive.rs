@@ -7,7 +7,7 @@
 //! S3 and queried with DuckDB (scripts/archive-query.py):
 //! - every reading id ingest answered 202 with is in the archive, exactly once after the
 //!   query's dedupe, while the raw archive holds duplicates;
-//! - every stored event (the events table's `all-position` index, a Query) is in it, once;
+//! - every stored event (the events table's event items, a Scan) is in it, once;
 //! - alerts per village per week are those of the events table.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Datelike, Utc};
 use devstack::archive::ArchiveConfig;
 use devstack::s3::S3;
@@ -74,7 +73,8 @@ fn query(python: &Path, dir: &Path, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Every stored event, read from the `all-position` index (Query, all pages).
+/// Every stored event: the events table's items that have an `eventType` (Scan, all pages;
+/// the dedupe items have none).
 async fn stored_events(stack: &Stack) -> Vec<Value> {
     let table = stack.resource("EventsTable").expect("events table");
     let client = aws_sdk_dynamodb::Client::new(stack.sdk_config());
@@ -82,15 +82,14 @@ async fn stored_events(stack: &Stack) -> Vec<Value> {
     let mut start = None;
     loop {
         let page = client
-            .query()
+            .scan()
             .table_name(&table.ref_value)
-            .index_name("all-position")
-            .key_condition_expression("allPk = :all")
-            .expression_attribute_values(":all", AttributeValue::S("all".into()))
+            .consistent_read(true)
+            .filter_expression("attribute_exists(eventType)")
             .set_exclusive_start_key(start)
             .send()
             .await
-            .expect("querying the events index");
+            .expect("scanning the events table");
         for item in page.items() {
             let item: Value = serde_dynamo::from_item(item.clone()).expect("an event item as JSON");
             events.push(item);

@@ -41,7 +41,11 @@ impl AwsRequest {
 }
 
 async fn recorder(stack: &Stack, action: &str) -> Result<String> {
-    let url = format!("{}/moto-api/recorder/{action}", stack.endpoint_url());
+    recorder_at(stack.endpoint_url(), action).await
+}
+
+async fn recorder_at(endpoint: &str, action: &str) -> Result<String> {
+    let url = format!("{endpoint}/moto-api/recorder/{action}");
     let client = reqwest::Client::new();
     let request = if action == "download-recording" {
         client.get(&url)
@@ -80,6 +84,110 @@ pub async fn requests(stack: &Stack) -> Result<Vec<AwsRequest>> {
         .map(|entry| Ok(parse(&entry.context("a recorded request")?)))
         .collect()
 }
+
+// ---- issue 15 part 1 (event-store): the items each DynamoDB write touched, so that a test
+// can count the writes per partition key (hot keys). GSI writes are not requests: they are
+// not here (devstack/tests/template_hot_keys.rs checks those statically).
+
+/// One item written by a recorded DynamoDB request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemWrite {
+    /// The operation: `PutItem`, `UpdateItem`, `DeleteItem`, `TransactWriteItems`,
+    /// `BatchWriteItem`.
+    pub operation: String,
+    pub table: String,
+    /// The item (a put) or its key (an update or delete), in DynamoDB JSON
+    /// (`{"streamId": {"S": "alert-1"}, ...}`).
+    pub item: Value,
+}
+
+impl ItemWrite {
+    /// The string or number value of one attribute of the item (e.g. its partition key).
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        let value = self.item.get(name)?;
+        value
+            .get("S")
+            .or_else(|| value.get("N"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// Empties the log of the emulator at `endpoint` and records from now on (for tests that
+/// run the emulator without a [`Stack`]).
+pub async fn start_at(endpoint: &str) -> Result<()> {
+    recorder_at(endpoint, "reset-recording").await?;
+    recorder_at(endpoint, "start-recording").await?;
+    Ok(())
+}
+
+/// Every item written since [`start`] (one entry per item: a transaction of 5 puts is 5;
+/// condition checks write nothing and are left out).
+pub async fn item_writes(stack: &Stack) -> Result<Vec<ItemWrite>> {
+    item_writes_at(stack.endpoint_url()).await
+}
+
+/// [`item_writes`] of the emulator at `endpoint`.
+pub async fn item_writes_at(endpoint: &str) -> Result<Vec<ItemWrite>> {
+    let text = recorder_at(endpoint, "download-recording").await?;
+    let mut writes = Vec::new();
+    for entry in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
+        writes.extend(written_items(&entry.context("a recorded request")?));
+    }
+    Ok(writes)
+}
+
+/// The items a recorded DynamoDB request writes.
+fn written_items(entry: &Value) -> Vec<ItemWrite> {
+    let request = parse(entry);
+    if request.service != "dynamodb" {
+        return Vec::new();
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body_text(entry)) else {
+        return Vec::new();
+    };
+    let operation = request.operation.clone();
+    let write = |table: &Value, item: &Value| {
+        table.as_str().map(|table| ItemWrite {
+            operation: operation.clone(),
+            table: table.to_string(),
+            item: item.clone(),
+        })
+    };
+    let mut out = Vec::new();
+    match request.operation.as_str() {
+        "PutItem" => out.extend(write(&body["TableName"], &body["Item"])),
+        "UpdateItem" | "DeleteItem" => out.extend(write(&body["TableName"], &body["Key"])),
+        "TransactWriteItems" => {
+            for action in body["TransactItems"].as_array().into_iter().flatten() {
+                if let Some(put) = action.get("Put") {
+                    out.extend(write(&put["TableName"], &put["Item"]));
+                }
+                for kind in ["Update", "Delete"] {
+                    if let Some(change) = action.get(kind) {
+                        out.extend(write(&change["TableName"], &change["Key"]));
+                    }
+                }
+            }
+        }
+        "BatchWriteItem" => {
+            for (table, requests) in body["RequestItems"].as_object().into_iter().flatten() {
+                for r in requests.as_array().into_iter().flatten() {
+                    let item = r["PutRequest"]
+                        .get("Item")
+                        .or_else(|| r["DeleteRequest"].get("Key"));
+                    if let Some(item) = item {
+                        out.extend(write(&Value::String(table.clone()), item));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+// ---- end of issue 15 part 1
 
 /// The (service, operation) of a recorded request: the JSON protocols name the operation in
 /// `X-Amz-Target` (`DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`), the query
@@ -181,5 +289,39 @@ mod tests {
         assert_eq!(parse(&publish).service, "sns");
         assert!(parse(&put).is_write() && parse(&publish).is_write());
         assert!(!parse(&query).is_write());
+    }
+
+    #[test]
+    fn a_transaction_writes_its_puts_and_updates_not_its_checks() {
+        let body = json!({"TransactItems": [
+            {"ConditionCheck": {"TableName": "t", "Key": {"streamId": {"S": "s"}, "version": {"N": "1"}}}},
+            {"Put": {"TableName": "t", "Item": {"streamId": {"S": "s"}, "version": {"N": "2"}, "x": {"S": "y"}}}},
+            {"Update": {"TableName": "t", "Key": {"streamId": {"S": "$all"}, "version": {"N": "0"}}}},
+        ]});
+        let entry = json!({
+            "headers": {
+                "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261130/us-east-1/dynamodb/aws4_request",
+                "X-Amz-Target": "DynamoDB_20120810.TransactWriteItems"
+            },
+            "method": "POST", "url": "http://127.0.0.1:5000/", "body": body.to_string(), "body_encoded": false
+        });
+        let writes = written_items(&entry);
+        let keys: Vec<_> = writes
+            .iter()
+            .map(|w| {
+                (
+                    w.table.as_str(),
+                    w.attribute("streamId"),
+                    w.attribute("version"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("t", Some("s".to_string()), Some("2".to_string())),
+                ("t", Some("$all".to_string()), Some("0".to_string()))
+            ]
+        );
     }
 }

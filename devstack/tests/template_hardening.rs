@@ -136,10 +136,8 @@ fn number_or_default(template: &Template, value: Option<&Value>) -> Option<i64> 
 /// Role -> (table, index) of every GSI its function's code queries. Keep it in step with
 /// the code: `index_problems` fails on an index the adapters query that is not listed.
 /// - SweepRole: the detection sweep (`StateStore::due`, `DUE_INDEX`).
-/// - ProjectRole: project's rebuild (`EventStore::read_all`, `ALL_INDEX`).
 const QUERIED_INDEXES: &[(&str, &str, &str)] = &[
     ("SweepRole", "PatientStateTable", "due-at"),
-    ("ProjectRole", "EventsTable", "all-position"),
     // issue 14: the query API's indexes (application::views::ViewIndex).
     ("QueryRole", "DashboardTable", "kind-since"),
     ("QueryRole", "DashboardTable", "kind-status-since"),
@@ -362,9 +360,8 @@ fn every_queue_topic_and_bucket_denies_requests_without_tls() {
 ///   aws_adapters::ack_codes); patients, workers and villages are written only by the
 ///   onboarding API (DirectoryRole, which is denied the `ack#*` keys).
 ///
-/// Not scoped: EventsTable (every writer appends to the shared `$all` position counter and
-/// `$event#<id>` dedupe items, and an alert's stream is written by detect, route, notify
-/// and the coordinator), and the tables with a single writer (PatientStateTable,
+/// Not scoped: EventsTable (every writer appends `$event#<id>` dedupe items, and an alert's
+/// stream is written by detect, route, notify and the coordinator), and the tables with a single writer (PatientStateTable,
 /// OutboxTable, WorkersTable, StepLedgerTable, DashboardTable).
 const SCOPED_WRITERS: &[(&str, &str, &[&str])] = &[
     ("DetectRole", "IdempotencyTable", &["detect-publish#*"]),

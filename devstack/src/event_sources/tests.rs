@@ -103,6 +103,25 @@ fn filter_patterns_match_like_lambda_event_filtering() {
         &json!({"missing": ["x"]}),
         &body(dynamodb("4", "INSERT", "all"))
     ));
+    // The event stores' filter (issue 15): event items are the ones with an eventType.
+    let events = json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"eventType": {"S": [{"exists": true}]}}}});
+    let with_type = |seq: &str, name: &str| {
+        let mut record = body(dynamodb(seq, name, "x"));
+        record["dynamodb"]["NewImage"]["eventType"] = json!({"S": "AlertRaised"});
+        record
+    };
+    assert!(filter_matches(&events, &with_type("5", "INSERT")));
+    assert!(!filter_matches(&events, &with_type("6", "REMOVE")));
+    assert!(!filter_matches(
+        &events,
+        &body(dynamodb("7", "INSERT", "all"))
+    ));
+    let absent = json!({"dynamodb": {"NewImage": {"eventType": [{"exists": false}]}}});
+    assert!(filter_matches(
+        &absent,
+        &body(dynamodb("8", "INSERT", "all"))
+    ));
+    assert!(!filter_matches(&absent, &with_type("9", "INSERT")));
 }
 
 #[test]

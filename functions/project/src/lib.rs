@@ -3,8 +3,8 @@
 //!
 //! Records run in order and the batch stops at the first failure, which is reported by its
 //! sequence number (`lambda_kit::batch::dynamodb_stream`); Lambda retries from it. Only INSERTs
-//! of event items matter: the position counter, the dedupe items and TTL removals are
-//! skipped.
+//! of event items matter: the dedupe items, TTL removals and a former table's `$all`
+//! counter are skipped.
 //!
 //! Exactly-once effect on at-least-once delivery: a view records the last version it has
 //! applied of each source stream, so a redelivered event changes nothing; the view is
@@ -17,14 +17,19 @@
 //! than this function knows (deploy the projector first), a malformed event, and errors of
 //! DynamoDB.
 //!
-//! Replay: invoked directly with `{"rebuild": {"afterPosition": 0, "maxEvents": 5000}}`,
-//! the function reads the store's global order (`read_all`) from that position and applies
-//! every event, as the stream would have. Views are idempotent, so a replay over views that
-//! are already up to date changes nothing, and an emptied (or new) dashboard table is
-//! rebuilt. The answer says where to continue: `{"applied": n, "next": position,
-//! "done": bool}`.
+//! Replay: invoked directly with `{"rebuild": {"maxEvents": 5000}}` (from the start) or
+//! `{"rebuild": {"after": "<checkpoint>"}}`, the function reads every event of the store
+//! (`read_all`, a resumable pass) and applies each, as the stream would have. Views are
+//! idempotent and tolerate any order across streams (a gap within a stream is filled from
+//! the store), so a replay over views that are already up to date changes nothing, and an
+//! emptied (or new) dashboard table is rebuilt while the stream keeps feeding new events.
+//! The answer says where to continue: `{"read": n, "projected": n, "next": checkpoint,
+//! "done": bool}`. `{"afterPosition": 0}` (the request of the global-counter store) is
+//! still accepted and means from the start.
 
-use application::event_store::{EventStoreError, EventStreams, Position, RecordedEvent, Upcasters};
+use application::event_store::{
+    Checkpoint, EventStoreError, EventStreams, RecordedEvent, Upcasters,
+};
 use application::ports::{PortError, ReadModels};
 use aws_adapters::event_from_stream_image;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
@@ -61,6 +66,10 @@ pub enum ProjectError {
     NotReadableYet { stream_id: String, version: u64 },
     #[error("invalid rebuild request: {0}")]
     InvalidRebuild(#[source] serde_json::Error),
+    #[error(
+        "invalid rebuild request: afterPosition {0} is a position of the former global counter; the store has none any more: start from the beginning (no afterPosition) or pass the \"after\" checkpoint a rebuild answered"
+    )]
+    StalePosition(u64),
     #[error("not a DynamoDB stream event: {0}")]
     NotAStreamEvent(#[source] serde_json::Error),
     #[error("encoding the response: {0}")]
@@ -240,12 +249,27 @@ async fn catch_up(
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rebuild {
-    /// Replay the events after this global position (0 = from the beginning).
+    /// Continue the pass from this checkpoint (a former answer's `next`); absent = from the
+    /// beginning.
     #[serde(default)]
-    pub after_position: u64,
+    pub after: Checkpoint,
+    /// The former request's global position: only 0 (from the beginning) is accepted.
+    #[serde(default)]
+    pub after_position: Option<u64>,
     /// Stop after this many events (the answer says where to continue).
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+}
+
+impl Rebuild {
+    /// From `after`, at most `max_events`.
+    pub fn from(after: Checkpoint, max_events: usize) -> Rebuild {
+        Rebuild {
+            after,
+            after_position: None,
+            max_events,
+        }
+    }
 }
 
 fn default_max_events() -> usize {
@@ -260,26 +284,29 @@ pub struct Rebuilt {
     pub read: usize,
     /// Events that changed a view.
     pub projected: usize,
-    /// The position to continue from.
-    pub next: u64,
-    /// True when the store had no more events.
+    /// The checkpoint to continue from.
+    pub next: Checkpoint,
+    /// True when the pass reached the end of the store.
     pub done: bool,
 }
 
 /// Events read from the store per `read_all` page.
 const REPLAY_PAGE: usize = 100;
 
-/// Replays the store's events in global order onto the views.
+/// Replays the store's events onto the views (one pass of `read_all`).
 pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, ProjectError> {
-    let mut after = Position(request.after_position);
+    if let Some(position) = request.after_position.filter(|p| *p != 0) {
+        return Err(ProjectError::StalePosition(position));
+    }
+    let mut after = request.after.clone();
     let mut read = 0;
     let mut projected = 0;
     loop {
         let page = REPLAY_PAGE
             .min(request.max_events.saturating_sub(read))
             .max(1);
-        let slice = deps.events.read_all(after, page).await?;
-        let done = slice.events.len() < page;
+        let slice = deps.events.read_all(&after, page).await?;
+        let done = slice.done;
         for event in &slice.events {
             if project_event(deps, event).await? == Outcome::Projected {
                 projected += 1;
@@ -288,11 +315,17 @@ pub async fn rebuild(deps: &Deps<'_>, request: &Rebuild) -> Result<Rebuilt, Proj
         read += slice.events.len();
         after = slice.next;
         if done || read >= request.max_events {
-            tracing::info!(read, projected, next = after.0, done, "replay finished");
+            tracing::info!(
+                read,
+                projected,
+                next = after.as_str(),
+                done,
+                "replay finished"
+            );
             return Ok(Rebuilt {
                 read,
                 projected,
-                next: after.0,
+                next: after,
                 done,
             });
         }

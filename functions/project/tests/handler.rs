@@ -1,6 +1,6 @@
 //! The `project` handler with in-memory adapters: stream records in, views out.
 
-use application::event_store::{EventStreams, ExpectedVersion};
+use application::event_store::{Checkpoint, EventStreams, ExpectedVersion};
 use application::ports::StoredEvent;
 use aws_lambda_events::event::dynamodb::Event;
 use chrono::{TimeZone, Utc};
@@ -45,13 +45,23 @@ fn routed() -> StoredEvent {
 /// The stream record of an event item as the events table writes it.
 fn insert(seq: u64, stream: &str, version: u64, event: &StoredEvent) -> Value {
     let image = json!({
-        "streamId": stream, "version": version, "position": seq, "allPk": "all",
+        "streamId": stream, "version": version,
         "eventId": event.event_id, "eventType": event.event_type,
         "schemaVersion": event.schema_version, "timestamp": event.timestamp,
         "source": event.source, "correlationId": event.correlation_id,
         "causationId": event.causation_id, "data": event.data,
     });
     record(seq, "INSERT", image)
+}
+
+/// The stream record of an event item as the store wrote it before issue 15 (with the global
+/// `position` and the index key `allPk`): still projected (docs/event-store.md, migration).
+fn legacy_insert(seq: u64, stream: &str, version: u64, event: &StoredEvent) -> Value {
+    let mut record = insert(seq, stream, version, event);
+    let image = &mut record["dynamodb"]["NewImage"];
+    image["position"] = json!({"N": seq.to_string()});
+    image["allPk"] = json!({"S": "all"});
+    record
 }
 
 fn record(seq: u64, event_name: &str, image: Value) -> Value {
@@ -140,7 +150,7 @@ async fn events_become_views_and_other_items_are_skipped() {
             "INSERT",
             json!({"streamId": "$event#e-raised", "version": 0, "eventStream": "alert-a1"}),
         ),
-        insert(4, "alert-a1", 2, &routed()),
+        legacy_insert(4, "alert-a1", 2, &routed()),
         insert(5, "late-r1", 1, &stored("e-late", "ReadingLate", json!({}))),
         record(6, "REMOVE", json!({"streamId": "$event#old", "version": 0})),
     ];
@@ -244,7 +254,7 @@ async fn the_sample_stream_event_projects_the_alert() {
 }
 
 #[tokio::test]
-async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position() {
+async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_checkpoint() {
     let world = World::default();
     let (events, views) = (&world.events, &world.views);
     events
@@ -262,37 +272,28 @@ async fn a_replay_of_the_store_rebuilds_the_views_and_resumes_from_its_position(
     let deps = world.deps();
 
     // A page of 2: the raise and the routing.
-    let first = project::rebuild(
-        &deps,
-        &project::Rebuild {
-            after_position: 0,
-            max_events: 2,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!((first.read, first.projected, first.next), (2, 2, 2));
+    let first = project::rebuild(&deps, &project::Rebuild::from(Checkpoint::start(), 2))
+        .await
+        .unwrap();
+    assert_eq!((first.read, first.projected, first.done), (2, 2, false));
     assert_eq!(alert_view(views).status(), AlertStatus::Routed);
     // The rest from the saved position: the late reading is not on the dashboard.
-    let rest = project::rebuild(
-        &deps,
-        &project::Rebuild {
-            after_position: first.next,
-            max_events: 100,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (rest.read, rest.projected, rest.next, rest.done),
-        (1, 0, 3, true)
-    );
+    let rest = project::rebuild(&deps, &project::Rebuild::from(first.next.clone(), 100))
+        .await
+        .unwrap();
+    assert_eq!((rest.read, rest.projected, rest.done), (1, 0, true));
     // From the start again: every view is up to date, nothing is written.
     let saves = *views.saves.lock().unwrap();
     let again: project::Rebuild = serde_json::from_value(json!({})).unwrap();
     let replay = project::rebuild(&deps, &again).await.unwrap();
     assert_eq!((replay.read, replay.projected), (3, 0));
     assert_eq!(*views.saves.lock().unwrap(), saves);
+    // The former request shape: afterPosition 0 is the start, any other is refused.
+    let legacy: project::Rebuild = serde_json::from_value(json!({"afterPosition": 0})).unwrap();
+    assert_eq!(project::rebuild(&deps, &legacy).await.unwrap().read, 3);
+    let stale: project::Rebuild = serde_json::from_value(json!({"afterPosition": 7})).unwrap();
+    let err = project::rebuild(&deps, &stale).await.unwrap_err();
+    assert!(err.to_string().contains("checkpoint"), "{err}");
 }
 
 /// A late critical alert (its readings were uploaded an hour and a half late), routed,

@@ -1,6 +1,8 @@
 //! The event store: append-only streams per aggregate (a patient, an alert, a saga) with
-//! optimistic concurrency, idempotent appends, a global ordered read (`read_all`) and
-//! upcasting of old event schema versions.
+//! optimistic concurrency, idempotent appends, a read of every event (`read_all`, the
+//! replay path for rebuilds) and upcasting of old event schema versions. No item or key is
+//! written by every append: the live feed of all events is the events table's DynamoDB
+//! stream (docs/event-store.md).
 //!
 //! This module holds the contract and the pure parts (expected-version modes, errors,
 //! limits). Recorded events and upcasters are domain types, re-exported here. Adapters:
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::ports::{Appended, EventReader, PortError};
 
-pub use domain::recorded::{Position, RecordedEvent, StoredEvent};
+pub use domain::recorded::{Checkpoint, RecordedEvent, StoredEvent};
 pub use domain::upcast::{UpcastError, Upcaster, Upcasters};
 
 /// The stream state an append expects (EventStoreDB's modes).
@@ -46,13 +48,17 @@ impl AppendResult {
     }
 }
 
-/// One page of the global read.
+/// One page of a read of the whole store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllSlice {
     pub events: Vec<RecordedEvent>,
-    /// Where the next read resumes (the position of the last event returned, or the `after`
-    /// passed in when nothing was returned). Save it to resume later.
-    pub next: Position,
+    /// Where the next read resumes (after the last item examined, or the checkpoint passed
+    /// in when nothing was). Save it to resume later.
+    pub next: Checkpoint,
+    /// True when this pass has reached the end of the store: every event committed before
+    /// the pass began has been returned (events committed during the pass may or may not
+    /// be; the live feed carries them).
+    pub done: bool,
 }
 
 /// Why an event store call failed.
@@ -91,6 +97,9 @@ pub enum EventStoreError {
     /// The append as a whole is too big for one transaction.
     #[error("{0}")]
     InvalidAppend(String),
+    /// A `read_all` checkpoint this store did not give out.
+    #[error("invalid read_all checkpoint {0:?}")]
+    InvalidCheckpoint(String),
     /// A stored item does not decode.
     #[error("decoding a stored event: {0}")]
     Decode(String),
@@ -100,7 +109,7 @@ pub enum EventStoreError {
 }
 
 /// The most events one append may carry (each event is 2 items of a transaction of at most
-/// 100: the event and its dedupe item, plus the position counter and a stream check).
+/// 100: the event and its dedupe item, plus a check of the stream's previous version).
 pub const MAX_EVENTS_PER_APPEND: usize = 49;
 /// The most bytes one event may have as stored (DynamoDB's item limit is 400 KB including
 /// attribute names; the rest is kept for the key and position attributes).
@@ -195,9 +204,13 @@ pub trait EventStreams: Send + Sync {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, EventStoreError>;
 
-    /// Events of every stream after `after`, in global position order, at most `max`. Never
-    /// skips an event: it stops before the first position that is not visible yet.
-    async fn read_all(&self, after: Position, max: usize) -> Result<AllSlice, EventStoreError>;
+    /// Events of every stream after the checkpoint `after`, at most `max` (fewer only at the
+    /// end of the pass: then `done`). A pass from [`Checkpoint::start`] to `done` returns
+    /// every event committed before it began, once, each stream's events in version order;
+    /// no order across streams. Resuming from a saved `next` continues the same pass. This
+    /// is the replay path (rebuilds); the live feed of new events is the events table's
+    /// stream (docs/event-store.md).
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError>;
 
     /// The stream's current (last) version; 0 = no stream.
     async fn stream_version(&self, stream_id: &str) -> Result<u64, EventStoreError>;

@@ -3,22 +3,26 @@
 //! `docs/event-store.md`.
 //!
 //! Items:
-//! - an event: `streamId`, `version` (1, 2, ...), `position` (global, gapless), `allPk`
-//!   (`"all"`, the partition key of the `all-position` GSI) and the [`StoredEvent`] fields;
-//! - the position counter: `streamId = "$all"`, `version = 0`, `position` = last position;
+//! - an event: `streamId`, `version` (1, 2, ...) and the [`StoredEvent`] fields;
 //! - one dedupe item per event id: `streamId = "$event#<eventId>"`, `version = 0`,
 //!   `eventStream`, `eventVersion`, `expiresAt` (TTL attribute).
 //!
-//! An append is one `TransactWriteItems`: the counter moves from the position read to
-//! position + n (conditioned on still being there), the previous stream version is checked
-//! to exist, and each event and its dedupe item are put with `attribute_not_exists`.
+//! An append is one `TransactWriteItems`: the previous stream version is checked to exist,
+//! and each event and its dedupe item are put with `attribute_not_exists`. It writes only
+//! keys of its own stream and of its own event ids: no item or key is written by every
+//! append (no global counter, no single-valued index key), so the store's write capacity
+//! grows with the number of streams.
+//!
+//! `read_all` is a consistent `Scan` of the table (event items only), resumable from the
+//! last key it examined: the replay path for rebuilds. The live feed of every new event is
+//! the table's DynamoDB stream.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use chrono::Utc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -30,13 +34,15 @@ use application::ports::{Appended, EventStore, PortError, StoredEvent};
 
 use crate::attributes::{Item, describe, n, number, s};
 
-/// Name of the GSI that orders events by global position.
-pub const ALL_INDEX: &str = "all-position";
-/// The single partition key value of that index.
-const ALL_PK: &str = "all";
-const COUNTER_STREAM: &str = "$all";
-/// Attempts when only the global position moved under us (another stream's append won).
-const POSITION_ATTEMPTS: u32 = 40;
+/// Attempts when a cancelled append was neither a repeat nor a conflict: another append to
+/// the same stream (`ExpectedVersion::Any`) or a concurrent transaction on the same items.
+const APPEND_ATTEMPTS: u32 = 40;
+/// The attribute only event items have: `read_all`'s filter, and the stream filters of the
+/// projector and the archive pipe (`infra/template.yaml`).
+pub const EVENT_MARKER_ATTRIBUTE: &str = "eventType";
+/// Prefix of the `read_all` checkpoints this adapter gives out (`v1:<version>:<streamId>`,
+/// the key of the last item a pass examined).
+const CHECKPOINT_PREFIX: &str = "v1:";
 
 fn dedupe_stream(event_id: &str) -> String {
     format!("$event#{event_id}")
@@ -65,25 +71,6 @@ impl DynamoEventStore {
     pub fn with_dedupe_ttl(mut self, seconds: i64) -> Self {
         self.dedupe_ttl_seconds = seconds;
         self
-    }
-
-    async fn current_position(&self) -> Result<u64, EventStoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("streamId", s(COUNTER_STREAM))
-            .key("version", n(0))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend("GetItem position counter", describe(&e)))?;
-        out.item
-            .as_ref()
-            .and_then(|i| i.get("position"))
-            .map(|p| number(p).map_err(EventStoreError::Decode))
-            .transpose()
-            .map(|p| p.unwrap_or(0))
     }
 
     /// The dedupe records of `events` that exist and have not expired: (eventId, stream, version).
@@ -118,30 +105,10 @@ impl DynamoEventStore {
         &self,
         stream_id: &str,
         current: u64,
-        position: u64,
         events: &[StoredEvent],
     ) -> Result<Vec<TransactWriteItem>, EventStoreError> {
         let now = Utc::now().timestamp();
-        let last = position + events.len() as u64;
-        let mut counter = Update::builder()
-            .table_name(&self.table)
-            .key("streamId", s(COUNTER_STREAM))
-            .key("version", n(0))
-            .update_expression("SET #pos = :last")
-            .expression_attribute_names("#pos", "position")
-            .expression_attribute_values(":last", n(last));
-        counter = if position == 0 {
-            counter.condition_expression("attribute_not_exists(#pos)")
-        } else {
-            counter
-                .condition_expression("#pos = :read")
-                .expression_attribute_values(":read", n(position))
-        };
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(counter.build().map_err(|e| backend("building Update", e))?)
-                .build(),
-        ];
+        let mut items = Vec::with_capacity(1 + 2 * events.len());
         if current > 0 {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
@@ -157,8 +124,6 @@ impl DynamoEventStore {
             let item: Item = to_item(EventRow {
                 stream_id: stream_id.to_string(),
                 version,
-                position: position + 1 + i as u64,
-                all_pk: ALL_PK.to_string(),
                 event_id: event.event_id.clone(),
                 event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
@@ -232,8 +197,6 @@ impl DynamoEventStore {
 struct EventRow {
     stream_id: String,
     version: u64,
-    position: u64,
-    all_pk: String,
     event_id: String,
     event_type: String,
     schema_version: u32,
@@ -258,13 +221,13 @@ fn decode_event(item: Item) -> Result<RecordedEvent, EventStoreError> {
 }
 
 /// The event in an item image of the events table's stream (`NewImage` of an INSERT), or
-/// `None` for the table's other items (the position counter and the dedupe items).
+/// `None` for the table's other items: the dedupe items and, in tables from before the
+/// counter was removed, the `$all` position counter (docs/event-store.md, migration).
 pub fn event_from_stream_image(
     image: serde_dynamo::Item,
 ) -> Result<Option<RecordedEvent>, EventStoreError> {
-    let is_event =
-        matches!(image.get("allPk"), Some(serde_dynamo::AttributeValue::S(pk)) if pk == ALL_PK);
-    if !is_event {
+    let reserved = matches!(image.get("streamId"), Some(serde_dynamo::AttributeValue::S(id)) if id.starts_with(RESERVED_PREFIX));
+    if reserved || !image.contains_key(EVENT_MARKER_ATTRIBUTE) {
         return Ok(None);
     }
     let row: EventRow =
@@ -276,7 +239,6 @@ fn recorded_event(row: EventRow) -> RecordedEvent {
     RecordedEvent {
         stream_id: row.stream_id,
         stream_version: row.version,
-        position: Position(row.position),
         event: StoredEvent {
             event_id: row.event_id,
             event_type: row.event_type,
@@ -299,14 +261,13 @@ impl EventStreams for DynamoEventStore {
         events: &[StoredEvent],
     ) -> Result<AppendResult, EventStoreError> {
         validate_append(stream_id, events)?;
-        for attempt in 0..POSITION_ATTEMPTS {
+        for attempt in 0..APPEND_ATTEMPTS {
             let current = match expected {
                 ExpectedVersion::Any => self.stream_version(stream_id).await?,
                 ExpectedVersion::NoStream => 0,
                 ExpectedVersion::Exact(v) => v,
             };
-            let position = self.current_position().await?;
-            let items = self.transaction(stream_id, current, position, events)?;
+            let items = self.transaction(stream_id, current, events)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -342,19 +303,20 @@ impl EventStreams for DynamoEventStore {
             if expected != ExpectedVersion::Any {
                 check_expected(stream_id, expected, head)?;
             }
-            // The stream was fine: another append took the next global position first (or
-            // a concurrent transaction touched the same items). Try again after a pause.
+            // The expectation still holds: with `Any`, another append to this stream came
+            // first; otherwise a concurrent transaction touched the same items. Try again
+            // after a pause.
             let pause = rand::rng().random_range(2..=10 + 5 * u64::from(attempt.min(10)));
             tracing::debug!(
                 stream_id,
                 attempt,
                 pause_ms = pause,
-                "append lost the race for the global position; retrying"
+                "append lost a race on its stream's items; retrying"
             );
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Err(EventStoreError::Backend(format!(
-            "append to {stream_id}: the global position kept moving after {POSITION_ATTEMPTS} attempts (write contention)"
+            "append to {stream_id}: the stream kept moving after {APPEND_ATTEMPTS} attempts (write contention on the stream)"
         )))
     }
 
@@ -367,41 +329,52 @@ impl EventStreams for DynamoEventStore {
         self.query_stream(stream_id, from_version, max).await
     }
 
-    async fn read_all(&self, after: Position, max: usize) -> Result<AllSlice, EventStoreError> {
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError> {
+        let mut start = decode_checkpoint(after)?;
+        let mut next = after.clone();
         let mut events: Vec<RecordedEvent> = Vec::new();
-        let mut next = after;
-        let mut start = None;
-        'pages: while events.len() < max {
+        while events.len() < max {
+            // `Limit` bounds the items examined (filtered or not), so a page never returns
+            // more events than are still wanted and its LastEvaluatedKey is where to resume.
             let out = self
                 .client
-                .query()
+                .scan()
                 .table_name(&self.table)
-                .index_name(ALL_INDEX)
-                .key_condition_expression("allPk = :all AND #pos > :after")
-                .expression_attribute_names("#pos", "position")
-                .expression_attribute_values(":all", s(ALL_PK))
-                .expression_attribute_values(":after", n(next.0))
+                .consistent_read(true)
+                .filter_expression("attribute_exists(#marker)")
+                .expression_attribute_names("#marker", EVENT_MARKER_ATTRIBUTE)
                 .limit(i32::try_from(max - events.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| backend(&format!("Query {} {ALL_INDEX}", self.table), describe(&e)))?;
+                .map_err(|e| backend(&format!("Scan {}", self.table), describe(&e)))?;
             for item in out.items.unwrap_or_default() {
                 let event = decode_event(item)?;
-                // Positions are gapless. A missing one is an append that committed but is
-                // not in the (eventually consistent) index yet: stop before it.
-                if event.position.0 != next.0 + 1 {
-                    break 'pages;
+                if !event.stream_id.starts_with(RESERVED_PREFIX) {
+                    events.push(event);
                 }
-                next = event.position;
-                events.push(event);
             }
             match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+                Some(key) if !key.is_empty() => {
+                    next = encode_checkpoint(&key)?;
+                    start = Some(key);
+                }
+                _ => {
+                    return Ok(AllSlice {
+                        next: events
+                            .last()
+                            .map_or(next, |e| checkpoint_of(&e.stream_id, e.stream_version)),
+                        events,
+                        done: true,
+                    });
+                }
             }
         }
-        Ok(AllSlice { events, next })
+        Ok(AllSlice {
+            events,
+            next,
+            done: false,
+        })
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, EventStoreError> {
@@ -434,5 +407,61 @@ impl EventStore for DynamoEventStore {
         event: &StoredEvent,
     ) -> Result<Appended, PortError> {
         append_one(self, stream_id, expected_version, event).await
+    }
+}
+
+fn checkpoint_of(stream_id: &str, version: u64) -> Checkpoint {
+    Checkpoint(format!("{CHECKPOINT_PREFIX}{version}:{stream_id}"))
+}
+
+/// The checkpoint of a scan's `LastEvaluatedKey` (the table's key: `streamId`, `version`).
+fn encode_checkpoint(key: &Item) -> Result<Checkpoint, EventStoreError> {
+    let stream_id = key
+        .get("streamId")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| EventStoreError::Decode("scan key without streamId".into()))?;
+    let version = key
+        .get("version")
+        .ok_or_else(|| EventStoreError::Decode("scan key without version".into()))
+        .and_then(|v| number(v).map_err(EventStoreError::Decode))?;
+    Ok(checkpoint_of(stream_id, version))
+}
+
+/// The scan's `ExclusiveStartKey` for a checkpoint (`None` = from the start).
+fn decode_checkpoint(checkpoint: &Checkpoint) -> Result<Option<Item>, EventStoreError> {
+    if checkpoint.is_start() {
+        return Ok(None);
+    }
+    let invalid = || EventStoreError::InvalidCheckpoint(checkpoint.as_str().to_string());
+    let (version, stream_id) = checkpoint
+        .as_str()
+        .strip_prefix(CHECKPOINT_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .ok_or_else(invalid)?;
+    let version: u64 = version.parse().map_err(|_| invalid())?;
+    Ok(Some(Item::from([
+        ("streamId".to_string(), s(stream_id)),
+        ("version".to_string(), n(version)),
+    ])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_round_trip_and_refuse_foreign_text() {
+        for (stream, version) in [("alert-1", 3), ("a:b:c", 0), ("$event#x", 0)] {
+            let checkpoint = checkpoint_of(stream, version);
+            let key = decode_checkpoint(&checkpoint).unwrap().unwrap();
+            assert_eq!(encode_checkpoint(&key).unwrap(), checkpoint);
+        }
+        assert_eq!(decode_checkpoint(&Checkpoint::start()).unwrap(), None);
+        for bad in ["42", "v1:x:s", "v1:3", "v2:3:s"] {
+            assert!(matches!(
+                decode_checkpoint(&Checkpoint(bad.into())),
+                Err(EventStoreError::InvalidCheckpoint(_))
+            ));
+        }
     }
 }

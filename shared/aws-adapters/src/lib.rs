@@ -63,7 +63,7 @@ pub use ambulance::SimulatedAmbulance;
 pub use aws_config::SdkConfig;
 pub use dead_letters::SqsDeadLetters;
 pub use directory::DynamoDirectory;
-pub use event_store::{ALL_INDEX, DynamoEventStore, event_from_stream_image};
+pub use event_store::{DynamoEventStore, EVENT_MARKER_ATTRIBUTE, event_from_stream_image};
 pub use idempotency_store::DynamoIdempotencyStore;
 pub use message_bus::{ChannelUrls, SqsBus};
 pub use notification_queue::{SqsNotificationQueue, notification_group_id};

@@ -1,6 +1,6 @@
 //! Events as the event store records them: the stored form of an [`Envelope`] (its data as
 //! JSON, so that old schema versions can be read and upcast) and where it sits in its stream
-//! and in the store-wide order. Pure data: the store itself is `application::event_store`.
+//! and the checkpoint of a read of the whole store. Pure data: the store itself is `application::event_store`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,25 +39,35 @@ impl StoredEvent {
     }
 }
 
-/// A global position in the store-wide order (`read_all`). `Position::START` is before the
-/// first event; an event's position is its 1-based rank in commit order.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Position(pub u64);
+/// Where a read of the whole store (`read_all`) stands: opaque to callers (each adapter
+/// encodes its own), the empty string being the start. Save it anywhere and pass it back to
+/// resume. It is not a global position: the store keeps no global counter
+/// (docs/event-store.md, "No global position").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Checkpoint(pub String);
 
-impl Position {
-    pub const START: Position = Position(0);
+impl Checkpoint {
+    /// Before the first event.
+    pub fn start() -> Checkpoint {
+        Checkpoint(String::new())
+    }
+
+    pub fn is_start(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// An event as read back: the stored event plus where it sits.
+/// An event as read back: the stored event plus where it sits in its stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedEvent {
     pub stream_id: String,
     /// Version in its stream, from 1.
     pub stream_version: u64,
-    /// Global position (see [`Position`]).
-    pub position: Position,
     pub event: StoredEvent,
 }

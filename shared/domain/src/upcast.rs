@@ -133,7 +133,6 @@ impl Upcasters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorded::Position;
     use crate::recorded::StoredEvent;
     use chrono::Utc;
     use serde::Deserialize;
@@ -151,7 +150,6 @@ mod tests {
         RecordedEvent {
             stream_id: "s".into(),
             stream_version: 1,
-            position: Position(1),
             event: StoredEvent {
                 event_id: "e-1".into(),
                 event_type: "TemperatureTaken".into(),

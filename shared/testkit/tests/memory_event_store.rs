@@ -1,7 +1,7 @@
 //! The in-memory event store keeps the DynamoDB store's semantics (the same cases run
 //! against DynamoDB in `tests/event_store.rs`).
 
-use application::event_store::{EventStoreError, EventStreams, ExpectedVersion, Position};
+use application::event_store::{Checkpoint, EventStoreError, EventStreams, ExpectedVersion};
 use application::ports::Appended;
 use serde_json::json;
 use testkit::MemoryEventStore;
@@ -38,23 +38,28 @@ async fn the_memory_store_keeps_the_dynamodb_semantics() {
         .append("s-1", ExpectedVersion::Exact(2), &[event("d", json!({}))])
         .await
         .unwrap();
-    let all = store.read_all(Position::START, 10).await.unwrap();
+    let all = store.read_all(&Checkpoint::start(), 10).await.unwrap();
     let ids: Vec<_> = all
         .events
         .iter()
         .map(|e| e.event.event_id.as_str())
         .collect();
     assert_eq!(ids, ["a-1", "a-2", "c", "d"]);
-    assert_eq!(all.next, Position(4));
-    let page = store.read_all(Position(2), 1).await.unwrap();
+    assert!(all.done);
+    let first = store.read_all(&Checkpoint::start(), 2).await.unwrap();
+    assert!(!first.done);
+    let page = store.read_all(&first.next, 1).await.unwrap();
     assert_eq!(page.events[0].event.event_id, "c");
     assert_eq!(page.events[0].stream_id, "s-2");
-    assert_eq!(page.next, Position(3));
+    let rest = store.read_all(&page.next, 10).await.unwrap();
+    assert_eq!(rest.events[0].event.event_id, "d");
+    assert!(rest.done);
+    assert!(matches!(
+        store.read_all(&Checkpoint("x".into()), 1).await,
+        Err(EventStoreError::InvalidCheckpoint(_))
+    ));
     let stream = store.read_stream("s-1", 2, 10).await.unwrap();
-    let versions: Vec<_> = stream
-        .iter()
-        .map(|e| (e.stream_version, e.position))
-        .collect();
-    assert_eq!(versions, [(2, Position(2)), (3, Position(4))]);
+    let versions: Vec<_> = stream.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, [2, 3]);
     assert_eq!(store.stream_version("s-1").await.unwrap(), 3);
 }

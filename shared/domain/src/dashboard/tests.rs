@@ -4,7 +4,6 @@ use chrono::TimeZone;
 use serde_json::json;
 
 use super::*;
-use crate::recorded::Position;
 use crate::recorded::StoredEvent;
 use crate::saga::{CloseReason, EmergencyStarted, FamilyStage, Status};
 
@@ -21,7 +20,6 @@ fn recorded(
     RecordedEvent {
         stream_id: stream.to_string(),
         stream_version: version,
-        position: Position(version),
         event: StoredEvent {
             event_id: format!("{stream}-{version}"),
             event_type: event_type.to_string(),

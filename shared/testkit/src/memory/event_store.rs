@@ -10,8 +10,9 @@ use application::ports::{Appended, EventStore, PortError, StoredEvent};
 
 use super::lock;
 
-/// The event store in memory: streams keyed by stream id, then version (from 1), a global
-/// log in position order, and the dedupe index of appended event ids. Same semantics as
+/// The event store in memory: streams keyed by stream id, then version (from 1), a log in
+/// commit order (what `read_all` walks; its checkpoint is an index in the log), and the
+/// dedupe index of appended event ids. Same semantics as
 /// `aws_adapters::DynamoEventStore` (dedupe entries do not expire here).
 #[derive(Default)]
 pub struct MemoryEventStore {
@@ -21,7 +22,7 @@ pub struct MemoryEventStore {
 #[derive(Default)]
 pub struct MemoryEvents {
     pub streams: BTreeMap<String, BTreeMap<u64, StoredEvent>>,
-    /// (stream, version) in global position order: position = index + 1.
+    /// (stream, version) in commit order.
     pub log: Vec<(String, u64)>,
     /// event id -> (stream, version).
     pub dedupe: HashMap<String, (String, u64)>,
@@ -36,7 +37,7 @@ impl MemoryEventStore {
             .unwrap_or_default()
     }
 
-    /// Every event in global position order.
+    /// Every event in commit order.
     pub fn all(&self) -> Vec<StoredEvent> {
         let inner = lock(&self.inner);
         inner
@@ -47,13 +48,11 @@ impl MemoryEventStore {
     }
 }
 
-fn recorded(inner: &MemoryEvents, position: usize) -> Option<RecordedEvent> {
-    let (stream_id, version) = inner.log.get(position.checked_sub(1)?)?;
-    let event = inner.streams.get(stream_id)?.get(version)?.clone();
+fn recorded(inner: &MemoryEvents, stream_id: &str, version: u64) -> Option<RecordedEvent> {
+    let event = inner.streams.get(stream_id)?.get(&version)?.clone();
     Some(RecordedEvent {
-        stream_id: stream_id.clone(),
-        stream_version: *version,
-        position: Position(position as u64),
+        stream_id: stream_id.to_string(),
+        stream_version: version,
         event,
     })
 }
@@ -119,24 +118,33 @@ impl EventStreams for MemoryEventStore {
         Ok(stream
             .range(from_version.max(1)..)
             .take(max)
-            .filter_map(|(version, _)| {
-                let position = inner
-                    .log
-                    .iter()
-                    .position(|(s, v)| s == stream_id && v == version)?;
-                recorded(&inner, position + 1)
-            })
+            .filter_map(|(version, _)| recorded(&inner, stream_id, *version))
             .collect())
     }
 
-    async fn read_all(&self, after: Position, max: usize) -> Result<AllSlice, EventStoreError> {
+    async fn read_all(&self, after: &Checkpoint, max: usize) -> Result<AllSlice, EventStoreError> {
+        let from: usize = if after.is_start() {
+            0
+        } else {
+            after
+                .as_str()
+                .parse()
+                .map_err(|_| EventStoreError::InvalidCheckpoint(after.as_str().to_string()))?
+        };
         let inner = lock(&self.inner);
-        let events: Vec<RecordedEvent> = (after.0 as usize + 1..=inner.log.len())
-            .take(max)
-            .filter_map(|p| recorded(&inner, p))
+        let to = inner.log.len().min(from.saturating_add(max));
+        let events: Vec<RecordedEvent> = inner
+            .log
+            .get(from.min(to)..to)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(s, v)| recorded(&inner, s, *v))
             .collect();
-        let next = events.last().map_or(after, |e| e.position);
-        Ok(AllSlice { events, next })
+        Ok(AllSlice {
+            events,
+            next: Checkpoint(to.max(from).to_string()),
+            done: to == inner.log.len(),
+        })
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, EventStoreError> {
