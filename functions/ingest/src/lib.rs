@@ -36,10 +36,23 @@ pub async fn handle(
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
 ) -> ApiGatewayV2httpResponse {
+    handle_until(sink, directory, request, now, None).await
+}
+
+/// [`handle`] within an invocation that ends at `deadline` (Lambda's): the stream is
+/// retried only until shortly before it, so a stream that keeps refusing is answered with
+/// the 503 below rather than a Lambda timeout.
+pub async fn handle_until(
+    sink: &dyn ReadingSink,
+    directory: &dyn AccessDirectory,
+    request: &ApiGatewayV2httpRequest,
+    now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
+) -> ApiGatewayV2httpResponse {
     let correlation_id = http::correlation_id(request);
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("ingest", correlation_id = %correlation_id);
-    accept(sink, directory, request, now, correlation_id)
+    accept(sink, directory, request, now, deadline, correlation_id)
         .instrument(span)
         .await
 }
@@ -61,6 +74,7 @@ async fn accept(
     directory: &dyn AccessDirectory,
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
     correlation_id: String,
 ) -> ApiGatewayV2httpResponse {
     let caller = match http::caller(request) {
@@ -139,7 +153,7 @@ async fn accept(
     }
 
     let count = records.len();
-    if let Err(e) = sink.put(records).await {
+    if let Err(e) = sink.put(records, deadline).await {
         tracing::error!(error = %e, "readings stream did not accept the readings");
         return error_response(
             503,
