@@ -1,8 +1,10 @@
 //! `ingest`: `POST /readings` (API Gateway HTTP API) -> readings stream (Kinesis).
 //!
-//! Accepts one reading or an array of up to 500. Either every reading is valid and all are
-//! put on the stream (partition key = patient id), or the request is rejected with a JSON
-//! body naming each problem and nothing is written.
+//! Accepts one reading or an array of up to 500, in the original shape or the product
+//! spec's (`{patientId, type: "HeartRate", value, timestamp}`:
+//! `domain::reading::spec_shape`). Either every reading is valid and all are put on the
+//! stream (partition key = patient id), or the request is rejected with a JSON body naming
+//! each problem and nothing is written.
 //!
 //! The caller must be allowed to post readings for every patient of the request
 //! (docs/security.md): the directory facts are read in one batch, and one patient that is
@@ -16,7 +18,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use chrono::{DateTime, Utc};
 use domain::access::{Action, Caller, Role};
 use domain::envelope::{Envelope, Lineage};
-use domain::reading::{FieldError, Reading, RequestError, parse_readings};
+use domain::reading::{FieldError, Reading, RequestError, parse_readings, spec_shape};
 use lambda_kit::{http, metrics};
 use serde_json::json;
 use tracing::Instrument;
@@ -88,7 +90,10 @@ async fn accept(
         Ok(body) => body,
         Err(e) => return e.response(&correlation_id),
     };
-    let readings = match parse_readings(&body, now) {
+    // A reading without `deviceId` (the product spec's shape) is the caller's: the device
+    // itself, or `manual:{id}` for a person (domain::reading::spec_shape).
+    let default_device = spec_shape::default_device_id(&caller);
+    let readings = match parse_readings(&body, now, &default_device) {
         Ok(readings) => readings,
         Err(RequestError::TooLarge(message)) => {
             tracing::info!(%message, "rejected: too large");
