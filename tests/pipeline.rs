@@ -436,7 +436,10 @@ async fn spec_shaped_readings_from_a_wearable_raise_an_alert() {
     let device = devstack::TokenSpec::device("test-device-1");
     let (status, response) = post_as(&stack, &device, &body, Some("corr-spec-1")).await;
     assert_eq!(status, 202, "{response}");
-    assert_eq!(response["accepted"], 5, "the blood pressure is two readings");
+    assert_eq!(
+        response["accepted"], 5,
+        "the blood pressure is two readings"
+    );
     stack.wait_idle(DRAIN).await.unwrap();
 
     let records = inspect::stream_records(&stack, "ReadingsStream")

@@ -55,7 +55,13 @@ async fn sample_post_readings_event_in_the_spec_shape_is_accepted() {
     let types: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        ["heart_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp"]
+        [
+            "heart_rate",
+            "spo2",
+            "temperature",
+            "systolic_bp",
+            "diastolic_bp"
+        ]
     );
     assert!(data.iter().all(|d| d["deviceId"] == "wearable-p-001"));
 }
