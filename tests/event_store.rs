@@ -41,10 +41,14 @@ impl Emu {
         let config = emulator::sdk_config(&moto.endpoint).await;
         let template = Template::load(&root.join("infra/template.yaml")).unwrap();
         let parameters = template
-            .parameter_values(&BTreeMap::from([(
-                "NotificationChannel".to_string(),
-                "outbox".to_string(),
-            )]))
+            .parameter_values(&BTreeMap::from([
+                ("NotificationChannel".to_string(), "outbox".to_string()),
+                // No default since issue 16: the local stand-in.
+                (
+                    "DistrictHospitalPhone".to_string(),
+                    devstack::stack::LOCAL_HOSPITAL_PHONE.to_string(),
+                ),
+            ]))
             .unwrap();
         let clients = Clients::new(&config);
         let (provisioned, _) = provision::provision(ProvisionInput {

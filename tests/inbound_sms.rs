@@ -31,7 +31,12 @@ async fn ack_codes_on_dynamodb_never_point_to_two_targets() {
         .expect("starting moto (run ./dev setup)");
     let config = emulator::sdk_config(&_moto.endpoint).await;
     let template = Template::load(&root.join("infra/template.yaml")).unwrap();
-    let parameters = template.parameter_values(&BTreeMap::new()).unwrap();
+    // DistrictHospitalPhone has no default (issue 16): the local stand-in.
+    let phone = BTreeMap::from([(
+        "DistrictHospitalPhone".to_string(),
+        devstack::stack::LOCAL_HOSPITAL_PHONE.to_string(),
+    )]);
+    let parameters = template.parameter_values(&phone).unwrap();
     let (provisioned, _) = provision::provision(ProvisionInput {
         template: &template,
         parameters: &parameters,

@@ -401,3 +401,84 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     assert_eq!(info["requestContext"]["approximateInvokeCount"], 4);
     stack.shutdown().await.unwrap();
 }
+
+/// Issue 16: the product spec's reading shape (`type: "HeartRate"`, no unit, no deviceId,
+/// a `"120/80"` blood pressure) from a wearable's token: accepted, put on the stream as the
+/// wearable's readings (its client id is the device), and processed: p-1's racing heart
+/// raises an alert that reaches the health worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_shaped_readings_from_a_wearable_raise_an_alert() {
+    let stack = start_stack("spec_shape").await;
+    inspect::seed_directory(&stack, &[entry("p-1", "w-1", "+254700000101")])
+        .await
+        .unwrap();
+    inspect::seed_devices(
+        &stack,
+        &[(
+            "test-device-1",
+            domain::access::DeviceBinding::Wearable {
+                bound_patient_id: "p-1".into(),
+            },
+        )],
+    )
+    .await
+    .unwrap();
+    let at = |minutes_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let body = json!([
+        {"patientId": "p-1", "type": "HeartRate", "value": 121, "timestamp": at(3)},
+        {"patientId": "p-1", "type": "HeartRate", "value": 128, "timestamp": at(2)},
+        {"patientId": "p-1", "type": "heart_rate", "value": 133, "timestamp": at(1)},
+        {"patientId": "p-1", "type": "BloodPressure", "value": "122/81", "timestamp": at(1)},
+    ]);
+    let device = devstack::TokenSpec::device("test-device-1");
+    let (status, response) = post_as(&stack, &device, &body, Some("corr-spec-1")).await;
+    assert_eq!(status, 202, "{response}");
+    assert_eq!(
+        response["accepted"], 5,
+        "the blood pressure is two readings"
+    );
+    stack.wait_idle(DRAIN).await.unwrap();
+
+    let records = inspect::stream_records(&stack, "ReadingsStream")
+        .await
+        .unwrap();
+    let readings: Vec<Value> = records
+        .iter()
+        .map(|(_, data)| serde_json::from_slice::<Value>(data).unwrap()["data"].clone())
+        .collect();
+    let shapes: Vec<(&str, &str, &str)> = readings
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap_or_default(),
+                r["unit"].as_str().unwrap_or_default(),
+                r["deviceId"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("heart_rate", "bpm", "test-device-1"),
+            ("heart_rate", "bpm", "test-device-1"),
+            ("heart_rate", "bpm", "test-device-1"),
+            ("systolic_bp", "mmHg", "test-device-1"),
+            ("diastolic_bp", "mmHg", "test-device-1"),
+        ]
+    );
+
+    let alerts = inspect::events_of_type(&stack, "AlertRaised")
+        .await
+        .unwrap();
+    assert_eq!(data_of(&alerts, "patientId"), ["p-1"]);
+    assert_eq!(data_of(&alerts, "alertType"), ["tachycardia"]);
+    let sent = inspect::events_of_type(&stack, "NotificationSent")
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["correlationId"], "corr-spec-1");
+    stack.shutdown().await.unwrap();
+}

@@ -20,7 +20,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Starts emulator + functions for one test; function logs go to target/e2e-logs/<test>/.
 ///
-/// The backend is moto (one server per test) unless `DEVSTACK_ENDPOINT` names a running
+/// The backend is moto (one server per test) unless `AWS_ENDPOINT_URL` (or its alias
+/// `DEVSTACK_ENDPOINT`) names a running
 /// emulator such as LocalStack. Tests then share it, so each gets its own stack name (the
 /// prefix of every resource name) with a random suffix: parallel tests and reruns never see
 /// each other's queues, streams or tables.

@@ -7,7 +7,7 @@
 //! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
 //!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
-//! All honour `DEVSTACK_ENDPOINT` (use a running emulator such as LocalStack instead of
+//! All honour `AWS_ENDPOINT_URL` (alias `DEVSTACK_ENDPOINT`: use a running emulator such as LocalStack instead of
 //! starting moto). `--schedule-interval` (default: `DEVSTACK_SCHEDULE_INTERVAL`, else 5s)
 //! is how often every schedule of the template fires locally, e.g. `500ms`, `2s`, `1m`, or
 //! `template` for the template's own rates.

@@ -896,3 +896,152 @@ fn a_subscription_that_lets_info_alerts_or_manual_dispatch_through_is_reported()
         ]
     );
 }
+
+// --- issue 16 part 6 (habits): safe defaults. The dev environment records notifications
+// without sending SMS; the hospital desk has no placeholder default, and the deploy refuses
+// to start without a real one.
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `parameter_overrides` of `[ENV.deploy.parameters]` in infra/samconfig.toml, as pairs.
+fn samconfig_overrides(environment: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace_root().join("infra/samconfig.toml"))
+        .expect("samconfig readable");
+    let header = format!("[{environment}.deploy.parameters]");
+    let section = text
+        .split_once(&header)
+        .map(|(_, rest)| rest.split("\n[").next().unwrap_or(""))
+        .unwrap_or_else(|| panic!("no {header} in samconfig"));
+    let line = section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("parameter_overrides = "))
+        .unwrap_or("\"\"");
+    let unquoted = line.trim_matches('"').replace("\\\"", "\"");
+    unquoted
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+#[test]
+fn the_hospital_phone_has_no_placeholder_default_and_must_be_e164() {
+    let text = std::fs::read_to_string(template_path()).expect("template readable");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template is YAML");
+    let parameter = &yaml["Parameters"]["DistrictHospitalPhone"];
+    assert!(parameter.is_mapping(), "DistrictHospitalPhone is declared");
+    assert!(
+        parameter.get("Default").is_none(),
+        "DistrictHospitalPhone must have no default: {parameter:?}"
+    );
+    assert_eq!(
+        parameter["AllowedPattern"].as_str(),
+        Some(r"^\+[1-9][0-9]{7,14}$"),
+        "an E.164 pattern, so a blank or malformed desk is refused by CloudFormation"
+    );
+    // The local stack supplies its stand-in, which the pattern accepts.
+    assert_eq!(devstack::stack::LOCAL_HOSPITAL_PHONE, "+254700009999");
+}
+
+#[test]
+fn the_dev_environment_delivers_to_the_outbox_and_prod_names_no_placeholder() {
+    let dev = samconfig_overrides("default");
+    assert!(
+        dev.contains(&("NotificationChannel".into(), "outbox".into())),
+        "the default (dev) environment must not send SMS: {dev:?}"
+    );
+    let prod = samconfig_overrides("prod");
+    assert!(
+        !prod
+            .iter()
+            .any(|(k, v)| k == "DistrictHospitalPhone" && v == "+254700009999"),
+        "prod must not deploy the local stand-in as its hospital desk: {prod:?}"
+    );
+}
+
+/// Runs `./dev deploy prod` with a stand-in `sam` on PATH that records its arguments.
+fn deploy_prod(phone: Option<&str>) -> (std::process::Output, String) {
+    let dir = std::env::temp_dir().join(format!("vitals-deploy-test-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let calls = dir.join("calls");
+    let sam = dir.join("sam");
+    std::fs::write(
+        &sam,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
+    )
+    .expect("fake sam");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&sam)
+        .status()
+        .expect("chmod");
+    let mut command = std::process::Command::new(workspace_root().join("scripts/deploy.sh"));
+    command
+        .arg("prod")
+        .env_remove("DISTRICT_HOSPITAL_PHONE")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    if let Some(phone) = phone {
+        command.env("DISTRICT_HOSPITAL_PHONE", phone);
+    }
+    let output = command.output().expect("scripts/deploy.sh runs");
+    let recorded = std::fs::read_to_string(&calls).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    (output, recorded)
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+#[test]
+fn the_prod_deploy_refuses_to_start_without_a_real_hospital_phone() {
+    for phone in [None, Some("+254700009999"), Some("0700 000 999")] {
+        let (output, sam_calls) = deploy_prod(phone);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{phone:?}: {stderr}");
+        assert!(
+            stderr.contains("deploy refused: DistrictHospitalPhone"),
+            "{stderr}"
+        );
+        assert!(sam_calls.is_empty(), "sam must not run: {sam_calls}");
+    }
+    let (output, sam_calls) = deploy_prod(Some("+254711111111"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = sam_calls.lines().collect();
+    assert_eq!(lines.len(), 2, "sam build, then sam deploy: {sam_calls}");
+    assert!(
+        lines[0].starts_with("build --config-env prod"),
+        "{sam_calls}"
+    );
+    // samconfig's own overrides are kept beside the phone (--parameter-overrides replaces
+    // the list rather than adding to it).
+    for expected in [
+        "deploy --config-env prod --parameter-overrides",
+        "StageName=prod",
+        "NotificationChannel=sms",
+        "DistrictHospitalPhone=+254711111111",
+    ] {
+        assert!(lines[1].contains(expected), "{expected}: {sam_calls}");
+    }
+}
+// --- end of issue 16 part 6

@@ -87,6 +87,42 @@ pub fn parse_schedule_interval(text: &str) -> Result<Option<Duration>> {
     schedule::parse_interval(text).map(Some)
 }
 
+// --- issue 16 part 6 (habits): safe defaults, the standard endpoint variable.
+
+/// The district hospital's desk on the local stack (`DistrictHospitalPhone`, which has no
+/// default in the template): a stand-in number; local stacks only record notifications.
+pub const LOCAL_HOSPITAL_PHONE: &str = "+254700009999";
+
+/// The variables naming a running emulator to use instead of moto, first found wins:
+/// the AWS SDKs' and CLI's standard `AWS_ENDPOINT_URL`, then `DEVSTACK_ENDPOINT` (the
+/// earlier name, kept as an alias).
+pub const ENDPOINT_ENV: [&str; 2] = ["AWS_ENDPOINT_URL", "DEVSTACK_ENDPOINT"];
+
+/// The endpoint of a running emulator (LocalStack, ...) from [`ENDPOINT_ENV`], if any is
+/// set and not blank.
+pub fn endpoint_from_env() -> Option<String> {
+    endpoint_from(|name| std::env::var(name).ok())
+}
+
+fn endpoint_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let found: Vec<(&str, String)> = ENDPOINT_ENV
+        .iter()
+        .filter_map(|name| Some((*name, var(name)?.trim().to_string())))
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    if let [(first, a), (second, b), ..] = found.as_slice()
+        && a != b
+    {
+        tracing::warn!(
+            using = %first, ignored = %second,
+            "{first} and {second} name different endpoints; using {first}"
+        );
+    }
+    found.into_iter().next().map(|(_, value)| value)
+}
+
+// --- end of issue 16 part 6
+
 impl StackConfig {
     /// Defaults for a checkout at `workspace_root`: template `infra/template.yaml`, binaries
     /// in `target/debug` (or `$CARGO_TARGET_DIR/debug`; another profile's folder with
@@ -94,8 +130,8 @@ impl StackConfig {
     /// "vitals-local", NotificationChannel=outbox, StageName=local, StepDeadlineSeconds=5,
     /// AckTimeoutSeconds=5, Heartbeat=off, DeviceClientIds = the demo's and tests' devices
     /// ([`crate::auth::DEFAULT_DEVICE_CLIENT_IDS`]), a free HTTP port, 500 ms
-    /// SQS retry delay, function output on stderr, the endpoint from `DEVSTACK_ENDPOINT`
-    /// if set, and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
+    /// SQS retry delay, function output on stderr, the endpoint from `AWS_ENDPOINT_URL`
+    /// or `DEVSTACK_ENDPOINT` if set ([`endpoint_from_env`]), and schedules every `DEVSTACK_SCHEDULE_INTERVAL` (e.g. `2s`, `500ms`, `1m`,
     /// or `template` for the template's rates), else every 5 s. An invalid
     /// `DEVSTACK_SCHEDULE_INTERVAL` is logged and the 5 s default is used; the dashboard
     /// page from `web/`.
@@ -124,9 +160,7 @@ impl StackConfig {
         StackConfig {
             template: workspace_root.join("infra/template.yaml"),
             bin_dir: target_dir.join(profile_dir(std::env::var(PROFILE_ENV).ok().as_deref())),
-            endpoint: std::env::var("DEVSTACK_ENDPOINT")
-                .ok()
-                .filter(|e| !e.trim().is_empty()),
+            endpoint: endpoint_from_env(),
             moto_server_bin: emulator::default_moto_server_bin(workspace_root),
             stack_name: "vitals-local".to_string(),
             parameter_overrides: BTreeMap::from([
@@ -139,6 +173,12 @@ impl StackConfig {
                 // No heartbeat: its canary readings would run through every local stack
                 // and test (tests/heartbeat.rs turns it on).
                 ("Heartbeat".to_string(), "off".to_string()),
+                // issue 16 (safe defaults): the template has no default hospital desk; the
+                // local stack's stand-in (outbox only: nothing is sent).
+                (
+                    "DistrictHospitalPhone".to_string(),
+                    LOCAL_HOSPITAL_PHONE.to_string(),
+                ),
                 // The local audience's devices: the demo's and the tests' (crate::auth).
                 (
                     "DeviceClientIds".to_string(),
@@ -162,6 +202,42 @@ impl StackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_is_aws_endpoint_url_or_its_alias_devstack_endpoint() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(endpoint_from(env(&[])), None);
+        assert_eq!(
+            endpoint_from(env(&[("DEVSTACK_ENDPOINT", "http://127.0.0.1:4566")])),
+            Some("http://127.0.0.1:4566".to_string())
+        );
+        assert_eq!(
+            endpoint_from(env(&[("AWS_ENDPOINT_URL", " http://127.0.0.1:4567 ")])),
+            Some("http://127.0.0.1:4567".to_string())
+        );
+        // Both: the standard name wins; a blank one counts as unset.
+        assert_eq!(
+            endpoint_from(env(&[
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+                ("DEVSTACK_ENDPOINT", "http://127.0.0.1:2"),
+            ])),
+            Some("http://127.0.0.1:1".to_string())
+        );
+        assert_eq!(
+            endpoint_from(env(&[
+                ("AWS_ENDPOINT_URL", " "),
+                ("DEVSTACK_ENDPOINT", "http://127.0.0.1:2"),
+            ])),
+            Some("http://127.0.0.1:2".to_string())
+        );
+    }
 
     #[test]
     fn profile_folders() {

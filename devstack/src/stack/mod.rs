@@ -30,6 +30,8 @@ pub use config::{
     DEFAULT_LOCAL_SCHEDULE_INTERVAL, PROFILE_ENV, StackConfig, parse_schedule_interval,
     profile_dir, schedule_interval_from_env,
 };
+// issue 16 part 6: the endpoint variables and the local hospital desk.
+pub use config::{ENDPOINT_ENV, LOCAL_HOSPITAL_PHONE, endpoint_from_env};
 use function_spec::{check_binaries, function_spec};
 
 /// Auth and throttling settings of the template's HttpApi resources, by API id.

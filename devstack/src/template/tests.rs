@@ -71,7 +71,12 @@ fn creation_order_respects_references() {
 #[test]
 fn outputs_sub_resolves() {
     let template = Template::load(&template_path()).unwrap();
-    let parameters = template.parameter_values(&BTreeMap::new()).unwrap();
+    // DistrictHospitalPhone has no default (issue 16): the local stand-in.
+    let phone = BTreeMap::from([(
+        "DistrictHospitalPhone".to_string(),
+        crate::stack::LOCAL_HOSPITAL_PHONE.to_string(),
+    )]);
+    let parameters = template.parameter_values(&phone).unwrap();
     assert_eq!(parameters["ReadingsShardCount"], "2");
     let resolver = Resolver {
         parameters: &parameters,

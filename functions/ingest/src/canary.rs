@@ -19,6 +19,7 @@ pub const CANARY_SOURCE: &str = "canary";
 pub async fn beat(
     sink: &dyn ReadingSink,
     now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
     correlation_id: &str,
 ) -> Result<usize, PortError> {
     let mut records = Vec::new();
@@ -32,7 +33,7 @@ pub async fn beat(
         records.push(record);
     }
     let count = records.len();
-    sink.put(records).await?;
+    sink.put(records, deadline).await?;
     tracing::info!(readings = count, "heartbeat readings put on the stream");
     Ok(count)
 }

@@ -1,8 +1,10 @@
 //! `ingest`: `POST /readings` (API Gateway HTTP API) -> readings stream (Kinesis).
 //!
-//! Accepts one reading or an array of up to 500. Either every reading is valid and all are
-//! put on the stream (partition key = patient id), or the request is rejected with a JSON
-//! body naming each problem and nothing is written.
+//! Accepts one reading or an array of up to 500, in the original shape or the product
+//! spec's (`{patientId, type: "HeartRate", value, timestamp}`:
+//! `domain::reading::spec_shape`). Either every reading is valid and all are put on the
+//! stream (partition key = patient id), or the request is rejected with a JSON body naming
+//! each problem and nothing is written.
 //!
 //! The caller must be allowed to post readings for every patient of the request
 //! (docs/security.md): the directory facts are read in one batch, and one patient that is
@@ -16,7 +18,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use chrono::{DateTime, Utc};
 use domain::access::{Action, Caller, Role};
 use domain::envelope::{Envelope, Lineage};
-use domain::reading::{FieldError, Reading, RequestError, parse_readings};
+use domain::reading::{FieldError, Reading, RequestError, parse_readings, spec_shape};
 use lambda_kit::{http, metrics};
 use serde_json::json;
 use tracing::Instrument;
@@ -36,10 +38,23 @@ pub async fn handle(
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
 ) -> ApiGatewayV2httpResponse {
+    handle_until(sink, directory, request, now, None).await
+}
+
+/// [`handle`] within an invocation that ends at `deadline` (Lambda's): the stream is
+/// retried only until shortly before it, so a stream that keeps refusing is answered with
+/// the 503 below rather than a Lambda timeout.
+pub async fn handle_until(
+    sink: &dyn ReadingSink,
+    directory: &dyn AccessDirectory,
+    request: &ApiGatewayV2httpRequest,
+    now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
+) -> ApiGatewayV2httpResponse {
     let correlation_id = http::correlation_id(request);
     // Instrumented (not entered): the span must follow the future across awaits.
     let span = tracing::info_span!("ingest", correlation_id = %correlation_id);
-    accept(sink, directory, request, now, correlation_id)
+    accept(sink, directory, request, now, deadline, correlation_id)
         .instrument(span)
         .await
 }
@@ -61,6 +76,7 @@ async fn accept(
     directory: &dyn AccessDirectory,
     request: &ApiGatewayV2httpRequest,
     now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
     correlation_id: String,
 ) -> ApiGatewayV2httpResponse {
     let caller = match http::caller(request) {
@@ -74,7 +90,10 @@ async fn accept(
         Ok(body) => body,
         Err(e) => return e.response(&correlation_id),
     };
-    let readings = match parse_readings(&body, now) {
+    // A reading without `deviceId` (the product spec's shape) is the caller's: the device
+    // itself, or `manual:{id}` for a person (domain::reading::spec_shape).
+    let default_device = spec_shape::default_device_id(&caller);
+    let readings = match parse_readings(&body, now, &default_device) {
         Ok(readings) => readings,
         Err(RequestError::TooLarge(message)) => {
             tracing::info!(%message, "rejected: too large");
@@ -139,7 +158,7 @@ async fn accept(
     }
 
     let count = records.len();
-    if let Err(e) = sink.put(records).await {
+    if let Err(e) = sink.put(records, deadline).await {
         tracing::error!(error = %e, "readings stream did not accept the readings");
         return error_response(
             503,

@@ -47,9 +47,14 @@ async fn main() -> Result<(), Error> {
                 adapters(),
                 // Every outcome of a request, failures included, is an HTTP response.
                 async |a: &Adapters, invocation: Invocation<ApiGatewayV2httpRequest>| {
-                    let response =
-                        ingest::handle(&a.sink, &a.directory, &invocation.payload, invocation.now)
-                            .await;
+                    let response = ingest::handle_until(
+                        &a.sink,
+                        &a.directory,
+                        &invocation.payload,
+                        invocation.now,
+                        invocation.deadline(),
+                    )
+                    .await;
                     Ok::<_, Infallible>(response)
                 },
             )
@@ -61,8 +66,13 @@ async fn main() -> Result<(), Error> {
                 sink(),
                 async |sink: &KinesisSink, invocation: Invocation<Value>| {
                     let correlation_id = format!("heartbeat-{}", invocation.context.request_id);
-                    let readings =
-                        ingest::canary::beat(sink, invocation.now, &correlation_id).await?;
+                    let readings = ingest::canary::beat(
+                        sink,
+                        invocation.now,
+                        invocation.deadline(),
+                        &correlation_id,
+                    )
+                    .await?;
                     Ok::<_, application::ports::PortError>(
                         json!({"readings": readings, "correlationId": correlation_id}),
                     )

@@ -62,8 +62,13 @@ pub struct StreamRecord {
 /// Where `ingest` puts accepted readings (Kinesis).
 #[async_trait]
 pub trait ReadingSink: Send + Sync {
-    /// Writes every record or fails; records the stream rejects are retried with backoff.
-    async fn put(&self, records: Vec<StreamRecord>) -> Result<(), PortError>;
+    /// Writes every record or fails; records the stream rejects are retried with backoff,
+    /// never past `deadline` (the invocation's, less a reserve: `retry::put_all`).
+    async fn put(
+        &self,
+        records: Vec<StreamRecord>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<(), PortError>;
 }
 
 /// What an append did.

@@ -4,14 +4,16 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use chrono::{DateTime, Utc};
 
 use application::ports::{PortError, ReadingSink, StreamRecord};
 use application::retry::{RetryPolicy, put_all};
 
 use crate::attributes::sdk_failure;
 
-/// Puts readings on a Kinesis stream with `PutRecords`, retrying the records the stream
-/// reports as failed (throttling, internal errors) with backoff.
+/// Puts readings on a Kinesis stream with `PutRecords`, retrying only the records the
+/// stream reports as failed (throttling, internal errors) with backoff, within the
+/// invocation's deadline (`application::retry::put_all`).
 pub struct KinesisSink {
     client: Client,
     stream_name: String,
@@ -30,8 +32,12 @@ impl KinesisSink {
 
 #[async_trait]
 impl ReadingSink for KinesisSink {
-    async fn put(&self, records: Vec<StreamRecord>) -> Result<(), PortError> {
-        put_all(records, &self.retry, |batch| async move {
+    async fn put(
+        &self,
+        records: Vec<StreamRecord>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<(), PortError> {
+        put_all(records, &self.retry, deadline, |batch| async move {
             let entries = batch
                 .into_iter()
                 .map(|r| {

@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 
 use crate::envelope::EventData;
 
+pub mod spec_shape;
+use spec_shape::Kind;
+
 /// The most readings one request may carry (also Kinesis `PutRecords`' limit).
 pub const MAX_READINGS_PER_REQUEST: usize = 500;
 /// The largest request body accepted, in bytes.
@@ -139,9 +142,15 @@ const FIELDS: [&str; 6] = [
     "deviceId",
 ];
 
-/// Parses and validates a request body: one reading object or an array of them.
-/// Either every reading is valid and all are returned, or nothing is.
-pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, RequestError> {
+/// Parses and validates a request body: one reading object or an array of them, in the
+/// original shape or the product spec's ([`spec_shape`]); a reading without `deviceId` gets
+/// `default_device` ([`spec_shape::default_device_id`] of the caller). Either every reading
+/// is valid and all are returned, or nothing is.
+pub fn parse_readings(
+    body: &[u8],
+    now: DateTime<Utc>,
+    default_device: &str,
+) -> Result<Vec<Reading>, RequestError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(RequestError::TooLarge(format!(
             "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
@@ -184,8 +193,8 @@ pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, R
         } else {
             String::new()
         };
-        match validate_reading(item, now) {
-            Ok(reading) => readings.push(reading),
+        match validate_reading(item, now, default_device) {
+            Ok(split) => readings.extend(split),
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(field, message)| FieldError {
                     field: format!("{prefix}{field}"),
@@ -194,16 +203,28 @@ pub fn parse_readings(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Reading>, R
             }
         }
     }
-    if errors.is_empty() {
-        Ok(readings)
-    } else {
-        Err(RequestError::Invalid(errors))
+    if !errors.is_empty() {
+        return Err(RequestError::Invalid(errors));
     }
+    // A "120/80" blood pressure is two readings: the stream's limit counts those.
+    if readings.len() > MAX_READINGS_PER_REQUEST {
+        return Err(RequestError::TooLarge(format!(
+            "{} readings in one request once blood pressures are split; the limit is {MAX_READINGS_PER_REQUEST}",
+            readings.len()
+        )));
+    }
+    Ok(readings)
 }
 
 type Problems = Vec<(String, String)>;
 
-fn validate_reading(item: &Value, now: DateTime<Utc>) -> Result<Reading, Problems> {
+/// One reading object: one reading, or two for a `BloodPressure` `"120/80"`
+/// ([`spec_shape`]).
+fn validate_reading(
+    item: &Value,
+    now: DateTime<Utc>,
+    default_device: &str,
+) -> Result<Vec<Reading>, Problems> {
     let Some(obj) = item.as_object() else {
         return Err(vec![("".into(), "expected a reading object".into())]);
     };
@@ -214,33 +235,50 @@ fn validate_reading(item: &Value, now: DateTime<Utc>) -> Result<Reading, Problem
         .collect();
 
     let patient_id = identifier(obj, "patientId", MAX_PATIENT_ID_LEN, &mut problems);
-    let device_id = identifier(obj, "deviceId", MAX_DEVICE_ID_LEN, &mut problems);
-    let vital = match obj.get("type") {
+    let device_id = match obj.get("deviceId") {
+        None | Some(Value::Null) => Some(default_device.to_string()),
+        Some(_) => identifier(obj, "deviceId", MAX_DEVICE_ID_LEN, &mut problems),
+    };
+    let kind = match obj.get("type") {
         None | Some(Value::Null) => missing("type", &mut problems),
-        Some(Value::String(s)) => VitalType::parse(s).or_else(|| {
-            let known: Vec<&str> = VitalType::ALL.iter().map(|t| t.as_str()).collect();
+        Some(Value::String(s)) => spec_shape::kind(s).or_else(|| {
+            let known = spec_shape::known_types();
             problems.push((
                 "type".into(),
-                format!("unknown type {s:?}; expected one of {}", known.join(", ")),
+                format!("unknown type {s:?}; expected one of {known}"),
             ));
             None
         }),
         Some(_) => wrong_kind("type", "a string", &mut problems),
     };
-    let value = match obj.get("value") {
-        None | Some(Value::Null) => missing("value", &mut problems),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() => Some(v),
+    // (type, value) pairs: one, or systolic and diastolic.
+    let values: Option<Vec<(VitalType, f64)>> = match (kind, obj.get("value")) {
+        (_, None | Some(Value::Null)) => missing("value", &mut problems),
+        (Some(Kind::BloodPressure), Some(Value::String(s))) => {
+            match spec_shape::split_blood_pressure(s) {
+                Some((sys, dia)) => Some(vec![
+                    (VitalType::SystolicBp, sys),
+                    (VitalType::DiastolicBp, dia),
+                ]),
+                None => wrong_kind("value", BP_VALUE, &mut problems),
+            }
+        }
+        (Some(Kind::BloodPressure), Some(_)) => wrong_kind("value", BP_VALUE, &mut problems),
+        (kind, Some(Value::Number(n))) => match n.as_f64() {
+            Some(v) if v.is_finite() => match kind {
+                Some(Kind::One(vital)) => Some(vec![(vital, v)]),
+                _ => None,
+            },
             _ => {
                 problems.push(("value".into(), "must be a finite number".into()));
                 None
             }
         },
-        Some(_) => wrong_kind("value", "a number", &mut problems),
+        (_, Some(_)) => wrong_kind("value", "a number", &mut problems),
     };
     let unit = match obj.get("unit") {
-        None | Some(Value::Null) => missing("unit", &mut problems),
-        Some(Value::String(s)) => Some(s.clone()),
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
         Some(_) => wrong_kind("unit", "a string", &mut problems),
     };
     let timestamp = match obj.get("timestamp") {
@@ -272,53 +310,60 @@ fn validate_reading(item: &Value, now: DateTime<Utc>) -> Result<Reading, Problem
         Some(_) => wrong_kind("timestamp", "an RFC 3339 string", &mut problems),
     };
 
-    if let Some(vital) = vital {
-        if let Some(unit) = &unit
-            && unit != vital.unit()
-        {
+    let mut units = Vec::new();
+    for (vital, value) in values.iter().flatten() {
+        // A given unit must be one of the type's spellings; none given: the type's unit.
+        match unit.as_ref().and_then(Option::as_deref) {
+            Some(given) => match spec_shape::canonical_unit(*vital, given) {
+                Some(canonical) => units.push(canonical),
+                None => problems.push((
+                    "unit".into(),
+                    format!(
+                        "{} is measured in {:?}, got {given:?}",
+                        vital.as_str(),
+                        vital.unit()
+                    ),
+                )),
+            },
+            None => units.push(vital.unit()),
+        }
+        let (min, max) = vital.plausible_range();
+        if !(min..=max).contains(value) {
             problems.push((
-                "unit".into(),
+                "value".into(),
                 format!(
-                    "{} is measured in {:?}, got {unit:?}",
-                    vital.as_str(),
-                    vital.unit()
+                    "{value} is outside the plausible range {min}..={max} {} for {}",
+                    vital.unit(),
+                    vital.as_str()
                 ),
             ));
         }
-        if let Some(value) = value {
-            let (min, max) = vital.plausible_range();
-            if !(min..=max).contains(&value) {
-                problems.push((
-                    "value".into(),
-                    format!(
-                        "{value} is outside the plausible range {min}..={max} {} for {}",
-                        vital.unit(),
-                        vital.as_str()
-                    ),
-                ));
-            }
-        }
     }
+    problems.dedup();
 
-    match (patient_id, vital, value, unit, timestamp, device_id) {
-        (
-            Some(patient_id),
-            Some(vital),
-            Some(value),
-            Some(unit),
-            Some(timestamp),
-            Some(device_id),
-        ) if problems.is_empty() => Ok(Reading {
-            patient_id,
-            vital,
-            value,
-            unit,
-            timestamp,
-            device_id,
-        }),
+    match (patient_id, values, timestamp, device_id) {
+        (Some(patient_id), Some(values), Some(timestamp), Some(device_id))
+            if problems.is_empty() =>
+        {
+            Ok(values
+                .into_iter()
+                .zip(units)
+                .map(|((vital, value), unit)| Reading {
+                    patient_id: patient_id.clone(),
+                    vital,
+                    value,
+                    unit: unit.to_string(),
+                    timestamp,
+                    device_id: device_id.clone(),
+                })
+                .collect())
+        }
         _ => Err(problems),
     }
 }
+
+const BP_VALUE: &str = "a \"systolic/diastolic\" string such as \"120/80\" for BloodPressure \
+                        (or send SystolicBP and DiastolicBP readings with number values)";
 
 fn missing<T>(field: &str, problems: &mut Problems) -> Option<T> {
     problems.push((field.into(), "is required".into()));
@@ -381,13 +426,15 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    const DEFAULT_DEVICE: &str = "manual:w-1";
+
     fn good() -> Value {
         json!({"patientId": "p-1", "type": "heart_rate", "value": 72, "unit": "bpm",
                "timestamp": "2026-11-24T09:59:00Z", "deviceId": "dev-1"})
     }
 
     fn errors(body: &Value) -> Vec<FieldError> {
-        match parse_readings(body.to_string().as_bytes(), now()) {
+        match parse_readings(body.to_string().as_bytes(), now(), DEFAULT_DEVICE) {
             Err(RequestError::Invalid(errors)) => errors,
             other => panic!("expected Invalid, got {other:?}"),
         }
@@ -395,10 +442,15 @@ mod tests {
 
     #[test]
     fn accepts_one_object_or_an_array() {
-        let one = parse_readings(good().to_string().as_bytes(), now()).unwrap();
+        let one = parse_readings(good().to_string().as_bytes(), now(), DEFAULT_DEVICE).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].vital, VitalType::HeartRate);
-        let many = parse_readings(json!([good(), good()]).to_string().as_bytes(), now()).unwrap();
+        let many = parse_readings(
+            json!([good(), good()]).to_string().as_bytes(),
+            now(),
+            DEFAULT_DEVICE,
+        )
+        .unwrap();
         assert_eq!(many.len(), 2);
     }
 
@@ -446,7 +498,7 @@ mod tests {
 
     #[test]
     fn rejects_non_json_nan_and_empty() {
-        let err = parse_readings(b"{\"value\": NaN}", now()).unwrap_err();
+        let err = parse_readings(b"{\"value\": NaN}", now(), DEFAULT_DEVICE).unwrap_err();
         assert!(matches!(err, RequestError::Invalid(ref e) if e[0].field == "body"));
         assert_eq!(errors(&json!([]))[0].field, "body");
         assert_eq!(errors(&json!(42))[0].field, "body");
@@ -456,12 +508,12 @@ mod tests {
     fn rejects_too_many_readings_and_too_large_bodies() {
         let body = json!(vec![good(); MAX_READINGS_PER_REQUEST + 1]).to_string();
         assert!(matches!(
-            parse_readings(body.as_bytes(), now()),
+            parse_readings(body.as_bytes(), now(), DEFAULT_DEVICE),
             Err(RequestError::TooLarge(m)) if m.contains("501 readings")
         ));
         let huge = vec![b' '; MAX_BODY_BYTES + 1];
         assert!(matches!(
-            parse_readings(&huge, now()),
+            parse_readings(&huge, now(), DEFAULT_DEVICE),
             Err(RequestError::TooLarge(_))
         ));
     }
@@ -470,7 +522,7 @@ mod tests {
     fn rejects_a_key_given_twice_naming_it() {
         let body = br#"{"patientId": "p-1", "type": "heart_rate", "value": 72, "unit": "bpm",
                         "timestamp": "2026-11-24T09:59:00Z", "deviceId": "dev-1", "value": 250}"#;
-        let err = parse_readings(body, now()).unwrap_err();
+        let err = parse_readings(body, now(), DEFAULT_DEVICE).unwrap_err();
         let RequestError::Invalid(errors) = err else {
             panic!("expected Invalid, got {err:?}");
         };
@@ -484,22 +536,22 @@ mod tests {
         second.insert_str(1, r#""unit": "bpm", "#);
         let body = format!("[{}, {second}]", good());
         assert!(matches!(
-            parse_readings(body.as_bytes(), now()),
+            parse_readings(body.as_bytes(), now(), DEFAULT_DEVICE),
             Err(RequestError::Invalid(e)) if e[0].message.contains("duplicate key \"unit\"")
         ));
     }
 
     #[test]
     fn event_id_is_the_reading_identity() {
-        let a = parse_readings(good().to_string().as_bytes(), now()).unwrap();
+        let a = parse_readings(good().to_string().as_bytes(), now(), DEFAULT_DEVICE).unwrap();
         let mut other = good();
         other["value"] = json!(73);
-        let b = parse_readings(other.to_string().as_bytes(), now()).unwrap();
+        let b = parse_readings(other.to_string().as_bytes(), now(), DEFAULT_DEVICE).unwrap();
         // Same device, type and instant: the same reading, whatever the value says.
         assert_eq!(a[0].event_id(), b[0].event_id());
         let mut later = good();
         later["timestamp"] = json!("2026-11-24T09:59:01Z");
-        let c = parse_readings(later.to_string().as_bytes(), now()).unwrap();
+        let c = parse_readings(later.to_string().as_bytes(), now(), DEFAULT_DEVICE).unwrap();
         assert_ne!(a[0].event_id(), c[0].event_id());
     }
 }

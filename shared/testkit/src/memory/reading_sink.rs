@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use application::ports::{PortError, ReadingSink, StreamRecord};
 
@@ -17,7 +18,11 @@ pub struct MemorySink {
 
 #[async_trait]
 impl ReadingSink for MemorySink {
-    async fn put(&self, records: Vec<StreamRecord>) -> Result<(), PortError> {
+    async fn put(
+        &self,
+        records: Vec<StreamRecord>,
+        _deadline: Option<DateTime<Utc>>,
+    ) -> Result<(), PortError> {
         if let Some(problem) = lock(&self.fail_with).clone() {
             return Err(PortError::Backend(problem));
         }
