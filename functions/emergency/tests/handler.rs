@@ -103,6 +103,7 @@ impl World {
                     patient_id: p.into(),
                     name: format!("Family of {p}"),
                     phone: "+254711000001".into(),
+                    language: "en".into(),
                 },
             );
         }
@@ -139,6 +140,7 @@ impl World {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
+                hospital_language: "en".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
                 open_timeout_seconds: 3600,
                 inbound_queue_arn: "arn:aws:sqs:us-east-1:000000000000:InboundSmsQueue".into(),
