@@ -304,6 +304,34 @@ impl World {
     }
 }
 
+/// i18n (issue 16): the worker reads their emergency SMS in their language, the family in
+/// theirs (the family contact's `language`).
+#[tokio::test]
+async fn the_worker_and_the_family_are_told_in_their_own_languages() {
+    let world = World::new(0.0, &["w-01", "w-02", "s-01"]);
+    if let Some(w) = world.workers.workers.lock().unwrap().get_mut("w-01") {
+        w.language = "hi".into();
+    }
+    if let Some(f) = world.contacts.families.lock().unwrap().get_mut("p-1") {
+        f.language = "sw".into();
+    }
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    let reference = &id[..8];
+    let worker = &sent[0].data.message;
+    assert!(worker.starts_with("[आपातकाल] "), "{worker}");
+    assert!(worker.contains(&format!("संदर्भ {reference}")), "{worker}");
+    assert!(worker.contains("जवाब दें: ACK "), "{worker}");
+    let family = &sent[1].data.message;
+    assert_eq!(
+        family,
+        &format!(
+            "Family of p-1: dharura ya afya imeripotiwa kwa mwanafamilia wako. Msaada uko njiani. Kumb {reference}."
+        )
+    );
+}
+
 #[tokio::test]
 async fn happy_path_reserves_the_assigned_worker_and_notifies_the_family() {
     let world = World::new(0.0, &["w-01", "w-02", "s-01"]);

@@ -141,6 +141,53 @@ async fn the_sms_goes_to_the_workers_phone_in_the_workers_table_not_the_entrys_c
     assert_eq!(sent[0].data.recipient_phone, "+254700000999");
 }
 
+/// i18n (issue 16): the alert and its cleared SMS are in the worker's language (the workers
+/// table's `language`).
+#[tokio::test]
+async fn the_alert_and_cleared_sms_are_in_the_workers_language() {
+    let world = World::new().await;
+    world.workers.workers.lock().unwrap().insert(
+        "w-1".into(),
+        domain::escalation::Worker {
+            worker_id: "w-1".into(),
+            name: "Joseph".into(),
+            phone: "+254700000001".into(),
+            village: "Kisumu".into(),
+            available: true,
+            reserved_by: None,
+            language: "hi".into(),
+        },
+    );
+    world.handle(&sqs(&[body_of(&alert("p-1"))])).await;
+    let response = world.handle(&sqs(&[body_of(&resolved("p-1"))])).await;
+    assert_eq!(failures(&response), 0, "{response:?}");
+    let sent = world.queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let code = world
+        .ack_codes
+        .code_of(&AckTarget::alert("alert-p-1"))
+        .expect("a registered code");
+    let alert_sms = &sent[0].data.message;
+    assert!(
+        alert_sms.starts_with("[गंभीर] Amina (Kisumu): "),
+        "{alert_sms}"
+    );
+    assert!(
+        alert_sms.ends_with(&format!("जवाब दें: ACK {code}")),
+        "{alert_sms}"
+    );
+    let cleared = &sent[1].data.message;
+    assert!(
+        cleared.starts_with("ठीक हुआ: Amina (Kisumu) का ऑक्सीजन कम अलर्ट"),
+        "{cleared}"
+    );
+    // The same notification ids as in English: the language changes only the text.
+    assert_eq!(
+        sent[0].data.notification_id,
+        notification_id("alert-p-1", "w-1", NotificationKind::Alert)
+    );
+}
+
 #[tokio::test]
 async fn an_entry_without_a_phone_copy_whose_worker_is_not_in_the_workers_table_fails() {
     let world = World::new().await;
