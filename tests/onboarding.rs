@@ -216,7 +216,8 @@ async fn put_worker_and_patient(stack: &Stack) {
     );
     assert_eq!(
         directory_item(stack, "family#p-70").await.unwrap(),
-        json!({"patientId": "family#p-70", "name": "Baraka", "phone": "+254711007001"})
+        // No family language given: English (i18n, issue 16).
+        json!({"patientId": "family#p-70", "name": "Baraka", "phone": "+254711007001", "language": "en"})
     );
     assert_eq!(
         directory_item(stack, "device#test-device-3").await.unwrap(),
@@ -330,6 +331,25 @@ async fn texts(stack: &Stack) -> Vec<(String, String)> {
     panic!("moto's model data could not be read 20 times in a row")
 }
 
+/// The first SMS moto received for `phone` that names `patient` (waits up to 60 s).
+async fn sms_to(stack: &Stack, phone: &str, patient: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let sms = texts(stack).await;
+        if let Some((_, text)) = sms
+            .iter()
+            .find(|(to, text)| to == phone && text.contains(patient))
+        {
+            return text.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no alert SMS to {phone}: {sms:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn an_edited_phone_gets_the_alert(stack: &Stack) {
     let (status, edited) = send(
         stack,
@@ -355,21 +375,7 @@ async fn an_edited_phone_gets_the_alert(stack: &Stack) {
 
     let (status, answer) = post(stack, &json!([reading("p-70", "spo2", 85.0, 1)]), None).await;
     assert_eq!(status, 202, "{answer}");
-    let started = Instant::now();
-    let text = loop {
-        let sms = texts(stack).await;
-        if let Some((_, text)) = sms
-            .iter()
-            .find(|(phone, text)| phone == NEW_PHONE && text.contains("Amina"))
-        {
-            break text.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no alert SMS to {NEW_PHONE}: {sms:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = sms_to(stack, NEW_PHONE, "Amina").await;
     // w-70 reads Swahili (worker_body): the alert is in Swahili (i18n, issue 16).
     assert!(
         text.contains("(Ongata)") && text.contains("Jibu ACK"),
@@ -433,18 +439,7 @@ async fn a_hindi_speaking_worker_gets_the_alert_in_hindi(stack: &Stack) {
 
     let (status, answer) = post(stack, &json!([reading("p-72", "spo2", 85.0, 1)]), None).await;
     assert_eq!(status, 202, "{answer}");
-    let started = Instant::now();
-    let text = loop {
-        let sms = texts(stack).await;
-        if let Some((_, text)) = sms.iter().find(|(phone, _)| phone == HINDI_PHONE) {
-            break text.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no alert SMS to {HINDI_PHONE}: {sms:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = sms_to(stack, HINDI_PHONE, "Kamla").await;
     assert!(
         text.starts_with("[गंभीर] Kamla (Rampur): ऑक्सीजन कम, "),
         "not the Hindi alert: {text}"

@@ -255,15 +255,16 @@ fn row(cells: &BTreeMap<&str, String>) -> Result<Row, Vec<FieldError>> {
             ));
         }
     }
+    // Any family column makes a family contact (familyLanguage: i18n, issue 16).
+    let has_family = ["familyName", "familyPhone", "familyLanguage"]
+        .iter()
+        .any(|c| cells.contains_key(c));
     let row = if kind == "patient" {
-        let family = ["familyName", "familyPhone", "familyLanguage"]
-            .iter()
-            .any(|c| cells.contains_key(c))
-            .then(|| FamilyInput {
-                name: get("familyName"),
-                phone: get("familyPhone"),
-                language: get("familyLanguage"),
-            });
+        let family = has_family.then(|| FamilyInput {
+            name: get("familyName"),
+            phone: get("familyPhone"),
+            language: get("familyLanguage"),
+        });
         Row::Patient {
             id,
             input: PatientInput {
