@@ -718,6 +718,42 @@ async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
     alert
 }
 
+/// i18n (issue 16): each person of the escalation chain reads the forwarded alert in their
+/// own language.
+#[tokio::test]
+async fn an_escalated_alert_is_in_each_recipients_language() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    for (id, language) in [("w-02", "sw"), ("s-01", "hi")] {
+        if let Some(w) = world.workers.workers.lock().unwrap().get_mut(id) {
+            w.language = language.into();
+        }
+    }
+    let alert = routed_alert(&world, "p-1").await;
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&alert).unwrap()])
+        .await;
+    let due = world.bus.take(Channel::Escalation);
+    world.sqs(ESCALATION_ARN, &[due[0].0.clone()]).await;
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    let texts: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|n| (n.data.recipient_id.as_str(), n.data.message.as_str()))
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0].0, "w-02");
+    assert!(
+        texts[0].1.starts_with("[IMEPANDISHWA, ngazi 1] [HATARI] "),
+        "{texts:?}"
+    );
+    assert!(texts[0].1.contains(" Jibu ACK "), "{texts:?}");
+    assert_eq!(texts[1].0, "s-01");
+    assert!(
+        texts[1].1.starts_with("[आगे भेजा, स्तर 2] [गंभीर] "),
+        "{texts:?}"
+    );
+    assert!(texts[1].1.contains("जवाब दें: ACK "), "{texts:?}");
+}
+
 #[tokio::test]
 async fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_do_not() {
     let world = World::new(0.0, &["w-01", "w-02"]);
