@@ -84,6 +84,7 @@ async fn seed(stack: &Stack) {
             patient_id: p.into(),
             name: format!("Family of {p}"),
             phone: "+254711000003".into(),
+            language: "en".into(),
         }),
     )
     .await

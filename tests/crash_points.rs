@@ -245,6 +245,7 @@ async fn seed_village(stack: &Stack) {
             patient_id: "p-1".into(),
             name: "Family of p-1".into(),
             phone: "+254711000301".into(),
+            language: "en".into(),
         }],
     )
     .await

@@ -50,6 +50,7 @@ async fn seed(stack: &Stack, free: &[&str]) {
             patient_id: p.into(),
             name: format!("Family of {p}"),
             phone: "+254711000001".into(),
+            language: "en".into(),
         }),
     )
     .await

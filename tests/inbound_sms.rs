@@ -174,6 +174,7 @@ async fn seed(stack: &Stack) {
             patient_id: p.into(),
             name: format!("Family of {p}"),
             phone: FAMILY_PHONE.into(),
+            language: "en".into(),
         }),
     )
     .await

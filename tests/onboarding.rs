@@ -11,6 +11,8 @@
 //!    onboarding calls is a `Scan`.
 //! 4. The worker's phone is edited with `PUT /workers/{id}`; the patient's alert is routed
 //!    to that worker and texted to the NEW phone (moto's SMS), never to the old one.
+//! 5. (i18n, issue 16) A worker onboarded with `"language": "hi"` gets the alert SMS of
+//!    their patient in Hindi (read from moto's SMS).
 
 use std::time::{Duration, Instant};
 
@@ -214,7 +216,8 @@ async fn put_worker_and_patient(stack: &Stack) {
     );
     assert_eq!(
         directory_item(stack, "family#p-70").await.unwrap(),
-        json!({"patientId": "family#p-70", "name": "Baraka", "phone": "+254711007001"})
+        // No family language given: English (i18n, issue 16).
+        json!({"patientId": "family#p-70", "name": "Baraka", "phone": "+254711007001", "language": "en"})
     );
     assert_eq!(
         directory_item(stack, "device#test-device-3").await.unwrap(),
@@ -328,6 +331,25 @@ async fn texts(stack: &Stack) -> Vec<(String, String)> {
     panic!("moto's model data could not be read 20 times in a row")
 }
 
+/// The first SMS moto received for `phone` that names `patient` (waits up to 60 s).
+async fn sms_to(stack: &Stack, phone: &str, patient: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let sms = texts(stack).await;
+        if let Some((_, text)) = sms
+            .iter()
+            .find(|(to, text)| to == phone && text.contains(patient))
+        {
+            return text.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no alert SMS to {phone}: {sms:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn an_edited_phone_gets_the_alert(stack: &Stack) {
     let (status, edited) = send(
         stack,
@@ -353,23 +375,10 @@ async fn an_edited_phone_gets_the_alert(stack: &Stack) {
 
     let (status, answer) = post(stack, &json!([reading("p-70", "spo2", 85.0, 1)]), None).await;
     assert_eq!(status, 202, "{answer}");
-    let started = Instant::now();
-    let text = loop {
-        let sms = texts(stack).await;
-        if let Some((_, text)) = sms
-            .iter()
-            .find(|(phone, text)| phone == NEW_PHONE && text.contains("Amina"))
-        {
-            break text.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no alert SMS to {NEW_PHONE}: {sms:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = sms_to(stack, NEW_PHONE, "Amina").await;
+    // w-70 reads Swahili (worker_body): the alert is in Swahili (i18n, issue 16).
     assert!(
-        text.contains("(Ongata)") && text.contains("Reply ACK"),
+        text.contains("(Ongata)") && text.contains("Jibu ACK"),
         "{text}"
     );
     let routed = inspect::events_of_type(stack, "AlertRouted").await.unwrap();
@@ -383,6 +392,67 @@ async fn an_edited_phone_gets_the_alert(stack: &Stack) {
     assert!(
         sms.iter().all(|(phone, _)| phone != OLD_PHONE),
         "the old phone was texted: {sms:?}"
+    );
+}
+
+// ---- i18n (issue 16): messages in the recipient's language ----
+
+const HINDI_PHONE: &str = "+254700007201";
+
+/// A worker whose language is `hi` gets their patient's alert SMS in Hindi.
+async fn a_hindi_speaking_worker_gets_the_alert_in_hindi(stack: &Stack) {
+    let op = operator(stack);
+    let worker =
+        json!({"name": "Sunita", "phone": HINDI_PHONE, "village": "Rampur", "language": "hi"});
+    let (status, created) = send(
+        stack,
+        Some(&op),
+        "PUT",
+        "/workers/w-72",
+        &worker.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, &created["language"]),
+        (201, &json!("hi")),
+        "{created}"
+    );
+    let patient = json!({"name": "Kamla", "village": "Rampur", "workerId": "w-72",
+                         "family": {"name": "Ramesh", "phone": "+254711007201", "language": "hi"}});
+    let (status, created) = send(
+        stack,
+        Some(&op),
+        "PUT",
+        "/patients/p-72",
+        &patient.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, &created["family"]["language"]),
+        (201, &json!("hi")),
+        "{created}"
+    );
+    assert_eq!(
+        directory_item(stack, "family#p-72").await.unwrap()["language"],
+        "hi"
+    );
+
+    let (status, answer) = post(stack, &json!([reading("p-72", "spo2", 85.0, 1)]), None).await;
+    assert_eq!(status, 202, "{answer}");
+    let text = sms_to(stack, HINDI_PHONE, "Kamla").await;
+    assert!(
+        text.starts_with("[गंभीर] Kamla (Rampur): ऑक्सीजन कम, "),
+        "not the Hindi alert: {text}"
+    );
+    assert!(text.contains(" UTC। अलर्ट "), "{text}");
+    // The reply keyword stays Latin, so the inbound parser reads the worker's "ACK <code>".
+    let (_, code) = text
+        .rsplit_once("जवाब दें: ACK ")
+        .expect("the reply of the Hindi SMS");
+    assert!(domain::ack::AckCode::parse(code).is_ok(), "{text}");
+    assert!(
+        domain::messages::sms::sms_size(&text).segments <= domain::messages::MAX_SEGMENTS,
+        "{text}"
     );
 }
 
@@ -401,5 +471,6 @@ async fn onboarding_end_to_end() {
         .collect();
     assert!(scans.is_empty(), "the onboarding API scanned: {scans:?}");
     an_edited_phone_gets_the_alert(&stack).await;
+    a_hindi_speaking_worker_gets_the_alert_in_hindi(&stack).await;
     stack.shutdown().await.unwrap();
 }

@@ -121,6 +121,7 @@ pub fn emergency_contacts(
             patient_id: p.entry.patient_id.clone(),
             name: format!("Family of {}", p.entry.patient_name),
             phone: format!("+2547110{}", &p.entry.patient_id.replace('-', "")[1..]),
+            language: "en".into(),
         })
         .collect();
     (workers, rosters, families)

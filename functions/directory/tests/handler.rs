@@ -113,7 +113,11 @@ async fn an_operator_puts_a_patient_and_gets_it_back_with_every_item_written_in_
         entry.worker_phone.is_empty(),
         "no copy of the worker's phone"
     );
-    assert!(matches!(&writes[1], DirectoryWrite::Family(f) if f.phone == "+254711000001"));
+    // No family language given: English (i18n, issue 16).
+    assert!(
+        matches!(&writes[1], DirectoryWrite::Family(f) if f.phone == "+254711000001" && f.language == "en")
+    );
+    assert_eq!(body["family"]["language"], "en");
     assert!(
         matches!(&writes[2], DirectoryWrite::Device { client_id, binding: DeviceBinding::Wearable { bound_patient_id } }
         if client_id == "wearable-9" && bound_patient_id == "p-1")
@@ -150,6 +154,40 @@ async fn an_operator_puts_a_patient_and_gets_it_back_with_every_item_written_in_
     let last = world.writer.transactions.lock().unwrap()[2].clone();
     assert!(last.contains(&DirectoryWrite::RemoveFamily("p-1".into())));
     assert!(last.contains(&DirectoryWrite::RemoveDevice("wearable-9".into())));
+}
+
+/// i18n (issue 16): the family's language is stored with its contact; a bad tag is a 422.
+#[tokio::test]
+async fn a_familys_language_is_stored_with_its_contact() {
+    let world = World::new();
+    let mut body = amina();
+    body["family"]["language"] = json!("hi");
+    let put = request(
+        operator(),
+        "PUT /patients/{id}",
+        Some("p-1"),
+        &body.to_string(),
+    );
+    let (status, answer) = world.call(put).await;
+    assert_eq!(
+        (status, &answer["family"]["language"]),
+        (201, &json!("hi")),
+        "{answer}"
+    );
+    let transactions = world.writer.transactions.lock().unwrap().clone();
+    assert!(matches!(&transactions[0][1], DirectoryWrite::Family(f) if f.language == "hi"));
+
+    body["family"]["language"] = json!("Hindi");
+    let put = request(
+        operator(),
+        "PUT /patients/{id}",
+        Some("p-2"),
+        &body.to_string(),
+    );
+    let (status, answer) = world.call(put).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().contains("family.language"), "{answer}");
+    assert_eq!(world.writer.transactions.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -22,9 +22,11 @@ use chrono::{DateTime, Utc};
 use domain::ack::AckTarget;
 use domain::envelope::{Envelope, EventData, Lineage, decode};
 use domain::escalation::*;
+use domain::events::NotificationKind;
 use domain::events::{AlertRaised, Severity, alert_resolution_stream, alert_stream};
 use domain::ids::deterministic_id;
-use domain::routing::{DirectoryEntry, notification_for, with_ack_code};
+use domain::messages::texts::AlertSms;
+use domain::routing::{DirectoryEntry, alert_notification, notification_id};
 use lambda_kit::fault::crash_point;
 use serde_json::Value;
 
@@ -193,13 +195,17 @@ async fn check(
             return Ok(());
         };
 
-        let recipient = recipient_entry(deps, &chain, &recipient_id).await?;
-        let request = notification_for(&chain.alert, &recipient);
+        // The recipient must exist before the fact is recorded (its effects need them).
+        let (recipient, _) = recipient_entry(deps, &chain, &recipient_id).await?;
         let fact = AlertEscalated {
             alert_id: due.alert_id.clone(),
             level: next_level,
             recipient_id: recipient_id.clone(),
-            notification_id: request.notification_id.clone(),
+            notification_id: notification_id(
+                &chain.alert.alert_id,
+                &recipient.worker_id,
+                NotificationKind::Alert,
+            ),
         };
         let escalated = Envelope::new(
             deterministic_id(&["AlertEscalated", &due.alert_id, &next_level.to_string()]),
@@ -271,12 +277,12 @@ async fn available_people(
 }
 
 /// The directory entry the escalation SMS goes out with: the patient's, with the recipient
-/// as its worker.
+/// as its worker; and the recipient's language.
 async fn recipient_entry(
     deps: &Deps<'_>,
     chain: &Chain,
     recipient_id: &str,
-) -> Result<DirectoryEntry, EmergencyError> {
+) -> Result<(DirectoryEntry, String), EmergencyError> {
     let recipient = if recipient_id == HOSPITAL_RECIPIENT {
         Worker {
             worker_id: HOSPITAL_RECIPIENT.to_string(),
@@ -285,7 +291,7 @@ async fn recipient_entry(
             village: chain.alert.village.clone(),
             available: true,
             reserved_by: None,
-            language: "en".into(),
+            language: deps.config.hospital_language.clone(),
         }
     } else {
         deps.workers.get(recipient_id).await?.ok_or_else(|| {
@@ -294,7 +300,8 @@ async fn recipient_entry(
     };
     let mut to = chain.entry.clone().unwrap_or_else(|| DirectoryEntry {
         patient_id: chain.alert.patient_id.clone(),
-        patient_name: format!("unregistered patient {}", chain.alert.patient_id),
+        patient_name: domain::messages::catalogue(&recipient.language)
+            .unregistered_patient(&chain.alert.patient_id),
         village: chain.alert.village.clone(),
         worker_id: String::new(),
         worker_name: String::new(),
@@ -304,7 +311,7 @@ async fn recipient_entry(
     to.worker_id = recipient.worker_id;
     to.worker_name = recipient.name;
     to.worker_phone = recipient.phone;
-    Ok(to)
+    Ok((to, recipient.language))
 }
 
 /// The effects of an escalation fact: the SMS request to its recipient and, unless the
@@ -316,16 +323,16 @@ async fn effects(
     lineage: Lineage,
     now: DateTime<Utc>,
 ) -> Result<(), EmergencyError> {
-    let recipient = recipient_entry(deps, chain, &fact.recipient_id).await?;
+    let (recipient, language) = recipient_entry(deps, chain, &fact.recipient_id).await?;
     // The code exists before anyone can reply to it (registering it again is a no-op).
     let code = assign_code(deps.ack_codes, &AckTarget::alert(&fact.alert_id)).await?;
-    let mut request = with_ack_code(notification_for(&chain.alert, &recipient), &code);
+    // In the recipient's language, saying why it is forwarded (domain::messages).
     let why = if chain.entry.is_some() {
-        format!("not acknowledged, level {}", fact.level)
+        AlertSms::Escalated { level: fact.level }
     } else {
-        "patient not in the directory".to_string()
+        AlertSms::Unrouted
     };
-    request.message = format!("[ESCALATED: {why}] {}", request.message);
+    let request = alert_notification(&chain.alert, &recipient, &language, &code, why);
     let notification = Envelope::new(
         deterministic_id(&["NotificationRequested", &request.notification_id]),
         SOURCE,

@@ -45,6 +45,9 @@ pub struct Config {
     pub ack_timeout_seconds: u32,
     /// Phone of the district hospital's emergency desk (compensation escalates there).
     pub hospital_phone: String,
+    /// The language the district hospital's desk reads its SMS in (i18n, issue 16:
+    /// `HOSPITAL_LANGUAGE`, default `en`; `domain::messages`).
+    pub hospital_language: String,
     /// How long an emergency stays open with the worker on site before it is closed for
     /// them (the worker is released, the family told).
     pub open_timeout_seconds: u32,

@@ -54,6 +54,8 @@ async fn adapters() -> Result<Adapters, Error> {
             step_deadline_seconds: parsed("STEP_DEADLINE_SECONDS")?,
             ack_timeout_seconds: parsed("ACK_TIMEOUT_SECONDS")?,
             hospital_phone: required_env("HOSPITAL_PHONE")?,
+            // i18n (issue 16): the hospital desk's SMS language; English unless set.
+            hospital_language: parsed_or("HOSPITAL_LANGUAGE", "en".to_string())?,
             open_timeout_seconds: parsed("OPEN_TIMEOUT_SECONDS")?,
             escalation_queue_arn: required_env("ESCALATION_QUEUE_ARN")?,
             inbound_queue_arn: required_env("INBOUND_QUEUE_ARN")?,

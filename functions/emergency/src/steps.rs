@@ -9,13 +9,13 @@
 use application::ack_codes::assign_code;
 use application::ports::{Channel, DispatchOutcome, LedgerClaim};
 use chrono::{DateTime, Utc};
-use domain::ack::{AckTarget, KEYWORD};
+use domain::ack::AckTarget;
 use domain::envelope::{Envelope, decode};
 use domain::events::{NotificationKind, NotificationRequested, Severity};
 use domain::ids::deterministic_id;
-use domain::saga::{
-    FamilyStage, SagaEvent, SagaInput, SagaMessage, SagaState, Status, Step, StepCommand,
-};
+use domain::messages::catalogue;
+use domain::messages::texts::{emergency_hospital_text, emergency_worker_text, family_text};
+use domain::saga::{SagaEvent, SagaInput, SagaMessage, SagaState, Status, Step, StepCommand};
 use lambda_kit::fault::crash_point;
 
 use tracing::Instrument;
@@ -257,48 +257,18 @@ async fn notify_worker(
     };
     // The code exists before the worker can reply to it (registering it again is a no-op).
     let code = assign_code(deps.ack_codes, &AckTarget::emergency(&c.emergency_id)).await?;
-    let message = worker_message(&patient, &c.village, &c.reason, &c.emergency_id, &code);
+    // In the worker's language (domain::messages).
+    let message = emergency_worker_text(
+        catalogue(&worker.language),
+        &patient,
+        &c.village,
+        &c.reason,
+        &c.emergency_id,
+        code.as_str(),
+    );
     let notification_id =
         request_notification(deps, command, worker.worker_id, worker.phone, message, now).await?;
     Ok(SagaEvent::WorkerNotified { notification_id })
-}
-
-fn short_ref(emergency_id: &str) -> &str {
-    emergency_id.get(..8).unwrap_or(emergency_id)
-}
-
-/// What the assigned worker reads: who, where, why, and how to acknowledge.
-fn worker_message(
-    patient: &str,
-    village: &str,
-    reason: &str,
-    emergency_id: &str,
-    code: &impl std::fmt::Display,
-) -> String {
-    format!(
-        "[EMERGENCY] {patient}, {village}: {reason}. You are assigned; go now. Ref {}. Reply {KEYWORD} {code}",
-        short_ref(emergency_id)
-    )
-}
-
-/// What the family hears at each stage. No diagnosis: the reason stays with the health
-/// workers.
-fn family_message(name: &str, stage: FamilyStage, emergency_id: &str) -> String {
-    let reference = short_ref(emergency_id);
-    match stage {
-        FamilyStage::Dispatched => format!(
-            "{name}: a health emergency was reported for your family member. Help is on the way. Ref {reference}."
-        ),
-        FamilyStage::Ambulance => {
-            format!("{name}: an ambulance is on its way to your family member. Ref {reference}.")
-        }
-        FamilyStage::Hospital => format!(
-            "{name}: local help could not be arranged; the district hospital has taken over and will contact you. Ref {reference}."
-        ),
-        FamilyStage::Completed => format!(
-            "{name}: the health worker has closed the emergency for your family member. Ref {reference}."
-        ),
-    }
 }
 
 async fn notify_family(
@@ -315,7 +285,13 @@ async fn notify_family(
             stage,
         });
     };
-    let message = family_message(&family.name, stage, &c.emergency_id);
+    // In the family's language (domain::messages).
+    let message = family_text(
+        catalogue(&family.language),
+        &family.name,
+        stage,
+        &c.emergency_id,
+    );
     let notification_id = request_notification(
         deps,
         command,
@@ -337,12 +313,13 @@ async fn escalate_to_hospital(
     now: DateTime<Utc>,
 ) -> Result<SagaEvent, EmergencyError> {
     let c = &command.data;
-    let message = format!(
-        "[EMERGENCY ESCALATION] patient {} in {}: {}. Local dispatch failed; please take over. Ref {}.",
-        c.patient_id,
-        c.village,
-        c.reason,
-        short_ref(&c.emergency_id)
+    // In the hospital desk's language (HOSPITAL_LANGUAGE; domain::messages).
+    let message = emergency_hospital_text(
+        catalogue(&deps.config.hospital_language),
+        &c.patient_id,
+        &c.village,
+        &c.reason,
+        &c.emergency_id,
     );
     let notification_id = request_notification(
         deps,
@@ -360,31 +337,20 @@ async fn escalate_to_hospital(
 mod message_tests {
     use super::*;
 
-    const EMERGENCY: &str = "0123456789abcdef";
-
+    // Every text in every language: domain::messages (tests.rs). The English one, as
+    // workers have read it since before translations:
     #[test]
     fn the_worker_reads_the_patient_village_reason_reference_and_reply() {
         assert_eq!(
-            worker_message("Amina", "Kibera", "collapsed at home", EMERGENCY, &"4K7Q2M"),
+            emergency_worker_text(
+                catalogue("en"),
+                "Amina",
+                "Kibera",
+                "collapsed at home",
+                "0123456789abcdef",
+                "4K7Q2M"
+            ),
             "[EMERGENCY] Amina, Kibera: collapsed at home. You are assigned; go now. Ref 01234567. Reply ACK 4K7Q2M"
         );
-    }
-
-    #[test]
-    fn the_family_reads_their_name_and_the_reference_and_no_diagnosis() {
-        for stage in [
-            FamilyStage::Dispatched,
-            FamilyStage::Ambulance,
-            FamilyStage::Hospital,
-            FamilyStage::Completed,
-        ] {
-            let text = family_message("Baraka", stage, EMERGENCY);
-            assert!(text.starts_with("Baraka: "), "{text}");
-            assert!(text.ends_with("Ref 01234567."), "{text}");
-            // No slot for the reason, the patient's id, or readings: no other digits.
-            let without_ref = text.replace("01234567", "");
-            assert!(!without_ref.chars().any(|c| c.is_ascii_digit()), "{text}");
-            assert!(text.len() <= 160, "one SMS: {text}");
-        }
     }
 }

@@ -103,6 +103,7 @@ impl World {
                     patient_id: p.into(),
                     name: format!("Family of {p}"),
                     phone: "+254711000001".into(),
+                    language: "en".into(),
                 },
             );
         }
@@ -139,6 +140,7 @@ impl World {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
+                hospital_language: "en".into(),
                 escalation_queue_arn: ESCALATION_ARN.into(),
                 open_timeout_seconds: 3600,
                 inbound_queue_arn: "arn:aws:sqs:us-east-1:000000000000:InboundSmsQueue".into(),
@@ -300,6 +302,34 @@ impl World {
             .map(|n| n.data.notification_id.clone())
             .collect()
     }
+}
+
+/// i18n (issue 16): the worker reads their emergency SMS in their language, the family in
+/// theirs (the family contact's `language`).
+#[tokio::test]
+async fn the_worker_and_the_family_are_told_in_their_own_languages() {
+    let world = World::new(0.0, &["w-01", "w-02", "s-01"]);
+    if let Some(w) = world.workers.workers.lock().unwrap().get_mut("w-01") {
+        w.language = "hi".into();
+    }
+    if let Some(f) = world.contacts.families.lock().unwrap().get_mut("p-1") {
+        f.language = "sw".into();
+    }
+    let id = world.raise("p-1").await;
+    world.pump(1).await;
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    let reference = &id[..8];
+    let worker = &sent[0].data.message;
+    assert!(worker.starts_with("[आपातकाल] "), "{worker}");
+    assert!(worker.contains(&format!("संदर्भ {reference}")), "{worker}");
+    assert!(worker.contains("जवाब दें: ACK "), "{worker}");
+    let family = &sent[1].data.message;
+    assert_eq!(
+        family,
+        &format!(
+            "Family of p-1: dharura ya afya imeripotiwa kwa mwanafamilia wako. Msaada uko njiani. Kumb {reference}."
+        )
+    );
 }
 
 #[tokio::test]
@@ -686,6 +716,42 @@ async fn routed_alert(world: &World, patient: &str) -> Envelope<AlertRaised> {
     let alert = critical_alert(patient);
     store_routed(world, &alert).await;
     alert
+}
+
+/// i18n (issue 16): each person of the escalation chain reads the forwarded alert in their
+/// own language.
+#[tokio::test]
+async fn an_escalated_alert_is_in_each_recipients_language() {
+    let world = World::new(0.0, &["w-01", "w-02"]);
+    for (id, language) in [("w-02", "sw"), ("s-01", "hi")] {
+        if let Some(w) = world.workers.workers.lock().unwrap().get_mut(id) {
+            w.language = language.into();
+        }
+    }
+    let alert = routed_alert(&world, "p-1").await;
+    world
+        .sqs(ESCALATION_ARN, &[serde_json::to_string(&alert).unwrap()])
+        .await;
+    let due = world.bus.take(Channel::Escalation);
+    world.sqs(ESCALATION_ARN, &[due[0].0.clone()]).await;
+    let sent = world.notifications.sent.lock().unwrap().clone();
+    let texts: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|n| (n.data.recipient_id.as_str(), n.data.message.as_str()))
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0].0, "w-02");
+    assert!(
+        texts[0].1.starts_with("[IMEPANDISHWA, ngazi 1] [HATARI] "),
+        "{texts:?}"
+    );
+    assert!(texts[0].1.contains(" Jibu ACK "), "{texts:?}");
+    assert_eq!(texts[1].0, "s-01");
+    assert!(
+        texts[1].1.starts_with("[आगे भेजा, स्तर 2] [गंभीर] "),
+        "{texts:?}"
+    );
+    assert!(texts[1].1.contains("जवाब दें: ACK "), "{texts:?}");
 }
 
 #[tokio::test]

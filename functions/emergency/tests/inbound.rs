@@ -120,6 +120,7 @@ impl World {
                 step_deadline_seconds: 5,
                 ack_timeout_seconds: 7,
                 hospital_phone: "+254700009999".into(),
+                hospital_language: "en".into(),
                 open_timeout_seconds: 3600,
                 escalation_queue_arn: "arn:aws:sqs:us-east-1:000000000000:EscalationQueue".into(),
                 inbound_queue_arn: INBOUND_ARN.into(),

@@ -15,7 +15,8 @@
 //!
 //! Before an alert's notification is requested, the alert's acknowledgement code is
 //! registered (`application::ack_codes`), and the SMS ends with "Reply ACK <code>": a code
-//! exists before anyone can reply with it.
+//! exists before anyone can reply with it. Both SMS are in the worker's language (the
+//! workers table's `language`; `domain::messages`).
 //!
 //! Messages of a batch are handled concurrently. Each message is guarded by the
 //! idempotency utility (key: its event id; validated: its data), so a redelivered alert or
@@ -31,9 +32,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use domain::ack::AckTarget;
 use domain::envelope::{DecodeError, Envelope, EventData, decode};
+use domain::escalation::DEFAULT_LANGUAGE;
 use domain::events::{AlertRaised, AlertResolved, AlertRouted, Severity, alert_stream};
 use domain::ids::deterministic_id;
-use domain::routing::{DirectoryEntry, cleared_notification_for, notification_for, with_ack_code};
+use domain::routing::{DirectoryEntry, cleared_notification_for, notification_for};
 use lambda_kit::batch::{BatchError, body, sqs_standard};
 use lambda_kit::metrics;
 use tracing::Instrument;
@@ -149,25 +151,32 @@ async fn route_one(
 
 /// The patient's directory entry with the assigned worker's current name and phone from
 /// the workers table (issue 14: the onboarding API edits workers there, and entries written
-/// by it hold no copy). An entry written before keeps its copy, used only when the worker is
+/// by it hold no copy), and the language the worker reads (the workers table's; English
+/// for a worker known only from a legacy entry's copy). An entry written before keeps its copy, used only when the worker is
 /// not in the workers table; an entry with neither has no reachable health worker. The
 /// heartbeat's canary patient is never stored and goes to the canary recipient
 /// (`domain::canary`).
 async fn directory_entry(
     deps: &Deps<'_>,
     patient_id: &str,
-) -> Result<Option<DirectoryEntry>, RouteError> {
+) -> Result<Option<(DirectoryEntry, String)>, RouteError> {
     if domain::canary::is_canary_patient(patient_id) {
-        return Ok(Some(domain::canary::canary_entry()));
+        return Ok(Some((
+            domain::canary::canary_entry(),
+            DEFAULT_LANGUAGE.to_string(),
+        )));
     }
     let Some(entry) = deps.directory.get(patient_id).await? else {
         return Ok(None);
     };
     match deps.workers.get(&entry.worker_id).await? {
-        Some(worker) => Ok(Some(entry.with_worker_contact(&worker.name, &worker.phone))),
+        Some(worker) => Ok(Some((
+            entry.with_worker_contact(&worker.name, &worker.phone),
+            worker.language,
+        ))),
         None if !entry.worker_phone.is_empty() => {
             tracing::warn!(worker_id = %entry.worker_id, "worker not in the workers table; using the directory entry's copy of their phone");
-            Ok(Some(entry))
+            Ok(Some((entry, DEFAULT_LANGUAGE.to_string())))
         }
         None => {
             tracing::warn!(worker_id = %entry.worker_id, "the assigned worker is in neither the workers table nor the entry");
@@ -183,12 +192,13 @@ async fn route_alert(
     now: DateTime<Utc>,
 ) -> Result<String, RouteError> {
     let patient_id = &alert.data.patient_id;
-    let entry = directory_entry(deps, patient_id)
+    let (entry, language) = directory_entry(deps, patient_id)
         .await?
         .ok_or_else(|| RouteError::NoHealthWorker(patient_id.clone()))?;
     // The code first: the SMS carries it, and a reply must find it registered.
     let code = assign_code(deps.ack_codes, &AckTarget::alert(&alert.data.alert_id)).await?;
-    let request = with_ack_code(notification_for(&alert.data, &entry), &code);
+    // In the worker's language (domain::messages).
+    let request = notification_for(&alert.data, &entry, &language, &code);
 
     let routed = Envelope::new(
         deterministic_id(&["AlertRouted", &alert.data.alert_id]),
@@ -240,7 +250,7 @@ async fn clear_alert(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, RouteError> {
     let r = &resolved.data;
-    let Some(entry) = directory_entry(deps, &r.patient_id).await? else {
+    let Some((entry, language)) = directory_entry(deps, &r.patient_id).await? else {
         // Its alert failed routing for the same reason (and is in RouteDLQ): nobody was
         // told about it, so nobody is told it cleared. Retrying would not change that.
         tracing::warn!(patient_id = %r.patient_id, "patient has no health worker in the directory; resolution dropped");
@@ -255,7 +265,7 @@ async fn clear_alert(
         // may still be under way (or retrying). Fail, so this is redelivered after it.
         return Err(RouteError::NotRoutedYet(r.alert_id.clone()));
     }
-    let request = cleared_notification_for(r, &entry);
+    let request = cleared_notification_for(r, &entry, &language);
     let request = Envelope::new(
         deterministic_id(&["NotificationRequested", &request.notification_id]),
         SOURCE,

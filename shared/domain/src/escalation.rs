@@ -91,6 +91,10 @@ pub struct FamilyContact {
     pub name: String,
     /// E.164.
     pub phone: String,
+    /// The language the family reads its SMS in (a BCP 47 tag; items written before issue
+    /// 16 have none and read as [`DEFAULT_LANGUAGE`]).
+    #[serde(default = "default_language")]
+    pub language: String,
 }
 
 /// Directory-table key of a patient's family contact.

@@ -14,6 +14,7 @@
 //!   schema versions on read.
 //! - [`access`]: who may do what to whose data (the authorization matrix).
 //! - [`onboarding`]: the onboarding API's validation, CSV import and roster planning.
+//! - [`messages`]: every SMS text, in the recipient's language (template files, segment rule).
 //! - [`ack`]: acknowledgement codes health workers reply with by SMS ("ACK 4K7Q2M").
 //! - [`ids`], [`timestamp`]: deterministic ids and fast RFC 3339 parsing.
 
@@ -29,6 +30,7 @@ pub mod envelope;
 pub mod escalation;
 pub mod events;
 pub mod ids;
+pub mod messages;
 pub mod notices;
 pub mod onboarding;
 pub mod reading;

@@ -1,10 +1,15 @@
-//! Routing: who is told about an alert, and what the message says. Pure logic.
+//! Routing: who is told about an alert, and what the message says (in the recipient's
+//! language: [`crate::messages`]). Pure logic.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ack::{AckCode, KEYWORD};
+use crate::ack::AckCode;
 use crate::events::{AlertRaised, AlertResolved, NotificationKind, NotificationRequested};
 use crate::ids::deterministic_id;
+use crate::messages::{
+    self,
+    texts::{AlertSms, alert_text, cleared_text},
+};
 
 /// A patient's entry in the directory table: where they live and who looks after them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,19 +73,37 @@ pub fn notification_id(alert_id: &str, recipient_id: &str, kind: NotificationKin
     }
 }
 
-/// The notification the assigned health worker receives for an alert: the minimum the
-/// worker needs to act (severity, the patient's name and village, the condition, when, and
-/// the alert's reference). Not the patient id or the readings: an SMS sits on a shared
-/// phone. Escalations forward the same text (their recipients need the village).
-pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> NotificationRequested {
-    let message = format!(
-        "[{}] {} ({}): {} at {} UTC. Alert {}.",
-        alert.severity.as_str().to_uppercase(),
-        entry.patient_name,
-        entry.village,
-        alert.description,
-        alert.detected_at.format("%Y-%m-%d %H:%M"),
-        short_id(&alert.alert_id),
+/// The notification the assigned health worker receives for an alert, in their `language`:
+/// the minimum the worker needs to act (severity, the patient's name and village, the
+/// condition, when, the alert's reference) and the reply that acknowledges it ("... Reply
+/// ACK 4K7Q2M"). Not the patient id or the readings: an SMS sits on a shared phone.
+pub fn notification_for(
+    alert: &AlertRaised,
+    entry: &DirectoryEntry,
+    language: &str,
+    code: &AckCode,
+) -> NotificationRequested {
+    alert_notification(alert, entry, language, code, AlertSms::Routed)
+}
+
+/// An alert's notification to `entry`'s worker (the recipient, in their `language`), sent
+/// for `why`: routed, or escalated (the same facts, with why it is forwarded; its
+/// recipients need the village too).
+pub fn alert_notification(
+    alert: &AlertRaised,
+    entry: &DirectoryEntry,
+    language: &str,
+    code: &AckCode,
+    why: AlertSms,
+) -> NotificationRequested {
+    let lang = messages::catalogue(language);
+    let message = alert_text(
+        lang,
+        alert,
+        &entry.patient_name,
+        &entry.village,
+        code.as_str(),
+        why,
     );
     NotificationRequested {
         notification_id: notification_id(
@@ -98,26 +121,15 @@ pub fn notification_for(alert: &AlertRaised, entry: &DirectoryEntry) -> Notifica
     }
 }
 
-/// `request` with the reply that acknowledges it at the end of its text: "... Reply ACK
-/// 4K7Q2M" (17 characters: the alert SMS stays one message).
-pub fn with_ack_code(mut request: NotificationRequested, code: &AckCode) -> NotificationRequested {
-    request.message = format!("{} Reply {KEYWORD} {code}", request.message);
-    request
-}
-
-/// The notification the assigned health worker receives when an alert clears.
+/// The notification the assigned health worker receives, in their `language`, when an
+/// alert clears.
 pub fn cleared_notification_for(
     resolved: &AlertResolved,
     entry: &DirectoryEntry,
+    language: &str,
 ) -> NotificationRequested {
-    let message = format!(
-        "Cleared: {}'s {} alert from {} UTC no longer holds ({}). Alert {}.",
-        entry.patient_name,
-        resolved.alert_type.replace('_', " "),
-        resolved.episode_start.format("%Y-%m-%d %H:%M"),
-        entry.village,
-        short_id(&resolved.alert_id),
-    );
+    let lang = messages::catalogue(language);
+    let message = cleared_text(lang, resolved, &entry.patient_name, &entry.village);
     NotificationRequested {
         notification_id: notification_id(
             &resolved.alert_id,
@@ -132,10 +144,6 @@ pub fn cleared_notification_for(
         message,
         kind: NotificationKind::Cleared,
     }
-}
-
-fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -172,29 +180,63 @@ mod tests {
         }
     }
 
+    fn code() -> AckCode {
+        AckCode::parse("4K7Q2M").unwrap()
+    }
+
     #[test]
-    fn the_alert_sms_ends_with_the_reply_that_acknowledges_it() {
-        let code = AckCode::parse("4K7Q2M").unwrap();
-        let plain = notification_for(&alert(), &entry());
-        let n = with_ack_code(plain.clone(), &code);
+    fn the_alert_sms_names_patient_village_condition_and_alert_and_the_reply() {
+        let n = notification_for(&alert(), &entry(), "en", &code());
         assert_eq!(
             n.message,
             "[CRITICAL] Amina (Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567. Reply ACK 4K7Q2M"
         );
         assert!(n.message.len() <= 160, "{} characters", n.message.len());
-        // Only the text changes: the same notification (id, recipient).
-        assert_eq!(n.notification_id, plain.notification_id);
-        assert_eq!(n.recipient_phone, plain.recipient_phone);
+        assert_eq!(n.recipient_phone, "+254700000002");
     }
 
     #[test]
-    fn message_names_patient_village_condition_and_alert_but_not_the_patient_id() {
-        let n = notification_for(&alert(), &entry());
+    fn the_alert_sms_is_in_the_recipients_language_with_the_same_id() {
+        let english = notification_for(&alert(), &entry(), "en", &code());
+        let hindi = notification_for(&alert(), &entry(), "hi-IN", &code());
+        assert_eq!(
+            hindi.message,
+            "[गंभीर] Amina (Kibera): ऑक्सीजन कम, 2026-11-24 08:30 UTC। अलर्ट 01234567। जवाब दें: ACK 4K7Q2M"
+        );
+        let swahili = notification_for(&alert(), &entry(), "sw", &code());
+        assert!(
+            swahili
+                .message
+                .starts_with("[HATARI] Amina (Kibera): oksijeni ya chini saa")
+        );
+        // An unknown language reads English.
+        let other = notification_for(&alert(), &entry(), "luo", &code());
+        assert_eq!(other.message, english.message);
+        // Only the text changes: the same notification (id, recipient).
+        assert_eq!(hindi.notification_id, english.notification_id);
+        assert_eq!(hindi.recipient_phone, english.recipient_phone);
+    }
+
+    #[test]
+    fn an_escalated_alert_says_why_it_is_forwarded() {
+        let n = alert_notification(
+            &alert(),
+            &entry(),
+            "en",
+            &code(),
+            AlertSms::Escalated { level: 2 },
+        );
         assert_eq!(
             n.message,
-            "[CRITICAL] Amina (Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567."
+            "[ESCALATED, level 2] [CRITICAL] Amina (Kibera): spo2 below 90 % at 2026-11-24 08:30 UTC. Alert 01234567. Reply ACK 4K7Q2M"
         );
-        assert_eq!(n.recipient_phone, "+254700000002");
+        let n = alert_notification(&alert(), &entry(), "en", &code(), AlertSms::Unrouted);
+        assert!(
+            n.message
+                .starts_with("[ESCALATED: no health worker] [CRITICAL] Amina"),
+            "{}",
+            n.message
+        );
     }
 
     fn resolved() -> AlertResolved {
@@ -215,7 +257,10 @@ mod tests {
         // The id route derived before notifications had a kind: requests in flight across a
         // deploy must map to the same outbox row.
         let before = deterministic_id(&["notification", "0123456789abcdef", "w-2", "sms"]);
-        assert_eq!(notification_for(&alert(), &entry()).notification_id, before);
+        assert_eq!(
+            notification_for(&alert(), &entry(), "en", &code()).notification_id,
+            before
+        );
         assert_eq!(
             notification_id("0123456789abcdef", "w-2", NotificationKind::Alert),
             before
@@ -224,15 +269,15 @@ mod tests {
 
     #[test]
     fn a_cleared_notification_has_its_own_id_and_says_what_cleared() {
-        let n = cleared_notification_for(&resolved(), &entry());
+        let n = cleared_notification_for(&resolved(), &entry(), "en");
         assert_eq!(n.kind, NotificationKind::Cleared);
         assert_ne!(
             n.notification_id,
-            notification_for(&alert(), &entry()).notification_id
+            notification_for(&alert(), &entry(), "en", &code()).notification_id
         );
         assert_eq!(
             n.notification_id,
-            cleared_notification_for(&resolved(), &entry()).notification_id
+            cleared_notification_for(&resolved(), &entry(), "en").notification_id
         );
         assert_eq!(
             n.message,
@@ -243,25 +288,26 @@ mod tests {
 
     #[test]
     fn an_alert_request_is_written_without_its_kind() {
-        let alert = serde_json::to_value(notification_for(&alert(), &entry())).unwrap();
+        let alert =
+            serde_json::to_value(notification_for(&alert(), &entry(), "en", &code())).unwrap();
         assert!(alert.get("kind").is_none(), "{alert}");
         let decoded: NotificationRequested = serde_json::from_value(alert).unwrap();
         assert_eq!(decoded.kind, NotificationKind::Alert);
         let cleared =
-            serde_json::to_value(cleared_notification_for(&resolved(), &entry())).unwrap();
+            serde_json::to_value(cleared_notification_for(&resolved(), &entry(), "en")).unwrap();
         assert_eq!(cleared["kind"], "cleared");
     }
 
     #[test]
     fn notification_id_is_stable_per_alert_and_recipient() {
-        let a = notification_for(&alert(), &entry());
-        let b = notification_for(&alert(), &entry());
+        let a = notification_for(&alert(), &entry(), "en", &code());
+        let b = notification_for(&alert(), &entry(), "en", &code());
         assert_eq!(a.notification_id, b.notification_id);
         let mut other = entry();
         other.worker_id = "w-3".into();
         assert_ne!(
             a.notification_id,
-            notification_for(&alert(), &other).notification_id
+            notification_for(&alert(), &other, "en", &code()).notification_id
         );
     }
 }

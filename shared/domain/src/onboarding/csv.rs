@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::{FamilyInput, FieldError, PatientInput, WorkerInput};
 
 /// Every column the format knows.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "kind",
     "id",
     "name",
@@ -27,10 +27,12 @@ pub const COLUMNS: [&str; 14] = [
     "familyName",
     "familyPhone",
     "devices",
+    // i18n (issue 16): the language the family reads its SMS in (default en).
+    "familyLanguage",
 ];
 
 /// Columns a patient row may fill (the rest must be empty).
-const PATIENT_COLUMNS: [&str; 8] = [
+const PATIENT_COLUMNS: [&str; 9] = [
     "kind",
     "id",
     "name",
@@ -39,6 +41,7 @@ const PATIENT_COLUMNS: [&str; 8] = [
     "familyName",
     "familyPhone",
     "devices",
+    "familyLanguage",
 ];
 /// Columns a worker row may fill.
 const WORKER_COLUMNS: [&str; 10] = [
@@ -208,6 +211,7 @@ pub fn column_of(field: &str) -> String {
     match field.split('[').next().unwrap_or(field) {
         "family.name" => "familyName",
         "family.phone" => "familyPhone",
+        "family.language" => "familyLanguage",
         other => other,
     }
     .to_string()
@@ -251,67 +255,70 @@ fn row(cells: &BTreeMap<&str, String>) -> Result<Row, Vec<FieldError>> {
             ));
         }
     }
-    let row =
-        if kind == "patient" {
-            let family = (cells.contains_key("familyName") || cells.contains_key("familyPhone"))
-                .then(|| FamilyInput {
-                    name: get("familyName"),
-                    phone: get("familyPhone"),
-                });
-            Row::Patient {
-                id,
-                input: PatientInput {
-                    name: get("name"),
-                    village: get("village"),
-                    worker_id: get("workerId"),
-                    family,
-                    devices: list(cells.get("devices")),
-                },
+    // Any family column makes a family contact (familyLanguage: i18n, issue 16).
+    let has_family = ["familyName", "familyPhone", "familyLanguage"]
+        .iter()
+        .any(|c| cells.contains_key(c));
+    let row = if kind == "patient" {
+        let family = has_family.then(|| FamilyInput {
+            name: get("familyName"),
+            phone: get("familyPhone"),
+            language: get("familyLanguage"),
+        });
+        Row::Patient {
+            id,
+            input: PatientInput {
+                name: get("name"),
+                village: get("village"),
+                worker_id: get("workerId"),
+                family,
+                devices: list(cells.get("devices")),
+            },
+        }
+    } else {
+        let on_duty = match get("onDuty")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => None,
+            Some("true" | "yes" | "1") => Some(true),
+            Some("false" | "no" | "0") => Some(false),
+            Some(other) => {
+                errors.push(FieldError::new(
+                    "onDuty",
+                    format!("{other:?} is not true or false"),
+                ));
+                None
             }
-        } else {
-            let on_duty = match get("onDuty")
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                None => None,
-                Some("true" | "yes" | "1") => Some(true),
-                Some("false" | "no" | "0") => Some(false),
-                Some(other) => {
+        };
+        let roster_position = match get("rosterPosition") {
+            None => None,
+            Some(p) => match p.parse::<u32>() {
+                Ok(p) => Some(p),
+                Err(_) => {
                     errors.push(FieldError::new(
-                        "onDuty",
-                        format!("{other:?} is not true or false"),
+                        "rosterPosition",
+                        format!("{p:?} is not a positive whole number"),
                     ));
                     None
                 }
-            };
-            let roster_position = match get("rosterPosition") {
-                None => None,
-                Some(p) => match p.parse::<u32>() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        errors.push(FieldError::new(
-                            "rosterPosition",
-                            format!("{p:?} is not a positive whole number"),
-                        ));
-                        None
-                    }
-                },
-            };
-            Row::Worker {
-                id,
-                input: WorkerInput {
-                    name: get("name"),
-                    phone: get("phone"),
-                    village: get("village"),
-                    language: get("language"),
-                    on_duty,
-                    role: get("role"),
-                    roster_position,
-                    supervises: list(cells.get("supervises")),
-                },
-            }
+            },
         };
+        Row::Worker {
+            id,
+            input: WorkerInput {
+                name: get("name"),
+                phone: get("phone"),
+                village: get("village"),
+                language: get("language"),
+                on_duty,
+                role: get("role"),
+                roster_position,
+                supervises: list(cells.get("supervises")),
+            },
+        }
+    };
     if errors.is_empty() {
         Ok(row)
     } else {

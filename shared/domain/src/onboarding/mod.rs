@@ -110,6 +110,21 @@ fn required_text(errors: &mut Vec<FieldError>, field: &str, value: Option<String
     String::new()
 }
 
+/// An optional language tag: default [`DEFAULT_LANGUAGE`].
+fn language_tag(errors: &mut Vec<FieldError>, field: &str, value: Option<String>) -> String {
+    match value.map(|l| l.trim().to_string()) {
+        None => DEFAULT_LANGUAGE.to_string(),
+        Some(l) if valid_language(&l) => l,
+        Some(l) => {
+            errors.push(FieldError::new(
+                field,
+                format!("{l:?} is not a language tag (e.g. en, sw, luo, en-KE)"),
+            ));
+            String::new()
+        }
+    }
+}
+
 /// A required E.164 phone.
 fn required_phone(errors: &mut Vec<FieldError>, field: &str, value: Option<String>) -> String {
     match value.map(|v| v.trim().to_string()) {
@@ -129,6 +144,9 @@ fn required_phone(errors: &mut Vec<FieldError>, field: &str, value: Option<Strin
 pub struct FamilyInput {
     pub name: Option<String>,
     pub phone: Option<String>,
+    /// BCP 47 tag of the language the family reads its SMS in; default `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// The body of `PUT /patients/{id}`: the whole patient (what it omits is removed: no
@@ -169,6 +187,7 @@ impl PatientInput {
         let family = self.family.map(|f| FamilyInput {
             name: Some(required_text(&mut errors, "family.name", f.name)),
             phone: Some(required_phone(&mut errors, "family.phone", f.phone)),
+            language: Some(language_tag(&mut errors, "family.language", f.language)),
         });
         if self.devices.len() > MAX_DEVICES {
             errors.push(FieldError::new(
@@ -221,6 +240,10 @@ impl Patient {
             patient_id: self.patient_id.clone(),
             name: f.name.clone().unwrap_or_default(),
             phone: f.phone.clone().unwrap_or_default(),
+            language: f
+                .language
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LANGUAGE.to_string()),
         })
     }
 
@@ -249,6 +272,7 @@ impl Patient {
             family: family.map(|f| FamilyInput {
                 name: Some(f.name.clone()),
                 phone: Some(f.phone.clone()),
+                language: Some(f.language.clone()),
             }),
             devices: entry.device_ids.clone(),
         }
@@ -310,17 +334,7 @@ impl WorkerInput {
         let name = required_text(&mut errors, "name", self.name);
         let phone = required_phone(&mut errors, "phone", self.phone);
         let village = required_text(&mut errors, "village", self.village);
-        let language = match self.language.map(|l| l.trim().to_string()) {
-            None => DEFAULT_LANGUAGE.to_string(),
-            Some(l) if valid_language(&l) => l,
-            Some(l) => {
-                errors.push(FieldError::new(
-                    "language",
-                    format!("{l:?} is not a language tag (e.g. en, sw, luo, en-KE)"),
-                ));
-                String::new()
-            }
-        };
+        let language = language_tag(&mut errors, "language", self.language);
         let role = match self.role.as_deref().map(str::trim) {
             None | Some("health-worker") => WorkerRole::HealthWorker,
             Some("supervisor") => WorkerRole::Supervisor,

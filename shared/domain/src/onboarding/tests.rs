@@ -8,6 +8,7 @@ fn patient() -> PatientInput {
         family: Some(FamilyInput {
             name: Some("Baraka".into()),
             phone: Some("+254711000001".into()),
+            language: None,
         }),
         devices: vec!["wearable-7".into()],
     }
@@ -64,6 +65,14 @@ fn a_good_patient_becomes_its_entry_family_and_wearables() {
     assert!(entry.worker_phone.is_empty() && entry.worker_name.is_empty());
     assert_eq!(entry.device_ids, ["wearable-7"]);
     assert_eq!(p.family_contact().unwrap().phone, "+254711000001");
+    // No language given: the family reads English.
+    assert_eq!(p.family_contact().unwrap().language, "en");
+    let mut hindi = patient();
+    if let Some(f) = hindi.family.as_mut() {
+        f.language = Some("hi".into());
+    }
+    let hindi = hindi.validate("p-1").unwrap();
+    assert_eq!(hindi.family_contact().unwrap().language, "hi");
     assert_eq!(
         p.bindings(),
         [(
@@ -85,6 +94,7 @@ fn every_bad_patient_field_is_named() {
         family: Some(FamilyInput {
             name: Some("Baraka".into()),
             phone: Some("0711000001".into()),
+            language: Some("Hindi".into()),
         }),
         devices: vec!["ok".into(), "bad id".into(), "ok".into()],
     };
@@ -97,6 +107,7 @@ fn every_bad_patient_field_is_named() {
             "village",
             "workerId",
             "family.phone",
+            "family.language",
             "devices[1]",
             "devices[2]"
         ]
@@ -225,5 +236,6 @@ fn bad_rows_are_reported_with_line_and_column_and_bad_files_refused() {
     assert!(csv::parse("name,village\n").is_err());
     assert!(csv::parse("kind,id\nworker,\"w-1\n").is_err());
     assert_eq!(csv::column_of("family.phone"), "familyPhone");
+    assert_eq!(csv::column_of("family.language"), "familyLanguage");
     assert_eq!(csv::column_of("devices[3]"), "devices");
 }
