@@ -4,6 +4,9 @@
 //! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
 //! devstack up   [--port N] [--schedule-interval D]
 //! devstack bench read [--patients N] [--alerts N] [--requests N] [--json]
+//! devstack bench load [--rate R] [--duration S] [--patients N] [--unwell F] [--batch B]
+//!                     [--latency-ms MS] [--wait S] [--json]
+//! devstack bench shard [--latency-ms MS] [--batches N] [--batch RECORDS] [--patients N] [--json]
 //! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
 //!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
@@ -155,6 +158,27 @@ async fn run() -> Result<bool> {
             let _ = std::fs::remove_dir_all(&logs);
             config.function_log_dir = Some(logs);
             bench::read::run(config, options).await
+        }
+        // Issue 15 (bench): load test, detect's per-shard throughput; not part of ./dev test.
+        "bench" if matches!(args.get(1).map(String::as_str), Some("load" | "shard")) => {
+            config.archive = devstack::archive::ArchiveConfig::from_env_or(
+                devstack::archive::ArchiveConfig::off(),
+            )?;
+            for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
+                config
+                    .parameter_overrides
+                    .insert(name.to_string(), "100000".to_string());
+            }
+            // The template's own schedule rates (the sweep every minute), as on AWS.
+            config.schedule_interval = None;
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            let _ = std::fs::remove_dir_all(&logs);
+            config.function_log_dir = Some(logs);
+            if args[1] == "load" {
+                bench::load::run(config, bench::load::Options::parse(&args[1..])?).await
+            } else {
+                bench::shard::run(config, bench::shard::Options::parse(&args[1..])?).await
+            }
         }
         "bench" => {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under

@@ -32,8 +32,11 @@ use devstack::{Stack, StackConfig, inspect};
 use crate::simulator;
 
 mod alerts;
+// Issue 15 (bench): the load test and detect's per-shard throughput.
+pub mod load;
 mod measure;
 pub mod read;
+pub mod shard;
 mod report;
 mod workload;
 
