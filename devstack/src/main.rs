@@ -7,6 +7,7 @@
 //! devstack bench load [--rate R] [--duration S] [--patients N] [--unwell F] [--batch B]
 //!                     [--latency-ms MS] [--wait S] [--json]
 //! devstack bench shard [--latency-ms MS] [--batches N] [--batch RECORDS] [--patients N] [--json]
+//! devstack bench coldstart [--starts N] [--json]
 //! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
 //!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
@@ -160,6 +161,13 @@ async fn run() -> Result<bool> {
             bench::read::run(config, options).await
         }
         // Issue 15 (bench): load test, detect's per-shard throughput; not part of ./dev test.
+        "bench" if args.get(1).map(String::as_str) == Some("coldstart") => {
+            config.archive = devstack::archive::ArchiveConfig::off();
+            config.schedule_interval = Some(Duration::from_secs(3600));
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            config.function_log_dir = Some(logs);
+            bench::coldstart::run(config, bench::coldstart::Options::parse(&args[1..])?).await
+        }
         "bench" if matches!(args.get(1).map(String::as_str), Some("load" | "shard")) => {
             config.archive = devstack::archive::ArchiveConfig::from_env_or(
                 devstack::archive::ArchiveConfig::off(),

@@ -23,12 +23,21 @@ use crate::request_log::{AwsRequest, name_request};
 /// Counts by (service, operation).
 pub type Counts = BTreeMap<(String, String), u64>;
 
+/// (caller, service, operation, DynamoDB table or "").
+pub type Detail = (String, String, String, String);
+
+/// The path prefix that names a caller: `/fn/<name>/...`.
+const CALLER_PREFIX: &str = "/fn/";
+
 #[derive(Default)]
 struct Shared {
     upstream: Mutex<Option<String>>,
     counts: Mutex<Counts>,
     /// Requests by DynamoDB table, for the writes of the reading path.
     tables: Mutex<BTreeMap<(String, String), u64>>,
+    /// Requests by (caller, service, operation, table or ""), the caller named by the
+    /// endpoint's path prefix (see [`Proxy::url_for`]).
+    detailed: Mutex<BTreeMap<Detail, u64>>,
     /// Total time spent waiting for the emulator, microseconds.
     upstream_micros: Mutex<u128>,
 }
@@ -75,6 +84,21 @@ impl Proxy {
         &self.url
     }
 
+    /// The proxy's URL for one caller: its requests are counted under `caller` as well
+    /// (the SDK keeps the endpoint's path as a prefix; the proxy strips it).
+    pub fn url_for(&self, caller: &str) -> String {
+        format!("{}{CALLER_PREFIX}{caller}", self.url)
+    }
+
+    /// Requests by (caller, service, operation, table or "").
+    pub fn detailed_counts(&self) -> BTreeMap<Detail, u64> {
+        self.shared
+            .detailed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
     /// Where requests are forwarded, e.g. the emulator's endpoint.
     pub fn set_upstream(&self, upstream: &str) {
         if let Ok(mut slot) = self.shared.upstream.lock() {
@@ -114,12 +138,25 @@ impl Proxy {
         if let Ok(mut c) = self.shared.tables.lock() {
             c.clear();
         }
+        if let Ok(mut c) = self.shared.detailed.lock() {
+            c.clear();
+        }
         if let Ok(mut m) = self.shared.upstream_micros.lock() {
             *m = 0;
         }
     }
 
-    fn count(&self, request: &AwsRequest) {
+    fn count(&self, caller: &str, request: &AwsRequest) {
+        if let Ok(mut detailed) = self.shared.detailed.lock() {
+            *detailed
+                .entry((
+                    caller.to_string(),
+                    request.service.clone(),
+                    request.operation.clone(),
+                    request.table.clone().unwrap_or_default(),
+                ))
+                .or_default() += 1;
+        }
         if let Ok(mut counts) = self.shared.counts.lock() {
             *counts
                 .entry((request.service.clone(), request.operation.clone()))
@@ -160,8 +197,9 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let url = uri.to_string();
-    proxy.count(&name_request(
+    let (caller, path) = split_caller(uri.path_and_query().map_or("/", |p| p.as_str()));
+    let url = path.clone();
+    proxy.count(&caller, &name_request(
         header("authorization"),
         header("x-amz-target"),
         method.as_str(),
@@ -174,7 +212,6 @@ async fn forward(
     let Some(upstream) = proxy.upstream().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "proxy: no upstream").into_response();
     };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = proxy.client.request(method, format!("{upstream}{path}"));
     for (name, value) in &headers {
         if !SKIPPED.contains(&name.as_str()) {
@@ -203,6 +240,21 @@ async fn forward(
         *micros += started.elapsed().as_micros();
     }
     result
+}
+
+/// The caller named by a `/fn/<name>` prefix ("" without one) and the path without it.
+fn split_caller(path: &str) -> (String, String) {
+    let Some(rest) = path.strip_prefix(CALLER_PREFIX) else {
+        return (String::new(), path.to_string());
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (caller, tail) = rest.split_at(end);
+    let tail = if tail.starts_with('/') {
+        tail.to_string()
+    } else {
+        format!("/{tail}")
+    };
+    (caller.to_string(), tail)
 }
 
 /// Counts per 1,000 readings, by "service operation".
@@ -257,6 +309,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.text().await.unwrap(), "/?x=1");
+
+        let answer = client
+            .post(format!("{}/?Action=Query", proxy.url_for("DetectFunction")))
+            .header("authorization", auth("dynamodb"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.text().await.unwrap(), "/?Action=Query");
+        let detailed = proxy.detailed_counts();
+        let key = |c: &str, s: &str, o: &str, t: &str| (c.into(), s.into(), o.into(), t.into());
+        assert_eq!(detailed[&key("DetectFunction", "dynamodb", "Query", "")], 1);
+        assert_eq!(detailed[&key("", "dynamodb", "PutItem", "t-state")], 3);
+        assert_eq!(split_caller("/fn/X"), ("X".to_string(), "/".to_string()));
+        assert_eq!(split_caller("/fn/X?a=1"), ("X".to_string(), "/?a=1".to_string()));
 
         let counts = proxy.counts();
         assert_eq!(counts[&("dynamodb".into(), "PutItem".into())], 3);

@@ -117,10 +117,11 @@ impl Options {
     }
 }
 
-/// Points every function of the template (or only `only`) at `url` for its AWS calls.
+/// Points every function of the template (or only `only`) at the proxy for its AWS calls,
+/// each with its own path prefix, so the proxy counts by function as well.
 pub(super) fn route_functions_through(
     config: &mut StackConfig,
-    url: &str,
+    proxy: &Proxy,
     only: Option<&str>,
 ) -> Result<()> {
     let template = Template::load(&config.template)?;
@@ -132,7 +133,10 @@ pub(super) fn route_functions_through(
                 .function_environment
                 .entry(resource.logical_id.clone())
                 .or_default()
-                .insert("AWS_ENDPOINT_URL".to_string(), url.to_string());
+                .insert(
+                    "AWS_ENDPOINT_URL".to_string(),
+                    proxy.url_for(&resource.logical_id),
+                );
         }
     }
     Ok(())
@@ -159,7 +163,7 @@ fn memory_by_function(config: &StackConfig) -> Result<BTreeMap<String, u64>> {
 pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
     let load_before = load_average();
     let proxy = Proxy::start(Duration::from_millis(options.latency_ms)).await?;
-    route_functions_through(&mut config, proxy.url(), None)?;
+    route_functions_through(&mut config, &proxy, None)?;
     let memory = memory_by_function(&config)?;
     eprintln!("==> starting the local stack; the functions' AWS calls go through {}", proxy.url());
     let stack = Stack::start(config).await?;
@@ -353,6 +357,15 @@ async fn load(
             }),
         );
     }
+    let detailed = proxy.detailed_counts();
+    let path = reading_path(&detailed);
+    let per = |n: u64| if readings == 0 { 0.0 } else { n as f64 * 1000.0 / readings as f64 };
+    let by_function: serde_json::Map<String, Value> = detailed
+        .iter()
+        .map(|((caller, service, operation, table), n)| {
+            (format!("{caller} {service} {operation} {table}").trim_end().to_string(), json!(n))
+        })
+        .collect();
     let dlq = dead_letters(stack).await;
     Ok(json!({
         "benchmark": "load (issue 15)",
@@ -379,8 +392,52 @@ async fn load(
         "awsRequests": by_service,
         "awsRequestsPer1000Readings": per_thousand(&counts, readings),
         "dynamodbRequestsByTable": tables,
+        "requestsByFunction": by_function,
+        "readingPath": {
+            "definition": READING_PATH,
+            "dynamodbWrites": path.writes,
+            "dynamodbReads": path.reads,
+            "dynamodbWritesPer1000Readings": per(path.writes),
+            "dynamodbReadsPer1000Readings": per(path.reads),
+            "alertPathDynamodbWrites": path.alert_writes,
+        },
         "functions": functions,
     }))
+}
+
+const READING_PATH: &str = "DynamoDB requests of IngestFunction and DetectFunction, except those to the events and idempotency tables (the alerts' event appends and publish guards); alert path = every other DynamoDB write";
+
+#[derive(Debug, Default, PartialEq)]
+struct ReadingPath {
+    writes: u64,
+    reads: u64,
+    alert_writes: u64,
+}
+
+/// Splits the DynamoDB requests counted by function into the reading path and the rest.
+fn reading_path(detailed: &BTreeMap<devstack::proxy::Detail, u64>) -> ReadingPath {
+    let mut out = ReadingPath::default();
+    for ((caller, service, operation, table), n) in detailed {
+        if service != "dynamodb" {
+            continue;
+        }
+        let write = devstack::request_log::AwsRequest {
+            service: service.clone(),
+            operation: operation.clone(),
+            table: None,
+        }
+        .is_write();
+        let reading = matches!(caller.as_str(), "IngestFunction" | "DetectFunction")
+            && !table.contains("EventsTable")
+            && !table.contains("IdempotencyTable");
+        match (reading, write) {
+            (true, true) => out.writes += n,
+            (true, false) => out.reads += n,
+            (false, true) => out.alert_writes += n,
+            (false, false) => {}
+        }
+    }
+    out
 }
 
 /// Messages waiting in every dead-letter and failure queue of the stack.
@@ -428,6 +485,13 @@ fn print_table(out: &Value) {
         l["alertRaisedStored"], l["notificationSentStored"], l["alertsExpected"], l["alertsStored"], l["notified"], l["misses"]
     );
     println!("    dead letters {}", out["deadLetters"]);
+    let r = &out["readingPath"];
+    println!(
+        "    reading path (ingest + detect, alerts excluded): {:.1} DynamoDB writes and {:.1} reads per 1,000 readings (target <= 30 each); alert path {} writes",
+        r["dynamodbWritesPer1000Readings"].as_f64().unwrap_or(0.0),
+        r["dynamodbReadsPer1000Readings"].as_f64().unwrap_or(0.0),
+        r["alertPathDynamodbWrites"]
+    );
     println!("    AWS requests per 1,000 readings (functions' calls, counted by the proxy):");
     if let Some(per) = out["awsRequestsPer1000Readings"].as_object() {
         for (name, n) in per {
@@ -446,6 +510,22 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_reading_path_is_ingest_and_detect_without_the_alerts_tables() {
+        let key = |c: &str, o: &str, t: &str| (c.to_string(), "dynamodb".to_string(), o.to_string(), t.to_string());
+        let detailed = BTreeMap::from([
+            (key("DetectFunction", "PutItem", "s-PatientStateTable"), 10),
+            (key("DetectFunction", "GetItem", "s-PatientStateTable"), 7),
+            (key("DetectFunction", "TransactWriteItems", "s-EventsTable"), 3),
+            (key("RouteFunction", "PutItem", "s-DashboardTable"), 2),
+            (("IngestFunction".into(), "kinesis".into(), "PutRecords".into(), String::new()), 5),
+        ]);
+        assert_eq!(
+            reading_path(&detailed),
+            ReadingPath { writes: 10, reads: 7, alert_writes: 5 }
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ use devstack::{Stack, StackConfig, inspect};
 use crate::simulator;
 
 mod alerts;
-// Issue 15 (bench): the load test and detect's per-shard throughput.
+// Issue 15 (bench): cold start, the load test and detect's per-shard throughput.
+pub mod coldstart;
 pub mod load;
 mod measure;
 pub mod read;

@@ -142,7 +142,7 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
     let load_before = load_average();
     let proxy = Proxy::start(Duration::from_millis(options.latency_ms)).await?;
     // Only detect's calls are delayed and counted.
-    route_functions_through(&mut config, proxy.url(), Some("DetectFunction"))?;
+    route_functions_through(&mut config, &proxy, Some("DetectFunction"))?;
     let stack = Stack::start(config).await?;
     proxy.set_upstream(stack.endpoint_url());
     let result = bench(&stack, &proxy, &options).await;
