@@ -199,13 +199,16 @@ async fn forward(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (caller, path) = split_caller(uri.path_and_query().map_or("/", |p| p.as_str()));
     let url = path.clone();
-    proxy.count(&caller, &name_request(
-        header("authorization"),
-        header("x-amz-target"),
-        method.as_str(),
-        &url,
-        std::str::from_utf8(&body).unwrap_or_default(),
-    ));
+    proxy.count(
+        &caller,
+        &name_request(
+            header("authorization"),
+            header("x-amz-target"),
+            method.as_str(),
+            &url,
+            std::str::from_utf8(&body).unwrap_or_default(),
+        ),
+    );
     if !proxy.latency.is_zero() {
         tokio::time::sleep(proxy.latency).await;
     }
@@ -322,7 +325,10 @@ mod tests {
         assert_eq!(detailed[&key("DetectFunction", "dynamodb", "Query", "")], 1);
         assert_eq!(detailed[&key("", "dynamodb", "PutItem", "t-state")], 3);
         assert_eq!(split_caller("/fn/X"), ("X".to_string(), "/".to_string()));
-        assert_eq!(split_caller("/fn/X?a=1"), ("X".to_string(), "/?a=1".to_string()));
+        assert_eq!(
+            split_caller("/fn/X?a=1"),
+            ("X".to_string(), "/?a=1".to_string())
+        );
 
         let counts = proxy.counts();
         assert_eq!(counts[&("dynamodb".into(), "PutItem".into())], 3);

@@ -181,7 +181,8 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
         let Some(spec) = stack.function_spec(&id) else {
             continue;
         };
-        hello_env = devstack::lambda::lambda_environment(HELLO, spec.memory_mb, stack.endpoint_url());
+        hello_env =
+            devstack::lambda::lambda_environment(HELLO, spec.memory_mb, stack.endpoint_url());
         binaries.push(Binary {
             name: id,
             path: spec.binary.clone(),
@@ -261,7 +262,11 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     } else {
         println!();
         println!("==> cold start (issue 15): process start -> first GET .../invocation/next");
-        println!("    command  {}  (binaries from {})", out["command"].as_str().unwrap_or(""), bin_dir.display());
+        println!(
+            "    command  {}  (binaries from {})",
+            out["command"].as_str().unwrap_or(""),
+            bin_dir.display()
+        );
         println!(
             "    {:<30} {:>6} {:>10} {:>10} {:>8} {:>12} {:>12}",
             "function", "starts", "median ms", "p90 ms", "x hello", "binary B", "zip B"

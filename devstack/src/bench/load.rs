@@ -78,7 +78,9 @@ impl Options {
             let Some(name) = flag.strip_prefix("--") else {
                 bail!("unexpected argument {flag:?}; {USAGE}");
             };
-            let value = it.next().with_context(|| format!("--{name} needs a value"))?;
+            let value = it
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?;
             match name {
                 "rate" => o.rate = crate::number(name, value)?,
                 "duration" => o.duration = crate::number(name, value)?,
@@ -153,7 +155,10 @@ fn memory_by_function(config: &StackConfig) -> Result<BTreeMap<String, u64>> {
             let mb = r
                 .properties
                 .get("MemorySize")
-                .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
                 .unwrap_or(128);
             (r.logical_id.clone(), mb)
         })
@@ -165,7 +170,10 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
     let proxy = Proxy::start(Duration::from_millis(options.latency_ms)).await?;
     route_functions_through(&mut config, &proxy, None)?;
     let memory = memory_by_function(&config)?;
-    eprintln!("==> starting the local stack; the functions' AWS calls go through {}", proxy.url());
+    eprintln!(
+        "==> starting the local stack; the functions' AWS calls go through {}",
+        proxy.url()
+    );
     let stack = Stack::start(config).await?;
     proxy.set_upstream(stack.endpoint_url());
     let result = load(&stack, &proxy, &options, &memory).await;
@@ -207,7 +215,12 @@ async fn load(
     let (workers, rosters, families) = simulator::emergency_contacts(&everyone);
     inspect::seed_workers(stack, &workers).await?;
     inspect::seed_contacts(stack, &rosters, &families).await?;
-    let ids: Arc<Vec<String>> = Arc::new(everyone.iter().map(|p| p.entry.patient_id.clone()).collect());
+    let ids: Arc<Vec<String>> = Arc::new(
+        everyone
+            .iter()
+            .map(|p| p.entry.patient_id.clone())
+            .collect(),
+    );
 
     let alerts = Alerts::default();
     let watcher = watch_alerts(stack, alerts.clone()).await?;
@@ -245,7 +258,11 @@ async fn load(
     let mut posts = Vec::with_capacity(requests);
     for k in 0..requests {
         ticker.tick().await;
-        let permit = slots.clone().acquire_owned().await.context("in-flight limit")?;
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .context("in-flight limit")?;
         let (client, url, ids) = (client.clone(), format!("{api_url}/readings"), ids.clone());
         let first = k * options.batch;
         let last = (first + options.batch).min(total);
@@ -260,7 +277,11 @@ async fn load(
                     if sick && round == 2 {
                         completing.push(ids[p].clone());
                     }
-                    let bpm = if sick { 112.0 } else { 60.0 + (i * 7 % 25) as f64 };
+                    let bpm = if sick {
+                        112.0
+                    } else {
+                        60.0 + (i * 7 % 25) as f64
+                    };
                     reading(&ids[p], bpm, now)
                 })
                 .collect();
@@ -277,7 +298,10 @@ async fn load(
                 && r.status().as_u16() != 202
             {
                 let status = r.status();
-                eprintln!("    request {k}: {status} {}", r.text().await.unwrap_or_default());
+                eprintln!(
+                    "    request {k}: {status} {}",
+                    r.text().await.unwrap_or_default()
+                );
             }
             (ok, last - first, answered, completing)
         }));
@@ -300,8 +324,10 @@ async fn load(
         "    {accepted} readings accepted in {post_seconds:.1} s ({:.0}/s); {failed_requests} requests failed",
         accepted as f64 / post_seconds
     );
-    let pending: Vec<(String, &'static str)> =
-        completed_at.iter().map(|(p, _)| (p.clone(), RULE)).collect();
+    let pending: Vec<(String, &'static str)> = completed_at
+        .iter()
+        .map(|(p, _)| (p.clone(), RULE))
+        .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(options.wait);
     wait_for_alerts("load", &alerts, &pending, deadline).await;
     let idle = stack.wait_idle(Duration::from_secs(options.wait)).await;
@@ -359,11 +385,22 @@ async fn load(
     }
     let detailed = proxy.detailed_counts();
     let path = reading_path(&detailed);
-    let per = |n: u64| if readings == 0 { 0.0 } else { n as f64 * 1000.0 / readings as f64 };
+    let per = |n: u64| {
+        if readings == 0 {
+            0.0
+        } else {
+            n as f64 * 1000.0 / readings as f64
+        }
+    };
     let by_function: serde_json::Map<String, Value> = detailed
         .iter()
         .map(|((caller, service, operation, table), n)| {
-            (format!("{caller} {service} {operation} {table}").trim_end().to_string(), json!(n))
+            (
+                format!("{caller} {service} {operation} {table}")
+                    .trim_end()
+                    .to_string(),
+                json!(n),
+            )
         })
         .collect();
     let dlq = dead_letters(stack).await;
@@ -474,15 +511,28 @@ async fn dead_letters(stack: &Stack) -> Value {
 fn print_table(out: &Value) {
     println!();
     println!("==> load (issue 15)");
-    println!("    command   {}", out["command"].as_str().unwrap_or_default());
+    println!(
+        "    command   {}",
+        out["command"].as_str().unwrap_or_default()
+    );
     println!(
         "    readings  {} accepted ({} requests failed); ingest held {}/s over {} s; whole pipeline drained at {}/s ({} s)",
-        out["readingsAccepted"], out["requestsFailed"], out["ingestRateHeld"], out["postSeconds"], out["pipelineRateHeld"], out["drainSeconds"]
+        out["readingsAccepted"],
+        out["requestsFailed"],
+        out["ingestRateHeld"],
+        out["postSeconds"],
+        out["pipelineRateHeld"],
+        out["drainSeconds"]
     );
     let l = &out["latencyMs"];
     println!(
         "    latency   POST -> AlertRaised stored {}; POST -> NotificationSent stored {} ({} alerts expected, {} stored, {} notified, {} misses)",
-        l["alertRaisedStored"], l["notificationSentStored"], l["alertsExpected"], l["alertsStored"], l["notified"], l["misses"]
+        l["alertRaisedStored"],
+        l["notificationSentStored"],
+        l["alertsExpected"],
+        l["alertsStored"],
+        l["notified"],
+        l["misses"]
     );
     println!("    dead letters {}", out["deadLetters"]);
     let r = &out["readingPath"];
@@ -514,24 +564,49 @@ mod tests {
 
     #[test]
     fn the_reading_path_is_ingest_and_detect_without_the_alerts_tables() {
-        let key = |c: &str, o: &str, t: &str| (c.to_string(), "dynamodb".to_string(), o.to_string(), t.to_string());
+        let key = |c: &str, o: &str, t: &str| {
+            (
+                c.to_string(),
+                "dynamodb".to_string(),
+                o.to_string(),
+                t.to_string(),
+            )
+        };
         let detailed = BTreeMap::from([
             (key("DetectFunction", "PutItem", "s-PatientStateTable"), 10),
             (key("DetectFunction", "GetItem", "s-PatientStateTable"), 7),
-            (key("DetectFunction", "TransactWriteItems", "s-EventsTable"), 3),
+            (
+                key("DetectFunction", "TransactWriteItems", "s-EventsTable"),
+                3,
+            ),
             (key("RouteFunction", "PutItem", "s-DashboardTable"), 2),
-            (("IngestFunction".into(), "kinesis".into(), "PutRecords".into(), String::new()), 5),
+            (
+                (
+                    "IngestFunction".into(),
+                    "kinesis".into(),
+                    "PutRecords".into(),
+                    String::new(),
+                ),
+                5,
+            ),
         ]);
         assert_eq!(
             reading_path(&detailed),
-            ReadingPath { writes: 10, reads: 7, alert_writes: 5 }
+            ReadingPath {
+                writes: 10,
+                reads: 7,
+                alert_writes: 5
+            }
         );
     }
 
     #[test]
     fn flags_parse_with_defaults() {
         let o = Options::parse(&args("load --batch 250 --json")).unwrap();
-        assert_eq!((o.batch, o.json, o.patients, o.rate), (250, true, 1000, 200.0));
+        assert_eq!(
+            (o.batch, o.json, o.patients, o.rate),
+            (250, true, 1000, 200.0)
+        );
         assert!(Options::parse(&args("load --batch 0")).is_err());
         assert!(Options::parse(&args("load --unwell 2")).is_err());
         assert!(Options::parse(&args("latency")).is_err());

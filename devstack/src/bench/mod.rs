@@ -37,8 +37,8 @@ pub mod coldstart;
 pub mod load;
 mod measure;
 pub mod read;
-pub mod shard;
 mod report;
+pub mod shard;
 mod workload;
 
 use alerts::{Alerts, watch_alerts};

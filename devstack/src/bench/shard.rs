@@ -63,7 +63,9 @@ impl Options {
             let Some(name) = flag.strip_prefix("--") else {
                 bail!("unexpected argument {flag:?}; {USAGE}");
             };
-            let value = it.next().with_context(|| format!("--{name} needs a value"))?;
+            let value = it
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?;
             match name {
                 "latency-ms" => o.latency_ms = crate::number(name, value)?,
                 "batches" => o.batches = crate::number(name, value)?,
@@ -110,8 +112,7 @@ impl Batches {
                     correlation_id: format!("bench-shard-{i}"),
                     causation_id: format!("bench-shard-{i}"),
                 };
-                let envelope =
-                    Envelope::new(reading.event_id(), "ingest", lineage, now, reading);
+                let envelope = Envelope::new(reading.event_id(), "ingest", lineage, now, reading);
                 let data = base64::engine::general_purpose::STANDARD
                     .encode(serde_json::to_vec(&envelope).unwrap_or_default());
                 let sequence = format!("49{:040}", i + 1);
@@ -158,8 +159,14 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!();
-        println!("==> detect, one shard, {} ms per AWS call (issue 15)", options.latency_ms);
-        println!("    command    {}", out["command"].as_str().unwrap_or_default());
+        println!(
+            "==> detect, one shard, {} ms per AWS call (issue 15)",
+            options.latency_ms
+        );
+        println!(
+            "    command    {}",
+            out["command"].as_str().unwrap_or_default()
+        );
         println!(
             "    readings/s {} ({} readings in {} batches, {} s of invocations; target 1,000)",
             out["readingsPerSecond"], out["readings"], out["batches"], out["invocationSeconds"]
@@ -197,7 +204,10 @@ async fn bench(stack: &Stack, proxy: &Proxy, options: &Options) -> Result<Value>
     inspect::seed_contacts(stack, &rosters, &families).await?;
     let stream = stack.resource("ReadingsStream")?;
     let mut batches = Batches {
-        patients: everyone.iter().map(|p| p.entry.patient_id.clone()).collect(),
+        patients: everyone
+            .iter()
+            .map(|p| p.entry.patient_id.clone())
+            .collect(),
         unwell,
         stream_arn: stream.arn.clone().unwrap_or_default(),
         next: 0,
@@ -229,9 +239,7 @@ async fn bench(stack: &Stack, proxy: &Proxy, options: &Options) -> Result<Value>
         batch_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         match outcome {
             devstack::InvokeOutcome::Ok(response) => {
-                failed_records += response["batchItemFailures"]
-                    .as_array()
-                    .map_or(0, Vec::len);
+                failed_records += response["batchItemFailures"].as_array().map_or(0, Vec::len);
             }
             other => {
                 failed_invocations += 1;

@@ -183,8 +183,8 @@ pub fn invocations(data: &[(Vec<String>, DateTime<Utc>)]) -> Vec<(Vec<u8>, DateT
                     })
                 })
                 .collect();
-            let json = serde_json::to_vec(&serde_json::json!({ "Records": records }))
-                .expect("serialises");
+            let json =
+                serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("serialises");
             (json, *now)
         })
         .collect()
@@ -223,7 +223,7 @@ pub fn handler_path(
 
 #[allow(dead_code)] // not used by examples/profile_detect.rs
 /// The baseline: the same batch written the obvious way, `aws_lambda_events::KinesisEvent`
-/// + `serde_json` into owned `Envelope<Reading>` values, grouped in a `BTreeMap` of owned
+/// and `serde_json` into owned `Envelope<Reading>` values, grouped in a `BTreeMap` of owned
 /// patient ids, then the same engine.
 pub fn baseline_path(
     rules: &RuleSet,
@@ -263,13 +263,18 @@ pub fn baseline_path(
     alerts
 }
 
+/// One way of handling a batch's invocation JSON (the handler's path or the baseline).
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+pub type BatchPath =
+    fn(&RuleSet, &mut HashMap<String, PatientState>, &[u8], DateTime<Utc>) -> usize;
+
 #[allow(dead_code)] // not used by examples/profile_detect.rs
 /// Every invocation through `path`, from empty states.
 pub fn run_invocations(
     rules: &RuleSet,
     data: &[(Vec<u8>, DateTime<Utc>)],
     mut states: HashMap<String, PatientState>,
-    path: fn(&RuleSet, &mut HashMap<String, PatientState>, &[u8], DateTime<Utc>) -> usize,
+    path: BatchPath,
 ) -> (usize, HashMap<String, PatientState>) {
     let mut alerts = 0;
     for (json, now) in data {
