@@ -11,8 +11,8 @@ reading), computed from its request counts.
 Assumptions (printed with the table, see docs/performance.md):
 - Reading path = API Gateway requests, IngestFunction and DetectFunction (Lambda requests and
   GB-seconds), Kinesis PUT payload units (one per reading, records <= 25 KB) and shard hours
-  (a shard used at its full 1,000 records/s), and their DynamoDB requests except the events
-  and idempotency tables. Everything else (the alert's event appends, SNS, SQS, route,
+  (a shard used at its full 1,000 records/s), and their DynamoDB requests except those
+  naming the events, idempotency or directory tables (the alerts'). Everything else (the alert's event appends, SNS, SQS, route,
   notify, emergency, project...) is the alert path, charged per alert. SMS is not included.
 - DynamoDB on-demand: one request unit per request (items <= 1 KB written, <= 4 KB read);
   a TransactWriteItems request as TRANSACT_WRU (two items at two units each). Larger items
@@ -72,10 +72,8 @@ def costs(run):
     for key, n in run["requestsByFunction"].items():
         caller, service, operation, table = split(key)
         dollars = request_cost(service, operation, n)
-        on_reading_path = (
-            caller in READING_FUNCTIONS
-            and "EventsTable" not in table
-            and "IdempotencyTable" not in table
+        on_reading_path = caller in READING_FUNCTIONS and not any(
+            t in table for t in ("EventsTable", "IdempotencyTable", "DirectoryTable")
         )
         if service == "dynamodb":
             (reading if on_reading_path else alert)["dynamodb"] += dollars
@@ -135,7 +133,7 @@ def self_test():
         "latencyMs": {"alertsStored": 10},
         "requestsByFunction": {
             "DetectFunction dynamodb PutItem s-PatientStateTable": 20,
-            "DetectFunction dynamodb TransactWriteItems s-EventsTable": 10,
+            "DetectFunction dynamodb TransactWriteItems s-EventsTable+s-all": 10,
             "RouteFunction sqs SendMessage": 10,
             "IngestFunction kinesis PutRecords": 4,
         },

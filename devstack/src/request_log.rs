@@ -127,12 +127,37 @@ pub fn name_request(
         .unwrap_or_else(|| format!("{method} {url}"));
     let table = serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|body| body["TableName"].as_str().map(str::to_string));
+        .and_then(|body| tables_named(&body));
     AwsRequest {
         service,
         operation,
         table,
     }
+}
+
+/// The DynamoDB table(s) a request body names: `TableName`, or for `TransactWriteItems` /
+/// `TransactGetItems` / `BatchWriteItem` / `BatchGetItem` the tables of their items, sorted
+/// and joined with `+`.
+fn tables_named(body: &Value) -> Option<String> {
+    if let Some(table) = body["TableName"].as_str() {
+        return Some(table.to_string());
+    }
+    let mut tables: Vec<String> = Vec::new();
+    if let Some(items) = body["TransactItems"].as_array() {
+        for item in items {
+            if let Some(action) = item.as_object().and_then(|o| o.values().next())
+                && let Some(table) = action["TableName"].as_str()
+            {
+                tables.push(table.to_string());
+            }
+        }
+    }
+    if let Some(items) = body["RequestItems"].as_object() {
+        tables.extend(items.keys().cloned());
+    }
+    tables.sort();
+    tables.dedup();
+    (!tables.is_empty()).then(|| tables.join("+"))
 }
 
 /// The request body as text (moto records it base64-encoded when `body_encoded`).
@@ -188,6 +213,14 @@ mod tests {
                 table: Some("t-vitals".into()),
             }
         );
+        let transact = name_request(
+            None,
+            Some("DynamoDB_20120810.TransactWriteItems"),
+            "POST",
+            "/",
+            r#"{"TransactItems":[{"Put":{"TableName":"t-events"}},{"Update":{"TableName":"t-all"}},{"Put":{"TableName":"t-events"}}]}"#,
+        );
+        assert_eq!(transact.table.as_deref(), Some("t-all+t-events"));
         assert_eq!(parse(&publish).operation, "Publish");
         assert_eq!(parse(&publish).service, "sns");
         assert!(parse(&put).is_write() && parse(&publish).is_write());

@@ -442,7 +442,10 @@ async fn load(
     }))
 }
 
-const READING_PATH: &str = "DynamoDB requests of IngestFunction and DetectFunction, except those to the events and idempotency tables (the alerts' event appends and publish guards); alert path = every other DynamoDB write";
+const READING_PATH: &str = "DynamoDB requests of IngestFunction and DetectFunction, except those naming the events, idempotency or directory tables (the alerts' event appends, publish guards and recipients); alert path = every other DynamoDB write";
+
+/// Tables whose requests by detect serve its alerts (see [`READING_PATH`]).
+const ALERT_TABLES: [&str; 3] = ["EventsTable", "IdempotencyTable", "DirectoryTable"];
 
 #[derive(Debug, Default, PartialEq)]
 struct ReadingPath {
@@ -465,8 +468,7 @@ fn reading_path(detailed: &BTreeMap<devstack::proxy::Detail, u64>) -> ReadingPat
         }
         .is_write();
         let reading = matches!(caller.as_str(), "IngestFunction" | "DetectFunction")
-            && !table.contains("EventsTable")
-            && !table.contains("IdempotencyTable");
+            && !ALERT_TABLES.iter().any(|t| table.contains(t));
         match (reading, write) {
             (true, true) => out.writes += n,
             (true, false) => out.reads += n,
