@@ -414,7 +414,8 @@ async fn load(
         "postSeconds": (post_seconds * 10.0).round() / 10.0,
         "ingestRateHeld": (accepted as f64 / post_seconds).round(),
         "drainSeconds": (drain_seconds * 10.0).round() / 10.0,
-        "pipelineRateHeld": (accepted as f64 / drain_seconds).round(),
+        // Only when the whole stack went idle within the wait (else it is an upper bound).
+        "pipelineRateHeld": idle.is_ok().then(|| (accepted as f64 / drain_seconds).round()),
         "settled": idle.is_ok(),
         "latencyMs": {
             "alertRaisedStored": stats(&stored_ms).json(),
