@@ -169,19 +169,9 @@ async fn run() -> Result<bool> {
             bench::coldstart::run(config, bench::coldstart::Options::parse(&args[1..])?).await
         }
         "bench" if matches!(args.get(1).map(String::as_str), Some("load" | "shard")) => {
-            config.archive = devstack::archive::ArchiveConfig::from_env_or(
-                devstack::archive::ArchiveConfig::off(),
-            )?;
-            for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
-                config
-                    .parameter_overrides
-                    .insert(name.to_string(), "100000".to_string());
-            }
+            readings_bench_stack(&mut config)?;
             // The template's own schedule rates (the sweep every minute), as on AWS.
             config.schedule_interval = None;
-            let logs = config.bin_dir.with_file_name("bench-logs");
-            let _ = std::fs::remove_dir_all(&logs);
-            config.function_log_dir = Some(logs);
             if args[1] == "load" {
                 bench::load::run(config, bench::load::Options::parse(&args[1..])?).await
             } else {
@@ -192,19 +182,7 @@ async fn run() -> Result<bool> {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
             // target/ so a run leaves nothing in .local/.
             let options = bench::Options::parse(&args[1..])?;
-            // The archive's stream readers would load the emulator being measured.
-            config.archive = devstack::archive::ArchiveConfig::from_env_or(
-                devstack::archive::ArchiveConfig::off(),
-            )?;
-            // Latency, not throttling, is measured: the readings route's limits are lifted.
-            for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
-                config
-                    .parameter_overrides
-                    .insert(name.to_string(), "100000".to_string());
-            }
-            let logs = config.bin_dir.with_file_name("bench-logs");
-            let _ = std::fs::remove_dir_all(&logs);
-            config.function_log_dir = Some(logs);
+            readings_bench_stack(&mut config)?;
             bench::run(config, options).await
         }
         "archive" => {
@@ -231,6 +209,24 @@ async fn run() -> Result<bool> {
         }
         other => bail!("unknown command {other:?}; expected demo, up, bench or archive"),
     }
+}
+
+/// The stack of a bench that posts readings: no archive (its stream readers would load the
+/// emulator being measured), the readings route's throttling lifted (latency and load are
+/// measured, not throttling), function logs in target/bench-logs (a run leaves nothing in
+/// .local/).
+fn readings_bench_stack(config: &mut StackConfig) -> Result<()> {
+    config.archive =
+        devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::off())?;
+    for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
+        config
+            .parameter_overrides
+            .insert(name.to_string(), "100000".to_string());
+    }
+    let logs = config.bin_dir.with_file_name("bench-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    config.function_log_dir = Some(logs);
+    Ok(())
 }
 
 /// Ready-made tokens of the local issuer (valid 12 h) and a curl example.

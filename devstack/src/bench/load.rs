@@ -65,22 +65,13 @@ const USAGE: &str = "usage: devstack bench load [--rate READINGS_PER_S] [--durat
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
-        if args.first().map(String::as_str) != Some("load") {
-            bail!("{USAGE}");
-        }
-        let mut o = Options::default();
-        let mut it = args[1..].iter();
-        while let Some(flag) = it.next() {
-            if flag == "--json" {
-                o.json = true;
-                continue;
-            }
-            let Some(name) = flag.strip_prefix("--") else {
-                bail!("unexpected argument {flag:?}; {USAGE}");
-            };
-            let value = it
-                .next()
-                .with_context(|| format!("--{name} needs a value"))?;
+        let (flags, json) = super::bench_flags(args, "load", USAGE)?;
+        let mut o = Options {
+            json,
+            ..Options::default()
+        };
+        for (name, value) in &flags {
+            let (name, value) = (name.as_str(), value.as_str());
             match name {
                 "rate" => o.rate = crate::number(name, value)?,
                 "duration" => o.duration = crate::number(name, value)?,
@@ -224,17 +215,7 @@ async fn load(
 
     let alerts = Alerts::default();
     let watcher = watch_alerts(stack, alerts.clone()).await?;
-    let bearer = stack.bearer(&devstack::TokenSpec::operator("op-bench"))?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&bearer).context("the bench token")?,
-    );
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .default_headers(headers)
-        .build()
-        .context("building the HTTP client")?;
+    let client = super::operator_client(stack, Duration::from_secs(60))?;
     let api_url = stack.api_url();
 
     let _ = stack.wait_idle(Duration::from_secs(30)).await;
@@ -545,15 +526,9 @@ fn print_table(out: &Value) {
         r["dynamodbReadsPer1000Readings"].as_f64().unwrap_or(0.0),
         r["alertPathDynamodbWrites"]
     );
-    println!("    AWS requests per 1,000 readings (functions' calls, counted by the proxy):");
-    if let Some(per) = out["awsRequestsPer1000Readings"].as_object() {
-        for (name, n) in per {
-            println!("      {name:<40} {:>10.1}", n.as_f64().unwrap_or(0.0));
-        }
-    }
-    println!(
-        "    load average before {}, after {}",
-        out["loadAverageBefore"], out["loadAverageAfter"]
+    super::print_requests_and_load(
+        "AWS requests per 1,000 readings (functions' calls, counted by the proxy):",
+        out,
     );
 }
 

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use devstack::proxy::{Proxy, per_thousand};
@@ -44,28 +44,16 @@ const USAGE: &str = "usage: devstack bench shard [--latency-ms MS] [--batches N]
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
-        if args.first().map(String::as_str) != Some("shard") {
-            bail!("{USAGE}");
-        }
+        let (flags, json) = super::bench_flags(args, "shard", USAGE)?;
         let mut o = Options {
             latency_ms: 10,
             batches: 50,
             batch: 100,
             patients: 1000,
-            json: false,
+            json,
         };
-        let mut it = args[1..].iter();
-        while let Some(flag) = it.next() {
-            if flag == "--json" {
-                o.json = true;
-                continue;
-            }
-            let Some(name) = flag.strip_prefix("--") else {
-                bail!("unexpected argument {flag:?}; {USAGE}");
-            };
-            let value = it
-                .next()
-                .with_context(|| format!("--{name} needs a value"))?;
+        for (name, value) in &flags {
+            let (name, value) = (name.as_str(), value.as_str());
             match name {
                 "latency-ms" => o.latency_ms = crate::number(name, value)?,
                 "batches" => o.batches = crate::number(name, value)?,
@@ -179,16 +167,7 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
             "    emulator   {} ms per call on average, on top of the injected latency",
             out["emulatorMsPerCall"]
         );
-        println!("    AWS requests of detect per 1,000 readings:");
-        if let Some(per) = out["awsRequestsPer1000Readings"].as_object() {
-            for (name, n) in per {
-                println!("      {name:<40} {:>10.1}", n.as_f64().unwrap_or(0.0));
-            }
-        }
-        println!(
-            "    load average before {}, after {}",
-            out["loadAverageBefore"], out["loadAverageAfter"]
-        );
+        super::print_requests_and_load("AWS requests of detect per 1,000 readings:", &out);
     }
     Ok(true)
 }

@@ -115,8 +115,19 @@ pub fn process(
             decoded.push(Decoded { index, envelope });
         }
     }
+    apply_decoded(rules, states, &decoded, now)
+}
+
+/// Groups decoded records by patient and applies each patient's readings to its state, as
+/// the handler does; returns the alerts + resolutions.
+fn apply_decoded(
+    rules: &RuleSet,
+    states: &mut HashMap<String, PatientState>,
+    decoded: &[Decoded<'_>],
+    now: DateTime<Utc>,
+) -> usize {
     let mut alerts = 0;
-    for readings in group_by_patient(&decoded) {
+    for readings in group_by_patient(decoded) {
         let patient = readings.patient_id;
         // The stand-in for the state table: load, apply, keep.
         let state = match states.get_mut(patient) {
@@ -208,17 +219,7 @@ pub fn handler_path(
             decoded.push(Decoded { index, envelope });
         }
     }
-    let mut alerts = 0;
-    for readings in group_by_patient(&decoded) {
-        let patient = readings.patient_id;
-        let state = match states.get_mut(patient) {
-            Some(state) => state,
-            None => states.entry(patient.to_string()).or_default(),
-        };
-        let out = rules.apply_inputs(state, patient, &readings.inputs, now);
-        alerts += out.alerts.len() + out.resolutions.len();
-    }
-    alerts
+    apply_decoded(rules, states, &decoded, now)
 }
 
 #[allow(dead_code)] // not used by examples/profile_detect.rs
