@@ -3,7 +3,8 @@
 `./dev bench load --json` (request counts by function, counted by the proxy in front of the
 emulator, and the functions' measured Lambda GB-seconds), at published us-east-1 prices;
 and the same pipeline written naively (one DynamoDB write and read per reading, Lambda per
-reading), computed from its request counts.
+reading), computed from its request counts, each invocation as long as the measured mean of
+an ingest invocation carrying one reading.
 
     ./dev bench cost target/bench-results/load-batch1.json [more.json ...]
     python3 scripts/cost-model.py --self-test
@@ -93,12 +94,19 @@ def costs(run):
     return reading, alert, readings, alerts
 
 
-def naive(run):
-    """The same readings, naively: one request, one ingest and one detect invocation, one
-    Kinesis record, one DynamoDB state read and one write per reading. Lambda duration per
-    invocation: the measured mean of this run's ingest invocations."""
-    ingest = run["functions"]["IngestFunction"]
-    gb_s_per_invocation = ingest["gbSeconds"] / max(ingest["invocations"], 1)
+def one_reading_invocation_gb_s(runs):
+    """GB-seconds of one ingest invocation carrying one reading: the mean of the runs with
+    one reading per request (else of all runs' ingest invocations)."""
+    single = [r for r in runs if r["pattern"]["readingsPerRequest"] == 1] or runs
+    seconds = sum(r["functions"]["IngestFunction"]["gbSeconds"] for r in single)
+    count = sum(r["functions"]["IngestFunction"]["invocations"] for r in single)
+    return seconds / max(count, 1)
+
+
+def naive(gb_s_per_invocation):
+    """The same readings, naively: one request, one ingest and one detect invocation (each
+    `gb_s_per_invocation`), one Kinesis record, one DynamoDB state read and one write per
+    reading. $ per reading."""
     per_reading = (
         PRICES["http_api_request"]
         + 2 * (PRICES["lambda_request"] + gb_s_per_invocation * PRICES["lambda_gb_second_arm64"])
@@ -111,6 +119,7 @@ def naive(run):
 
 
 def table(runs):
+    per_naive = naive(one_reading_invocation_gb_s(runs))
     lines = [
         "| Pattern (readings per request) | Readings | Alerts | $ per million readings (reading path) | of which Lambda / API / Kinesis / DynamoDB | $ per thousand alerts (alert path) | Naive pipeline, $ per million readings |",
         "|---|---|---|---|---|---|---|",
@@ -121,7 +130,7 @@ def table(runs):
         split_ = " / ".join(f"{reading[k] / readings * 1e6:.2f}" for k in ("lambda", "api", "kinesis", "dynamodb")) if readings else "-"
         per_thousand = sum(alert.values()) / alerts * 1e3 if alerts else float("nan")
         lines.append(
-            f"| {run['pattern']['readingsPerRequest']} | {readings} | {alerts} | {per_million:.2f} | {split_} | {per_thousand:.2f} | {naive(run) * 1e6:.2f} |"
+            f"| {run['pattern']['readingsPerRequest']} | {readings} | {alerts} | {per_million:.2f} | {split_} | {per_thousand:.2f} | {per_naive * 1e6:.2f} |"
         )
     return "\n".join(lines)
 
@@ -153,7 +162,8 @@ def self_test():
     assert close(alert["lambda"], 10 * 0.2e-6 + 0.25 * 0.0000133334)
     assert close(reading["kinesis"], 1000 * (0.014e-6 + 0.015 / 3.6e6))
     assert (readings, alerts) == (1000, 10)
-    assert close(naive(run), 1e-6 + 2 * (0.2e-6 + 0.125 * 0.0000133334) + 0.014e-6 + 0.015 / 3.6e6 + 0.625e-6 + 0.125e-6)
+    assert close(one_reading_invocation_gb_s([run]), 0.125)
+    assert close(naive(0.125), 1e-6 + 2 * (0.2e-6 + 0.125 * 0.0000133334) + 0.014e-6 + 0.015 / 3.6e6 + 0.625e-6 + 0.125e-6)
     print("cost model self-test: ok")
 
 
