@@ -177,14 +177,11 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
     let stack = Stack::start(config).await?;
     let mut binaries = Vec::new();
     let mut hello_env = BTreeMap::new();
-    for id in stack.function_ids() {
-        let Some(spec) = stack.function_spec(&id) else {
-            continue;
-        };
+    for spec in stack.function_specs() {
         hello_env =
             devstack::lambda::lambda_environment(HELLO, spec.memory_mb, stack.endpoint_url());
         binaries.push(Binary {
-            name: id,
+            name: spec.logical_id.clone(),
             path: spec.binary.clone(),
             environment: spec.environment.clone(),
             starts_ms: Vec::new(),
@@ -275,12 +272,12 @@ pub async fn run(config: StackConfig, options: Options) -> Result<bool> {
             println!(
                 "    {:<30} {:>6} {:>10} {:>10} {:>8} {:>12} {:>12}",
                 r["function"].as_str().unwrap_or(""),
-                r["starts"],
-                r["medianMs"],
-                r["p90Ms"],
-                r["ratioToHello"],
-                r["binaryBytes"],
-                r["zipBytes"]
+                r["starts"].to_string(),
+                r["medianMs"].to_string(),
+                r["p90Ms"].to_string(),
+                r["ratioToHello"].to_string(),
+                r["binaryBytes"].to_string(),
+                r["zipBytes"].to_string().replace("null", "-")
             );
             if let Some(err) = r["firstError"].as_str() {
                 println!("      ({} failed starts; first: {err})", r["errors"]);

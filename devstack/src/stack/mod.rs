@@ -461,15 +461,9 @@ impl Stack {
             .collect()
     }
 
-    // Issue 15 (bench): the cold-start bench starts the functions' binaries itself.
-    /// How a function is run (binary, complete environment), by logical id.
-    pub fn function_spec(&self, function_logical_id: &str) -> Option<&crate::lambda::FunctionSpec> {
-        self.functions.get(function_logical_id).map(|f| f.spec())
-    }
-
-    /// The logical ids of the stack's functions.
-    pub fn function_ids(&self) -> Vec<String> {
-        self.functions.keys().cloned().collect()
+    /// How each function is run (binary, environment), by logical id (issue 15's cold-start bench).
+    pub fn function_specs(&self) -> impl Iterator<Item = &crate::lambda::FunctionSpec> {
+        self.functions.values().map(|f| f.spec())
     }
 
     /// Every invocation of a function so far, in order (empty for an unknown function).
