@@ -27,6 +27,7 @@ pub mod inspect;
 pub mod lambda;
 pub mod metrics;
 pub mod provision;
+pub mod proxy;
 pub mod request_log;
 pub mod s3;
 pub mod schedule;

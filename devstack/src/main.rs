@@ -4,6 +4,10 @@
 //! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
 //! devstack up   [--port N] [--schedule-interval D]
 //! devstack bench read [--patients N] [--alerts N] [--requests N] [--json]
+//! devstack bench load [--rate R] [--duration S] [--patients N] [--unwell F] [--batch B]
+//!                     [--latency-ms MS] [--wait S] [--json]
+//! devstack bench shard [--latency-ms MS] [--batches N] [--batch RECORDS] [--patients N] [--json]
+//! devstack bench coldstart [--starts N] [--json]
 //! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
 //!                        [--interval S] [--wearable-wait S] [--json]
 //! ```
@@ -156,23 +160,29 @@ async fn run() -> Result<bool> {
             config.function_log_dir = Some(logs);
             bench::read::run(config, options).await
         }
+        // Issue 15 (bench): load test, detect's per-shard throughput; not part of ./dev test.
+        "bench" if args.get(1).map(String::as_str) == Some("coldstart") => {
+            config.archive = devstack::archive::ArchiveConfig::off();
+            config.schedule_interval = Some(Duration::from_secs(3600));
+            let logs = config.bin_dir.with_file_name("bench-logs");
+            config.function_log_dir = Some(logs);
+            bench::coldstart::run(config, bench::coldstart::Options::parse(&args[1..])?).await
+        }
+        "bench" if matches!(args.get(1).map(String::as_str), Some("load" | "shard")) => {
+            readings_bench_stack(&mut config)?;
+            // The template's own schedule rates (the sweep every minute), as on AWS.
+            config.schedule_interval = None;
+            if args[1] == "load" {
+                bench::load::run(config, bench::load::Options::parse(&args[1..])?).await
+            } else {
+                bench::shard::run(config, bench::shard::Options::parse(&args[1..])?).await
+            }
+        }
         "bench" => {
             // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
             // target/ so a run leaves nothing in .local/.
             let options = bench::Options::parse(&args[1..])?;
-            // The archive's stream readers would load the emulator being measured.
-            config.archive = devstack::archive::ArchiveConfig::from_env_or(
-                devstack::archive::ArchiveConfig::off(),
-            )?;
-            // Latency, not throttling, is measured: the readings route's limits are lifted.
-            for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
-                config
-                    .parameter_overrides
-                    .insert(name.to_string(), "100000".to_string());
-            }
-            let logs = config.bin_dir.with_file_name("bench-logs");
-            let _ = std::fs::remove_dir_all(&logs);
-            config.function_log_dir = Some(logs);
+            readings_bench_stack(&mut config)?;
             bench::run(config, options).await
         }
         "archive" => {
@@ -199,6 +209,24 @@ async fn run() -> Result<bool> {
         }
         other => bail!("unknown command {other:?}; expected demo, up, bench or archive"),
     }
+}
+
+/// The stack of a bench that posts readings: no archive (its stream readers would load the
+/// emulator being measured), the readings route's throttling lifted (latency and load are
+/// measured, not throttling), function logs in target/bench-logs (a run leaves nothing in
+/// .local/).
+fn readings_bench_stack(config: &mut StackConfig) -> Result<()> {
+    config.archive =
+        devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::off())?;
+    for name in ["ReadingsThrottleBurst", "ReadingsThrottleRate"] {
+        config
+            .parameter_overrides
+            .insert(name.to_string(), "100000".to_string());
+    }
+    let logs = config.bin_dir.with_file_name("bench-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    config.function_log_dir = Some(logs);
+    Ok(())
 }
 
 /// Ready-made tokens of the local issuer (valid 12 h) and a curl example.

@@ -189,9 +189,7 @@ fn written_items(entry: &Value) -> Vec<ItemWrite> {
 
 // ---- end of issue 15 part 1
 
-/// The (service, operation) of a recorded request: the JSON protocols name the operation in
-/// `X-Amz-Target` (`DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`), the query
-/// protocol (SNS, CloudWatch) in the form body's or the URL's `Action`.
+/// The (service, operation) of a recorded request (see [`name_request`]).
 fn parse(entry: &Value) -> AwsRequest {
     let header = |name: &str| {
         entry["headers"].as_object().and_then(|headers| {
@@ -201,35 +199,73 @@ fn parse(entry: &Value) -> AwsRequest {
                 .and_then(|(_, value)| value.as_str())
         })
     };
-    let service = header("Authorization")
+    name_request(
+        header("Authorization"),
+        header("X-Amz-Target"),
+        entry["method"].as_str().unwrap_or("?"),
+        entry["url"].as_str().unwrap_or("?"),
+        &body_text(entry),
+    )
+}
+
+/// Names an AWS API request from its `Authorization` header (the SigV4 credential scope
+/// names the service), its `X-Amz-Target` header (the JSON protocols name the operation
+/// there: `DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`), its URL and its body (the
+/// query protocol, SNS and CloudWatch, names it in the form body's or the URL's `Action`).
+/// Also used by the counting proxy (`crate::proxy`).
+pub fn name_request(
+    authorization: Option<&str>,
+    target: Option<&str>,
+    method: &str,
+    url: &str,
+    body: &str,
+) -> AwsRequest {
+    let service = authorization
         .and_then(|auth| auth.split("Credential=").nth(1))
         .and_then(|credential| credential.split('/').nth(3))
         .unwrap_or("unknown")
         .to_string();
-    let operation = header("X-Amz-Target")
+    let operation = target
         .and_then(|target| target.rsplit('.').next())
         .map(str::to_string)
         .or_else(|| {
-            let body = body_text(entry);
-            let url = entry["url"].as_str().unwrap_or_default();
             let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-            action(&body).or_else(|| action(query))
+            action(body).or_else(|| action(query))
         })
-        .unwrap_or_else(|| {
-            format!(
-                "{} {}",
-                entry["method"].as_str().unwrap_or("?"),
-                entry["url"].as_str().unwrap_or("?")
-            )
-        });
-    let table = serde_json::from_str::<Value>(&body_text(entry))
+        .unwrap_or_else(|| format!("{method} {url}"));
+    let table = serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|body| body["TableName"].as_str().map(str::to_string));
+        .and_then(|body| tables_named(&body));
     AwsRequest {
         service,
         operation,
         table,
     }
+}
+
+/// The DynamoDB table(s) a request body names: `TableName`, or for `TransactWriteItems` /
+/// `TransactGetItems` / `BatchWriteItem` / `BatchGetItem` the tables of their items, sorted
+/// and joined with `+`.
+fn tables_named(body: &Value) -> Option<String> {
+    if let Some(table) = body["TableName"].as_str() {
+        return Some(table.to_string());
+    }
+    let mut tables: Vec<String> = Vec::new();
+    if let Some(items) = body["TransactItems"].as_array() {
+        for item in items {
+            if let Some(action) = item.as_object().and_then(|o| o.values().next())
+                && let Some(table) = action["TableName"].as_str()
+            {
+                tables.push(table.to_string());
+            }
+        }
+    }
+    if let Some(items) = body["RequestItems"].as_object() {
+        tables.extend(items.keys().cloned());
+    }
+    tables.sort();
+    tables.dedup();
+    (!tables.is_empty()).then(|| tables.join("+"))
 }
 
 /// The request body as text (moto records it base64-encoded when `body_encoded`).
@@ -285,6 +321,14 @@ mod tests {
                 table: Some("t-vitals".into()),
             }
         );
+        let transact = name_request(
+            None,
+            Some("DynamoDB_20120810.TransactWriteItems"),
+            "POST",
+            "/",
+            r#"{"TransactItems":[{"Put":{"TableName":"t-events"}},{"Update":{"TableName":"t-all"}},{"Put":{"TableName":"t-events"}}]}"#,
+        );
+        assert_eq!(transact.table.as_deref(), Some("t-all+t-events"));
         assert_eq!(parse(&publish).operation, "Publish");
         assert_eq!(parse(&publish).service, "sns");
         assert!(parse(&put).is_write() && parse(&publish).is_write());

@@ -1,5 +1,5 @@
-//! The alerts the bench waits for: every `AlertRaised` read from the events table's
-//! DynamoDB stream, with the time the emulator stored it.
+//! The alerts the bench waits for: every `AlertRaised` (and `NotificationSent`) read from
+//! the events table's DynamoDB stream, with the time the emulator stored it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,8 +14,10 @@ const STREAM_PAGE: usize = 1000;
 const STREAM_POLL: Duration = Duration::from_millis(250);
 
 /// An `AlertRaised` seen in the events table's stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct SeenAlert {
+    /// The alert's id (its `NotificationSent` events name it).
+    pub(super) alert_id: String,
     /// When the emulator stored it (the stream record's ApproximateCreationDateTime).
     pub(super) stored: DateTime<Utc>,
     /// The envelope's `timestamp`: the start of the detect invocation that raised it.
@@ -24,7 +26,11 @@ pub(super) struct SeenAlert {
 
 /// The first `AlertRaised` of each (patient, rule), filled by [`watch_alerts`].
 #[derive(Debug, Clone, Default)]
-pub(super) struct Alerts(Arc<Mutex<HashMap<(String, String), SeenAlert>>>);
+pub(super) struct Alerts(
+    Arc<Mutex<HashMap<(String, String), SeenAlert>>>,
+    /// When the first `NotificationSent` of each alert id was stored (the load bench).
+    Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
+);
 
 impl Alerts {
     pub(super) fn get(&self, patient: &str, rule: &str) -> Option<SeenAlert> {
@@ -32,7 +38,20 @@ impl Alerts {
             .lock()
             .expect("alerts lock")
             .get(&(patient.to_string(), rule.to_string()))
-            .copied()
+            .cloned()
+    }
+
+    /// When the first `NotificationSent` of `alert_id` was stored.
+    pub(super) fn notified(&self, alert_id: &str) -> Option<DateTime<Utc>> {
+        self.1.lock().expect("alerts lock").get(alert_id).copied()
+    }
+
+    fn record_notification(&self, alert_id: String, stored: DateTime<Utc>) {
+        self.1
+            .lock()
+            .expect("alerts lock")
+            .entry(alert_id)
+            .or_insert(stored);
     }
 
     pub(super) fn record(&self, patient: String, rule: String, alert: SeenAlert) {
@@ -138,17 +157,22 @@ pub(super) async fn watch_alerts(
                             ) else {
                                 continue;
                             };
-                            if event.event.event_type != "AlertRaised" {
-                                continue;
-                            }
                             let data = &event.event.data;
-                            let (Some(patient), Some(rule)) =
-                                (data["patientId"].as_str(), data["ruleId"].as_str())
+                            let Some(stored) =
+                                DateTime::from_timestamp(created.secs(), created.subsec_nanos())
                             else {
                                 continue;
                             };
-                            let Some(stored) =
-                                DateTime::from_timestamp(created.secs(), created.subsec_nanos())
+                            let alert_id = data["alertId"].as_str().unwrap_or_default();
+                            if event.event.event_type == "NotificationSent" {
+                                alerts.record_notification(alert_id.to_string(), stored);
+                                continue;
+                            }
+                            if event.event.event_type != "AlertRaised" {
+                                continue;
+                            }
+                            let (Some(patient), Some(rule)) =
+                                (data["patientId"].as_str(), data["ruleId"].as_str())
                             else {
                                 continue;
                             };
@@ -156,6 +180,7 @@ pub(super) async fn watch_alerts(
                                 patient.to_string(),
                                 rule.to_string(),
                                 SeenAlert {
+                                    alert_id: alert_id.to_string(),
                                     stored,
                                     raised: event.event.timestamp,
                                 },

@@ -89,7 +89,7 @@ impl Outcome {
     }
 }
 
-fn millis(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
+pub(super) fn millis(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
     (later - earlier)
         .num_microseconds()
         .map(|us| us as f64 / 1000.0)

@@ -32,9 +32,13 @@ use devstack::{Stack, StackConfig, inspect};
 use crate::simulator;
 
 mod alerts;
+// Issue 15 (bench): cold start, the load test and detect's per-shard throughput.
+pub mod coldstart;
+pub mod load;
 mod measure;
 pub mod read;
 mod report;
+pub mod shard;
 mod workload;
 
 use alerts::{Alerts, watch_alerts};
@@ -134,6 +138,64 @@ impl Options {
     }
 }
 
+/// Issue 15 (bench): the `--name value` flags and `--json` of a bench whose name is
+/// `args[0]` (checked against `name`).
+pub(crate) fn bench_flags(
+    args: &[String],
+    name: &str,
+    usage: &str,
+) -> Result<(Vec<(String, String)>, bool)> {
+    if args.first().map(String::as_str) != Some(name) {
+        bail!("{usage}");
+    }
+    let (mut pairs, mut json) = (Vec::new(), false);
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        if flag == "--json" {
+            json = true;
+            continue;
+        }
+        let Some(flag_name) = flag.strip_prefix("--") else {
+            bail!("unexpected argument {flag:?}; {usage}");
+        };
+        let value = it
+            .next()
+            .with_context(|| format!("--{flag_name} needs a value"))?;
+        pairs.push((flag_name.to_string(), value.clone()));
+    }
+    Ok((pairs, json))
+}
+
+/// An HTTP client that posts as an operator (who may post readings for any patient,
+/// docs/security.md).
+pub(crate) fn operator_client(stack: &Stack, timeout: Duration) -> Result<reqwest::Client> {
+    let bearer = stack.bearer(&devstack::TokenSpec::operator("op-bench"))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&bearer).context("the bench token")?,
+    );
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Prints "AWS requests ... per 1,000 readings" of a bench's JSON, then its load averages.
+pub(crate) fn print_requests_and_load(title: &str, out: &serde_json::Value) {
+    println!("    {title}");
+    if let Some(per) = out["awsRequestsPer1000Readings"].as_object() {
+        for (name, n) in per {
+            println!("      {name:<40} {:>10.1}", n.as_f64().unwrap_or(0.0));
+        }
+    }
+    println!(
+        "    load average before {}, after {}",
+        out["loadAverageBefore"], out["loadAverageAfter"]
+    );
+}
+
 fn load_average() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -190,18 +252,7 @@ async fn bench(stack: &Stack, options: &Options) -> Result<(Outcome, Outcome)> {
 
     let alerts = Alerts::default();
     let watcher = watch_alerts(stack, alerts.clone()).await?;
-    // An operator posts readings for any patient (docs/security.md).
-    let bearer = stack.bearer(&devstack::TokenSpec::operator("op-bench"))?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&bearer).context("the bench token")?,
-    );
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .default_headers(headers)
-        .build()
-        .context("building the HTTP client")?;
+    let client = operator_client(stack, Duration::from_secs(30))?;
     let api_url = stack.api_url();
 
     let from = stack.invocations("DetectFunction").len();

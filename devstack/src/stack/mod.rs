@@ -463,6 +463,11 @@ impl Stack {
             .collect()
     }
 
+    /// How each function is run (binary, environment), by logical id (issue 15's cold-start bench).
+    pub fn function_specs(&self) -> impl Iterator<Item = &crate::lambda::FunctionSpec> {
+        self.functions.values().map(|f| f.spec())
+    }
+
     /// Every invocation of a function so far, in order (empty for an unknown function).
     pub fn invocations(&self, function_logical_id: &str) -> Vec<InvocationRecord> {
         self.functions

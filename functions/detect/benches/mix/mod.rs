@@ -115,8 +115,19 @@ pub fn process(
             decoded.push(Decoded { index, envelope });
         }
     }
+    apply_decoded(rules, states, &decoded, now)
+}
+
+/// Groups decoded records by patient and applies each patient's readings to its state, as
+/// the handler does; returns the alerts + resolutions.
+fn apply_decoded(
+    rules: &RuleSet,
+    states: &mut HashMap<String, PatientState>,
+    decoded: &[Decoded<'_>],
+    now: DateTime<Utc>,
+) -> usize {
     let mut alerts = 0;
-    for readings in group_by_patient(&decoded) {
+    for readings in group_by_patient(decoded) {
         let patient = readings.patient_id;
         // The stand-in for the state table: load, apply, keep.
         let state = match states.get_mut(patient) {
@@ -152,4 +163,123 @@ pub fn decode_all(data: &[(Vec<String>, DateTime<Utc>)]) {
             black_box(decode_record(&bytes).ok());
         }
     }
+}
+
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+/// Each batch as the Lambda invocation's JSON (what the runtime hands the function), for the
+/// side-by-side with the baseline (issue 15).
+pub fn invocations(data: &[(Vec<String>, DateTime<Utc>)]) -> Vec<(Vec<u8>, DateTime<Utc>)> {
+    data.iter()
+        .map(|(batch, now)| {
+            let records: Vec<serde_json::Value> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, record)| {
+                    let sequence = format!("49{i:040}");
+                    serde_json::json!({
+                        "kinesis": {
+                            "kinesisSchemaVersion": "1.0",
+                            "partitionKey": "p",
+                            "sequenceNumber": sequence,
+                            "data": record,
+                            "approximateArrivalTimestamp": now.timestamp() as f64,
+                        },
+                        "eventSource": "aws:kinesis",
+                        "eventVersion": "1.0",
+                        "eventID": format!("shardId-000000000000:{sequence}"),
+                        "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
+                        "awsRegion": "us-east-1",
+                        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/bench",
+                    })
+                })
+                .collect();
+            let json =
+                serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("serialises");
+            (json, *now)
+        })
+        .collect()
+}
+
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+/// The handler's path from the invocation JSON: `detect::kinesis::Event` (base64-simd),
+/// then [`decode_record`], [`group_by_patient`] and the engine, as [`process`].
+pub fn handler_path(
+    rules: &RuleSet,
+    states: &mut HashMap<String, PatientState>,
+    json: &[u8],
+    now: DateTime<Utc>,
+) -> usize {
+    let Ok(event) = serde_json::from_slice::<kinesis::Event>(json) else {
+        return 0;
+    };
+    let mut decoded = Vec::with_capacity(event.records.len());
+    for (index, record) in event.records.iter().enumerate() {
+        if let Ok(envelope) = decode_record(&record.kinesis.data) {
+            decoded.push(Decoded { index, envelope });
+        }
+    }
+    apply_decoded(rules, states, &decoded, now)
+}
+
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+/// The baseline: the same batch written the obvious way, `aws_lambda_events::KinesisEvent`
+/// and `serde_json` into owned `Envelope<Reading>` values, grouped in a `BTreeMap` of owned
+/// patient ids, then the same engine.
+pub fn baseline_path(
+    rules: &RuleSet,
+    states: &mut HashMap<String, PatientState>,
+    json: &[u8],
+    now: DateTime<Utc>,
+) -> usize {
+    use aws_lambda_events::event::kinesis::KinesisEvent;
+    use domain::detection::Input;
+    let Ok(event) = serde_json::from_slice::<KinesisEvent>(json) else {
+        return 0;
+    };
+    let envelopes: Vec<Envelope<Reading>> = event
+        .records
+        .iter()
+        .filter_map(|record| serde_json::from_slice::<Envelope<Reading>>(&record.kinesis.data).ok())
+        .filter(|e| e.event_type == "ReadingRecorded")
+        .collect();
+    let mut by_patient: std::collections::BTreeMap<String, Vec<Input<'_>>> = Default::default();
+    for e in &envelopes {
+        by_patient
+            .entry(e.data.patient_id.clone())
+            .or_default()
+            .push(Input {
+                event_id: &e.event_id,
+                correlation_id: &e.correlation_id,
+                reading: &e.data,
+                received_at: Some(e.timestamp),
+            });
+    }
+    let mut alerts = 0;
+    for (patient, inputs) in by_patient {
+        let state = states.entry(patient.clone()).or_default();
+        let out = rules.apply_inputs(state, &patient, &inputs, now);
+        alerts += out.alerts.len() + out.resolutions.len();
+    }
+    alerts
+}
+
+/// One way of handling a batch's invocation JSON (the handler's path or the baseline).
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+pub type BatchPath =
+    fn(&RuleSet, &mut HashMap<String, PatientState>, &[u8], DateTime<Utc>) -> usize;
+
+#[allow(dead_code)] // not used by examples/profile_detect.rs
+/// Every invocation through `path`, from empty states.
+pub fn run_invocations(
+    rules: &RuleSet,
+    data: &[(Vec<u8>, DateTime<Utc>)],
+    mut states: HashMap<String, PatientState>,
+    path: BatchPath,
+) -> (usize, HashMap<String, PatientState>) {
+    let mut alerts = 0;
+    for (json, now) in data {
+        alerts += black_box(path(rules, &mut states, json, *now));
+    }
+    (alerts, states)
 }
