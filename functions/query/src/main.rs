@@ -1,5 +1,5 @@
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoStateStore, DynamoVillageStats,
+    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoShardStore, DynamoVillageStats,
     DynamoVitals, load_config,
 };
 use domain::upcast::Upcasters;
@@ -14,7 +14,8 @@ struct Adapters {
     directory: DynamoDirectory,
     upcasters: Upcasters,
     vitals: DynamoVitals,
-    states: DynamoStateStore,
+    // issue 15 (detect-state): detect keeps its state per stream shard.
+    states: application::shard_state::ShardedStates<DynamoShardStore>,
     stats: DynamoVillageStats,
 }
 
@@ -26,7 +27,9 @@ async fn adapters() -> Result<Adapters, Error> {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         upcasters: Upcasters::default(),
         vitals: DynamoVitals::new(&config, required_env("VITALS_TABLE")?),
-        states: DynamoStateStore::new(&config, required_env("STATE_TABLE")?),
+        states: application::shard_state::ShardedStates {
+            store: DynamoShardStore::new(&config, required_env("STATE_TABLE")?),
+        },
         stats: DynamoVillageStats::new(&config, required_env("VILLAGE_STATS_TABLE")?),
     })
 }

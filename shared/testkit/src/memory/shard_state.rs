@@ -44,6 +44,15 @@ impl ShardStateStore for MemoryShardStore {
         }))
     }
 
+    async fn load_bucket(&self, shard: &str, index: u32) -> Result<Option<Bucket>, PortError> {
+        Ok(lock(&self.buckets)
+            .get(&format!("{shard}#{index}"))
+            .map(|b| Bucket {
+                version: b.version,
+                ..b.value.clone()
+            }))
+    }
+
     async fn load_buckets(&self, shard: &str, buckets: u32) -> Result<Vec<Bucket>, PortError> {
         let stored = lock(&self.buckets);
         Ok((0..buckets)
