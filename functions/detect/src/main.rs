@@ -42,6 +42,8 @@ struct Adapters {
     sessions: ShardCache,
     buckets: u32,
     flush_interval: chrono::Duration,
+    /// `DETECT_STATE=shard`: state per stream shard; otherwise per patient.
+    per_shard: bool,
 }
 
 impl Adapters {
@@ -99,7 +101,9 @@ async fn adapters(mode: &str) -> Result<Adapters, Error> {
         detect::shard::DEFAULT_FLUSH_SECONDS,
     )?;
     let state_table = required_env("STATE_TABLE")?;
+    let per_shard = detect::shard::per_shard_from_env()?;
     Ok(Adapters {
+        per_shard,
         shard_store: DynamoShardStore::new(&config, state_table.clone()),
         replay: KinesisReplay::new(&config),
         sessions: ShardCache::default(),
@@ -131,13 +135,14 @@ async fn main() -> Result<(), Error> {
                 async |a: &Adapters, invocation: Invocation<detect::kinesis::Event>| {
                     let guard = a.publish_guard(&invocation);
                     let batch = KinesisEvent::from(invocation.payload);
-                    let (response, _) = detect::stream::handle_stream(
-                        &a.deps(&guard),
-                        &a.shards(),
-                        &batch,
-                        invocation.now,
-                    )
-                    .await;
+                    let deps = a.deps(&guard);
+                    let response = if a.per_shard {
+                        detect::stream::handle_stream(&deps, &a.shards(), &batch, invocation.now)
+                            .await
+                            .0
+                    } else {
+                        detect::handle(&deps, &batch, invocation.now).await
+                    };
                     Ok::<_, Infallible>(response)
                 },
             )
@@ -149,9 +154,12 @@ async fn main() -> Result<(), Error> {
                 adapters(&mode),
                 async |a: &Adapters, invocation: Invocation<Value>| {
                     let guard = a.publish_guard(&invocation);
-                    let summary =
-                        detect::stream::sweep_shards(&a.deps(&guard), &a.shards(), invocation.now)
-                            .await?;
+                    let deps = a.deps(&guard);
+                    let summary = if a.per_shard {
+                        detect::stream::sweep_shards(&deps, &a.shards(), invocation.now).await?
+                    } else {
+                        detect::sweep(&deps, invocation.now).await?
+                    };
                     Ok::<_, application::ports::PortError>(json!({
                         "due": summary.due,
                         "failed": summary.failed,

@@ -35,6 +35,21 @@ pub const DEFAULT_FLUSH_SECONDS: u32 = 60;
 /// Environment variable of the flush interval.
 pub const FLUSH_SECONDS_ENV: &str = "DETECT_FLUSH_SECONDS";
 
+/// Environment variable choosing where detection state is kept: `shard` (per stream
+/// shard, this module) or `patient` (one item per patient, the default until every
+/// end-to-end test reads the per-shard layout).
+pub const LAYOUT_ENV: &str = "DETECT_STATE";
+
+/// Whether `DETECT_STATE` asks for state per shard (`shard`) rather than per patient
+/// (`patient`, or unset).
+pub fn per_shard_from_env() -> Result<bool, String> {
+    match std::env::var(LAYOUT_ENV).as_deref() {
+        Ok("shard") => Ok(true),
+        Ok("patient") | Ok("") | Err(_) => Ok(false),
+        Ok(other) => Err(format!("{LAYOUT_ENV} must be `shard` or `patient` (got {other:?})")),
+    }
+}
+
 /// What the per-shard path needs besides [`crate::Deps`].
 pub struct Shards<'a> {
     pub store: &'a dyn ShardStateStore,
