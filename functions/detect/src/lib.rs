@@ -258,7 +258,11 @@ pub async fn process_patient<I: ReadingInput + Sync>(
         let outcome = deps.rules.apply_inputs(&mut state, patient_id, inputs, now);
         state.outbox.extend(outcome.emits());
         vitals::buffer(&mut state, inputs, &outcome.duplicates);
-        let flushed = vitals::flush(deps, patient_id, &mut state, now, summary).await?;
+        let flushed = if deps.state.defers_vitals() {
+            Vec::new()
+        } else {
+            vitals::flush(deps, patient_id, &mut state, now, summary).await?
+        };
         let due = vitals::due(deps.rules.due_at(&state), &state);
         let changed = outcome.changed
             || due != state.due_at

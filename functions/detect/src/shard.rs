@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::detection::PatientState;
 use domain::detection::snapshot::{Bucket, ShardMeta, SnapshotEntry, bucket_of};
+use domain::vitals::{HourBlock, take_closed};
 
 /// The default number of buckets of a new shard's snapshot (`DETECT_STATE_BUCKETS`).
 pub const DEFAULT_BUCKETS: u32 = 4;
@@ -112,10 +113,12 @@ struct Data {
 }
 
 /// What one write of the snapshot did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Flushed {
     pub buckets: usize,
     pub meta: bool,
+    /// Closed hours of recent vitals written to the vitals table, by patient.
+    pub blocks: Vec<(String, Vec<HourBlock>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -299,11 +302,56 @@ impl ShardSession {
         self.write_bucket(store, index).await
     }
 
-    /// Writes every dirty bucket, then the header with `watermark` (when given) and
-    /// `due_at`, if anything changed.
+    /// Writes the closed hours of recent vitals the dirty buckets' patients hold (one
+    /// item per hour, whose key digests its content: a repeat rewrites the same item),
+    /// then takes them out of the states. Before the buckets are written, so a crash
+    /// between the two only writes the same items again.
+    async fn write_closed_hours(
+        &self,
+        vitals: &dyn application::vitals::RecentVitals,
+        dirty: &[usize],
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<HourBlock>)>, PortError> {
+        let closed: Vec<(String, Vec<HourBlock>)> = {
+            let d = lock(&self.data);
+            dirty
+                .iter()
+                .filter_map(|&i| d.slots.get(i))
+                .flat_map(|s| s.bucket.patients.iter())
+                .filter_map(|(id, e)| {
+                    let mut buffer = e.state.vitals.clone();
+                    let blocks = take_closed(&mut buffer, now_ms);
+                    (!blocks.is_empty()).then(|| (id.clone(), blocks))
+                })
+                .collect()
+        };
+        for (patient_id, blocks) in &closed {
+            for block in blocks {
+                vitals.put_block(patient_id, block).await?;
+                lambda_kit::fault::crash_point("detect.after_write_vitals");
+            }
+        }
+        let mut d = lock(&self.data);
+        let buckets = d.meta.buckets;
+        for (patient_id, _) in &closed {
+            let index = bucket_of(patient_id, buckets) as usize;
+            if let Some(entry) = d
+                .slots
+                .get_mut(index)
+                .and_then(|s| s.bucket.patients.get_mut(patient_id))
+            {
+                take_closed(&mut entry.state.vitals, now_ms);
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Writes the closed hours of recent vitals, every dirty bucket, then the header
+    /// with `watermark` (when given) and `due_at`, if anything changed.
     pub async fn flush(
         &self,
         store: &dyn ShardStateStore,
+        vitals: &dyn application::vitals::RecentVitals,
         watermark: Option<&str>,
         due_at: Option<i64>,
         now: DateTime<Utc>,
@@ -316,7 +364,12 @@ impl ShardSession {
             }
             (0..d.slots.len()).filter(|&i| d.slots[i].dirty).collect()
         };
-        let mut flushed = Flushed::default();
+        let mut flushed = Flushed {
+            blocks: self
+                .write_closed_hours(vitals, &dirty, now.timestamp_millis())
+                .await?,
+            ..Flushed::default()
+        };
         for index in dirty {
             self.write_bucket(store, index).await?;
             flushed.buckets += 1;

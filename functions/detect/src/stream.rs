@@ -131,9 +131,15 @@ async fn flush(
     now: DateTime<Utc>,
     summary: &mut BatchSummary,
 ) -> bool {
-    match session.flush(shards.store, watermark, due, now).await {
+    match session.flush(shards.store, deps.vitals, watermark, due, now).await {
         Ok(flushed) => {
             summary.state_writes += flushed.buckets + usize::from(flushed.meta);
+            let mut counted = BatchSummary::default();
+            for (patient_id, blocks) in &flushed.blocks {
+                summary.vitals_writes += blocks.len();
+                vitals::count(deps, patient_id, blocks, &mut counted).await;
+            }
+            session.add_village(&counted.village_readings);
             let counts = BatchSummary {
                 village_readings: session.take_village(),
                 ..BatchSummary::default()
