@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use application::ports::PatientStateStore;
-use application::vitals::{RecentVitals, VillageStats};
 use application::shard_state::ShardedStates;
+use application::vitals::{RecentVitals, VillageStats};
 use aws_adapters::{DynamoShardStore, DynamoVillageStats, DynamoVitals};
 use chrono::{DateTime, DurationRound, SecondsFormat, Utc};
 use devstack::{Stack, inspect, request_log};
@@ -98,7 +98,10 @@ fn states(stack: &Stack) -> ShardedStates<counted::Counted> {
     }
 }
 
-async fn wait_until_processed(states: &ShardedStates<counted::Counted>, last: &BTreeMap<String, i64>) {
+async fn wait_until_processed(
+    states: &ShardedStates<counted::Counted>,
+    last: &BTreeMap<String, i64>,
+) {
     let deadline = Instant::now() + DRAIN;
     'wait: loop {
         assert!(
@@ -194,7 +197,9 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
     let reads = all_reads - own_gets - sweep_queries;
     let mut by_operation: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
     for r in requests.iter().filter(|r| r.service == "dynamodb") {
-        *by_operation.entry((r.operation.clone(), r.table.clone())).or_default() += 1;
+        *by_operation
+            .entry((r.operation.clone(), r.table.clone()))
+            .or_default() += 1;
     }
     println!(
         "reading path per 1,000 readings: DynamoDB writes {:.1}, reads {:.1} \
@@ -203,7 +208,10 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
         per_1000(all_writes),
         per_1000(reads),
     );
-    assert!(per_1000(all_writes) <= 30.0, "DynamoDB writes per 1,000 readings");
+    assert!(
+        per_1000(all_writes) <= 30.0,
+        "DynamoDB writes per 1,000 readings"
+    );
     assert!(per_1000(reads) <= 30.0, "DynamoDB reads per 1,000 readings");
     assert!(
         !requests.iter().any(|r| r.operation == "Scan"),
@@ -266,11 +274,15 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_vitals_and_village_statistics() {
-    // issue 15 (detect-state): detection state per stream shard, written at most every
-    // 20 s (the sweep, every 5 s locally, writes a silent shard's).
+    // issue 15 (detect-state): detection state per stream shard in 2 buckets, written at
+    // most every 20 s (the sweep, every 5 s locally, writes a silent shard's, 40 s on).
     let stack = start_stack_with(
         "read_side",
-        &[("DetectStateLayout", "shard"), ("DetectFlushSeconds", "20")],
+        &[
+            ("DetectStateLayout", "shard"),
+            ("DetectFlushSeconds", "20"),
+            ("DetectStateBuckets", "2"),
+        ],
     )
     .await;
     let flushed = vitals_writes_per_1000_readings(&stack).await;

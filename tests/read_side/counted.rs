@@ -40,7 +40,12 @@ impl ShardStateStore for Counted {
     async fn save_meta(&self, shard: &str, v: u64, meta: &ShardMeta) -> Result<(), PortError> {
         self.inner.save_meta(shard, v, meta).await
     }
-    async fn due_shards(&self, s: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError> {
+    async fn due_shards(
+        &self,
+        s: u32,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, PortError> {
         self.inner.due_shards(s, now_ms, limit).await
     }
     async fn shards(&self) -> Result<Vec<String>, PortError> {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoShardStore,
-    DynamoStateStore, DynamoVillageStats, DynamoVitals, KinesisReplay, SnsAlertPublisher,
-    SqsDeadLetters, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoShardStore, DynamoStateStore,
+    DynamoVillageStats, DynamoVitals, KinesisReplay, SnsAlertPublisher, SqsDeadLetters,
+    load_config,
 };
-use detect::shard::{ShardCache, Shards};
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use detect::shard::{ShardCache, Shards};
 use domain::detection::RuleSet;
 use lambda_kit::config::{parsed_or, required_env};
 use lambda_kit::{Error, Invocation};

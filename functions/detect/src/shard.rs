@@ -47,7 +47,9 @@ pub fn per_shard_from_env() -> Result<bool, String> {
     match std::env::var(LAYOUT_ENV).as_deref() {
         Ok("shard") => Ok(true),
         Ok("patient") | Ok("") | Err(_) => Ok(false),
-        Ok(other) => Err(format!("{LAYOUT_ENV} must be `shard` or `patient` (got {other:?})")),
+        Ok(other) => Err(format!(
+            "{LAYOUT_ENV} must be `shard` or `patient` (got {other:?})"
+        )),
     }
 }
 
@@ -84,6 +86,14 @@ impl ShardCache {
     pub fn forget(&self, shard: &str) {
         lock(&self.sessions).remove(shard);
     }
+}
+
+/// What the live path writes after a batch ([`ShardSession::write_wanted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Nothing,
+    Promise,
+    Snapshot,
 }
 
 /// One shard's patients in memory.
@@ -234,22 +244,71 @@ impl ShardSession {
         std::mem::take(&mut lock(&self.data).village)
     }
 
-    /// Whether the live path should write the snapshot now: something changed and the
-    /// interval passed, or the header does not promise a visit of the sweep soon enough.
-    pub fn flush_wanted(&self, now: DateTime<Utc>, interval: chrono::Duration) -> bool {
+    /// What the live path should write now: the snapshot when something changed and
+    /// the interval passed since the last one (or since the restore), or a patient is due
+    /// before the header says; only the header (a promise that the sweep comes within
+    /// twice the interval) when something changed and the header promises nothing that
+    /// soon; else nothing.
+    pub fn write_wanted(&self, now: DateTime<Utc>, interval: chrono::Duration) -> Wanted {
         if !self.is_dirty() {
-            return false;
+            return Wanted::Nothing;
         }
-        let (last, promised) = {
+        let (since, promised) = {
             let d = lock(&self.data);
             (d.last_flush, d.meta.due_at)
         };
-        let now_ms = now.timestamp_millis();
-        let horizon = now_ms + interval.num_milliseconds();
         let earliest = self.earliest_due();
-        last.is_none_or(|at| now - at >= interval)
-            || promised.is_none_or(|p| p > horizon)
+        if since.is_none_or(|at| now - at >= interval)
             || earliest.is_some_and(|e| promised.is_some_and(|p| e < p))
+        {
+            return Wanted::Snapshot;
+        }
+        let horizon = now.timestamp_millis() + 2 * interval.num_milliseconds();
+        if promised.is_none_or(|p| p > horizon) {
+            return Wanted::Promise;
+        }
+        Wanted::Nothing
+    }
+
+    /// Starts the flush interval (at a restore).
+    pub fn started(&self, now: DateTime<Utc>) {
+        let mut d = lock(&self.data);
+        if d.last_flush.is_none() {
+            d.last_flush = Some(now);
+        }
+    }
+
+    /// Writes the header only, with a new `due_at` (same watermark).
+    pub async fn promise(&self, store: &dyn ShardStateStore, due_at: i64) -> Result<(), PortError> {
+        let _serial = self.flush_lock.lock().await;
+        let (meta, expected) = {
+            let d = lock(&self.data);
+            if d.stale {
+                return Err(stale_error(&self.shard));
+            }
+            (
+                ShardMeta {
+                    due_at: Some(due_at),
+                    ..d.meta.clone()
+                },
+                d.meta.version,
+            )
+        };
+        match store.save_meta(&self.shard, expected, &meta).await {
+            Ok(()) => {
+                lock(&self.data).meta = ShardMeta {
+                    version: expected + 1,
+                    ..meta
+                };
+                Ok(())
+            }
+            Err(err) => {
+                if matches!(err, PortError::Conflict { .. }) {
+                    lock(&self.data).stale = true;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Writes one bucket (conditioned on its version).

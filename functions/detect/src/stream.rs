@@ -13,7 +13,7 @@ use domain::detection::Input;
 use domain::detection::snapshot::is_new;
 use futures::StreamExt;
 
-use crate::shard::{SessionStore, ShardSession, Shards, load};
+use crate::shard::{SessionStore, ShardSession, Shards, Wanted, load};
 use crate::{
     BatchSummary, Decoded, Deps, PATIENT_CONCURRENCY, SWEEP_PAGE, SweepSummary, decode_record,
     group_by_patient, process_patient, vitals,
@@ -73,6 +73,7 @@ pub async fn handle_stream(
         .await
         {
             Ok(session) => {
+                session.started(now);
                 let session = Arc::new(session);
                 shards.cache.put(Arc::clone(&session));
                 session
@@ -103,11 +104,21 @@ pub async fn handle_stream(
     .await;
     due_patients(deps, shards, &session, now, &mut summary).await;
     session.add_village(&std::mem::take(&mut summary.village_readings));
-    if first_failure.is_none() && session.flush_wanted(now, shards.flush_interval) {
-        let promise = now.timestamp_millis() + shards.flush_interval.num_milliseconds();
+    if first_failure.is_none() {
+        // The sweep comes within twice the interval unless a snapshot moves the promise.
+        let promise = now.timestamp_millis() + 2 * shards.flush_interval.num_milliseconds();
         let due = session.earliest_due().map_or(promise, |d| d.min(promise));
-        let last = records.last().map(|r| r.kinesis.sequence_number.as_str());
-        flush(deps, shards, &session, last, Some(due), now, &mut summary).await;
+        match session.write_wanted(now, shards.flush_interval) {
+            Wanted::Snapshot => {
+                let last = records.last().map(|r| r.kinesis.sequence_number.as_str());
+                flush(deps, shards, &session, last, Some(due), now, &mut summary).await;
+            }
+            Wanted::Promise => match session.promise(shards.store, due).await {
+                Ok(()) => summary.state_writes += 1,
+                Err(err) => tracing::warn!(shard, error = %err, "shard header not written"),
+            },
+            Wanted::Nothing => {}
+        }
     }
     if session.is_stale() {
         shards.cache.forget(&shard);
@@ -131,7 +142,10 @@ async fn flush(
     now: DateTime<Utc>,
     summary: &mut BatchSummary,
 ) -> bool {
-    match session.flush(shards.store, deps.vitals, watermark, due, now).await {
+    match session
+        .flush(shards.store, deps.vitals, watermark, due, now)
+        .await
+    {
         Ok(flushed) => {
             summary.state_writes += flushed.buckets + usize::from(flushed.meta);
             let mut counted = BatchSummary::default();

@@ -1,6 +1,6 @@
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoShardStore, DynamoStateStore, DynamoVillageStats,
-    DynamoVitals, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoShardStore, DynamoStateStore,
+    DynamoVillageStats, DynamoVitals, load_config,
 };
 use domain::upcast::Upcasters;
 use lambda_kit::config::required_env;

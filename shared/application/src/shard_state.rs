@@ -128,7 +128,12 @@ impl<S: ShardStateStore> crate::ports::PatientStateStore for ShardedStates<S> {
         )))
     }
 
-    async fn due(&self, _shard: u32, _now_ms: i64, _limit: usize) -> Result<Vec<String>, PortError> {
+    async fn due(
+        &self,
+        _shard: u32,
+        _now_ms: i64,
+        _limit: usize,
+    ) -> Result<Vec<String>, PortError> {
         Ok(Vec::new())
     }
 }

@@ -69,7 +69,9 @@ fn decompress(data: &[u8], key: &str) -> Result<BTreeMap<String, SnapshotEntry>,
 }
 
 fn bucket_of_item(item: &Item) -> Result<Bucket, PortError> {
-    let key = string_attr(item, "patientId").unwrap_or_default().to_string();
+    let key = string_attr(item, "patientId")
+        .unwrap_or_default()
+        .to_string();
     let index = key
         .rsplit('#')
         .next()
@@ -100,7 +102,9 @@ impl ShardStateStore for DynamoShardStore {
             version: number_attr(&item, "version").unwrap_or(0),
             watermark: string_attr(&item, "watermark").map(str::to_string),
             buckets: number_attr(&item, "buckets").unwrap_or(1),
-            stream_arn: string_attr(&item, "streamArn").unwrap_or_default().to_string(),
+            stream_arn: string_attr(&item, "streamArn")
+                .unwrap_or_default()
+                .to_string(),
             due_at: number_attr(&item, "dueAt"),
         }))
     }
@@ -179,7 +183,14 @@ impl ShardStateStore for DynamoShardStore {
             ("patients".to_string(), n(bucket.patients.len())),
             ("data".to_string(), AttributeValue::B(Blob::new(data))),
         ]);
-        put_versioned(&self.client, &self.table, ("patientId", &key), expected_version, item).await
+        put_versioned(
+            &self.client,
+            &self.table,
+            ("patientId", &key),
+            expected_version,
+            item,
+        )
+        .await
     }
 
     async fn save_meta(
@@ -200,9 +211,19 @@ impl ShardStateStore for DynamoShardStore {
         }
         if let Some(due) = meta.due_at {
             item.insert("dueAt".to_string(), n(due));
-            item.insert("dueShard".to_string(), n(domain::detection::due_shard(shard)));
+            item.insert(
+                "dueShard".to_string(),
+                n(domain::detection::due_shard(shard)),
+            );
         }
-        put_versioned(&self.client, &self.table, ("patientId", &key), expected_version, item).await
+        put_versioned(
+            &self.client,
+            &self.table,
+            ("patientId", &key),
+            expected_version,
+            item,
+        )
+        .await
     }
 
     async fn due_shards(
