@@ -394,3 +394,74 @@ async fn the_sweep_finds_a_silent_shard_and_evaluates_its_due_patients() {
     .unwrap();
     assert_eq!(again.due, 0);
 }
+
+// KNOWN DEFECT (issue 15, not fixed): readings older than an hour plus the 2 h grace
+// close their hour on arrival; with the per-shard layout such hours are written as one
+// partial block per snapshot and the open hour double counts (130 readings kept of 70).
+// tests/read_side.rs on the shard layout shows the same as 2x VitalsTable writes.
+#[tokio::test]
+#[ignore = "known defect of the per-shard layout: see the comment above"]
+async fn each_closed_hour_is_written_once_when_the_sweep_takes_over_a_silent_shard() {
+    let world = World::new();
+    let cache = ShardCache::default();
+    // 20 patients x 70 readings one a minute (each crosses an hour), posted in a burst
+    // long after they were taken, as tests/read_side.rs does.
+    let burst = t0() + Duration::hours(3);
+    let mut batches = Vec::new();
+    let mut all = Vec::new();
+    for minute in 0..70 {
+        for i in 0..20 {
+            let p = format!("p-{i}");
+            let at = t0() + Duration::minutes(minute);
+            all.push((p.clone(), reading(&p, VitalType::HeartRate, 70.0, at)));
+        }
+    }
+    for (k, chunk) in all.chunks(100).enumerate() {
+        batches.push((
+            burst + Duration::milliseconds(200 * k as i64),
+            world.put(chunk.to_vec()),
+        ));
+    }
+    for (now, batch) in &batches {
+        handle_stream(
+            &world.deps(&world.guard()),
+            &world.shards(&cache),
+            batch,
+            *now,
+        )
+        .await;
+    }
+    let swept = sweep_shards(
+        &world.deps(&world.guard()),
+        &world.shards(&cache),
+        burst + Duration::minutes(3),
+    )
+    .await
+    .unwrap();
+    assert_eq!((swept.due, swept.failed), (1, 0));
+    let blocks: usize = (0..20)
+        .map(|i| world.vitals.of(&format!("p-{i}")).len())
+        .sum();
+    assert_eq!(
+        *world.vitals.puts.lock().unwrap(),
+        blocks,
+        "one put per closed hour"
+    );
+    let st = world.store.patient("p-0").unwrap();
+    println!(
+        "open hours {:?}; blocks {:?}",
+        st.vitals
+            .iter()
+            .map(|h| (h.start, h.count))
+            .collect::<Vec<_>>(),
+        world
+            .vitals
+            .of("p-0")
+            .iter()
+            .map(|b| (b.start, b.count))
+            .collect::<Vec<_>>()
+    );
+    for i in 0..20 {
+        assert_eq!(world.readings_kept(&format!("p-{i}")), 70);
+    }
+}
