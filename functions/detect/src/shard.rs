@@ -572,4 +572,9 @@ impl PatientStateStore for SessionStore<'_> {
     ) -> Result<Vec<String>, PortError> {
         Ok(Vec::new())
     }
+
+    /// Closed hours are written with the snapshot ([`ShardSession::flush`]).
+    fn defers_vitals(&self) -> bool {
+        true
+    }
 }

@@ -395,12 +395,7 @@ async fn the_sweep_finds_a_silent_shard_and_evaluates_its_due_patients() {
     assert_eq!(again.due, 0);
 }
 
-// KNOWN DEFECT (issue 15, not fixed): readings older than an hour plus the 2 h grace
-// close their hour on arrival; with the per-shard layout such hours are written as one
-// partial block per snapshot and the open hour double counts (130 readings kept of 70).
-// tests/read_side.rs on the shard layout shows the same as 2x VitalsTable writes.
 #[tokio::test]
-#[ignore = "known defect of the per-shard layout: see the comment above"]
 async fn each_closed_hour_is_written_once_when_the_sweep_takes_over_a_silent_shard() {
     let world = World::new();
     let cache = ShardCache::default();
@@ -446,20 +441,6 @@ async fn each_closed_hour_is_written_once_when_the_sweep_takes_over_a_silent_sha
         *world.vitals.puts.lock().unwrap(),
         blocks,
         "one put per closed hour"
-    );
-    let st = world.store.patient("p-0").unwrap();
-    println!(
-        "open hours {:?}; blocks {:?}",
-        st.vitals
-            .iter()
-            .map(|h| (h.start, h.count))
-            .collect::<Vec<_>>(),
-        world
-            .vitals
-            .of("p-0")
-            .iter()
-            .map(|b| (b.start, b.count))
-            .collect::<Vec<_>>()
     );
     for i in 0..20 {
         assert_eq!(world.readings_kept(&format!("p-{i}")), 70);
