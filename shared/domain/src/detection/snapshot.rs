@@ -61,8 +61,13 @@ pub fn bucket_of(patient_id: &str, buckets: u32) -> u32 {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    // A different mix from `due_shard`, so a bucket's patients spread over sweep shards.
-    hash = hash.rotate_left(13).wrapping_mul(0x9e37_79b1);
+    // Murmur3's finaliser: every bit of the id reaches the low bits taken by `%`, so the
+    // buckets are even and independent of `due_shard`'s.
+    hash ^= hash >> 16;
+    hash = hash.wrapping_mul(0x85eb_ca6b);
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(0xc2b2_ae35);
+    hash ^= hash >> 16;
     hash % buckets.max(1)
 }
 
