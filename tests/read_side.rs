@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use application::ports::PatientStateStore;
+use application::shard_state::ShardedStates;
 use application::vitals::{RecentVitals, VillageStats};
-use aws_adapters::{DynamoStateStore, DynamoVillageStats, DynamoVitals};
+use aws_adapters::{DynamoShardStore, DynamoVillageStats, DynamoVitals};
 use chrono::{DateTime, DurationRound, SecondsFormat, Utc};
 use devstack::{Stack, inspect, request_log};
 use domain::routing::DirectoryEntry;
@@ -86,8 +87,21 @@ fn expected_blocks(readings: &[(DateTime<Utc>, Value)]) -> usize {
     hours.values().map(|h| h.len() - 1).sum()
 }
 
-async fn wait_until_processed(stack: &Stack, last: &BTreeMap<String, i64>) {
-    let states = DynamoStateStore::new(stack.sdk_config(), table(stack, "PatientStateTable"));
+/// The detection states as the query API reads them (detect keeps them per stream shard,
+/// issue 15), the test's own reads counted.
+fn states(stack: &Stack) -> ShardedStates<counted::Counted> {
+    ShardedStates {
+        store: counted::Counted {
+            inner: DynamoShardStore::new(stack.sdk_config(), table(stack, "PatientStateTable")),
+            gets: Default::default(),
+        },
+    }
+}
+
+async fn wait_until_processed(
+    states: &ShardedStates<counted::Counted>,
+    last: &BTreeMap<String, i64>,
+) {
     let deadline = Instant::now() + DRAIN;
     'wait: loop {
         assert!(
@@ -133,8 +147,10 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
         let (status, answer) = post(stack, &Value::Array(body), None).await;
         assert_eq!(status, 202, "{answer}");
     }
-    wait_until_processed(stack, &last).await;
+    let states = states(stack);
+    wait_until_processed(&states, &last).await;
     let requests = request_log::requests(stack).await.expect("the request log");
+    let own_gets = states.store.gets.load(std::sync::atomic::Ordering::Relaxed);
 
     let vitals_table = table(stack, "VitalsTable");
     let state_table = table(stack, "PatientStateTable");
@@ -166,6 +182,47 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
     );
     assert_eq!(vitals_writes, expected, "one write per closed patient-hour");
     assert!(per_1000(vitals_writes) <= 30.0);
+    // issue 15 (detect-state): the reading path's DynamoDB requests per 1,000 readings.
+    // Reads: every DynamoDB read but the test's own polling of the state, the sweep's
+    // queries of the due index (16 a run, whatever the traffic: per time, not per reading)
+    // and the event sources' DynamoDB Streams polling.
+    let sweep_queries = requests
+        .iter()
+        .filter(|r| r.service == "dynamodb" && r.operation == "Query")
+        .filter(|r| r.table.as_deref() == Some(state_table.as_str()))
+        .count();
+    // DynamoDB Streams requests (signed `dynamodb` too) are the event sources' polling,
+    // Lambda's part (free on AWS), not the functions'.
+    const STREAMS: &[&str] = &[
+        "GetRecords",
+        "GetShardIterator",
+        "DescribeStream",
+        "ListStreams",
+    ];
+    let all_reads = requests
+        .iter()
+        .filter(|r| r.service == "dynamodb" && !r.is_write())
+        .filter(|r| !STREAMS.contains(&r.operation.as_str()))
+        .count();
+    let reads = all_reads - own_gets - sweep_queries;
+    let mut by_operation: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+    for r in requests.iter().filter(|r| r.service == "dynamodb") {
+        *by_operation
+            .entry((r.operation.clone(), r.table.clone()))
+            .or_default() += 1;
+    }
+    println!(
+        "reading path per 1,000 readings: DynamoDB writes {:.1}, reads {:.1} \
+         ({reads} = {all_reads} - {own_gets} the test's own - {sweep_queries} sweep index queries); \
+         by operation and table: {by_operation:?}",
+        per_1000(all_writes),
+        per_1000(reads),
+    );
+    assert!(
+        per_1000(all_writes) <= 30.0,
+        "DynamoDB writes per 1,000 readings"
+    );
+    assert!(per_1000(reads) <= 30.0, "DynamoDB reads per 1,000 readings");
     assert!(
         !requests.iter().any(|r| r.operation == "Scan"),
         "no Scan on the reading path"
@@ -173,7 +230,6 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
 
     // Every reading is kept exactly once: in a block or in the open hour of the state.
     let store = DynamoVitals::new(stack.sdk_config(), vitals_table);
-    let states = DynamoStateStore::new(stack.sdk_config(), state_table);
     let mut flushed = 0i64;
     for i in 0..PATIENTS {
         let id = patient(i);
@@ -228,10 +284,23 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_vitals_and_village_statistics() {
-    let stack = start_stack("read_side").await;
+    // issue 15 (detect-state): detection state per stream shard in 2 buckets, written at
+    // most every 20 s (the sweep, every 5 s locally, writes a silent shard's, 40 s on).
+    let stack = start_stack_with(
+        "read_side",
+        &[
+            ("DetectStateLayout", "shard"),
+            ("DetectFlushSeconds", "20"),
+            ("DetectStateBuckets", "2"),
+        ],
+    )
+    .await;
     let flushed = vitals_writes_per_1000_readings(&stack).await;
     routes::patient_readings_and_village_routes(&stack, flushed).await;
 }
 
 #[path = "read_side/routes.rs"]
 mod routes;
+
+#[path = "read_side/counted.rs"]
+mod counted;

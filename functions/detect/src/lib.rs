@@ -20,6 +20,8 @@ pub mod compact;
 mod decode;
 pub mod kinesis;
 mod rules;
+pub mod shard;
+pub mod stream;
 mod summary;
 mod vitals;
 
@@ -50,6 +52,7 @@ use lambda_kit::metrics;
 pub const SOURCE: &str = "detect";
 
 /// What `detect` needs, passed in by `main` (AWS) or by tests (in memory).
+#[derive(Clone, Copy)]
 pub struct Deps<'a> {
     pub rules: &'a RuleSet,
     pub state: &'a dyn PatientStateStore,
@@ -116,12 +119,7 @@ pub async fn handle_batch(
                     error = %err,
                     "undecodable record: sending it to the dead-letter queue"
                 );
-                if let Err(send_err) = deps
-                    .dead_letters
-                    .send(&poison(record, &err.to_string()))
-                    .await
-                {
-                    tracing::error!(error = %send_err, "dead-letter queue unavailable: reporting the record as failed");
+                if !send_poison(deps, record, &err.to_string()).await {
                     first_failure = Some(index);
                     break;
                 }
@@ -167,6 +165,12 @@ pub async fn handle_batch(
     if let Some(index) = first_failure {
         response.add_failure(sequence_number(&records[index]));
     }
+    log_batch(&summary, &response);
+    (response, summary)
+}
+
+/// Metrics and the `batch summary` log line of a handled batch.
+pub(crate) fn log_batch(summary: &BatchSummary, response: &KinesisEventResponse) {
     metrics::count(metrics::DUPLICATES_SKIPPED, summary.duplicates);
     metrics::count(metrics::LATE_READINGS, summary.late);
     metrics::count(
@@ -189,7 +193,22 @@ pub async fn handle_batch(
         failed_patients = summary.failed_patients,
         "batch summary"
     );
-    (response, summary)
+}
+
+/// Sends an undecodable record to the dead-letter queue; false if that failed too (the
+/// record is then reported as failed, and everything from it is retried).
+pub(crate) async fn send_poison(
+    deps: &Deps<'_>,
+    record: &KinesisEventRecord,
+    reason: &str,
+) -> bool {
+    match deps.dead_letters.send(&poison(record, reason)).await {
+        Ok(()) => true,
+        Err(send_err) => {
+            tracing::error!(error = %send_err, "dead-letter queue unavailable: reporting the record as failed");
+            false
+        }
+    }
 }
 
 fn poison(record: &KinesisEventRecord, reason: &str) -> PoisonRecord {
@@ -239,7 +258,11 @@ pub async fn process_patient<I: ReadingInput + Sync>(
         let outcome = deps.rules.apply_inputs(&mut state, patient_id, inputs, now);
         state.outbox.extend(outcome.emits());
         vitals::buffer(&mut state, inputs, &outcome.duplicates);
-        let flushed = vitals::flush(deps, patient_id, &mut state, now, summary).await?;
+        let flushed = if deps.state.defers_vitals() {
+            Vec::new()
+        } else {
+            vitals::flush(deps, patient_id, &mut state, now, summary).await?
+        };
         let due = vitals::due(deps.rules.due_at(&state), &state);
         let changed = outcome.changed
             || due != state.due_at

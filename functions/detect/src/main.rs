@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use application::idempotency::{Config, Idempotency};
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoStateStore,
-    DynamoVillageStats, DynamoVitals, SnsAlertPublisher, SqsDeadLetters, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoIdempotencyStore, DynamoShardStore, DynamoStateStore,
+    DynamoVillageStats, DynamoVitals, KinesisReplay, SnsAlertPublisher, SqsDeadLetters,
+    load_config,
 };
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use detect::shard::{ShardCache, Shards};
 use domain::detection::RuleSet;
 use lambda_kit::config::{parsed_or, required_env};
 use lambda_kit::{Error, Invocation};
@@ -33,6 +35,15 @@ struct Adapters {
     auto_dispatch_max_age: chrono::Duration,
     vitals: DynamoVitals,
     village_stats: DynamoVillageStats,
+    // Detection state per stream shard (issue 15): the snapshot store, the stream replay
+    // and this process's sessions.
+    shard_store: DynamoShardStore,
+    replay: KinesisReplay,
+    sessions: ShardCache,
+    buckets: u32,
+    flush_interval: chrono::Duration,
+    /// `DETECT_STATE=shard`: state per stream shard; otherwise per patient.
+    per_shard: bool,
 }
 
 impl Adapters {
@@ -50,6 +61,16 @@ impl Adapters {
             auto_dispatch_max_age: self.auto_dispatch_max_age,
             vitals: &self.vitals,
             village_stats: &self.village_stats,
+        }
+    }
+
+    fn shards(&self) -> Shards<'_> {
+        Shards {
+            store: &self.shard_store,
+            replay: &self.replay,
+            cache: &self.sessions,
+            buckets: self.buckets,
+            flush_interval: self.flush_interval,
         }
     }
 
@@ -74,9 +95,22 @@ async fn adapters(mode: &str) -> Result<Adapters, Error> {
         detect::AUTO_DISPATCH_MAX_AGE_ENV,
         detect::DEFAULT_AUTO_DISPATCH_MAX_AGE_SECONDS,
     )?;
+    let buckets: u32 = parsed_or(detect::shard::BUCKETS_ENV, detect::shard::DEFAULT_BUCKETS)?;
+    let flush_seconds: u32 = parsed_or(
+        detect::shard::FLUSH_SECONDS_ENV,
+        detect::shard::DEFAULT_FLUSH_SECONDS,
+    )?;
+    let state_table = required_env("STATE_TABLE")?;
+    let per_shard = detect::shard::per_shard_from_env()?;
     Ok(Adapters {
+        per_shard,
+        shard_store: DynamoShardStore::new(&config, state_table.clone()),
+        replay: KinesisReplay::new(&config),
+        sessions: ShardCache::default(),
+        buckets: buckets.max(1),
+        flush_interval: chrono::Duration::seconds(i64::from(flush_seconds.max(1))),
         rules,
-        state: DynamoStateStore::new(&config, required_env("STATE_TABLE")?),
+        state: DynamoStateStore::new(&config, state_table),
         events: DynamoEventStore::new(&config, required_env("EVENTS_TABLE")?),
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         publisher: SnsAlertPublisher::new(&config, required_env("ALERTS_TOPIC_ARN")?),
@@ -101,7 +135,14 @@ async fn main() -> Result<(), Error> {
                 async |a: &Adapters, invocation: Invocation<detect::kinesis::Event>| {
                     let guard = a.publish_guard(&invocation);
                     let batch = KinesisEvent::from(invocation.payload);
-                    let response = detect::handle(&a.deps(&guard), &batch, invocation.now).await;
+                    let deps = a.deps(&guard);
+                    let response = if a.per_shard {
+                        detect::stream::handle_stream(&deps, &a.shards(), &batch, invocation.now)
+                            .await
+                            .0
+                    } else {
+                        detect::handle(&deps, &batch, invocation.now).await
+                    };
                     Ok::<_, Infallible>(response)
                 },
             )
@@ -113,7 +154,12 @@ async fn main() -> Result<(), Error> {
                 adapters(&mode),
                 async |a: &Adapters, invocation: Invocation<Value>| {
                     let guard = a.publish_guard(&invocation);
-                    let summary = detect::sweep(&a.deps(&guard), invocation.now).await?;
+                    let deps = a.deps(&guard);
+                    let summary = if a.per_shard {
+                        detect::stream::sweep_shards(&deps, &a.shards(), invocation.now).await?
+                    } else {
+                        detect::sweep(&deps, invocation.now).await?
+                    };
                     Ok::<_, application::ports::PortError>(json!({
                         "due": summary.due,
                         "failed": summary.failed,

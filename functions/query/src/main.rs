@@ -1,6 +1,6 @@
 use aws_adapters::{
-    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoStateStore, DynamoVillageStats,
-    DynamoVitals, load_config,
+    DynamoDirectory, DynamoEventStore, DynamoReadModels, DynamoShardStore, DynamoStateStore,
+    DynamoVillageStats, DynamoVitals, load_config,
 };
 use domain::upcast::Upcasters;
 use lambda_kit::config::required_env;
@@ -14,7 +14,8 @@ struct Adapters {
     directory: DynamoDirectory,
     upcasters: Upcasters,
     vitals: DynamoVitals,
-    states: DynamoStateStore,
+    // issue 15 (detect-state): per patient, or per stream shard (`DETECT_STATE=shard`).
+    states: Box<dyn application::ports::PatientStateStore>,
     stats: DynamoVillageStats,
 }
 
@@ -26,7 +27,13 @@ async fn adapters() -> Result<Adapters, Error> {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         upcasters: Upcasters::default(),
         vitals: DynamoVitals::new(&config, required_env("VITALS_TABLE")?),
-        states: DynamoStateStore::new(&config, required_env("STATE_TABLE")?),
+        states: if std::env::var("DETECT_STATE").as_deref() == Ok("shard") {
+            Box::new(application::shard_state::ShardedStates {
+                store: DynamoShardStore::new(&config, required_env("STATE_TABLE")?),
+            })
+        } else {
+            Box::new(DynamoStateStore::new(&config, required_env("STATE_TABLE")?))
+        },
         stats: DynamoVillageStats::new(&config, required_env("VILLAGE_STATS_TABLE")?),
     })
 }
@@ -44,7 +51,7 @@ async fn main() -> Result<(), Error> {
                 access: &a.directory,
                 upcasters: &a.upcasters,
                 vitals: &a.vitals,
-                states: &a.states,
+                states: a.states.as_ref(),
                 stats: &a.stats,
                 now: invocation.now,
             };

@@ -8,6 +8,7 @@
 //! - [`access`]: reads the directory facts a request's authorization needs and decides.
 //! - [`ack_codes`]: gives an alert or emergency its acknowledgement code (registered first).
 //! - [`retry`]: retries with backoff for partial batch writes.
+//! - [`shard_state`]: detection state per stream shard (snapshot store, stream replay).
 //! - [`views`]: the query API's port to the dashboard table's indexes.
 
 pub mod access;
@@ -16,5 +17,6 @@ pub mod event_store;
 pub mod idempotency;
 pub mod ports;
 pub mod retry;
+pub mod shard_state;
 pub mod views;
 pub mod vitals;

@@ -119,6 +119,12 @@ pub trait PatientStateStore: Send + Sync {
     /// `now_ms`) in sweep shard `shard` (see [`domain::detection::due_shard`]), at most
     /// `limit`, most overdue first. Served by an index of due states, never a scan.
     async fn due(&self, shard: u32, now_ms: i64, limit: usize) -> Result<Vec<String>, PortError>;
+    /// Whether this store writes the closed hours of recent vitals itself, when it writes
+    /// the states that no longer hold them (the per-shard snapshot does, issue 15); if
+    /// not, `detect` writes them before each save.
+    fn defers_vitals(&self) -> bool {
+        false
+    }
 }
 
 /// The dashboard's read models ([`View`]), one item per view, with

@@ -7,6 +7,8 @@
 //! - `event_store`: `EventStreams` and `EventStore` on DynamoDB (`DynamoEventStore`).
 //! - `idempotency_store`: `IdempotencyStore` on DynamoDB (`DynamoIdempotencyStore`).
 //! - `state_store`: `PatientStateStore` on DynamoDB (`DynamoStateStore`).
+//! - `shard_state`: `ShardStateStore` on DynamoDB and `StreamReplay` on Kinesis
+//!   (`DynamoShardStore`, `KinesisReplay`): detection state per stream shard.
 //! - `read_models`: `ReadModels` on DynamoDB, the dashboard table (`DynamoReadModels`).
 //! - `view_queries`: `ViewQueries` on the dashboard table's indexes (`DynamoReadModels`).
 //! - `directory`: `Directory` and `Contacts` on DynamoDB, one directory table (`DynamoDirectory`).
@@ -49,6 +51,7 @@ mod outbox;
 mod parking;
 mod read_models;
 mod reading_sink;
+mod shard_state;
 mod sms;
 mod state_store;
 mod step_ledger;
@@ -72,6 +75,7 @@ pub use outbox::DynamoOutbox;
 pub use parking::SqsParking;
 pub use read_models::{BOARD_INDEX, DynamoReadModels, view_item};
 pub use reading_sink::KinesisSink;
+pub use shard_state::{DynamoShardStore, KinesisReplay};
 pub use sms::SnsSms;
 pub use state_store::DynamoStateStore;
 pub use step_ledger::DynamoLedger;

@@ -6,6 +6,7 @@
 //! - `event_store`: `EventStreams` and `EventStore` (`MemoryEventStore`, `MemoryEvents`).
 //! - `idempotency_store`: `IdempotencyStore` (`MemoryIdempotencyStore`).
 //! - `state_store`: `PatientStateStore` (`MemoryStateStore`).
+//! - `shard_state`: `ShardStateStore` and `StreamReplay` (`MemoryShardStore`, `MemoryStream`).
 //! - `read_models`: `ReadModels` (`MemoryReadModels`).
 //! - `directory`: `Directory` and `AccessDirectory` (`MemoryDirectory`).
 //! - `directory_writer`: `DirectoryWriter` (`MemoryDirectoryWriter`).
@@ -42,6 +43,7 @@ mod outbox;
 mod parking;
 mod read_models;
 mod reading_sink;
+mod shard_state;
 mod state_store;
 mod step_ledger;
 mod vitals;
@@ -62,6 +64,7 @@ pub use outbox::{MemoryOutbox, OutboxRow};
 pub use parking::MemoryParking;
 pub use read_models::MemoryReadModels;
 pub use reading_sink::MemorySink;
+pub use shard_state::{MemoryShardStore, MemoryStream};
 pub use state_store::MemoryStateStore;
 pub use step_ledger::{LedgerRow, MemoryLedger};
 pub use vitals::{MemoryVillageStats, MemoryVitals};

@@ -7,7 +7,8 @@
 //! - [`arrival`]: rules evaluated on arrival (thresholds);
 //! - [`ordered`]: the in-order evaluation, and `missing` rules by the clock;
 //! - [`backfill`]: late readings evaluated against the kept history;
-//! - [`window`]: reading history and window aggregates.
+//! - [`window`]: reading history and window aggregates;
+//! - [`snapshot`]: the state persisted per stream shard (buckets, watermark).
 //!
 //! Semantics are documented in `docs/detection.md`.
 
@@ -18,6 +19,7 @@ pub mod engine;
 mod input;
 mod ordered;
 mod progress;
+pub mod snapshot;
 pub mod state;
 pub mod window;
 
