@@ -162,6 +162,15 @@ const WAIVED: &[(&str, &str)] = &[
     ("DashboardTable", "kind-since"),
 ];
 
+/// Items with a constant key that are not written per append but once per rare fact,
+/// (source file, constant, why): the check above is about items every write touches.
+const RARE_CONSTANT_KEYS: &[(&str, &str, &str)] = &[(
+    "shared/aws-adapters/src/shard_state.rs",
+    "REGISTRY_KEY",
+    "detect's shard registry: written once per Kinesis shard, the first time detect sees \
+     the shard (a shard count's worth of writes over the stream's life), read by the query API",
+)];
+
 /// The event store's table: no waiver may ever name it.
 const EVENT_STORE_TABLE: &str = "EventsTable";
 
@@ -432,9 +441,20 @@ fn no_code_writes_a_partition_key_with_a_constant() {
         .into_iter()
         .map(|(_, _, attribute)| attribute)
         .collect();
-    assert_eq!(
-        code_problems(&writer_sources(), &attributes),
-        Vec::<String>::new()
+    let problems: Vec<String> = code_problems(&writer_sources(), &attributes)
+        .into_iter()
+        .filter(|problem| {
+            !RARE_CONSTANT_KEYS.iter().any(|(file, constant, _)| {
+                problem.starts_with(&format!("{file}:")) && problem.contains(constant)
+            })
+        })
+        .collect();
+    assert_eq!(problems, Vec::<String>::new());
+    assert!(
+        RARE_CONSTANT_KEYS
+            .iter()
+            .all(|(file, _, _)| !file.contains("event_store")),
+        "the event store's writes are never waived"
     );
 }
 
