@@ -25,14 +25,17 @@ mod function_events;
 pub mod http_api;
 pub mod inspect;
 pub mod lambda;
+pub mod lambda_api;
 pub mod metrics;
 pub mod provision;
 pub mod proxy;
+pub mod replay;
 pub mod request_log;
 pub mod s3;
 pub mod schedule;
 pub mod stack;
 pub mod template;
+pub mod trace;
 
 pub use auth::TokenSpec;
 pub use lambda::{InvocationRecord, InvokeOutcome};

@@ -1,32 +1,24 @@
-//! `devstack`: run the pipeline locally.
+//! `devstack`: run the pipeline locally. `devstack --help` (or `./dev <command> --help`)
+//! lists the commands; every command has its own `--help`.
 //!
-//! ```text
-//! devstack demo [--patients N] [--unwell N] [--rounds N] [--seed N] [--schedule-interval D]
-//! devstack up   [--port N] [--schedule-interval D]
-//! devstack bench read [--patients N] [--alerts N] [--requests N] [--json]
-//! devstack bench load [--rate R] [--duration S] [--patients N] [--unwell F] [--batch B]
-//!                     [--latency-ms MS] [--wait S] [--json]
-//! devstack bench shard [--latency-ms MS] [--batches N] [--batch RECORDS] [--patients N] [--json]
-//! devstack bench coldstart [--starts N] [--json]
-//! devstack bench latency [--spot N] [--rate R] [--spot-wait S] [--wearables N]
-//!                        [--interval S] [--wearable-wait S] [--json]
-//! ```
-//! All honour `AWS_ENDPOINT_URL` (alias `DEVSTACK_ENDPOINT`: use a running emulator such as LocalStack instead of
-//! starting moto). `--schedule-interval` (default: `DEVSTACK_SCHEDULE_INTERVAL`, else 5s)
-//! is how often every schedule of the template fires locally, e.g. `500ms`, `2s`, `1m`, or
-//! `template` for the template's own rates.
+//! All honour `AWS_ENDPOINT_URL` (alias `DEVSTACK_ENDPOINT`): use a running emulator such
+//! as LocalStack instead of starting moto. `--schedule-interval` (default:
+//! `DEVSTACK_SCHEDULE_INTERVAL`, else 5s) is how often every schedule of the template fires
+//! locally, e.g. `500ms`, `2s`, `1m`, or `template` for the template's own rates.
 
 mod bench;
 mod demo;
 mod emergency_scenes;
 mod simulator;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use devstack::{Stack, StackConfig, TokenSpec, auth};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use devstack::StackConfig;
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,38 +27,89 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `--name value` pairs after the subcommand.
-fn flags(args: &[String]) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let Some(name) = flag.strip_prefix("--") else {
-            bail!("unexpected argument {flag:?}");
-        };
-        let value = it
-            .next()
-            .with_context(|| format!("--{name} needs a value"))?;
-        out.push((name.to_string(), value.clone()));
-    }
-    Ok(out)
+/// Runs the health-alerting pipeline locally: an AWS-API emulator provisioned from
+/// infra/template.yaml, the real function binaries behind a local Lambda, the event
+/// sources, schedules and the HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "devstack", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--{name} expects a number, got {value:?}"))
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline with simulated patients, print a summary and stop.
+    Demo(DemoArgs),
+    /// Start the local stack and keep it running; prints ready-to-paste exports.
+    Up(up::UpArgs),
+    /// Print the hops of one alert (every invocation that handled a correlation id), from
+    /// the POST to the SMS, asking a running `devstack up`.
+    Trace(up::TraceArgs),
+    /// Replay the shard ranges of DetectFailureQueue's messages through detect, on a
+    /// running `devstack up`; a replayed message is deleted.
+    Replay(up::ReplayArgs),
+    /// Benchmarks (not part of ./dev test; docs/performance.md).
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+    /// Copy a running stack's archive (S3) to a folder, for scripts/archive-query.py.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Query API latency with 10,000 patients (issue 14).
+    Read(bench::read::Options),
+    /// End-to-end alert latency: spot checks and continuous wearables (issue 10).
+    Latency(bench::Options),
+    /// Load test at a fixed rate with AWS requests counted by a proxy (issue 15).
+    Load(bench::load::Options),
+    /// Detect's readings/s for one shard, with latency per AWS call (issue 15).
+    Shard(bench::shard::Options),
+    /// Each function's init against a hello-world lambda_runtime binary (issue 15).
+    Coldstart(bench::coldstart::Options),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Simulated patients.
+    #[arg(long, default_value_t = 12)]
+    patients: usize,
+    /// How many of them are unwell.
+    #[arg(long = "unwell", default_value_t = 4)]
+    abnormal: usize,
+    /// Rounds of readings.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// How often the template's schedules fire (`500ms`, `2s`, `1m`, `template`).
+    #[arg(long)]
+    schedule_interval: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ArchiveArgs {
+    /// The emulator's URL (`devstack up` prints it).
+    #[arg(long)]
+    endpoint: String,
+    /// The folder to copy to.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The archive bucket.
+    #[arg(long, default_value = "vitals-local-archivebucket")]
+    bucket: String,
 }
 
 /// `--schedule-interval`: `template` = the template's rates, else e.g. `500ms`, `2s`, `1m`.
-fn interval(name: &str, value: &str) -> Result<Option<Duration>> {
-    devstack::stack::parse_schedule_interval(value).with_context(|| format!("--{name}"))
+fn interval(value: &str) -> Result<Option<Duration>> {
+    devstack::stack::parse_schedule_interval(value).context("--schedule-interval")
 }
 
-async fn run() -> Result<bool> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        bail!("usage: devstack demo|up|bench|archive [--flags]; see devstack/src/main.rs");
-    };
+async fn run(cli: Cli) -> Result<bool> {
     let root = workspace_root();
     // An invalid DEVSTACK_SCHEDULE_INTERVAL is an error here (for_workspace only logs it).
     devstack::stack::schedule_interval_from_env()?;
@@ -76,78 +119,51 @@ async fn run() -> Result<bool> {
     // DEVSTACK_ARCHIVE=off turns it off.
     config.archive =
         devstack::archive::ArchiveConfig::from_env_or(devstack::archive::ArchiveConfig::on())?;
-    match command.as_str() {
-        "demo" => {
-            let mut options = demo::Options {
-                patients: 12,
-                abnormal: 4,
-                rounds: 6,
-                seed: 7,
-            };
-            for (name, value) in flags(&args[1..])? {
-                match name.as_str() {
-                    "patients" => options.patients = number(&name, &value)?,
-                    "unwell" => options.abnormal = number(&name, &value)?,
-                    "rounds" => options.rounds = number(&name, &value)?,
-                    "seed" => options.seed = number(&name, &value)?,
-                    "schedule-interval" => config.schedule_interval = interval(&name, &value)?,
-                    _ => bail!("unknown flag --{name} for demo"),
-                }
+    match cli.command {
+        Command::Demo(args) => {
+            if let Some(value) = &args.schedule_interval {
+                config.schedule_interval = interval(value)?;
             }
+            let options = demo::Options {
+                patients: args.patients,
+                abnormal: args.abnormal,
+                rounds: args.rounds,
+                seed: args.seed,
+            };
             demo::run(config, options).await
         }
-        "up" => {
-            // Function logs go to the terminal while the stack is up.
-            config.function_log_dir = None;
-            for (name, value) in flags(&args[1..])? {
-                match name.as_str() {
-                    "port" => config.http_port = number(&name, &value)?,
-                    "schedule-interval" => config.schedule_interval = interval(&name, &value)?,
-                    _ => bail!("unknown flag --{name} for up"),
-                }
+        Command::Up(args) => {
+            if let Some(value) = &args.schedule_interval {
+                config.schedule_interval = interval(value)?;
             }
-            let stack = Stack::start(config).await?;
-            // Through the onboarding API (POST /import), as an operator would.
-            simulator::onboard(&stack, &simulator::patients(12, 4)).await?;
+            up::run(config, &root, args).await
+        }
+        Command::Trace(args) => up::trace(&root, args).await,
+        Command::Replay(args) => up::replay(&root, args).await,
+        Command::Bench { bench } => run_bench(config, bench).await,
+        Command::Archive(args) => {
+            // Copies a running stack's archive (./dev up prints the emulator and the bucket)
+            // to a folder, for scripts/archive-query.py (docs/archive.md).
+            let files = devstack::s3::S3::new(&args.endpoint)
+                .download(&args.bucket, "", &args.dir)
+                .await?;
             println!(
-                "local stack up; directory seeded with patients p-001..p-012, workers w-01..w-04, supervisor s-01, devices {} and {}",
-                auth::DEMO_KIOSK,
-                auth::DEMO_WEARABLE
+                "{} objects of s3://{}/ copied to {}",
+                files.len(),
+                args.bucket,
+                args.dir.display()
             );
-            println!("  HTTP API  {}  (POST /readings)", stack.api_url());
-            if let Some(url) = stack.dashboard_url() {
-                println!(
-                    "  dashboard {url}  (sign in with the LOCAL-ONLY form: health worker w-01..w-04, supervisor s-01, operator op-1)"
-                );
-            }
-            print_tokens(&stack)?;
-            println!(
-                "  emulator  {}  (AWS_ENDPOINT_URL for the aws CLI)",
-                stack.endpoint_url()
-            );
-            if let Some(bucket) = stack.archive().and_then(|a| a.bucket()) {
-                println!("  archive   s3://{bucket}/  (readings/, events/; docs/archive.md)");
-            }
-            for (function, event, period) in stack.schedules() {
-                match period {
-                    Some(period) => {
-                        println!("  schedule  {function} ({event}) every {period:?}")
-                    }
-                    None => println!("  schedule  {function} ({event}) disabled"),
-                }
-            }
-            println!("Ctrl-C to stop");
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
-            let _ = stack.wait_idle(Duration::from_secs(1)).await;
-            stack.shutdown().await?;
             Ok(true)
         }
-        "bench" if args.get(1).map(String::as_str) == Some("read") => {
-            // Query API latency (issue 14); not part of `./dev test`. Latency, not
-            // throttling, is measured: the default route limits are lifted.
-            let options = bench::read::Options::parse(&args[1..])?;
+    }
+}
+
+async fn run_bench(mut config: StackConfig, bench: Bench) -> Result<bool> {
+    match bench {
+        Bench::Read(options) => {
+            // Query API latency (issue 14). Latency, not throttling, is measured: the
+            // default route limits are lifted.
+            let options = options.validate()?;
             for name in ["DefaultThrottleBurst", "DefaultThrottleRate"] {
                 config
                     .parameter_overrides
@@ -160,54 +176,34 @@ async fn run() -> Result<bool> {
             config.function_log_dir = Some(logs);
             bench::read::run(config, options).await
         }
-        // Issue 15 (bench): load test, detect's per-shard throughput; not part of ./dev test.
-        "bench" if args.get(1).map(String::as_str) == Some("coldstart") => {
+        Bench::Coldstart(options) => {
+            let options = options.validate()?;
             config.archive = devstack::archive::ArchiveConfig::off();
             config.schedule_interval = Some(Duration::from_secs(3600));
             let logs = config.bin_dir.with_file_name("bench-logs");
             config.function_log_dir = Some(logs);
-            bench::coldstart::run(config, bench::coldstart::Options::parse(&args[1..])?).await
+            bench::coldstart::run(config, options).await
         }
-        "bench" if matches!(args.get(1).map(String::as_str), Some("load" | "shard")) => {
+        Bench::Load(options) => {
+            let options = options.validate()?;
             readings_bench_stack(&mut config)?;
             // The template's own schedule rates (the sweep every minute), as on AWS.
             config.schedule_interval = None;
-            if args[1] == "load" {
-                bench::load::run(config, bench::load::Options::parse(&args[1..])?).await
-            } else {
-                bench::shard::run(config, bench::shard::Options::parse(&args[1..])?).await
-            }
+            bench::load::run(config, options).await
         }
-        "bench" => {
-            // End-to-end alert latency (issue 10); not part of `./dev test`. Logs go under
-            // target/ so a run leaves nothing in .local/.
-            let options = bench::Options::parse(&args[1..])?;
+        Bench::Shard(options) => {
+            let options = options.validate()?;
+            readings_bench_stack(&mut config)?;
+            config.schedule_interval = None;
+            bench::shard::run(config, options).await
+        }
+        Bench::Latency(options) => {
+            // End-to-end alert latency (issue 10). Logs go under target/ so a run leaves
+            // nothing in .local/.
+            let options = options.validate()?;
             readings_bench_stack(&mut config)?;
             bench::run(config, options).await
         }
-        "archive" => {
-            // Copies a running stack's archive (./dev up prints the emulator and the bucket)
-            // to a folder, for scripts/archive-query.py (docs/archive.md).
-            let (mut endpoint, mut bucket, mut dir) = (None, None, None);
-            for (name, value) in flags(&args[1..])? {
-                match name.as_str() {
-                    "endpoint" => endpoint = Some(value),
-                    "bucket" => bucket = Some(value),
-                    "dir" => dir = Some(value),
-                    _ => bail!("unknown flag --{name} for archive"),
-                }
-            }
-            let (Some(endpoint), Some(dir)) = (endpoint, dir) else {
-                bail!("usage: devstack archive --endpoint URL --dir DIR [--bucket NAME]");
-            };
-            let bucket = bucket.unwrap_or_else(|| "vitals-local-archivebucket".to_string());
-            let files = devstack::s3::S3::new(&endpoint)
-                .download(&bucket, "", std::path::Path::new(&dir))
-                .await?;
-            println!("{} objects of s3://{bucket}/ copied to {dir}", files.len());
-            Ok(true)
-        }
-        other => bail!("unknown command {other:?}; expected demo, up, bench or archive"),
     }
 }
 
@@ -229,40 +225,6 @@ fn readings_bench_stack(config: &mut StackConfig) -> Result<()> {
     Ok(())
 }
 
-/// Ready-made tokens of the local issuer (valid 12 h) and a curl example.
-fn print_tokens(stack: &Stack) -> Result<()> {
-    const LIFETIME: i64 = 12 * 3600;
-    let tokens = [
-        ("health worker w-01", TokenSpec::health_worker("w-01")),
-        ("supervisor s-01", TokenSpec::supervisor("s-01")),
-        ("operator op-1", TokenSpec::operator("op-1")),
-        ("kiosk (Kisumu)", TokenSpec::device(auth::DEMO_KIOSK)),
-        ("wearable (p-001)", TokenSpec::device(auth::DEMO_WEARABLE)),
-    ];
-    println!(
-        "  tokens    issuer {}, JWKS {}{} (valid 12 h)",
-        stack.token_issuer().issuer(),
-        stack.api_url(),
-        devstack::http_api::JWKS_PATH
-    );
-    let mut operator = String::new();
-    for (who, spec) in tokens {
-        let token = stack.issue_token(&spec.with_lifetime_seconds(LIFETIME))?;
-        println!("    {who}:\n      {token}");
-        if who.starts_with("operator") {
-            operator = token;
-        }
-    }
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    println!("  try:");
-    println!(
-        "    curl -i -X POST {}/readings -H 'Authorization: Bearer {operator}' -H 'content-type: application/json' -d '[{{\"patientId\":\"p-001\",\"deviceId\":\"{}\",\"type\":\"heart_rate\",\"value\":72,\"unit\":\"bpm\",\"timestamp\":\"{now}\"}}]'",
-        stack.api_url(),
-        auth::DEMO_WEARABLE
-    );
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -272,7 +234,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run().await {
+    let cli = Cli::parse();
+    match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {

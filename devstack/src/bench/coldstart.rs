@@ -30,33 +30,22 @@ use super::load_average;
 
 const HELLO: &str = "bench-hello";
 
-#[derive(Debug, Clone)]
+/// `devstack bench coldstart`: each function's init (process start to its first poll of
+/// the Runtime API) against a hello-world `lambda_runtime` binary.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Starts of each binary (the median is reported).
+    #[arg(long, default_value_t = 30)]
     pub starts: usize,
+    /// Print the results as one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let usage = "usage: devstack bench coldstart [--starts N] [--json]";
-        if args.first().map(String::as_str) != Some("coldstart") {
-            bail!("{usage}");
-        }
-        let mut o = Options {
-            starts: 30,
-            json: false,
-        };
-        let mut it = args[1..].iter();
-        while let Some(flag) = it.next() {
-            match flag.as_str() {
-                "--json" => o.json = true,
-                "--starts" => {
-                    let value = it.next().context("--starts needs a value")?;
-                    o.starts = crate::number("starts", value)?;
-                }
-                _ => bail!("unexpected argument {flag:?}; {usage}"),
-            }
-        }
+    /// Checks the values clap parsed.
+    pub fn validate(self) -> Result<Options> {
+        let o = self;
         if o.starts == 0 {
             bail!("--starts must be above 0");
         }

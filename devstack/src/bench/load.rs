@@ -34,15 +34,33 @@ const RULE: &str = "hr-high-3";
 /// Requests in flight at most (the rest wait: the rate is then not held).
 const MAX_IN_FLIGHT: usize = 256;
 
-#[derive(Debug, Clone)]
+/// `devstack bench load`: drives the local stack at a fixed rate and reports throughput,
+/// latencies, DLQs and AWS requests per 1,000 readings (counted by a proxy).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Readings posted per second.
+    #[arg(long, default_value_t = Options::default().rate)]
     pub rate: f64,
+    /// Seconds of posting.
+    #[arg(long, default_value_t = Options::default().duration)]
     pub duration: f64,
+    /// Patients the readings go round.
+    #[arg(long, default_value_t = Options::default().patients)]
     pub patients: usize,
+    /// Fraction of the patients whose readings are abnormal.
+    #[arg(long, default_value_t = Options::default().unwell)]
     pub unwell: f64,
+    /// Readings per request (1..=500).
+    #[arg(long, default_value_t = Options::default().batch)]
     pub batch: usize,
+    /// Latency the counting proxy adds to every AWS call, ms.
+    #[arg(long, default_value_t = Options::default().latency_ms)]
     pub latency_ms: u64,
+    /// Seconds to wait for the pipeline to drain after the last POST.
+    #[arg(long, default_value_t = Options::default().wait)]
     pub wait: u64,
+    /// Print the results as one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -61,28 +79,10 @@ impl Default for Options {
     }
 }
 
-const USAGE: &str = "usage: devstack bench load [--rate READINGS_PER_S] [--duration S] [--patients N] [--unwell FRACTION] [--batch READINGS_PER_REQUEST] [--latency-ms MS] [--wait S] [--json]";
-
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let (flags, json) = super::bench_flags(args, "load", USAGE)?;
-        let mut o = Options {
-            json,
-            ..Options::default()
-        };
-        for (name, value) in &flags {
-            let (name, value) = (name.as_str(), value.as_str());
-            match name {
-                "rate" => o.rate = crate::number(name, value)?,
-                "duration" => o.duration = crate::number(name, value)?,
-                "patients" => o.patients = crate::number(name, value)?,
-                "unwell" => o.unwell = crate::number(name, value)?,
-                "batch" => o.batch = crate::number(name, value)?,
-                "latency-ms" => o.latency_ms = crate::number(name, value)?,
-                "wait" => o.wait = crate::number(name, value)?,
-                _ => bail!("unknown flag --{name}; {USAGE}"),
-            }
-        }
+    /// Checks the values clap parsed.
+    pub fn validate(self) -> Result<Options> {
+        let o = self;
         if !(o.rate > 0.0 && o.rate.is_finite() && o.duration > 0.0 && o.duration.is_finite()) {
             bail!("--rate and --duration must be above 0");
         }
@@ -536,10 +536,6 @@ fn print_table(out: &Value) {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
     #[test]
     fn the_reading_path_is_ingest_and_detect_without_the_alerts_tables() {
         let key = |c: &str, o: &str, t: &str| {
@@ -580,13 +576,15 @@ mod tests {
 
     #[test]
     fn flags_parse_with_defaults() {
-        let o = Options::parse(&args("load --batch 250 --json")).unwrap();
+        let parse = |line: &str| crate::bench::parse_args::<Options>(line)?.validate();
+        let o = parse("--batch 250 --json").unwrap();
         assert_eq!(
             (o.batch, o.json, o.patients, o.rate),
             (250, true, 1000, 200.0)
         );
-        assert!(Options::parse(&args("load --batch 0")).is_err());
-        assert!(Options::parse(&args("load --unwell 2")).is_err());
-        assert!(Options::parse(&args("latency")).is_err());
+        assert!(parse("--batch 0").is_err());
+        assert!(parse("--unwell 2").is_err());
+        assert!(parse("latency").is_err());
+        assert!(parse("--bogus 1").is_err());
     }
 }

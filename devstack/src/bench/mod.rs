@@ -48,21 +48,29 @@ use workload::{spot_checks, wearables};
 const SPOT_RULE: &str = "spo2-low";
 const WEARABLE_RULE: &str = "hr-high-3";
 
-#[derive(Debug, Clone)]
+/// `devstack bench latency`: end-to-end alert latency (spot checks and wearables).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Spot-check patients (one reading each).
+    #[arg(long, default_value_t = Options::default().spot)]
     pub spot: usize,
     /// Spot-check readings posted per second.
+    #[arg(long, default_value_t = Options::default().rate)]
     pub rate: f64,
     /// How long to wait for spot-check alerts after the last POST, seconds.
+    #[arg(long, default_value_t = Options::default().spot_wait)]
     pub spot_wait: u64,
     /// Wearable patients.
+    #[arg(long, default_value_t = Options::default().wearables)]
     pub wearables: usize,
     /// Seconds between two readings of one wearable.
+    #[arg(long, default_value_t = Options::default().interval)]
     pub interval: f64,
     /// How long to wait for a wearable's alert after its 3rd reading, seconds.
+    #[arg(long, default_value_t = Options::default().wearable_wait)]
     pub wearable_wait: u64,
     /// Print the results as one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -81,37 +89,9 @@ impl Default for Options {
 }
 
 impl Options {
-    /// `latency [--spot N] [--rate R] [--spot-wait S] [--wearables N] [--interval S]
-    /// [--wearable-wait S] [--json]` (the arguments after `bench`).
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let usage = "usage: devstack bench latency [--spot N] [--rate PER_SECOND] [--spot-wait SECONDS] [--wearables N] [--interval SECONDS] [--wearable-wait SECONDS] [--json]";
-        match args.first().map(String::as_str) {
-            Some("latency") => {}
-            _ => bail!("{usage}"),
-        }
-        let mut options = Options::default();
-        let mut it = args[1..].iter();
-        while let Some(flag) = it.next() {
-            if flag == "--json" {
-                options.json = true;
-                continue;
-            }
-            let Some(name) = flag.strip_prefix("--") else {
-                bail!("unexpected argument {flag:?}; {usage}");
-            };
-            let value = it
-                .next()
-                .with_context(|| format!("--{name} needs a value"))?;
-            match name {
-                "spot" => options.spot = crate::number(name, value)?,
-                "rate" => options.rate = crate::number(name, value)?,
-                "spot-wait" => options.spot_wait = crate::number(name, value)?,
-                "wearables" => options.wearables = crate::number(name, value)?,
-                "interval" => options.interval = crate::number(name, value)?,
-                "wearable-wait" => options.wearable_wait = crate::number(name, value)?,
-                _ => bail!("unknown flag --{name}; {usage}"),
-            }
-        }
+    /// Checks the values clap parsed.
+    pub fn validate(self) -> Result<Options> {
+        let options = self;
         if !(options.rate > 0.0 && options.rate.is_finite()) {
             bail!("--rate must be above 0");
         }
@@ -138,32 +118,12 @@ impl Options {
     }
 }
 
-/// Issue 15 (bench): the `--name value` flags and `--json` of a bench whose name is
-/// `args[0]` (checked against `name`).
-pub(crate) fn bench_flags(
-    args: &[String],
-    name: &str,
-    usage: &str,
-) -> Result<(Vec<(String, String)>, bool)> {
-    if args.first().map(String::as_str) != Some(name) {
-        bail!("{usage}");
-    }
-    let (mut pairs, mut json) = (Vec::new(), false);
-    let mut it = args[1..].iter();
-    while let Some(flag) = it.next() {
-        if flag == "--json" {
-            json = true;
-            continue;
-        }
-        let Some(flag_name) = flag.strip_prefix("--") else {
-            bail!("unexpected argument {flag:?}; {usage}");
-        };
-        let value = it
-            .next()
-            .with_context(|| format!("--{flag_name} needs a value"))?;
-        pairs.push((flag_name.to_string(), value.clone()));
-    }
-    Ok((pairs, json))
+/// Parses `line` (flags only) into a bench's options, as the CLI does (tests).
+#[cfg(test)]
+pub(crate) fn parse_args<O: clap::Args + clap::FromArgMatches>(line: &str) -> Result<O> {
+    let command = O::augment_args(clap::Command::new("bench").no_binary_name(true));
+    let matches = command.try_get_matches_from(line.split_whitespace())?;
+    Ok(O::from_arg_matches(&matches)?)
 }
 
 /// An HTTP client that posts as an operator (who may post readings for any patient,
@@ -274,18 +234,15 @@ async fn bench(stack: &Stack, options: &Options) -> Result<(Outcome, Outcome)> {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
     #[test]
     fn flags_parse_with_defaults() {
-        let o = Options::parse(&args("latency --spot 20 --wearables 5 --json")).unwrap();
+        let parse = |line: &str| parse_args::<Options>(line)?.validate();
+        let o = parse("--spot 20 --wearables 5 --json").unwrap();
         assert_eq!((o.spot, o.wearables, o.json), (20, 5, true));
         assert_eq!((o.rate, o.spot_wait, o.wearable_wait), (10.0, 120, 150));
-        assert!(Options::parse(&args("latency --rate 0")).is_err());
-        assert!(Options::parse(&args("latency --bogus 1")).is_err());
-        assert!(Options::parse(&args("throughput")).is_err());
-        assert!(Options::parse(&args("latency --spot 900 --wearables 100")).is_err());
+        assert!(parse("--rate 0").is_err());
+        assert!(parse("--bogus 1").is_err());
+        assert!(parse("throughput").is_err());
+        assert!(parse("--spot 900 --wearables 100").is_err());
     }
 }

@@ -31,11 +31,20 @@ use domain::escalation::VillageRoster;
 use domain::events::Severity;
 use domain::routing::DirectoryEntry;
 
-#[derive(Debug, Clone)]
+/// `devstack bench read`: query API latency over a seeded directory and dashboard.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Patients in the directory.
+    #[arg(long, default_value_t = Options::default().patients)]
     pub patients: usize,
+    /// Open alerts on the board.
+    #[arg(long, default_value_t = Options::default().alerts)]
     pub alerts: usize,
+    /// Requests per route.
+    #[arg(long, default_value_t = Options::default().requests)]
     pub requests: usize,
+    /// Print the results as one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -54,30 +63,9 @@ const VILLAGES: usize = 100;
 const WARM_UP: usize = 10;
 
 impl Options {
-    /// `read [--patients N] [--alerts N] [--requests N] [--json]`.
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let usage =
-            "usage: devstack bench read [--patients N] [--alerts N] [--requests N] [--json]";
-        let mut options = Options::default();
-        let mut it = args.iter().skip(1);
-        while let Some(flag) = it.next() {
-            if flag == "--json" {
-                options.json = true;
-                continue;
-            }
-            let name = flag
-                .strip_prefix("--")
-                .with_context(|| format!("unexpected argument {flag:?}; {usage}"))?;
-            let value = it
-                .next()
-                .with_context(|| format!("--{name} needs a value"))?;
-            match name {
-                "patients" => options.patients = crate::number(name, value)?,
-                "alerts" => options.alerts = crate::number(name, value)?,
-                "requests" => options.requests = crate::number(name, value)?,
-                _ => bail!("unknown flag --{name}; {usage}"),
-            }
-        }
+    /// Checks the values clap parsed.
+    pub fn validate(self) -> Result<Options> {
+        let options = self;
         if options.patients < VILLAGES || options.alerts == 0 || options.alerts > options.patients {
             bail!("need --patients >= {VILLAGES} and 1 <= --alerts <= --patients");
         }

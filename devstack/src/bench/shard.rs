@@ -31,37 +31,31 @@ use super::load_average;
 use super::measure::stats;
 use crate::simulator;
 
-#[derive(Debug, Clone)]
+/// `devstack bench shard`: detect's readings/s for one shard, its handler driven with
+/// synthetic Kinesis batches behind the latency proxy.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Latency added to every AWS call, ms.
+    #[arg(long, default_value_t = 10)]
     pub latency_ms: u64,
+    /// Batches to send.
+    #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Records per batch (at most 10,000).
+    #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Patients the readings go round.
+    #[arg(long, default_value_t = 1000)]
     pub patients: usize,
+    /// Print the results as one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 
-const USAGE: &str = "usage: devstack bench shard [--latency-ms MS] [--batches N] [--batch RECORDS] [--patients N] [--json]";
-
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let (flags, json) = super::bench_flags(args, "shard", USAGE)?;
-        let mut o = Options {
-            latency_ms: 10,
-            batches: 50,
-            batch: 100,
-            patients: 1000,
-            json,
-        };
-        for (name, value) in &flags {
-            let (name, value) = (name.as_str(), value.as_str());
-            match name {
-                "latency-ms" => o.latency_ms = crate::number(name, value)?,
-                "batches" => o.batches = crate::number(name, value)?,
-                "batch" => o.batch = crate::number(name, value)?,
-                "patients" => o.patients = crate::number(name, value)?,
-                _ => bail!("unknown flag --{name}; {USAGE}"),
-            }
-        }
+    /// Checks the values clap parsed.
+    pub fn validate(self) -> Result<Options> {
+        let o = self;
         if o.batches == 0 || o.batch == 0 || o.batch > 10_000 || o.patients == 0 {
             bail!("--batches, --batch (at most 10,000) and --patients must be above 0");
         }

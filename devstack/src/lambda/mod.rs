@@ -21,8 +21,11 @@ use tokio::task::JoinHandle;
 use crate::metrics::MetricTotals;
 use crate::template::REGION;
 
+pub mod log_index;
 mod runtime_api;
 mod supervisor;
+
+pub use log_index::{LogIndex, LogNote};
 
 use supervisor::Supervisor;
 
@@ -62,8 +65,12 @@ pub struct InvocationRecord {
     /// outcome; includes the cold start of a fresh process.
     pub duration: Duration,
     /// Who invoked: "api", "kinesis:<LogicalId>", "dynamodb:<LogicalId>", "sqs:<LogicalId>",
-    /// "schedule:<EventName>" or "direct".
+    /// "schedule:<EventName>", "invoke" (the Lambda Invoke API) or "direct".
     pub source: String,
+    /// The request id the function was given (its log lines carry it).
+    pub request_id: String,
+    /// When the invocation started (after waiting in the function's queue).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Where a function's stdout and stderr go.
@@ -111,6 +118,10 @@ pub struct FunctionHost {
     metrics: Arc<Mutex<MetricTotals>>,
     /// Invocations queued or running.
     pending: Arc<AtomicUsize>,
+    /// What the function's log lines said, by request id.
+    log_index: Arc<Mutex<LogIndex>>,
+    /// Bumped by [`FunctionHost::reload`]: the next invocation starts a fresh process.
+    generation: Arc<AtomicU64>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -141,14 +152,19 @@ impl FunctionHost {
         let journal = Arc::new(Mutex::new(Vec::new()));
         let pending = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Mutex::new(MetricTotals::new()));
+        let log_index = Arc::new(Mutex::new(LogIndex::default()));
+        let generation = Arc::new(AtomicU64::new(0));
         let supervisor = Supervisor {
             spec: spec.clone(),
             log,
             metrics: metrics.clone(),
+            log_index: log_index.clone(),
             journal: journal.clone(),
             pending: pending.clone(),
             activity,
+            generation: generation.clone(),
             process: None,
+            process_generation: 0,
         };
         let supervisor = tokio::spawn(supervisor.run(queue_rx));
         FunctionHost {
@@ -157,8 +173,24 @@ impl FunctionHost {
             journal,
             metrics,
             pending,
+            log_index,
+            generation,
             supervisor: Mutex::new(Some(supervisor)),
         }
+    }
+
+    /// The notes of the function's log lines for one request id (see [`LogIndex`]).
+    pub fn log_notes(&self, request_id: &str) -> Vec<LogNote> {
+        self.log_index
+            .lock()
+            .map(|index| index.notes(request_id).to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The binary changed (`devstack up --watch`): the next invocation runs in a fresh
+    /// process started from it, after the current one finishes.
+    pub fn reload(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Totals of the EMF metrics the function has printed so far.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::runtime_api::{Handoff, RuntimeState, runtime_api_router, take_init_error};
-use super::{FunctionSpec, Invocation, InvocationRecord, InvokeOutcome, LogTarget};
+use super::{FunctionSpec, Invocation, InvocationRecord, InvokeOutcome, LogIndex, LogTarget};
 use crate::metrics::{MetricTotals, record_emf_line};
 
 /// Lambda's limit for the init phase.
@@ -41,10 +41,14 @@ pub(super) struct Supervisor {
     pub(super) spec: Arc<FunctionSpec>,
     pub(super) log: LogTarget,
     pub(super) metrics: Arc<Mutex<MetricTotals>>,
+    pub(super) log_index: Arc<Mutex<LogIndex>>,
     pub(super) journal: Arc<Mutex<Vec<InvocationRecord>>>,
     pub(super) pending: Arc<AtomicUsize>,
     pub(super) activity: Arc<AtomicU64>,
+    /// The host's reload counter, and the value it had when the process started.
+    pub(super) generation: Arc<AtomicU64>,
     pub(super) process: Option<Process>,
+    pub(super) process_generation: u64,
 }
 
 impl Supervisor {
@@ -74,8 +78,16 @@ impl Supervisor {
                 break;
             };
             self.activity.fetch_add(1, Ordering::SeqCst);
+            if self.generation.load(Ordering::SeqCst) != self.process_generation {
+                tracing::info!(function = %self.spec.logical_id, "binary changed; starting a fresh process");
+                self.respawn().await;
+            }
             let started = Instant::now();
-            let outcome = self.run_invocation(invocation.payload.clone()).await;
+            let started_at = chrono::Utc::now();
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let outcome = self
+                .run_invocation(invocation.payload.clone(), request_id.clone())
+                .await;
             let duration = started.elapsed();
             tracing::debug!(function = %self.spec.logical_id, source = %invocation.source, ?duration, outcome = ?outcome_kind(&outcome), "invocation finished");
             if let Ok(mut journal) = self.journal.lock() {
@@ -84,6 +96,8 @@ impl Supervisor {
                     outcome: outcome.clone(),
                     duration,
                     source: invocation.source,
+                    request_id,
+                    started_at,
                 });
             }
             self.activity.fetch_add(1, Ordering::SeqCst);
@@ -100,7 +114,8 @@ impl Supervisor {
         if let Some(mut old) = self.process.take() {
             let _ = old.child.kill().await;
         }
-        match spawn_process(&self.spec, &self.log, &self.metrics).await {
+        self.process_generation = self.generation.load(Ordering::SeqCst);
+        match spawn_process(&self.spec, &self.log, &self.metrics, &self.log_index).await {
             Ok(process) => self.process = Some(process),
             Err(err) => {
                 tracing::error!(function = %self.spec.logical_id, error = %format!("{err:#}"), "could not start function process")
@@ -108,7 +123,7 @@ impl Supervisor {
         }
     }
 
-    async fn run_invocation(&mut self, payload: Value) -> InvokeOutcome {
+    async fn run_invocation(&mut self, payload: Value, request_id: String) -> InvokeOutcome {
         if self.process.is_none() {
             self.respawn().await;
         }
@@ -119,7 +134,6 @@ impl Supervisor {
             ));
         };
 
-        let request_id = uuid::Uuid::new_v4().to_string();
         let (delivered_tx, delivered_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();
         if let Ok(mut results) = process.state.results.lock() {
@@ -207,6 +221,7 @@ async fn spawn_process(
     spec: &FunctionSpec,
     log: &LogTarget,
     metrics: &Arc<Mutex<MetricTotals>>,
+    log_index: &Arc<Mutex<LogIndex>>,
 ) -> Result<Process> {
     let (next_tx, next_rx) = mpsc::unbounded_channel();
     let state = Arc::new(RuntimeState {
@@ -254,10 +269,10 @@ async fn spawn_process(
         .spawn()
         .with_context(|| format!("starting {}", spec.binary.display()))?;
     if let Some(stdout) = child.stdout.take() {
-        forward_lines(sink.clone(), metrics.clone(), stdout);
+        forward_lines(sink.clone(), metrics.clone(), log_index.clone(), stdout);
     }
     if let Some(stderr) = child.stderr.take() {
-        forward_lines(sink, metrics.clone(), stderr);
+        forward_lines(sink, metrics.clone(), log_index.clone(), stderr);
     }
     tracing::debug!(function = %spec.logical_id, runtime_api = %address, pid = ?child.id(), "function process started");
     Ok(Process {
@@ -277,16 +292,21 @@ enum LineSink {
     Stderr(String),
 }
 
-/// Copies lines from a child's output to `sink` and adds EMF lines to `metrics`.
+/// Copies lines from a child's output to `sink`, adds EMF lines to `metrics` and notes
+/// correlated lines in `log_index`.
 fn forward_lines(
     sink: LineSink,
     metrics: Arc<Mutex<MetricTotals>>,
+    log_index: Arc<Mutex<LogIndex>>,
     stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
 ) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             record_emf_line(&metrics, &line);
+            if let Ok(mut index) = log_index.lock() {
+                index.record(&line);
+            }
             match &sink {
                 LineSink::File(file) => {
                     if let Ok(mut file) = file.lock() {

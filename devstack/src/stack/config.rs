@@ -27,6 +27,8 @@ pub struct StackConfig {
     pub parameter_overrides: BTreeMap<String, String>,
     /// Port of the HTTP API on 127.0.0.1 (0 = pick a free port).
     pub http_port: u16,
+    /// Port of the Lambda service API on 127.0.0.1 (0 = pick a free port).
+    pub lambda_port: u16,
     /// Failed SQS messages become visible again after this delay instead of the queue's
     /// visibility timeout (rounded up to whole seconds); after a crash or a timeout, no
     /// earlier than the function's timeout (+1 s), as on AWS. None = keep the queue's timeout.
@@ -186,6 +188,7 @@ impl StackConfig {
                 ),
             ]),
             http_port: 0,
+            lambda_port: 0,
             sqs_retry_delay: Some(Duration::from_millis(500)),
             function_log_dir: None,
             function_environment: BTreeMap::new(),

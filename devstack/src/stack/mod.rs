@@ -92,7 +92,8 @@ pub struct Stack {
     sdk_config: SdkConfig,
     clients: Clients,
     provisioned: Provisioned,
-    functions: BTreeMap<String, Arc<FunctionHost>>,
+    functions: Arc<BTreeMap<String, Arc<FunctionHost>>>,
+    lambda_api: crate::lambda_api::LambdaApiServer,
     pollers: Vec<Poller>,
     schedules: Vec<ScheduleRunner>,
     http: HttpApiServer,
@@ -274,8 +275,11 @@ impl Stack {
             routes,
         )
         .await?;
+        let functions = Arc::new(functions);
+        let lambda_api = crate::lambda_api::start(config.lambda_port, functions.clone()).await?;
         tracing::info!(
             endpoint = %emulator.endpoint,
+            lambda_port = lambda_api.port,
             api_url = %format!("http://127.0.0.1:{}", http.port),
             functions = functions.len(),
             pollers = pollers.len(),
@@ -289,6 +293,7 @@ impl Stack {
             clients,
             provisioned,
             functions,
+            lambda_api,
             pollers,
             schedules,
             http,
@@ -325,6 +330,22 @@ impl Stack {
     /// (e.g. `POST {api_url}/readings`).
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http.port)
+    }
+
+    /// The Lambda service API of the local functions, `http://127.0.0.1:<port>`: the
+    /// `--endpoint-url` of `aws lambda invoke` ([`crate::lambda_api`]).
+    pub fn lambda_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.lambda_api.port)
+    }
+
+    /// The hops of a correlation id so far ([`crate::trace`]).
+    pub fn trace(&self, correlation_id: &str) -> Vec<crate::trace::Hop> {
+        crate::trace::hops(self.functions.values(), correlation_id)
+    }
+
+    /// Every local function, by logical id.
+    pub fn function_hosts(&self) -> &BTreeMap<String, Arc<FunctionHost>> {
+        &self.functions
     }
 
     /// The dashboard page's URL (`{api_url}/`), when the stack serves it.
@@ -520,7 +541,7 @@ impl Stack {
     /// What is currently busy (empty when idle).
     async fn busy_report(&self) -> Vec<String> {
         let mut busy = Vec::new();
-        for (id, function) in &self.functions {
+        for (id, function) in self.functions.iter() {
             let pending = function.pending();
             if pending > 0 {
                 busy.push(format!(
