@@ -399,6 +399,57 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     );
     // 1 attempt + MaximumRetryAttempts (3) from the template.
     assert_eq!(info["requestContext"]["approximateInvokeCount"], 4);
+
+    // Issue 16, `devstack replay`: once the cause is fixed (the corrupt state removed), the
+    // failed batch's range is read back from the stream and replayed through detect's
+    // Lambda API: p-bad is alerted and the message leaves the queue.
+    aws_sdk_dynamodb::Client::new(stack.sdk_config())
+        .delete_item()
+        .table_name(&state_table)
+        .key(
+            "patientId",
+            aws_sdk_dynamodb::types::AttributeValue::S("p-bad".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let target = devstack::replay::ReplayTarget {
+        sdk_config: stack.sdk_config().clone(),
+        queue_url: stack
+            .resource("DetectFailureQueue")
+            .unwrap()
+            .ref_value
+            .clone(),
+        lambda_url: stack.lambda_url(),
+        function: "DetectFunction".to_string(),
+    };
+    let report = devstack::replay::replay(&target, 10).await.unwrap();
+    assert_eq!(
+        (report.replayed, report.records, report.left.len()),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    stack.wait_idle(DRAIN).await.unwrap();
+    let mut alerted = data_of(
+        &inspect::events_of_type(&stack, "AlertRaised")
+            .await
+            .unwrap(),
+        "patientId",
+    )
+    .into_iter()
+    .map(str::to_string)
+    .collect::<Vec<_>>();
+    alerted.sort();
+    assert_eq!(alerted, ["p-bad", "p-good"]);
+    assert_eq!(
+        inspect::queue_depth(&stack, "DetectFailureQueue")
+            .await
+            .unwrap(),
+        0
+    );
+    // Replaying again finds nothing to do.
+    let again = devstack::replay::replay(&target, 10).await.unwrap();
+    assert_eq!(again, devstack::replay::ReplayReport::default());
     stack.shutdown().await.unwrap();
 }
 

@@ -83,9 +83,11 @@ async fn read_range(
     first: &str,
     last: &str,
 ) -> Result<Vec<StreamRecord>> {
+    // By name: moto's iterators of a GetShardIterator by ARN do not resolve.
+    let stream_name = crate::event_sources::stream_name_from_arn(stream_arn)?;
     let mut iterator = kinesis
         .get_shard_iterator()
-        .stream_arn(stream_arn)
+        .stream_name(stream_name)
         .shard_id(shard)
         .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
         .starting_sequence_number(first)

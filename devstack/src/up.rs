@@ -141,6 +141,8 @@ fn exports(stack: &Stack, operator_token: &str) -> Vec<(&'static str, String)> {
         ("AWS_ACCESS_KEY_ID", "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
         ("AWS_REGION", devstack::template::REGION.to_string()),
+        // The AWS CLI v1 reads only this one.
+        ("AWS_DEFAULT_REGION", devstack::template::REGION.to_string()),
     ]
 }
 
@@ -284,8 +286,9 @@ fn binary_mtime(host: &FunctionHost) -> Option<SystemTime> {
         .ok()
 }
 
-/// `up --watch`: polls the sources every second; on a change, `cargo build` of the
-/// function crates, then every host whose binary changed is reloaded.
+/// `up --watch`: polls the sources every second; on a change, `cargo build --workspace
+/// --locked` (./dev's own build: another feature set would relink every binary), then
+/// every host whose binary changed is reloaded.
 async fn watch(root: PathBuf, hosts: Arc<BTreeMap<String, Arc<FunctionHost>>>) {
     let mut seen = sources_mtime(&root);
     let mut binaries: BTreeMap<String, Option<SystemTime>> = hosts
@@ -301,13 +304,11 @@ async fn watch(root: PathBuf, hosts: Arc<BTreeMap<String, Arc<FunctionHost>>>) {
         }
         seen = now;
         println!("[watch] sources changed: cargo build");
+        // The workspace's feature set, as ./dev builds it: only what changed is rebuilt.
         let mut command = tokio::process::Command::new("cargo");
-        command.current_dir(&root).args(["build", "--bins"]);
-        if let Ok(functions) = std::fs::read_dir(root.join("functions")) {
-            for function in functions.flatten() {
-                command.arg("-p").arg(function.file_name());
-            }
-        }
+        command
+            .current_dir(&root)
+            .args(["build", "--workspace", "--locked"]);
         match command.status().await {
             Ok(status) if status.success() => {}
             Ok(status) => {
@@ -321,9 +322,9 @@ async fn watch(root: PathBuf, hosts: Arc<BTreeMap<String, Arc<FunctionHost>>>) {
         }
         for (id, host) in hosts.iter() {
             let mtime = binary_mtime(host);
-            if binaries.get(id) != Some(&mtime) {
+            let before = binaries.insert(id.clone(), mtime);
+            if before != Some(mtime) {
                 host.reload();
-                binaries.insert(id.clone(), mtime);
                 println!("[watch] {id} reloaded (next invocation runs the new binary)");
             }
         }

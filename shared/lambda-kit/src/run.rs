@@ -28,10 +28,14 @@ pub struct Invocation<E> {
 }
 
 impl<E> Invocation<E> {
-    /// When Lambda stops the invocation (its `deadline`), if it is a valid time.
+    /// When Lambda stops the invocation (its `deadline`), if it is a valid time after the
+    /// invocation started. Lambda's is always ahead; `cargo lambda watch`'s emulator sends a
+    /// constant 600000 (ten minutes as a duration, not an epoch time): read as "no
+    /// deadline" rather than one long past, which would stop every retry loop at once.
     pub fn deadline(&self) -> Option<DateTime<Utc>> {
         Utc.timestamp_millis_opt(i64::try_from(self.context.deadline).ok()?)
             .single()
+            .filter(|deadline| *deadline > self.now)
     }
 }
 
@@ -113,6 +117,15 @@ mod tests {
             payload: (),
             context,
             now: Utc::now(),
+        };
+        assert_eq!(
+            invocation.deadline().map(|d| d.timestamp_millis()),
+            None,
+            "a deadline before the invocation started is no deadline"
+        );
+        let invocation = Invocation {
+            now: Utc.timestamp_millis_opt(1_764_499_990_000).unwrap(),
+            ..invocation
         };
         assert_eq!(
             invocation.deadline().map(|d| d.timestamp_millis()),
