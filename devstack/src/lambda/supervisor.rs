@@ -16,7 +16,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::runtime_api::{Handoff, RuntimeState, runtime_api_router, take_init_error};
+use super::runtime_api::{
+    Handoff, RuntimeState, continued_trace_header, new_trace_header, runtime_api_router,
+    take_init_error,
+};
 use super::{FunctionSpec, Invocation, InvocationRecord, InvokeOutcome, LogTarget};
 use crate::metrics::{MetricTotals, record_emf_line};
 
@@ -75,7 +78,13 @@ impl Supervisor {
             };
             self.activity.fetch_add(1, Ordering::SeqCst);
             let started = Instant::now();
-            let outcome = self.run_invocation(invocation.payload.clone()).await;
+            let trace_header = match &invocation.trace_header {
+                Some(upstream) => continued_trace_header(upstream),
+                None => new_trace_header(),
+            };
+            let outcome = self
+                .run_invocation(invocation.payload.clone(), trace_header)
+                .await;
             let duration = started.elapsed();
             tracing::debug!(function = %self.spec.logical_id, source = %invocation.source, ?duration, outcome = ?outcome_kind(&outcome), "invocation finished");
             if let Ok(mut journal) = self.journal.lock() {
@@ -108,7 +117,7 @@ impl Supervisor {
         }
     }
 
-    async fn run_invocation(&mut self, payload: Value) -> InvokeOutcome {
+    async fn run_invocation(&mut self, payload: Value, trace_header: String) -> InvokeOutcome {
         if self.process.is_none() {
             self.respawn().await;
         }
@@ -128,6 +137,7 @@ impl Supervisor {
         let handoff = Handoff {
             request_id,
             payload,
+            trace_header,
             delivered: delivered_tx,
         };
         if process.next_tx.send(handoff).is_err() {
