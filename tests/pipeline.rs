@@ -112,8 +112,9 @@ async fn readings_flow_from_the_http_api_to_a_health_worker_notification() {
     let route = stack.metrics("RouteFunction");
     assert!(route["EndToEndLagMs"].max >= 50_000.0, "{route:?}");
 
-    // Structured logs: every line of an invocation names the request, function and cold
-    // start, and the routing line carries the caller's correlation id.
+    // Structured logs: every line of an invocation names the service, request, trace,
+    // function and cold start, in snake_case, and the routing line carries the caller's
+    // correlation id.
     let route_log = function_log(&stack, "RouteFunction");
     let routed_line = route_log
         .iter()
@@ -121,11 +122,53 @@ async fn readings_flow_from_the_http_api_to_a_health_worker_notification() {
         .expect("an 'alert routed' log line");
     assert_eq!(routed_line["correlation_id"], "corr-e2e-1", "{routed_line}");
     for line in route_log.iter().filter(|l| l.get("_aws").is_none()) {
+        assert_eq!(line["service"], "vitals", "{line}");
         assert!(line["function_name"].is_string(), "{line}");
         assert!(line["cold_start"].is_boolean(), "{line}");
+        for key in line.as_object().unwrap().keys() {
+            assert!(
+                key.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{key} is not snake_case: {line}"
+            );
+        }
     }
-    assert!(routed_line["requestId"].is_string(), "{routed_line}");
+    assert!(
+        routed_line["function_request_id"].is_string(),
+        "{routed_line}"
+    );
     assert_eq!(routed_line["cold_start"], true);
+
+    // X-Ray across the SQS hop: route's message to the notify queue carries its trace
+    // header (AWSTraceHeader), and notify's invocation continues that trace.
+    let trace_id = routed_line["xray_trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no xray_trace_id: {routed_line}"));
+    assert!(trace_id.starts_with("1-"), "{trace_id}");
+    let notified = stack
+        .invocations("NotifyFunction")
+        .into_iter()
+        .find(|i| {
+            i.payload["Records"][0]["body"]
+                .to_string()
+                .contains("corr-e2e-1")
+        })
+        .expect("notify received the routed alert's notification");
+    let header = notified.payload["Records"][0]["attributes"]["AWSTraceHeader"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no AWSTraceHeader: {}", notified.payload));
+    assert!(header.starts_with(&format!("Root={trace_id};")), "{header}");
+    let notify_lines: Vec<Value> = function_log(&stack, "NotifyFunction")
+        .into_iter()
+        .filter(|l| l["correlation_id"] == "corr-e2e-1")
+        .collect();
+    assert!(!notify_lines.is_empty());
+    for line in &notify_lines {
+        assert_eq!(line["xray_trace_id"], trace_id, "{line}");
+        assert_ne!(
+            line["function_request_id"], routed_line["function_request_id"],
+            "{line}"
+        );
+    }
     stack.shutdown().await.unwrap();
 }
 

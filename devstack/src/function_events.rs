@@ -148,7 +148,16 @@ mod tests {
                 .unwrap();
             // Globals merged in, parameters overridden.
             assert_eq!(vars["STAGE"], "local", "{}", resource.logical_id);
-            assert_eq!(vars["RUST_LOG"], "info");
+            assert_eq!(vars["POWERTOOLS_SERVICE_NAME"], "vitals");
+            assert_eq!(vars["POWERTOOLS_METRICS_NAMESPACE"], "Vitals");
+            assert!(vars.get("RUST_LOG").is_none());
+            // Globals' LoggingConfig merged with the function's own log group (as SAM does).
+            let logging = &function.properties["LoggingConfig"];
+            assert_eq!(logging["LogFormat"], "JSON", "{}", resource.logical_id);
+            assert_eq!(logging["ApplicationLogLevel"], "INFO");
+            assert_eq!(logging["SystemLogLevel"], "WARN");
+            assert!(logging["LogGroup"].is_string(), "{logging}");
+            assert_eq!(function.properties["Tracing"], "Active");
             // The sweep visits every due patient.
             let timeout = match resource.logical_id.as_str() {
                 "SweepFunction" => 60,

@@ -4,7 +4,10 @@
 //!   execution policies with `*` resources); each has its own role, and no statement of a
 //!   role allows a `*` action or a `*` resource. The one exception is the statement with Sid
 //!   `SmsToPhoneNumbers` of `NotifyRole`: exactly `sns:Publish` on `*`, because an SMS to a
-//!   phone number has no ARN.
+//!   phone number has no ARN. And X-Ray: the role of every function with `Tracing: Active`
+//!   has exactly one statement with Sid `XRayTraces`, exactly `xray:PutTraceSegments` and
+//!   `xray:PutTelemetryRecords` on `*` (those actions have no resource ARN); no other role
+//!   has one.
 //! - Every queue has a dead-letter queue (with maxReceiveCount >= 5), unless it is itself a
 //!   DLQ or an on-failure destination; every SQS-triggered function's queue has a visibility
 //!   timeout of at least 6x the function timeout; the Kinesis mapping has bounded retries,
@@ -13,7 +16,9 @@
 //!   async retries and event age (EventInvokeConfig).
 //! - Encryption at rest on streams, topics, queues and tables.
 //! - Observability: each function has a log group with retention, error and throttle
-//!   alarms; each DLQ has a depth alarm; every alarm notifies the ops topic.
+//!   alarms, and JSON logs at the `LogLevel` parameter's level (LoggingConfig); each DLQ has
+//!   a depth alarm; every alarm notifies the ops topic; alarms on our own metrics name the
+//!   `MetricsNamespace` parameter, not a literal namespace (docs/observability.md).
 //! - Alert policy: every subscription of the alerts topic filters on severity and never
 //!   takes info alerts (dashboard only); the emergency queue's takes critical alerts for
 //!   auto dispatch only.
@@ -30,6 +35,9 @@ use serde_json::{Value, json};
 /// The documented exception to "no `*` resource".
 const SMS_EXCEPTION_ROLE: &str = "NotifyRole";
 const SMS_EXCEPTION_SID: &str = "SmsToPhoneNumbers";
+/// The X-Ray exception to "no `*` resource": in the role of every traced function.
+const XRAY_SID: &str = "XRayTraces";
+const XRAY_ACTIONS: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
 
 fn template_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
@@ -116,6 +124,8 @@ fn privilege_problems(template: &Template) -> Vec<String> {
     let roles: BTreeSet<&str> = of_type(template, "AWS::IAM::Role")
         .map(|r| r.logical_id.as_str())
         .collect();
+    // The roles of functions with Tracing: Active (Globals merged in).
+    let mut traced_roles = BTreeSet::new();
     for function in of_type(template, "AWS::Serverless::Function") {
         let id = &function.logical_id;
         if function.properties.get("Policies").is_some() {
@@ -132,6 +142,9 @@ fn privilege_problems(template: &Template) -> Vec<String> {
                 "{id}: Role must be one of the template's IAM roles"
             ));
         }
+        if function.properties.get("Tracing") == Some(&json!("Active")) {
+            traced_roles.extend(refs.into_iter().filter(|r| roles.contains(r.as_str())));
+        }
     }
 
     let buckets: BTreeSet<&str> = of_type(template, "AWS::S3::Bucket")
@@ -140,6 +153,7 @@ fn privilege_problems(template: &Template) -> Vec<String> {
     let mut sms_exceptions = 0;
     for role in of_type(template, "AWS::IAM::Role") {
         let role_id = &role.logical_id;
+        let mut xray_statements = 0;
         if role.properties.get("ManagedPolicyArns").is_some() {
             problems.push(format!(
                 "{role_id}: ManagedPolicyArns (use named statements)"
@@ -181,6 +195,13 @@ fn privilege_problems(template: &Template) -> Vec<String> {
                     sms_exceptions += 1;
                     continue;
                 }
+                if sid == XRAY_SID
+                    && actions == XRAY_ACTIONS.map(Value::from).iter().collect::<Vec<_>>()
+                    && resources == [&json!("*")]
+                {
+                    xray_statements += 1;
+                    continue;
+                }
                 for resource in &resources {
                     let mut texts = Vec::new();
                     literal_strings(resource, &mut texts);
@@ -192,6 +213,15 @@ fn privilege_problems(template: &Template) -> Vec<String> {
                     }
                 }
             }
+        }
+        match (traced_roles.contains(role_id), xray_statements) {
+            (true, 1) | (false, 0) => {}
+            (true, n) => problems.push(format!(
+                "{role_id}: its function is traced (Tracing: Active): needs exactly one {XRAY_SID} statement, has {n}"
+            )),
+            (false, _) => problems.push(format!(
+                "{role_id}: {XRAY_SID} statement in the role of no traced function"
+            )),
         }
     }
     if sms_exceptions > 1 {
@@ -432,6 +462,14 @@ fn observability_problems(template: &Template) -> Vec<String> {
         return vec!["no OpsTopic".to_string()];
     };
     for alarm in of_type(template, "AWS::CloudWatch::Alarm") {
+        if let Some(namespace) = alarm.properties.get("Namespace").and_then(Value::as_str)
+            && !namespace.starts_with("AWS/")
+        {
+            problems.push(format!(
+                "{}: Namespace {namespace}: use !Ref MetricsNamespace",
+                alarm.logical_id
+            ));
+        }
         let actions = one_or_many(alarm.properties.get("AlarmActions"));
         if !actions
             .iter()
@@ -465,6 +503,14 @@ fn observability_problems(template: &Template) -> Vec<String> {
             _ => problems.push(format!(
                 "{id}: needs FunctionName and a LoggingConfig.LogGroup named /aws/lambda/<FunctionName>"
             )),
+        }
+        let logging = function.properties.get("LoggingConfig");
+        let json_logs = logging.and_then(|l| l.get("LogFormat")) == Some(&json!("JSON"));
+        let level = logging.and_then(|l| l.get("ApplicationLogLevel"));
+        if !json_logs || level.and_then(referenced_id) != Some("LogLevel") {
+            problems.push(format!(
+                "{id}: LoggingConfig needs LogFormat JSON and ApplicationLogLevel !Ref LogLevel"
+            ));
         }
         for metric in ["Errors", "Throttles"] {
             if alarms_on(template, metric, id).is_empty() {
@@ -731,13 +777,71 @@ fn the_sms_exception_is_exactly_sns_publish_in_notify_role() {
 }
 
 #[test]
+fn the_xray_exception_is_exactly_the_two_writes_in_traced_function_roles() {
+    let mut template = load();
+    let xray = statements_mut(&mut template, "RouteRole")
+        .iter()
+        .find(|s| s["Sid"] == XRAY_SID)
+        .cloned()
+        .expect("RouteRole has the X-Ray statement");
+    // In the role of no traced function (Firehose's).
+    statements_mut(&mut template, "EventsArchiveRole").push(xray);
+    // A third action in it: no longer the exception.
+    for s in statements_mut(&mut template, "NotifyRole") {
+        if s["Sid"] == XRAY_SID {
+            s["Action"] = json!([
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetTraceSummaries"
+            ]);
+        }
+    }
+    // A traced function's role without it.
+    statements_mut(&mut template, "IngestRole").retain(|s| s["Sid"] != XRAY_SID);
+    let problems = privilege_problems(&template);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(has_problem(
+        &problems,
+        "EventsArchiveRole",
+        "role of no traced function"
+    ));
+    assert!(has_problem(&problems, "NotifyRole", "wildcard resource"));
+    assert!(has_problem(&problems, "NotifyRole", "has 0"));
+    assert!(has_problem(&problems, "IngestRole", "has 0"));
+}
+
+#[test]
+fn text_logs_and_a_literal_metrics_namespace_are_reported() {
+    let mut template = load();
+    resource_mut(&mut template, "RouteFunction").properties["LoggingConfig"]["LogFormat"] =
+        json!("Text");
+    let lag_alarm = template
+        .resources
+        .iter_mut()
+        .find(|r| r.properties.get("MetricName") == Some(&json!("EndToEndLagMs")))
+        .expect("the lag alarm");
+    lag_alarm.properties["Namespace"] = json!("Vitals");
+    let lag_alarm = lag_alarm.logical_id.clone();
+    let problems = observability_problems(&template);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(has_problem(&problems, "RouteFunction", "LogFormat JSON"));
+    assert!(has_problem(&problems, &lag_alarm, "MetricsNamespace"));
+}
+
+#[test]
 fn sam_policies_on_a_function_are_reported() {
     let mut template = load();
     let route = resource_mut(&mut template, "RouteFunction");
     route.properties["Policies"] = json!([{"SQSPollerPolicy": {"QueueName": "x"}}]);
     route.properties.as_object_mut().unwrap().remove("Role");
     let problems = privilege_problems(&template);
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    // (And RouteRole, now no traced function's role, keeps an X-Ray statement.)
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(has_problem(
+        &problems,
+        "RouteRole",
+        "role of no traced function"
+    ));
 }
 
 #[test]
@@ -848,7 +952,8 @@ fn missing_encryption_alarm_or_auth_is_reported() {
         .unwrap()
         .remove("LoggingConfig");
     let problems = observability_problems(&template);
-    assert_eq!(problems.len(), 7, "{problems:#?}");
+    assert_eq!(problems.len(), 8, "{problems:#?}");
+    assert!(has_problem(&problems, "SweepFunction", "LogFormat JSON"));
     assert!(problems.contains(&"ReadingsArchive: no DeliveryToS3.DataFreshness alarm".to_string()));
     assert!(problems.contains(&"EventsArchivePipe: no ExecutionFailed alarm".to_string()));
     assert!(problems.contains(&"AlertLagAlarm: does not notify OpsTopic".to_string()));

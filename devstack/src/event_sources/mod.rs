@@ -25,7 +25,7 @@ mod verdict;
 pub use filter::filter_matches;
 pub use mapping::{EventSourceMapping, SourceKind};
 pub use payload::{RecordBody, StreamRecord, sqs_event, stream_event, stream_failure_record};
-pub use sqs_poller::start_sqs;
+pub use sqs_poller::{batch_trace_header, start_sqs};
 pub use stream_poller::start_stream;
 pub use stream_reader::stream_name_from_arn;
 pub use verdict::{BatchVerdict, classify};

@@ -55,6 +55,19 @@ pub fn start_sqs(
     }
 }
 
+/// The trace a batch's invocation continues, as Lambda does: the first message's
+/// `AWSTraceHeader` system attribute (set by the sender, or by SNS for a subscribed queue),
+/// if it has one. Every record also shows its own in `attributes.AWSTraceHeader`.
+pub fn batch_trace_header(messages: &[aws_sdk_sqs::types::Message]) -> Option<String> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    messages
+        .first()?
+        .attributes()?
+        .get(&MessageSystemAttributeName::AwsTraceHeader)
+        .filter(|header| !header.trim().is_empty())
+        .cloned()
+}
+
 impl SqsSource {
     async fn receive(
         &self,
@@ -70,6 +83,8 @@ impl SqsSource {
             .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            // Named too (All includes it on AWS): the trace header the batch continues.
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .message_attribute_names("All")
             .send()
             .await
@@ -119,7 +134,10 @@ impl SqsSource {
 
     async fn process_batch(&self, messages: Vec<aws_sdk_sqs::types::Message>) {
         let event = sqs_event(&messages, &self.mapping.source_arn);
-        let outcome = self.function.invoke(event, &self.source).await;
+        let outcome = self
+            .function
+            .invoke_traced(event, &self.source, batch_trace_header(&messages))
+            .await;
         let ids: Vec<String> = messages
             .iter()
             .map(|m| m.message_id().unwrap_or_default().to_string())

@@ -199,6 +199,8 @@ fn kinesis_failure_record_has_batch_info() {
     );
 }
 
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
 #[test]
 fn sqs_event_deserializes_as_sqs_event() {
     use aws_sdk_sqs::primitives::Blob;
@@ -210,6 +212,7 @@ fn sqs_event_deserializes_as_sqs_event() {
         .md5_of_body("abc")
         .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "1")
         .attributes(MessageSystemAttributeName::SentTimestamp, "1700000000000")
+        .attributes(MessageSystemAttributeName::AwsTraceHeader, TRACE)
         .message_attributes(
             "eventType",
             MessageAttributeValue::builder()
@@ -227,12 +230,21 @@ fn sqs_event_deserializes_as_sqs_event() {
                 .unwrap(),
         )
         .build();
+    // The batch's invocation continues the first message's trace.
+    let untraced = Message::builder().message_id("m-2").body("{}").build();
+    assert_eq!(
+        batch_trace_header(&[message.clone(), untraced.clone()]).as_deref(),
+        Some(TRACE)
+    );
+    assert_eq!(batch_trace_header(&[untraced, message.clone()]), None);
+    assert_eq!(batch_trace_header(&[]), None);
     let event = sqs_event(&[message], "arn:aws:sqs:us-east-1:123456789012:q");
     let parsed: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_value(event).expect("valid SqsEvent");
     let record = &parsed.records[0];
     assert_eq!(record.message_id.as_deref(), Some("m-1"));
     assert_eq!(record.attributes["ApproximateReceiveCount"], "1");
+    assert_eq!(record.attributes["AWSTraceHeader"], TRACE);
     assert_eq!(
         record.message_attributes["eventType"]
             .string_value

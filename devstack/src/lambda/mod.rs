@@ -105,6 +105,9 @@ pub struct FunctionSpec {
 struct Invocation {
     payload: Value,
     source: String,
+    /// The X-Ray trace header to continue (an SQS batch's first `AWSTraceHeader`); None: a
+    /// fresh trace.
+    trace_header: Option<String>,
     reply: oneshot::Sender<InvokeOutcome>,
 }
 
@@ -203,13 +206,27 @@ impl FunctionHost {
         &self.spec
     }
 
-    /// Invokes the function synchronously (queued behind earlier invocations).
+    /// Invokes the function synchronously (queued behind earlier invocations), in a fresh
+    /// X-Ray trace.
     pub async fn invoke(&self, payload: Value, source: &str) -> InvokeOutcome {
+        self.invoke_traced(payload, source, None).await
+    }
+
+    /// Invokes the function synchronously, continuing the trace of `trace_header` (its
+    /// `Lambda-Runtime-Trace-Id`, as Lambda does for an SQS message with an
+    /// `AWSTraceHeader`); None: a fresh trace.
+    pub async fn invoke_traced(
+        &self,
+        payload: Value,
+        source: &str,
+        trace_header: Option<String>,
+    ) -> InvokeOutcome {
         let (reply, reply_rx) = oneshot::channel();
         self.pending.fetch_add(1, Ordering::SeqCst);
         let invocation = Invocation {
             payload,
             source: source.to_string(),
+            trace_header,
             reply,
         };
         if self.queue.send(invocation).is_err() {
@@ -266,4 +283,49 @@ pub fn lambda_environment(name: &str, memory_mb: u32, endpoint: &str) -> BTreeMa
         ]
         .map(|(k, v)| (k.to_string(), v)),
     )
+}
+
+/// What Lambda tells a function of its resolved `LoggingConfig` (advanced logging controls):
+/// `AWS_LAMBDA_LOG_FORMAT` (`Text` or `JSON`, default `Text`) and, for the `JSON` format,
+/// `AWS_LAMBDA_LOG_LEVEL` = `ApplicationLogLevel` (default `INFO`). `SystemLogLevel` only
+/// filters the platform's own lines, which devstack does not write.
+pub fn logging_environment(logging_config: Option<&Value>) -> BTreeMap<String, String> {
+    let field = |name: &str| {
+        logging_config
+            .and_then(|config| config.get(name))
+            .and_then(Value::as_str)
+    };
+    let format = field("LogFormat").unwrap_or("Text");
+    let mut environment =
+        BTreeMap::from([("AWS_LAMBDA_LOG_FORMAT".to_string(), format.to_string())]);
+    if format == "JSON" {
+        let level = field("ApplicationLogLevel").unwrap_or("INFO");
+        environment.insert("AWS_LAMBDA_LOG_LEVEL".to_string(), level.to_string());
+    }
+    environment
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::logging_environment;
+
+    #[test]
+    fn the_logging_config_gives_the_log_format_and_level() {
+        let json = json!({"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "WARN", "LogGroup": "g"});
+        let env = logging_environment(Some(&json));
+        assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+        assert_eq!(env["AWS_LAMBDA_LOG_LEVEL"], "DEBUG");
+        assert_eq!(env.len(), 2);
+        // JSON without a level: Lambda's default, INFO.
+        let env = logging_environment(Some(&json!({"LogFormat": "JSON"})));
+        assert_eq!(env["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+        // Text (the default): no application log level.
+        for config in [None, Some(json!({"LogGroup": "g"}))] {
+            let env = logging_environment(config.as_ref());
+            assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "Text");
+            assert!(!env.contains_key("AWS_LAMBDA_LOG_LEVEL"));
+        }
+    }
 }

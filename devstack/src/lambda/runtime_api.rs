@@ -32,6 +32,8 @@ pub(super) struct RuntimeState {
 pub(super) struct Handoff {
     pub(super) request_id: String,
     pub(super) payload: Value,
+    /// The invocation's `Lambda-Runtime-Trace-Id`.
+    pub(super) trace_header: String,
     /// Told the deadline when the runtime takes the event.
     pub(super) delivered: oneshot::Sender<Instant>,
 }
@@ -62,18 +64,45 @@ fn epoch_millis(at: SystemTime) -> u128 {
         .unwrap_or_default()
 }
 
-/// An X-Ray style trace header.
-fn trace_id() -> String {
+/// A fresh X-Ray trace header, as Lambda sends one (`Lambda-Runtime-Trace-Id`) for an
+/// invocation that continues no trace: `Root=1-<epoch seconds, 8 hex>-<24 hex>;
+/// Parent=<16 hex>;Sampled=1` (the functions trace actively: Tracing: Active).
+pub(super) fn new_trace_header() -> String {
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let random = uuid::Uuid::new_v4().simple().to_string();
+    let root = uuid::Uuid::new_v4().simple().to_string();
     format!(
-        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
-        &random[..24],
-        &random[16..32]
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=1",
+        &root[..24],
+        segment_id()
     )
+}
+
+/// The trace header of an invocation that continues `upstream` (an SQS message's
+/// `AWSTraceHeader`): the same `Root` and `Sampled`, the invocation's own segment as
+/// `Parent`, as Lambda does. A header without a `Root` starts a fresh trace.
+pub(super) fn continued_trace_header(upstream: &str) -> String {
+    let part = |key: &str| {
+        upstream
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix(key))
+            .filter(|v| !v.is_empty())
+    };
+    match part("Root=") {
+        Some(root) => format!(
+            "Root={root};Parent={};Sampled={}",
+            segment_id(),
+            part("Sampled=").unwrap_or("1")
+        ),
+        None => new_trace_header(),
+    }
+}
+
+/// A fresh X-Ray segment id: 16 hex digits.
+fn segment_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
 }
 
 async fn next_invocation(State(state): State<Arc<RuntimeState>>) -> Response {
@@ -99,7 +128,7 @@ async fn next_invocation(State(state): State<Arc<RuntimeState>>) -> Response {
     set("lambda-runtime-aws-request-id", &handoff.request_id);
     set("lambda-runtime-deadline-ms", &deadline_epoch_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &state.function_arn);
-    set("lambda-runtime-trace-id", &trace_id());
+    set("lambda-runtime-trace-id", &handoff.trace_header);
     set("content-type", "application/json");
     (StatusCode::OK, headers, body).into_response()
 }
@@ -191,4 +220,44 @@ async fn init_error(
         *slot = Some(format!("{error_type}: {error_message}"));
     }
     accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{continued_trace_header, new_trace_header};
+
+    #[test]
+    fn fresh_trace_headers_are_sampled_x_ray_headers() {
+        let header = new_trace_header();
+        let parts: Vec<&str> = header.split(';').collect();
+        let [root, parent, sampled] = parts.as_slice() else {
+            panic!("{header}");
+        };
+        let root: Vec<&str> = root.trim_start_matches("Root=").split('-').collect();
+        assert_eq!(root.len(), 3, "{header}");
+        assert_eq!(root[0], "1");
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(hex(root[1], 8) && hex(root[2], 24), "{header}");
+        assert!(hex(parent.trim_start_matches("Parent="), 16), "{header}");
+        assert_eq!(*sampled, "Sampled=1");
+        assert_ne!(new_trace_header(), header);
+    }
+
+    #[test]
+    fn a_continued_trace_keeps_its_root_and_sampling_with_a_new_parent() {
+        let upstream = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+        let header = continued_trace_header(upstream);
+        assert!(
+            header.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent="),
+            "{header}"
+        );
+        assert!(header.ends_with(";Sampled=0"), "{header}");
+        assert!(!header.contains("53995c3f42cd8ad8"), "{header}");
+        assert!(
+            continued_trace_header("Root=1-a-b").ends_with(";Sampled=1"),
+            "sampled unless told otherwise"
+        );
+        // No root: a fresh trace.
+        assert!(continued_trace_header("Parent=53995c3f42cd8ad8").starts_with("Root=1-"));
+    }
 }

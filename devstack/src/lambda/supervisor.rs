@@ -16,7 +16,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::runtime_api::{Handoff, RuntimeState, runtime_api_router, take_init_error};
+use super::runtime_api::{
+    Handoff, RuntimeState, continued_trace_header, new_trace_header, runtime_api_router,
+    take_init_error,
+};
 use super::{FunctionSpec, Invocation, InvocationRecord, InvokeOutcome, LogIndex, LogTarget};
 use crate::metrics::{MetricTotals, record_emf_line};
 
@@ -85,8 +88,16 @@ impl Supervisor {
             let started = Instant::now();
             let started_at = chrono::Utc::now();
             let request_id = uuid::Uuid::new_v4().to_string();
+            let trace_header = match &invocation.trace_header {
+                Some(upstream) => continued_trace_header(upstream),
+                None => new_trace_header(),
+            };
             let outcome = self
-                .run_invocation(invocation.payload.clone(), request_id.clone())
+                .run_invocation(
+                    invocation.payload.clone(),
+                    request_id.clone(),
+                    trace_header,
+                )
                 .await;
             let duration = started.elapsed();
             tracing::debug!(function = %self.spec.logical_id, source = %invocation.source, ?duration, outcome = ?outcome_kind(&outcome), "invocation finished");
@@ -123,7 +134,12 @@ impl Supervisor {
         }
     }
 
-    async fn run_invocation(&mut self, payload: Value, request_id: String) -> InvokeOutcome {
+    async fn run_invocation(
+        &mut self,
+        payload: Value,
+        request_id: String,
+        trace_header: String,
+    ) -> InvokeOutcome {
         if self.process.is_none() {
             self.respawn().await;
         }
@@ -142,6 +158,7 @@ impl Supervisor {
         let handoff = Handoff {
             request_id,
             payload,
+            trace_header,
             delivered: delivered_tx,
         };
         if process.next_tx.send(handoff).is_err() {

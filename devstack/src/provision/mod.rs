@@ -38,6 +38,9 @@ const IGNORED_TYPES: &[&str] = &[
     "AWS::Lambda::Permission",
     "AWS::KMS::Key",
     "AWS::KMS::Alias",
+    // X-Ray: devstack gives each invocation a trace header but runs no X-Ray
+    // (docs/observability.md).
+    "AWS::XRay::ResourcePolicy",
     // Identity: devstack's local token issuer plays the user pool (crate::auth).
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolGroup",

@@ -22,6 +22,7 @@ pub(super) async fn create_topic(
     check_length("topic", &name, 256)?;
     ctx.log_skipped(&[
         "KmsMasterKeyId",
+        "TracingConfig",
         "Tags",
         "Subscription",
         "DataProtectionPolicy",

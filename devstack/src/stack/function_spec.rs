@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::lambda::{FunctionSpec, lambda_environment};
+use crate::lambda::{FunctionSpec, lambda_environment, logging_environment};
 use crate::provision::ResolvedFunction;
 use crate::template::{Template, scalar_to_string};
 
@@ -84,7 +84,10 @@ pub(super) fn function_spec(
         }
     }
     environment.extend(lambda_environment(&function.name, memory_mb, endpoint));
-    for name in ["RUST_LOG", "RUST_BACKTRACE"] {
+    environment.extend(logging_environment(props.get("LoggingConfig")));
+    // The developer's own settings win: AWS_LAMBDA_LOG_LEVEL=DEBUG ./dev up logs every
+    // function at debug (lambda-kit reads AWS_LAMBDA_LOG_LEVEL first, then RUST_LOG).
+    for name in ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG", "RUST_BACKTRACE"] {
         if let Ok(value) = std::env::var(name) {
             environment.insert(name.to_string(), value);
         }

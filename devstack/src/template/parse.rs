@@ -255,36 +255,35 @@ impl Template {
     }
 }
 
-/// Merges `Globals.Function` into a function's properties: the function's own values win;
-/// `Environment.Variables` are merged key by key.
+/// Merges `Globals.Function` into a function's properties as SAM does: maps are merged key
+/// by key, recursively (`Environment.Variables`, `LoggingConfig`: the global `LogFormat`
+/// and levels next to the function's `LogGroup`); for any other value, an intrinsic
+/// function included, the function's own wins.
 fn merge_function_globals(properties: &mut Value, globals: &Value) {
     let (Some(props), Some(globals)) = (properties.as_object_mut(), globals.as_object()) else {
         return;
     };
     for (key, global_value) in globals {
-        if key == "Environment" {
-            let global_vars = global_value
-                .get("Variables")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let env = props
-                .entry("Environment")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(env) = env.as_object_mut() {
-                let vars = env
-                    .entry("Variables")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Some(vars) = vars.as_object_mut() {
-                    for (name, value) in global_vars {
-                        vars.entry(name).or_insert(value);
-                    }
-                }
+        match props.get_mut(key) {
+            None => {
+                props.insert(key.clone(), global_value.clone());
             }
-        } else if !props.contains_key(key) {
-            props.insert(key.clone(), global_value.clone());
+            Some(own) if is_plain_map(own) && is_plain_map(global_value) => {
+                merge_function_globals(own, global_value);
+            }
+            Some(_) => {}
         }
     }
+}
+
+/// An object that is not an intrinsic function (`{"Ref": ..}`, `{"Fn::Sub": ..}`).
+fn is_plain_map(value: &Value) -> bool {
+    value.as_object().is_some_and(|map| {
+        !(map.len() == 1
+            && map
+                .keys()
+                .all(|k| k == "Ref" || k == "Condition" || k.starts_with("Fn::")))
+    })
 }
 
 /// Converts parsed YAML to JSON, turning short-form tags into long-form intrinsics.
@@ -341,4 +340,43 @@ pub fn normalise(yaml: &serde_yaml_ng::Value) -> Result<Value> {
             Value::Object(out)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_function_globals;
+
+    #[test]
+    fn globals_merge_into_maps_and_never_into_intrinsics() {
+        let globals = json!({
+            "Timeout": 10,
+            "Tracing": "Active",
+            "LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": {"Ref": "LogLevel"}},
+            "Environment": {"Variables": {"STAGE": {"Ref": "StageName"}, "A": "global"}},
+            "VpcConfig": {"Ref": "Vpc"}
+        });
+        let mut function = json!({
+            "Timeout": 30,
+            "LoggingConfig": {"LogGroup": {"Ref": "DetectLogGroup"}},
+            "Environment": {"Variables": {"A": "own", "STAGE": {"Fn::Sub": "x"}}},
+            "VpcConfig": {"Fn::If": ["HasVpc", {}, {}]}
+        });
+        merge_function_globals(&mut function, &globals);
+        assert_eq!(
+            function,
+            json!({
+                "Timeout": 30,
+                "Tracing": "Active",
+                "LoggingConfig": {
+                    "LogGroup": {"Ref": "DetectLogGroup"},
+                    "LogFormat": "JSON",
+                    "ApplicationLogLevel": {"Ref": "LogLevel"}
+                },
+                "Environment": {"Variables": {"A": "own", "STAGE": {"Fn::Sub": "x"}}},
+                "VpcConfig": {"Fn::If": ["HasVpc", {}, {}]}
+            })
+        );
+    }
 }

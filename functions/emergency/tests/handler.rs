@@ -1029,8 +1029,9 @@ async fn log_lines_carry_the_correlation_id_of_their_own_request() {
     let logs = LOGS.get_or_init(|| {
         use tracing_subscriber::layer::SubscriberExt;
         let logs = testkit::logs::Capture::default();
-        let subscriber = tracing_subscriber::registry()
-            .with(lambda_kit::telemetry::json_layer("emergency").with_writer(logs.clone()));
+        let subscriber = tracing_subscriber::registry().with(
+            lambda_kit::telemetry::json_layer("vitals", "emergency").with_writer(logs.clone()),
+        );
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         logs
     });

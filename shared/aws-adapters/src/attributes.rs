@@ -1,7 +1,7 @@
 //! The one helper module of the adapters: DynamoDB attribute values (the [`Item`] map,
 //! building `S` and `N` values, reading string and number attributes), the string message
-//! attributes of SNS and SQS, the conditional-check test of a DynamoDB write, and the text
-//! of an SDK error.
+//! attributes of SNS and SQS, the `AWSTraceHeader` system attribute of SQS sends, the
+//! conditional-check test of a DynamoDB write, and the text of an SDK error.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -70,6 +70,45 @@ macro_rules! string_attribute {
 string_attribute!(sns_attribute, aws_sdk_sns::types::MessageAttributeValue);
 string_attribute!(sqs_attribute, aws_sdk_sqs::types::MessageAttributeValue);
 
+/// The environment variable lambda_runtime sets to the current invocation's X-Ray trace
+/// header (`Root=...;Parent=...;Sampled=...`) before calling the handler; unset when the
+/// invocation is not traced.
+pub(crate) const TRACE_ID_ENV: &str = "_X_AMZN_TRACE_ID";
+
+/// The SQS message system attributes of a send: `AWSTraceHeader` = the invocation's trace
+/// header ([`TRACE_ID_ENV`]), so the function that receives the message joins the same
+/// trace (Lambda's SQS poller uses it as that invocation's trace header). None when the
+/// invocation is not traced.
+pub(crate) fn sqs_trace_attributes() -> Option<
+    HashMap<
+        aws_sdk_sqs::types::MessageSystemAttributeNameForSends,
+        aws_sdk_sqs::types::MessageSystemAttributeValue,
+    >,
+> {
+    trace_attributes_from(std::env::var(TRACE_ID_ENV).ok().as_deref())
+}
+
+fn trace_attributes_from(
+    trace_header: Option<&str>,
+) -> Option<
+    HashMap<
+        aws_sdk_sqs::types::MessageSystemAttributeNameForSends,
+        aws_sdk_sqs::types::MessageSystemAttributeValue,
+    >,
+> {
+    use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
+    let header = trace_header.map(str::trim).filter(|h| !h.is_empty())?;
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .ok()?;
+    Some(HashMap::from([(
+        MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )]))
+}
+
 /// Text of an SDK error with its service error details (the default `Display` says only
 /// "service error"). The SDK error type is shared by every `aws-sdk-*` crate.
 pub(crate) fn describe<E, R>(err: &SdkError<E, R>) -> String
@@ -96,4 +135,23 @@ where
     R: std::fmt::Debug,
 {
     PortError::Backend(format!("{what}: {}", describe(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::types::MessageSystemAttributeNameForSends;
+
+    use super::trace_attributes_from;
+
+    #[test]
+    fn the_trace_header_becomes_the_aws_trace_header_attribute() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let attributes = trace_attributes_from(Some(header)).expect("a traced invocation");
+        let value = &attributes[&MessageSystemAttributeNameForSends::AwsTraceHeader];
+        assert_eq!(value.string_value(), Some(header));
+        assert_eq!(value.data_type(), "String");
+        assert_eq!(attributes.len(), 1);
+        assert!(trace_attributes_from(None).is_none());
+        assert!(trace_attributes_from(Some("  ")).is_none());
+    }
 }

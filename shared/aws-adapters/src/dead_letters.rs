@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 
 use application::ports::{DeadLetters, PoisonRecord, PortError};
 
-use crate::attributes::{sdk_failure, sqs_attribute};
+use crate::attributes::{sdk_failure, sqs_attribute, sqs_trace_attributes};
 
 /// Sends poison records to a dead-letter queue as JSON.
 pub struct SqsDeadLetters {
@@ -31,6 +31,7 @@ impl DeadLetters for SqsDeadLetters {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .set_message_system_attributes(sqs_trace_attributes())
             .message_attributes("kind", sqs_attribute(record.kind)?)
             .send()
             .await

@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 
 use application::ports::{Channel, MessageBus, PortError};
 
-use crate::attributes::{sdk_failure, sqs_attribute};
+use crate::attributes::{sdk_failure, sqs_attribute, sqs_trace_attributes};
 
 /// Sends saga, step and escalation messages to their SQS queues.
 pub struct SqsBus {
@@ -55,6 +55,7 @@ impl MessageBus for SqsBus {
             .send_message()
             .queue_url(url)
             .message_body(body)
+            .set_message_system_attributes(sqs_trace_attributes())
             .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
             .message_attributes("eventType", sqs_attribute(event_type)?)
             .send()

@@ -8,7 +8,7 @@ use application::ports::{NotificationQueue, PortError};
 use domain::envelope::Envelope;
 use domain::events::NotificationRequested;
 
-use crate::attributes::{sdk_failure, sqs_attribute};
+use crate::attributes::{sdk_failure, sqs_attribute, sqs_trace_attributes};
 
 /// Sends notification requests to the notify queue.
 pub struct SqsNotificationQueue {
@@ -34,6 +34,7 @@ impl NotificationQueue for SqsNotificationQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .set_message_system_attributes(sqs_trace_attributes())
             .message_attributes("eventType", sqs_attribute(&request.event_type)?)
             .message_attributes("correlationId", sqs_attribute(&request.correlation_id)?)
             // The notify queue is FIFO: see `notification_group_id`; the notification id

@@ -6,7 +6,7 @@ use aws_sdk_sqs::Client;
 
 use application::ports::{ParkedMessage, Parking, PortError};
 
-use crate::attributes::{sdk_failure, sqs_attribute};
+use crate::attributes::{sdk_failure, sqs_attribute, sqs_trace_attributes};
 use crate::notification_queue::fifo_token;
 
 /// SQS allows 10 message attributes; the parking ones take 5.
@@ -49,7 +49,8 @@ impl Parking for SqsParking {
             .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(&message.body);
+            .message_body(&message.body)
+            .set_message_system_attributes(sqs_trace_attributes());
         for (name, value) in parking {
             send = send.message_attributes(name, sqs_attribute(value)?);
         }

@@ -7,8 +7,8 @@
 //! (a plain unit test) recording does nothing.
 //!
 //! At the end of the invocation the recorder is written to stdout as EMF documents, one JSON
-//! line per dimension set. CloudWatch Logs turns them into metrics in namespace `Vitals`
-//! with the dimension `Function` (plus `Rule` and `Severity` for `AlertsRaised`); no
+//! line per dimension set. CloudWatch Logs turns them into metrics in the namespace
+//! [`namespace`] (`POWERTOOLS_METRICS_NAMESPACE`, default `Vitals`) with the dimension `Function` (plus `Rule` and `Severity` for `AlertsRaised`); no
 //! `PutMetricData` call is needed. Counts are summed within an invocation; timings keep
 //! every value (at most 100 per document, as the format requires).
 //!
@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
-/// The CloudWatch namespace of every metric.
-pub const NAMESPACE: &str = "Vitals";
+/// The CloudWatch namespace of the metrics when `POWERTOOLS_METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "Vitals";
 /// The dimension every metric carries: the function's short name (`ingest`, `detect`, ...).
 pub const FUNCTION_DIMENSION: &str = "Function";
 
@@ -112,9 +112,19 @@ struct Series {
     values: Vec<f64>,
 }
 
+/// The CloudWatch namespace of the metrics: `POWERTOOLS_METRICS_NAMESPACE` (the template's
+/// `MetricsNamespace` parameter), else [`DEFAULT_NAMESPACE`].
+pub fn namespace() -> String {
+    std::env::var("POWERTOOLS_METRICS_NAMESPACE")
+        .ok()
+        .filter(|namespace| !namespace.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
 /// The metrics of one invocation.
 #[derive(Debug)]
 pub struct Recorder {
+    namespace: String,
     function: String,
     series: Mutex<BTreeMap<(Dimensions, String), Series>>,
 }
@@ -159,8 +169,15 @@ pub async fn capture<F: Future>(function: &str, future: F) -> (F::Output, Arc<Re
 }
 
 impl Recorder {
+    /// A recorder for `function` in the [`namespace`].
     pub fn new(function: &str) -> Recorder {
+        Recorder::in_namespace(&namespace(), function)
+    }
+
+    /// A recorder for `function` in `namespace`.
+    pub fn in_namespace(namespace: &str, function: &str) -> Recorder {
         Recorder {
+            namespace: namespace.to_string(),
             function: function.to_string(),
             series: Mutex::new(BTreeMap::new()),
         }
@@ -257,7 +274,7 @@ impl Recorder {
                     json!({
                         "Timestamp": timestamp_ms,
                         "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
+                            "Namespace": self.namespace,
                             "Dimensions": dimension_sets,
                             "Metrics": definitions,
                         }],
@@ -538,7 +555,7 @@ mod tests {
 
     #[test]
     fn parse_reads_samples_and_ignores_log_lines() {
-        let recorder = Recorder::new("route");
+        let recorder = Recorder::in_namespace("Vitals-staging", "route");
         recorder.record(
             ALERTS_RAISED,
             Unit::Count,
@@ -548,7 +565,7 @@ mod tests {
         let line = recorder.documents(5)[0].to_string();
         let samples = parse(&line).unwrap();
         assert_eq!(samples.len(), 1);
-        assert_eq!(samples[0].namespace, "Vitals");
+        assert_eq!(samples[0].namespace, "Vitals-staging");
         assert_eq!(samples[0].name, "AlertsRaised");
         assert_eq!(samples[0].unit, "Count");
         assert_eq!(samples[0].values, vec![2.0]);

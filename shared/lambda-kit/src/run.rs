@@ -2,15 +2,21 @@
 //!
 //! It does the wiring each function would otherwise repeat: JSON logs
 //! ([`telemetry::init`]), building the dependencies once per process (logging the reason
-//! when that fails), and per invocation a fresh metrics recorder, the invocation clock and
+//! when that fails), and per invocation a span naming the request and trace
+//! ([`telemetry::invocation_span`]), a fresh metrics recorder, the invocation clock and
 //! deadline ([`Invocation`]), and a logged, typed error mapped to Lambda's error response.
+//!
+//! The runtime is `lambda_runtime::Runtime` without its `TracingLayer`: that layer's span
+//! has camelCase fields (`requestId`, `xrayTraceId`), which the JSON logs would flatten onto
+//! every line next to our snake_case ones.
 
 use std::future::Future;
 
 use chrono::{DateTime, TimeZone, Utc};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::telemetry;
 
@@ -65,19 +71,26 @@ where
         }
     };
     let (deps, handler) = (&deps, &handler);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
-        let invocation = Invocation {
-            payload: event.payload,
-            context: event.context,
-            now: Utc::now(),
-        };
-        let result = telemetry::invocation(function, handler(deps, invocation)).await;
-        result.map_err(|error| {
-            tracing::error!(function, error = %error_chain(&error), "invocation failed");
-            Error::from(error)
-        })
-    }))
-    .await
+    let service = service_fn(move |event: LambdaEvent<E>| {
+        let span = telemetry::invocation_span(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+        );
+        async move {
+            let invocation = Invocation {
+                payload: event.payload,
+                context: event.context,
+                now: Utc::now(),
+            };
+            let result = telemetry::invocation(function, handler(deps, invocation)).await;
+            result.map_err(|error| {
+                tracing::error!(function, error = %error_chain(&error), "invocation failed");
+                Error::from(error)
+            })
+        }
+        .instrument(span)
+    });
+    Runtime::new(service).run().await
 }
 
 /// `error` and its sources, joined with `: `.
