@@ -16,15 +16,16 @@ use crate::auth::{self, LocalIssuer, TokenSpec};
 use crate::emulator::{self, Emulator};
 use crate::event_sources::{self, Poller, PollerContext, SourceKind};
 use crate::function_events::{FunctionEvent, parse_events};
-use crate::http_api::{self, ApiConfig, ApiSettings, HttpApiServer, HttpRoute};
+use crate::http_api::{self, ApiConfig, HttpApiServer, HttpRoute};
 use crate::lambda::{FunctionHost, InvocationRecord, InvokeOutcome, LogTarget};
 use crate::metrics::MetricTotals;
 use crate::provision::{self, Clients, ProvisionInput, Provisioned, Resource};
 use crate::schedule::{Schedule, ScheduleRunner};
-use crate::template::{Resolver, Template};
+use crate::template::Template;
 
 mod config;
 mod function_spec;
+mod http_settings;
 
 pub use config::{
     DEFAULT_LOCAL_SCHEDULE_INTERVAL, PROFILE_ENV, StackConfig, parse_schedule_interval,
@@ -33,55 +34,7 @@ pub use config::{
 // issue 16 part 6: the endpoint variables and the local hospital desk.
 pub use config::{ENDPOINT_ENV, LOCAL_HOSPITAL_PHONE, endpoint_from_env};
 use function_spec::{check_binaries, function_spec};
-
-/// Auth and throttling settings of the template's HttpApi resources, by API id.
-fn api_settings(
-    template: &Template,
-    parameters: &BTreeMap<String, String>,
-    stack_name: &str,
-    provisioned: &Provisioned,
-) -> Result<BTreeMap<String, ApiSettings>> {
-    let mut apis = BTreeMap::new();
-    for resource in template
-        .resources
-        .iter()
-        .filter(|r| r.resource_type == "AWS::Serverless::HttpApi")
-    {
-        let Some(api) = provisioned.get(&resource.logical_id) else {
-            continue;
-        };
-        let resolver = Resolver {
-            parameters,
-            conditions: &template.conditions,
-            stack_name,
-            account_id: provisioned.account_id(),
-            resources: provisioned,
-        };
-        let properties = resolver.resolve_properties(resource)?;
-        let settings = ApiSettings::from_properties(&properties)
-            .with_context(|| format!("HttpApi {}", resource.logical_id))?;
-        apis.insert(api.ref_value.clone(), settings);
-    }
-    Ok(apis)
-}
-
-/// The resource-server scopes the template grants the dashboard's app client
-/// (`DashboardClient`'s `AllowedOAuthScopes` without `openid`); None without that client.
-fn dashboard_scopes(template: &Template) -> Option<Vec<String>> {
-    let client = template
-        .resources
-        .iter()
-        .find(|r| r.logical_id == "DashboardClient")?;
-    let scopes = client.properties.get("AllowedOAuthScopes")?.as_array()?;
-    Some(
-        scopes
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|s| s.contains('/'))
-            .map(str::to_string)
-            .collect(),
-    )
-}
+use http_settings::{api_settings, dashboard_scopes};
 
 /// A running local stack. Dropping it kills the function processes and (if devstack started
 /// it) moto; [`Stack::shutdown`] does the same in an orderly way.

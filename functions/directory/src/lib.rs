@@ -14,7 +14,7 @@ use application::ports::{
     AccessDirectory, Contacts, Directory, DirectoryWriter, PortError, Workers,
 };
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use domain::access::{Action, Caller, DeviceBinding, DirectoryFacts, Lookup, Role, authorize};
+use domain::access::{Action, Caller, DeviceBinding, DirectoryFacts, Lookup, authorize};
 use domain::onboarding::FieldError;
 use lambda_kit::http::{self, HttpError};
 use serde_json::{Map, Value, json};
@@ -108,7 +108,7 @@ pub async fn handle(
     let route = request.route_key.as_deref().unwrap_or_default();
     let span = tracing::info_span!("onboarding", correlation_id = %correlation_id, route);
     async {
-        let result = match http::caller(request).map(actor) {
+        let result = match http::caller(request) {
             Err(error) => Err(error.into()),
             Ok(caller) => route_request(deps, request, route, &caller).await,
         };
@@ -159,18 +159,6 @@ async fn route_request(
         "POST /import" => import::import(deps, &text_body(request, MAX_IMPORT_BYTES)?).await,
         _ => Err(HttpError::not_found(format!("no route {route}")).into()),
     }
-}
-
-/// The caller as the authorization rules know it.
-fn actor(caller: http::Caller) -> Caller {
-    let role = match caller.role {
-        http::Role::Device => Role::Device,
-        http::Role::HealthWorker => Role::HealthWorker,
-        http::Role::Supervisor => Role::Supervisor,
-        http::Role::Operator => Role::Operator,
-        http::Role::Service => Role::Service,
-    };
-    Caller::new(role, caller.id)
 }
 
 /// The body as UTF-8 text, at most `limit` bytes (413 beyond).

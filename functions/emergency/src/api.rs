@@ -31,7 +31,7 @@ use crate::ack::{self, AckOutcome};
 use crate::{Deps, EmergencyError, SOURCE, coordinator};
 use application::access;
 use application::ports::{Channel, StoredEvent};
-use domain::access::{Action, Caller, Role};
+use domain::access::{Action, Caller};
 use domain::events::alert_stream;
 use domain::saga::SagaMessage;
 use lambda_kit::fault::crash_point;
@@ -49,7 +49,7 @@ pub async fn handle(
     let span = tracing::info_span!("api", correlation_id = %correlation_id, route);
     async {
         let id = request.path_parameters.get("id").cloned();
-        let result = match http::caller(request).map(actor) {
+        let result = match http::caller(request) {
             Err(error) => Err(error),
             Ok(caller) => match (route, id) {
                 _ if let Err(refused) = crate::validate::request(route, request) => Err(refused),
@@ -113,18 +113,6 @@ struct RaiseEmergency {
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
-
-/// The caller as the authorization rules know it.
-fn actor(caller: http::Caller) -> Caller {
-    let role = match caller.role {
-        http::Role::Device => Role::Device,
-        http::Role::HealthWorker => Role::HealthWorker,
-        http::Role::Supervisor => Role::Supervisor,
-        http::Role::Operator => Role::Operator,
-        http::Role::Service => Role::Service,
-    };
-    Caller::new(role, caller.id)
-}
 
 /// Refuses the request (403, with the reason) unless `caller` may do `action` to
 /// `patient_id`.

@@ -16,7 +16,7 @@ use application::access;
 use application::ports::{AccessDirectory, ReadingSink, StreamRecord};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::{DateTime, Utc};
-use domain::access::{Action, Caller, Role};
+use domain::access::Action;
 use domain::envelope::{Envelope, Lineage};
 use domain::reading::{FieldError, Reading, RequestError, parse_readings, spec_shape};
 use lambda_kit::{http, metrics};
@@ -59,18 +59,6 @@ pub async fn handle_until(
         .await
 }
 
-/// The caller as the authorization rules know it.
-fn actor(caller: http::Caller) -> Caller {
-    let role = match caller.role {
-        http::Role::Device => Role::Device,
-        http::Role::HealthWorker => Role::HealthWorker,
-        http::Role::Supervisor => Role::Supervisor,
-        http::Role::Operator => Role::Operator,
-        http::Role::Service => Role::Service,
-    };
-    Caller::new(role, caller.id)
-}
-
 async fn accept(
     sink: &dyn ReadingSink,
     directory: &dyn AccessDirectory,
@@ -80,7 +68,7 @@ async fn accept(
     correlation_id: String,
 ) -> ApiGatewayV2httpResponse {
     let caller = match http::caller(request) {
-        Ok(caller) => actor(caller),
+        Ok(caller) => caller,
         Err(e) => {
             tracing::info!(error = %e, "rejected: no usable identity");
             return e.response(&correlation_id);

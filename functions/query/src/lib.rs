@@ -103,18 +103,13 @@ pub async fn invoke(deps: &Deps<'_>, payload: Value) -> Result<Value, QueryError
 /// The caller as the authorization rules know it; devices and services read nothing.
 pub fn reader(request: &ApiGatewayV2httpRequest) -> Result<Caller, HttpError> {
     let caller = http::caller(request)?;
-    let role = match caller.role {
-        http::Role::HealthWorker => Role::HealthWorker,
-        http::Role::Supervisor => Role::Supervisor,
-        http::Role::Operator => Role::Operator,
-        http::Role::Device | http::Role::Service => {
-            return Err(HttpError::forbidden(format!(
-                "{} may not read the dashboard (people only)",
-                caller.id
-            )));
-        }
-    };
-    Ok(Caller::new(role, caller.id))
+    match caller.role {
+        Role::HealthWorker | Role::Supervisor | Role::Operator => Ok(caller),
+        Role::Device | Role::Service => Err(HttpError::forbidden(format!(
+            "{} may not read the dashboard (people only)",
+            caller.id
+        ))),
+    }
 }
 
 /// Handles one HTTP request: every outcome is a response; errors are JSON

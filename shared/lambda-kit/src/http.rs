@@ -98,49 +98,31 @@ pub fn principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
     iam.or_else(jwt).filter(|p| !p.trim().is_empty())
 }
 
-/// What a caller is, from the identity contract (docs/security.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// A wearable, kiosk or phone app (client-credentials token without a username).
-    Device,
-    /// Cognito group `health-worker`.
-    HealthWorker,
-    /// Cognito group `supervisor`.
-    Supervisor,
-    /// Cognito group `operator`.
-    Operator,
-    /// An IAM (SigV4) caller: another part of the system.
-    Service,
-}
+/// Who is calling, as the authorizer vouched for it: the domain's caller (a role and an
+/// id: a person's Cognito username = their directory id, a device's `client_id`, an IAM
+/// caller's ARN), so the authorization rules (`domain::access`) take it as it is.
+pub use domain::access::{Caller, Role};
 
-impl Role {
-    /// The role of a Cognito group name, if it is one of ours.
-    pub fn of_group(group: &str) -> Option<Role> {
-        match group {
-            "health-worker" => Some(Role::HealthWorker),
-            "supervisor" => Some(Role::Supervisor),
-            "operator" => Some(Role::Operator),
-            _ => None,
-        }
-    }
-
-    /// Which role wins when a person is in several groups (higher wins).
-    fn rank(self) -> u8 {
-        match self {
-            Role::Operator => 3,
-            Role::Supervisor => 2,
-            Role::HealthWorker => 1,
-            Role::Device | Role::Service => 0,
-        }
+/// The role of a Cognito group name, if it is one of ours: `health-worker`, `supervisor`,
+/// `operator`. (A device has no group: a token without a username; an IAM caller is a
+/// service.)
+pub fn role_of_group(group: &str) -> Option<Role> {
+    match group {
+        "health-worker" => Some(Role::HealthWorker),
+        "supervisor" => Some(Role::Supervisor),
+        "operator" => Some(Role::Operator),
+        _ => None,
     }
 }
 
-/// Who is calling, as the authorizer vouched for it: a role and an id (a person's Cognito
-/// username = their directory id, a device's `client_id`, an IAM caller's ARN).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Caller {
-    pub role: Role,
-    pub id: String,
+/// Which role wins when a person is in several groups (higher wins).
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Operator => 3,
+        Role::Supervisor => 2,
+        Role::HealthWorker => 1,
+        Role::Device | Role::Service => 0,
+    }
 }
 
 /// The names in a `cognito:groups` claim as API Gateway renders it (`"[a b]"`), or as a
@@ -184,23 +166,17 @@ pub fn caller(request: &ApiGatewayV2httpRequest) -> Result<Caller, HttpError> {
                 .map(claim_list)
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|g| Role::of_group(g))
-                .max_by_key(|r| r.rank())
+                .filter_map(|g| role_of_group(g))
+                .max_by_key(|r| rank(*r))
                 .ok_or_else(|| {
                     HttpError::forbidden(format!(
                         "user {username} is in none of the groups health-worker, supervisor, operator"
                     ))
                 })?;
-            return Ok(Caller {
-                role,
-                id: username.to_string(),
-            });
+            return Ok(Caller::new(role, username));
         }
         if let Some(client) = claim("client_id").or_else(|| claim("sub")) {
-            return Ok(Caller {
-                role: Role::Device,
-                id: client.to_string(),
-            });
+            return Ok(Caller::new(Role::Device, client));
         }
         return Err(unauthorized());
     }
@@ -212,10 +188,7 @@ pub fn caller(request: &ApiGatewayV2httpRequest) -> Result<Caller, HttpError> {
             .map(str::trim)
             .filter(|id| !id.is_empty())
             .ok_or_else(unauthorized)?;
-        return Ok(Caller {
-            role: Role::Service,
-            id: id.to_string(),
-        });
+        return Ok(Caller::new(Role::Service, id));
     }
     Err(unauthorized())
 }
