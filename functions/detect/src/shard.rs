@@ -37,17 +37,22 @@ pub const DEFAULT_FLUSH_SECONDS: u32 = 60;
 pub const FLUSH_SECONDS_ENV: &str = "DETECT_FLUSH_SECONDS";
 
 /// Environment variable choosing where detection state is kept: `shard` (per stream
-/// shard, this module) or `patient` (one item per patient, the default until every
-/// end-to-end test reads the per-shard layout).
+/// shard, this module; the default, as the template's `DetectStateLayout`) or `patient`
+/// (one item per patient).
 pub const LAYOUT_ENV: &str = "DETECT_STATE";
 
-/// Whether `DETECT_STATE` asks for state per shard (`shard`) rather than per patient
-/// (`patient`, or unset).
+/// Whether `DETECT_STATE` asks for state per shard (`shard`, or unset) rather than per
+/// patient (`patient`).
 pub fn per_shard_from_env() -> Result<bool, String> {
-    match std::env::var(LAYOUT_ENV).as_deref() {
-        Ok("shard") => Ok(true),
-        Ok("patient") | Ok("") | Err(_) => Ok(false),
-        Ok(other) => Err(format!(
+    layout_is_per_shard(std::env::var(LAYOUT_ENV).ok().as_deref())
+}
+
+/// [`per_shard_from_env`] of a value of `DETECT_STATE` (`None`: unset).
+pub fn layout_is_per_shard(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        Some("shard") | Some("") | None => Ok(true),
+        Some("patient") => Ok(false),
+        Some(other) => Err(format!(
             "{LAYOUT_ENV} must be `shard` or `patient` (got {other:?})"
         )),
     }
