@@ -93,11 +93,7 @@ impl Supervisor {
                 None => new_trace_header(),
             };
             let outcome = self
-                .run_invocation(
-                    invocation.payload.clone(),
-                    request_id.clone(),
-                    trace_header,
-                )
+                .run_invocation(invocation.payload.clone(), request_id.clone(), trace_header)
                 .await;
             let duration = started.elapsed();
             tracing::debug!(function = %self.spec.logical_id, source = %invocation.source, ?duration, outcome = ?outcome_kind(&outcome), "invocation finished");
