@@ -253,16 +253,23 @@ impl ShardSession {
     /// the interval passed since the last one (or since the restore), or a patient is due
     /// before the header says; only the header (a promise that the sweep comes within
     /// twice the interval) when something changed and the header promises nothing that
-    /// soon; else nothing.
+    /// soon, or when nothing changed but a patient is due before the header says (an
+    /// effect held by another attempt's claim: the sweep must come back for it); else
+    /// nothing.
     pub fn write_wanted(&self, now: DateTime<Utc>, interval: chrono::Duration) -> Wanted {
-        if !self.is_dirty() {
-            return Wanted::Nothing;
-        }
         let (since, promised) = {
             let d = lock(&self.data);
             (d.last_flush, d.meta.due_at)
         };
         let earliest = self.earliest_due();
+        if !self.is_dirty() {
+            let unpromised = earliest.is_some_and(|e| promised.is_none_or(|p| e < p));
+            return if unpromised {
+                Wanted::Promise
+            } else {
+                Wanted::Nothing
+            };
+        }
         if since.is_none_or(|at| now - at >= interval)
             || earliest.is_some_and(|e| promised.is_some_and(|p| e < p))
         {
