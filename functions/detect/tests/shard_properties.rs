@@ -218,6 +218,9 @@ fn reading(patient: &str, spo2: bool, high: bool, at: DateTime<Utc>) -> Vec<u8> 
     .unwrap()
 }
 
+/// A batch: when it is handled, and its records (partition key, data).
+type Batch = (DateTime<Utc>, Vec<(String, Vec<u8>)>);
+
 /// What happens after a batch.
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -242,12 +245,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Runs the batches (`steps[i]` after batch `i`; all `Go`: uninterrupted), then the
 /// scheduled sweeps. Every batch must be taken whole.
-async fn run(
-    world: &World,
-    rules: &domain::detection::RuleSet,
-    batches: &[(DateTime<Utc>, Vec<(String, Vec<u8>)>)],
-    steps: &[Step],
-) {
+async fn run(world: &World, rules: &domain::detection::RuleSet, batches: &[Batch], steps: &[Step]) {
     let publish = || Idempotency::new(&world.idempotency, detect::publish_idempotency_config());
     let guard = publish();
     let deps = Deps {
