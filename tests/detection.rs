@@ -333,10 +333,12 @@ async fn goes_silent(stack: &Stack) {
             .into_iter()
             .any(|line| line["message"] == "alert raised" && line["patient_id"] == "p-silent")
     };
-    assert!(
-        raised_by("SweepFunction") || raised_by("DetectFunction"),
-        "raised once due"
-    );
+    // (The line follows the event's append and publish: give it a moment.)
+    let seen = Instant::now();
+    while !(raised_by("SweepFunction") || raised_by("DetectFunction")) {
+        assert!(seen.elapsed() < Duration::from_secs(10), "raised once due");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A clinic uploads 20-minute-old readings out of order in one request: every reading is
