@@ -10,7 +10,8 @@
 mod crash;
 
 use crash::{
-    Expect, Scenario, crash_test, crash_test_expecting, fixed_reading, post_until_accepted,
+    Expect, SNAPSHOT_PAUSE, Scenario, crash_test, crash_test_expecting, fixed_reading,
+    post_until_accepted,
 };
 use devstack::{Stack, TokenSpec, inspect};
 use domain::escalation::{FamilyContact, VillageRoster, Worker};
@@ -56,29 +57,87 @@ static ALERTS: Scenario = Scenario::new("alerts", |stack: &Stack| {
 });
 
 /// One patient's heart rate 70 minutes before the base time, then three fast beats (a
-/// warning alert, as in ALERTS) and a calm one: the first reading's hour is closed by the
-/// later ones, so detect writes a recent-vitals block (docs/read-side.md) before it saves
-/// the state.
+/// warning alert, as in ALERTS) and, in a second request [`SNAPSHOT_PAUSE`] later, a calm
+/// one: the first reading's hour is closed by the later ones, so detect writes a
+/// recent-vitals block (docs/read-side.md) before it saves the state (per patient) or
+/// before the shard's snapshot that no longer holds the hour (per shard, the default: the
+/// second request's batch writes it).
 static VITALS: Scenario = Scenario::new("vitals", |stack: &Stack| {
     async move {
         inspect::seed_directory(stack, &[entry("p-v", "w-1", "+254700000301")])
             .await
             .expect("seeding the directory");
-        let body = json!([
+        let first = json!([
             fixed_reading("p-v", "heart_rate", 72.0, 70),
             fixed_reading("p-v", "heart_rate", 121.0, 5),
             fixed_reading("p-v", "heart_rate", 128.0, 4),
             fixed_reading("p-v", "heart_rate", 133.0, 3),
-            fixed_reading("p-v", "heart_rate", 72.0, 2),
         ]);
-        post_until_accepted(
+        let second = json!([fixed_reading("p-v", "heart_rate", 72.0, 2)]);
+        for (i, body) in [first, second].iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(SNAPSHOT_PAUSE).await;
+            }
+            let correlation = format!("corr-crash-vitals-{i}");
+            post_until_accepted(
+                stack,
+                &TokenSpec::operator("op-crash"),
+                "/readings",
+                body,
+                &[("x-correlation-id", correlation.as_str())],
+            )
+            .await;
+        }
+    }
+    .boxed()
+});
+
+/// Detection state per shard (docs/detection.md, "State per shard"): ALERTS' readings in
+/// four requests [`SNAPSHOT_PAUSE`] apart, so that detect writes the shard's snapshot
+/// (dirty buckets, then the header with the watermark) between them: the second request's
+/// batch writes the buckets and the header before any alert is decided, the third decides
+/// both alerts (each patient's bucket written before its alert is carried out), the
+/// fourth resolves p-1's.
+static SNAPSHOT: Scenario = Scenario::new("snapshot", |stack: &Stack| {
+    async move {
+        inspect::seed_directory(
             stack,
-            &TokenSpec::operator("op-crash"),
-            "/readings",
-            &body,
-            &[("x-correlation-id", "corr-crash-vitals")],
+            &[
+                entry("p-1", "w-1", "+254700000301"),
+                entry("p-2", "w-2", "+254700000302"),
+            ],
         )
-        .await;
+        .await
+        .expect("seeding the directory");
+        let requests = [
+            json!([
+                fixed_reading("p-1", "heart_rate", 121.0, 5),
+                fixed_reading("p-2", "heart_rate", 124.0, 5),
+            ]),
+            json!([
+                fixed_reading("p-1", "heart_rate", 128.0, 4),
+                fixed_reading("p-2", "heart_rate", 131.0, 4),
+            ]),
+            json!([
+                fixed_reading("p-1", "heart_rate", 133.0, 3),
+                fixed_reading("p-2", "heart_rate", 127.0, 3),
+            ]),
+            json!([fixed_reading("p-1", "heart_rate", 72.0, 2)]),
+        ];
+        for (i, body) in requests.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(SNAPSHOT_PAUSE).await;
+            }
+            let correlation = format!("corr-crash-snapshot-{i}");
+            post_until_accepted(
+                stack,
+                &TokenSpec::operator("op-crash"),
+                "/readings",
+                body,
+                &[("x-correlation-id", correlation.as_str())],
+            )
+            .await;
+        }
     }
     .boxed()
 });
@@ -103,6 +162,22 @@ async fn crash_detect_after_save_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_detect_after_write_vitals() {
     crash_test(&VITALS, "DetectFunction", "detect.after_write_vitals").await;
+}
+
+// Per shard: a crash after a bucket is written, before the header (the snapshot's
+// watermark) is: the retry restores the older header and replays the stream from its
+// watermark; each patient's entry skips the records it already holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_detect_after_write_bucket() {
+    crash_test(&SNAPSHOT, "DetectFunction", "detect.after_write_bucket").await;
+}
+
+// Per shard: a crash after the header is written, before the batch returns (and before
+// the next batch decides the alerts): the retry restores the new snapshot, replays nothing
+// and skips the batch's records; the alerts come once, with the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_detect_after_write_shard_meta() {
+    crash_test(&SNAPSHOT, "DetectFunction", "detect.after_write_shard_meta").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -372,34 +372,47 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     inspect::seed_directory(&stack, &[entry("p-good", "w-1", "+254700000101")])
         .await
         .unwrap();
-    // p-bad's stored detection state is corrupt: every attempt to process it fails.
+    // p-bad's stored detection state is corrupt: every attempt to process it fails. Per
+    // shard (the default layout), that is the snapshot bucket holding p-bad on the first
+    // shard: restoring the shard fails, so the whole shard stops (p-bad is alone on it).
     let state_table = stack
         .resource("PatientStateTable")
         .unwrap()
         .ref_value
         .clone();
+    let stream = stack.resource("ReadingsStream").unwrap().ref_value.clone();
+    let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
+    let first_shard = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap()
+        .shards()
+        .iter()
+        .find(|s| s.hash_key_range().map(|r| r.starting_hash_key()) == Some("0"))
+        .expect("a shard from hash key 0")
+        .shard_id()
+        .to_string();
+    let corrupt_key = format!(
+        "detect-bucket#{first_shard}#{}",
+        domain::detection::snapshot::bucket_of("p-bad", detect::shard::DEFAULT_BUCKETS)
+    );
+    use aws_sdk_dynamodb::types::AttributeValue;
     aws_sdk_dynamodb::Client::new(stack.sdk_config())
         .put_item()
         .table_name(&state_table)
+        .item("patientId", AttributeValue::S(corrupt_key.clone()))
+        .item("version", AttributeValue::N("1".into()))
         .item(
-            "patientId",
-            aws_sdk_dynamodb::types::AttributeValue::S("p-bad".into()),
-        )
-        .item(
-            "version",
-            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
-        )
-        .item(
-            "state",
-            aws_sdk_dynamodb::types::AttributeValue::S("corrupt".into()),
+            "data",
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new("corrupt")),
         )
         .send()
         .await
         .unwrap();
 
     // p-bad's reading on the first shard, p-good's on the last (explicit hash keys).
-    let stream = stack.resource("ReadingsStream").unwrap().ref_value.clone();
-    let kinesis = aws_sdk_kinesis::Client::new(stack.sdk_config());
     let put = |patient: &'static str, hash_key: String| {
         let data = low_spo2_record(patient);
         kinesis
@@ -414,7 +427,11 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     put("p-good", (u128::MAX / 4 * 3).to_string())
         .await
         .unwrap();
-    assert_ne!(bad.shard_id(), "", "records land on shards");
+    assert_eq!(
+        bad.shard_id(),
+        first_shard,
+        "p-bad's record is on the corrupt shard"
+    );
 
     stack.wait_idle(DRAIN).await.unwrap();
 
@@ -443,16 +460,13 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
     // 1 attempt + MaximumRetryAttempts (3) from the template.
     assert_eq!(info["requestContext"]["approximateInvokeCount"], 4);
 
-    // Issue 16, `devstack replay`: once the cause is fixed (the corrupt state removed), the
-    // failed batch's range is read back from the stream and replayed through detect's
+    // Issue 16, `devstack replay`: once the cause is fixed (the corrupt bucket removed),
+    // the failed batch's range is read back from the stream and replayed through detect's
     // Lambda API: p-bad is alerted and the message leaves the queue.
     aws_sdk_dynamodb::Client::new(stack.sdk_config())
         .delete_item()
         .table_name(&state_table)
-        .key(
-            "patientId",
-            aws_sdk_dynamodb::types::AttributeValue::S("p-bad".into()),
-        )
+        .key("patientId", AttributeValue::S(corrupt_key))
         .send()
         .await
         .unwrap();

@@ -284,15 +284,12 @@ async fn vitals_writes_per_1000_readings(stack: &Stack) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_vitals_and_village_statistics() {
-    // issue 15 (detect-state): detection state per stream shard in 2 buckets, written at
-    // most every 20 s (the sweep, every 5 s locally, writes a silent shard's, 40 s on).
+    // issue 15 (detect-state): detection state per stream shard (the default layout) in 2
+    // buckets, written at most every 20 s (the sweep, every 5 s locally, writes a silent
+    // shard's, 40 s on).
     let stack = start_stack_with(
         "read_side",
-        &[
-            ("DetectStateLayout", "shard"),
-            ("DetectFlushSeconds", "20"),
-            ("DetectStateBuckets", "2"),
-        ],
+        &[("DetectFlushSeconds", "20"), ("DetectStateBuckets", "2")],
     )
     .await;
     let flushed = vitals_writes_per_1000_readings(&stack).await;

@@ -328,3 +328,82 @@ pub async fn api_call(
     assert_documented(method, path, status, &json);
     (status, headers, json)
 }
+
+/// A patient's detection state, whichever layout the stack keeps it in
+/// (`DetectStateLayout`, docs/detection.md "State per shard"): the per-patient item of
+/// `PatientStateTable`, or the patient's entry in its shard's snapshot (as fresh as the
+/// snapshot's last write), both shaped as the per-patient item: `patientId`, `version`,
+/// `state` and `dueAt`. `None` when neither holds the patient. (Read through the adapters:
+/// `inspect::scan` does not decode the buckets' binary attribute.)
+pub async fn patient_state(stack: &Stack, patient_id: &str) -> Option<Value> {
+    use application::ports::PatientStateStore;
+    let table = stack
+        .resource("PatientStateTable")
+        .expect("the state table")
+        .ref_value
+        .clone();
+    let config = stack.sdk_config();
+    let item = aws_adapters::DynamoStateStore::new(config, table.clone())
+        .load(patient_id)
+        .await
+        .expect("reading the patient's item");
+    let found = if item.version > 0 {
+        item
+    } else {
+        application::shard_state::ShardedStates {
+            store: aws_adapters::DynamoShardStore::new(config, table),
+        }
+        .load(patient_id)
+        .await
+        .expect("reading the shard snapshots")
+    };
+    (found.version > 0).then(|| {
+        json!({
+            "patientId": patient_id,
+            "version": found.version,
+            "dueAt": found.value.due_at,
+            "state": found.value,
+        })
+    })
+}
+
+/// When each shard's snapshot header asks the sweep to come (epoch ms; `None`: never),
+/// by shard id (detection state per shard, the default layout).
+pub async fn shard_headers_due(stack: &Stack) -> Vec<(String, Option<i64>)> {
+    use application::shard_state::ShardStateStore;
+    let table = stack
+        .resource("PatientStateTable")
+        .expect("the state table")
+        .ref_value
+        .clone();
+    let store = aws_adapters::DynamoShardStore::new(stack.sdk_config(), table);
+    let mut due = Vec::new();
+    for shard in store.shards().await.expect("listing the shards") {
+        if let Some(meta) = store.load_meta(&shard).await.expect("reading a header") {
+            due.push((shard, meta.due_at));
+        }
+    }
+    due
+}
+
+/// Waits (at most `timeout`) until [`patient_state`] holds a state for which `done` is
+/// true, and returns it; panics with the last state seen otherwise.
+pub async fn wait_for_state(
+    stack: &Stack,
+    patient_id: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let state = patient_state(stack, patient_id).await;
+        if let Some(state) = state.as_ref().filter(|s| done(s)) {
+            return state.clone();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{patient_id}'s state never got there: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -60,11 +60,24 @@ use e2e::{DRAIN, sms_messages, start_stack_configured};
 /// Step deadlines beyond a crashed step's redelivery (devstack: after the steps function's
 /// 10 s timeout), as on AWS (300 s, beyond the steps queue's 60 s visibility timeout), so a
 /// crashed step is retried rather than compensated.
+///
+/// Detection state per shard (the default layout) with its snapshot written at most
+/// [`FLUSH_SECONDS`] after a change (60 s by default), so that a scenario whose requests are
+/// [`SNAPSHOT_PAUSE`] apart makes detect write snapshots (buckets, header, closed hours).
 pub const PARAMETERS: &[(&str, &str)] = &[
     ("NotificationChannel", "sms"),
     ("AckTimeoutSeconds", "20"),
     ("StepDeadlineSeconds", "20"),
+    ("DetectFlushSeconds", "2"),
 ];
+
+/// `DetectFlushSeconds` of [`PARAMETERS`].
+pub const FLUSH_SECONDS: u64 = 2;
+
+/// A pause between two requests of a scenario long enough for detect's next batch to write
+/// the shard's snapshot (more than [`FLUSH_SECONDS`] since the last one), and short enough
+/// for it to come before the sweep's visit the header promises (twice the interval).
+pub const SNAPSHOT_PAUSE: Duration = Duration::from_millis(2_600);
 
 /// A fixed instant, the same for every run of this test binary (the current minute):
 /// readings stamped relative to it get the same ids in the baseline and the crash runs.
@@ -365,19 +378,27 @@ pub async fn run(scenario: &Scenario, test: &str, fault: Option<&Fault<'_>>) -> 
         // acknowledgement deadline; `drain` then sweeps until nothing is due.
         config.schedule_interval = Some(Duration::from_secs(2));
         if let Some(fault) = fault {
-            config.function_environment.insert(
-                fault.function.to_string(),
-                BTreeMap::from([
-                    (
-                        lambda_kit::fault::CRASH_AT_ENV.to_string(),
-                        fault.point.to_string(),
-                    ),
-                    (
-                        lambda_kit::fault::ONCE_DIR_ENV.to_string(),
-                        fault.once_dir.display().to_string(),
-                    ),
-                ]),
-            );
+            let armed = BTreeMap::from([
+                (
+                    lambda_kit::fault::CRASH_AT_ENV.to_string(),
+                    fault.point.to_string(),
+                ),
+                (
+                    lambda_kit::fault::ONCE_DIR_ENV.to_string(),
+                    fault.once_dir.display().to_string(),
+                ),
+            ]);
+            // The sweep is detect's binary: per shard it restores shards and writes their
+            // snapshots too, so it shares detect's points (and the once marker: whichever
+            // gets there first crashes).
+            if fault.function == "DetectFunction" {
+                config
+                    .function_environment
+                    .insert("SweepFunction".to_string(), armed.clone());
+            }
+            config
+                .function_environment
+                .insert(fault.function.to_string(), armed);
         }
     })
     .await;
@@ -396,26 +417,47 @@ pub const SWEEPS: usize = 30;
 /// a second apart, waiting for the pipeline after each. A publish that a crashed invocation
 /// had claimed stays due until that invocation's deadline (on AWS the sweep runs every
 /// minute; here every second until done).
+///
+/// Per shard (the default layout), detect's last changes are in memory until the sweep
+/// writes the shard's snapshot (the header promises its visit within twice the flush
+/// interval): the drain also goes on while a shard header is due that soon.
 pub async fn drain(stack: &Stack) {
     stack.wait_idle(DRAIN).await.expect("draining the pipeline");
+    let mut crashed = false;
     for _ in 0..SWEEPS {
         let sweep = stack
             .run_schedule("SweepFunction")
             .await
             .expect("running the sweep");
-        let devstack::InvokeOutcome::Ok(summary) = &sweep else {
-            panic!("the sweep failed: {sweep:?}");
+        let summary = match &sweep {
+            devstack::InvokeOutcome::Ok(summary) => summary.clone(),
+            // The sweep shares detect's crash points: it may crash once.
+            devstack::InvokeOutcome::Crashed(_) if !crashed => {
+                crashed = true;
+                Value::Null
+            }
+            other => panic!("the sweep failed: {other:?}"),
         };
         stack
             .wait_idle(DRAIN)
             .await
             .expect("draining after the sweep");
-        if summary["due"].as_u64() == Some(0) {
+        if summary["due"].as_u64() == Some(0) && !shard_due_soon(stack).await {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     panic!("patients were still due after {SWEEPS} sweeps");
+}
+
+/// Whether a shard's snapshot header promises a sweep visit within twice the flush
+/// interval (and a second): a change of its state may not be written yet.
+async fn shard_due_soon(stack: &Stack) -> bool {
+    let soon = Utc::now().timestamp_millis() + 2_000 * FLUSH_SECONDS as i64 + 1_000;
+    e2e::shard_headers_due(stack)
+        .await
+        .iter()
+        .any(|(_, due)| due.is_some_and(|at| at <= soon))
 }
 
 /// POSTs `body` to `path` as `caller` until the API accepts it (2xx), as a client retries a

@@ -37,17 +37,22 @@ pub const DEFAULT_FLUSH_SECONDS: u32 = 60;
 pub const FLUSH_SECONDS_ENV: &str = "DETECT_FLUSH_SECONDS";
 
 /// Environment variable choosing where detection state is kept: `shard` (per stream
-/// shard, this module) or `patient` (one item per patient, the default until every
-/// end-to-end test reads the per-shard layout).
+/// shard, this module; the default, as the template's `DetectStateLayout`) or `patient`
+/// (one item per patient).
 pub const LAYOUT_ENV: &str = "DETECT_STATE";
 
-/// Whether `DETECT_STATE` asks for state per shard (`shard`) rather than per patient
-/// (`patient`, or unset).
+/// Whether `DETECT_STATE` asks for state per shard (`shard`, or unset) rather than per
+/// patient (`patient`).
 pub fn per_shard_from_env() -> Result<bool, String> {
-    match std::env::var(LAYOUT_ENV).as_deref() {
-        Ok("shard") => Ok(true),
-        Ok("patient") | Ok("") | Err(_) => Ok(false),
-        Ok(other) => Err(format!(
+    layout_is_per_shard(std::env::var(LAYOUT_ENV).ok().as_deref())
+}
+
+/// [`per_shard_from_env`] of a value of `DETECT_STATE` (`None`: unset).
+pub fn layout_is_per_shard(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        Some("shard") | Some("") | None => Ok(true),
+        Some("patient") => Ok(false),
+        Some(other) => Err(format!(
             "{LAYOUT_ENV} must be `shard` or `patient` (got {other:?})"
         )),
     }
@@ -248,16 +253,23 @@ impl ShardSession {
     /// the interval passed since the last one (or since the restore), or a patient is due
     /// before the header says; only the header (a promise that the sweep comes within
     /// twice the interval) when something changed and the header promises nothing that
-    /// soon; else nothing.
+    /// soon, or when nothing changed but a patient is due before the header says (an
+    /// effect held by another attempt's claim: the sweep must come back for it); else
+    /// nothing.
     pub fn write_wanted(&self, now: DateTime<Utc>, interval: chrono::Duration) -> Wanted {
-        if !self.is_dirty() {
-            return Wanted::Nothing;
-        }
         let (since, promised) = {
             let d = lock(&self.data);
             (d.last_flush, d.meta.due_at)
         };
         let earliest = self.earliest_due();
+        if !self.is_dirty() {
+            let unpromised = earliest.is_some_and(|e| promised.is_none_or(|p| e < p));
+            return if unpromised {
+                Wanted::Promise
+            } else {
+                Wanted::Nothing
+            };
+        }
         if since.is_none_or(|at| now - at >= interval)
             || earliest.is_some_and(|e| promised.is_some_and(|p| e < p))
         {

@@ -244,12 +244,28 @@ async fn apply_records(
             Err(err) => {
                 summary.poison += 1;
                 let Some(live) = live else { continue };
+                tracing::error!(
+                    sequence_number = %record.seq,
+                    partition_key = %live[index].kinesis.partition_key,
+                    error = %err,
+                    "undecodable record: sending it to the dead-letter queue"
+                );
                 if !crate::send_poison(deps, &live[index], &err.to_string()).await {
                     first_failure = Some(index);
                     break;
                 }
             }
         }
+    }
+    // End-to-end lag of a delivered batch, as the per-patient path measures it: its oldest
+    // reading's event time to now (a replay is not a delivery).
+    if live.is_some()
+        && let Some(oldest) = decoded.iter().map(|d| d.envelope.data.timestamp).min()
+    {
+        lambda_kit::metrics::milliseconds(
+            lambda_kit::metrics::END_TO_END_LAG_MS,
+            (now - oldest).num_milliseconds() as f64,
+        );
     }
     let by_patient = group_by_patient(&decoded);
     summary.patients += by_patient.len();

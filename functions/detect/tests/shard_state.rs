@@ -446,3 +446,12 @@ async fn each_closed_hour_is_written_once_when_the_sweep_takes_over_a_silent_sha
         assert_eq!(world.readings_kept(&format!("p-{i}")), 70);
     }
 }
+
+#[test]
+fn the_state_is_kept_per_shard_unless_patient_is_asked_for() {
+    use detect::shard::layout_is_per_shard;
+    assert_eq!(layout_is_per_shard(None), Ok(true), "the default");
+    assert_eq!(layout_is_per_shard(Some("shard")), Ok(true));
+    assert_eq!(layout_is_per_shard(Some("patient")), Ok(false));
+    assert!(layout_is_per_shard(Some("per-patient")).is_err());
+}

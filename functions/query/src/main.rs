@@ -14,7 +14,8 @@ struct Adapters {
     directory: DynamoDirectory,
     upcasters: Upcasters,
     vitals: DynamoVitals,
-    // issue 15 (detect-state): per patient, or per stream shard (`DETECT_STATE=shard`).
+    // issue 15 (detect-state): per stream shard (`DETECT_STATE=shard`, the default), or per
+    // patient (`DETECT_STATE=patient`).
     states: Box<dyn application::ports::PatientStateStore>,
     stats: DynamoVillageStats,
 }
@@ -27,7 +28,7 @@ async fn adapters() -> Result<Adapters, Error> {
         directory: DynamoDirectory::new(&config, required_env("DIRECTORY_TABLE")?),
         upcasters: Upcasters::default(),
         vitals: DynamoVitals::new(&config, required_env("VITALS_TABLE")?),
-        states: if std::env::var("DETECT_STATE").as_deref() == Ok("shard") {
+        states: if std::env::var("DETECT_STATE").as_deref() != Ok("patient") {
             Box::new(application::shard_state::ShardedStates {
                 store: DynamoShardStore::new(&config, required_env("STATE_TABLE")?),
             })
