@@ -40,6 +40,43 @@ struct Shared {
     detailed: Mutex<BTreeMap<Detail, u64>>,
     /// Total time spent waiting for the emulator, microseconds.
     upstream_micros: Mutex<u128>,
+    /// Wall-clock time with at least one request at the emulator (overlapping requests
+    /// counted once).
+    busy: Mutex<Busy>,
+}
+
+/// Requests at the emulator now, since when, and the time with at least one there before.
+#[derive(Default)]
+struct Busy {
+    in_flight: usize,
+    since: Option<std::time::Instant>,
+    total: Duration,
+}
+
+impl Busy {
+    fn enter(&mut self, now: std::time::Instant) {
+        if self.in_flight == 0 {
+            self.since = Some(now);
+        }
+        self.in_flight += 1;
+    }
+
+    fn leave(&mut self, now: std::time::Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight == 0
+            && let Some(since) = self.since.take()
+        {
+            self.total += now.saturating_duration_since(since);
+        }
+    }
+
+    /// The busy time so far, the current stretch included.
+    fn total(&self, now: std::time::Instant) -> Duration {
+        self.total
+            + self
+                .since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
 }
 
 /// A running proxy; dropping it does not stop the server (it ends with the process).
@@ -130,6 +167,18 @@ impl Proxy {
         Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
+    /// Wall-clock time during which at least one request was waiting for the emulator
+    /// (overlapping requests counted once), since the proxy started. Unlike
+    /// [`Proxy::upstream_time`], this can be subtracted from a wall-clock interval.
+    pub fn upstream_busy(&self) -> Duration {
+        let now = std::time::Instant::now();
+        self.shared
+            .busy
+            .lock()
+            .map(|b| b.total(now))
+            .unwrap_or_default()
+    }
+
     /// Clears the counts.
     pub fn reset(&self) {
         if let Ok(mut c) = self.shared.counts.lock() {
@@ -180,6 +229,26 @@ impl Proxy {
     }
 }
 
+/// One request at the emulator, from [`BusyGuard::enter`] until dropped.
+struct BusyGuard<'a>(&'a Shared);
+
+impl<'a> BusyGuard<'a> {
+    fn enter(shared: &'a Shared, now: std::time::Instant) -> BusyGuard<'a> {
+        if let Ok(mut busy) = shared.busy.lock() {
+            busy.enter(now);
+        }
+        BusyGuard(shared)
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.0.busy.lock() {
+            busy.leave(std::time::Instant::now());
+        }
+    }
+}
+
 /// Headers not copied across the proxy (hop-by-hop, or set by the HTTP client).
 const SKIPPED: &[&str] = &[
     "host",
@@ -222,6 +291,9 @@ async fn forward(
         }
     }
     let started = std::time::Instant::now();
+    // Left when dropped: also when the caller hangs up (a function process killed at its
+    // timeout) and this future is dropped before the emulator answers.
+    let _busy = BusyGuard::enter(&proxy.shared, started);
     let answer = request.body(body).send().await;
     let result = match answer {
         Ok(response) => {
@@ -278,6 +350,22 @@ pub fn per_thousand(counts: &Counts, readings: u64) -> BTreeMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_time_counts_overlapping_requests_once() {
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut busy = Busy::default();
+        // [0, 30) and [10, 20) overlap: 30 ms; then [50, 60): 10 ms more.
+        busy.enter(at(0));
+        busy.enter(at(10));
+        busy.leave(at(20));
+        assert_eq!(busy.total(at(25)), Duration::from_millis(25));
+        busy.leave(at(30));
+        busy.enter(at(50));
+        busy.leave(at(60));
+        assert_eq!(busy.total(at(100)), Duration::from_millis(40));
+    }
 
     #[tokio::test]
     async fn counts_by_service_and_operation_and_forwards() {
@@ -338,6 +426,7 @@ mod tests {
             3
         );
         assert!(proxy.upstream_time() > Duration::ZERO);
+        assert!(proxy.upstream_busy() > Duration::ZERO);
         let per = per_thousand(&counts, 500);
         assert_eq!(per["dynamodb PutItem"], 6.0);
         proxy.reset();

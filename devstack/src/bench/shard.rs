@@ -13,7 +13,11 @@
 //!
 //! readings/s = records of the measured batches / the sum of their invocation times.
 //! The emulator's own time is on top of the injected latency (reported), so this is a
-//! lower bound of what detect does against DynamoDB at that latency. Not part of `./dev test`.
+//! lower bound of what detect does against DynamoDB at that latency. Also reported: the
+//! same with the emulator's time taken out (each batch's time minus the time at least one
+//! of its calls was at the emulator, `Proxy::upstream_busy`; the injected latency stays
+//! in), an upper bound, and the AWS calls per batch. `--layout patient|shard` sets the
+//! template's `DetectStateLayout`. Not part of `./dev test`.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +51,10 @@ pub struct Options {
     /// Patients the readings go round.
     #[arg(long, default_value_t = 1000)]
     pub patients: usize,
+    /// Detection state layout (the template's `DetectStateLayout`): `patient` (one item per
+    /// patient) or `shard` (per stream shard); the template's default when not given.
+    #[arg(long, value_parser = ["patient", "shard"])]
+    pub layout: Option<String>,
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -126,15 +134,29 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
     let proxy = Proxy::start(Duration::from_millis(options.latency_ms)).await?;
     // Only detect's calls are delayed and counted.
     route_functions_through(&mut config, &proxy, Some("DetectFunction"))?;
+    if let Some(layout) = &options.layout {
+        config
+            .parameter_overrides
+            .insert("DetectStateLayout".to_string(), layout.clone());
+    }
     let stack = Stack::start(config).await?;
     proxy.set_upstream(stack.endpoint_url());
     let result = bench(&stack, &proxy, &options).await;
     stack.shutdown().await?;
     let mut out = result?;
     out["command"] = json!(format!(
-        "./dev bench shard --latency-ms {} --batches {} --batch {} --patients {}",
-        options.latency_ms, options.batches, options.batch, options.patients
+        "./dev bench shard --latency-ms {} --batches {} --batch {} --patients {}{}",
+        options.latency_ms,
+        options.batches,
+        options.batch,
+        options.patients,
+        options
+            .layout
+            .as_ref()
+            .map(|l| format!(" --layout {l}"))
+            .unwrap_or_default()
     ));
+    out["layout"] = json!(options.layout.as_deref().unwrap_or("template default"));
     out["loadAverageBefore"] = json!(load_before);
     out["loadAverageAfter"] = json!(load_average());
     if options.json {
@@ -154,12 +176,21 @@ pub async fn run(mut config: StackConfig, options: Options) -> Result<bool> {
             out["readingsPerSecond"], out["readings"], out["batches"], out["invocationSeconds"]
         );
         println!(
-            "    batch ms   {}; failed invocations {}, failed records {}",
-            out["batchMs"], out["failedInvocations"], out["failedRecords"]
+            "    batch ms   {}; failed invocations {}, failed records {}; readings/s of the batches that did not fail {}",
+            out["batchMs"],
+            out["failedInvocations"],
+            out["failedRecords"],
+            out["readingsPerSecondSuccessfulBatches"]
         );
         println!(
             "    emulator   {} ms per call on average, on top of the injected latency",
             out["emulatorMsPerCall"]
+        );
+        println!(
+            "    calls      {} AWS calls per batch; without the emulator's time: {} readings/s ({} s of invocations)",
+            out["awsCallsPerBatch"],
+            out["readingsPerSecondEmulatorExcluded"],
+            out["invocationSecondsEmulatorExcluded"]
         );
         super::print_requests_and_load("AWS requests of detect per 1,000 readings:", &out);
     }
@@ -204,12 +235,24 @@ async fn bench(stack: &Stack, proxy: &Proxy, options: &Options) -> Result<Value>
         options.batches, options.batch, options.latency_ms
     );
     let mut batch_ms = Vec::with_capacity(options.batches);
+    // Each batch's time minus the time the emulator was answering one of its calls.
+    let mut batch_ms_without_emulator = Vec::with_capacity(options.batches);
     let (mut failed_invocations, mut failed_records) = (0usize, 0usize);
+    // The invocations that did not fail (time out): their time and count.
+    let (mut ok_ms, mut ok_batches) = (0.0f64, 0usize);
     for _ in 0..options.batches {
         let event = batches.event(options.batch, Utc::now());
+        let busy_before = proxy.upstream_busy();
         let started = Instant::now();
         let outcome = stack.invoke("DetectFunction", event).await?;
-        batch_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let elapsed = started.elapsed();
+        let busy = proxy.upstream_busy().saturating_sub(busy_before);
+        batch_ms.push(elapsed.as_secs_f64() * 1000.0);
+        batch_ms_without_emulator.push(elapsed.saturating_sub(busy).as_secs_f64() * 1000.0);
+        if outcome.is_ok() {
+            ok_ms += elapsed.as_secs_f64() * 1000.0;
+            ok_batches += 1;
+        }
         match outcome {
             devstack::InvokeOutcome::Ok(response) => {
                 failed_records += response["batchItemFailures"].as_array().map_or(0, Vec::len);
@@ -224,6 +267,7 @@ async fn bench(stack: &Stack, proxy: &Proxy, options: &Options) -> Result<Value>
     let calls: u64 = counts.values().sum();
     let emulator = proxy.upstream_time().saturating_sub(emulator_before);
     let seconds: f64 = batch_ms.iter().sum::<f64>() / 1000.0;
+    let seconds_without_emulator: f64 = batch_ms_without_emulator.iter().sum::<f64>() / 1000.0;
     let readings = options.batches * options.batch;
     let _ = stack.wait_idle(Duration::from_secs(60)).await;
     Ok(json!({
@@ -236,6 +280,15 @@ async fn bench(stack: &Stack, proxy: &Proxy, options: &Options) -> Result<Value>
         "invocationSeconds": (seconds * 100.0).round() / 100.0,
         "readingsPerSecond": (readings as f64 / seconds).round(),
         "batchMs": stats(&batch_ms).json(),
+        "readingsPerSecondSuccessfulBatches": if ok_ms > 0.0 { ((ok_batches * options.batch) as f64 / (ok_ms / 1000.0)).round() } else { 0.0 },
+        // The emulator (moto: one request at a time, ~100+ ms each on a loaded machine)
+        // taken out: each batch's wall time minus the time at least one of its calls was at
+        // the emulator (the injected latency stays in). An upper bound of what detect does
+        // with calls that take exactly the injected latency.
+        "invocationSecondsEmulatorExcluded": (seconds_without_emulator * 100.0).round() / 100.0,
+        "readingsPerSecondEmulatorExcluded": if seconds_without_emulator > 0.0 { (readings as f64 / seconds_without_emulator).round() } else { 0.0 },
+        "batchMsEmulatorExcluded": stats(&batch_ms_without_emulator).json(),
+        "awsCallsPerBatch": (calls as f64 / options.batches as f64 * 10.0).round() / 10.0,
         "failedInvocations": failed_invocations,
         "failedRecords": failed_records,
         "emulatorMsPerCall": if calls == 0 { 0.0 } else { (emulator.as_secs_f64() * 1000.0 / calls as f64 * 10.0).round() / 10.0 },

@@ -33,8 +33,11 @@
 //! Shared by the adapters, no port of their own:
 //! - `attributes`: DynamoDB attribute values, SNS/SQS message attributes, SDK error text.
 //! - `table`: DynamoDB item operations (get, put, versioned put).
+//! - `http_client`: the one HTTPS client every SDK client of a process shares
+//!   ([`shared_https_client`], which [`load_config`] sets; issue 15, cold start).
 
 mod attributes;
+mod http_client;
 mod table;
 
 mod ack_codes;
@@ -67,6 +70,7 @@ pub use aws_config::SdkConfig;
 pub use dead_letters::SqsDeadLetters;
 pub use directory::DynamoDirectory;
 pub use event_store::{DynamoEventStore, EVENT_MARKER_ATTRIBUTE, event_from_stream_image};
+pub use http_client::shared_https_client;
 pub use idempotency_store::DynamoIdempotencyStore;
 pub use message_bus::{ChannelUrls, SqsBus};
 pub use notification_queue::{SqsNotificationQueue, notification_group_id};
@@ -82,7 +86,12 @@ pub use step_ledger::DynamoLedger;
 pub use vitals::{DynamoVillageStats, DynamoVitals};
 pub use workers::DynamoWorkers;
 
-/// Loads the SDK configuration from the environment.
+/// Loads the SDK configuration from the environment, with one HTTPS client for every
+/// client built from it ([`shared_https_client`]: the TLS root store is parsed once per
+/// process, not once per client).
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared_https_client())
+        .load()
+        .await
 }
