@@ -17,7 +17,7 @@ use devstack::{Stack, TokenSpec, inspect};
 use domain::escalation::{FamilyContact, VillageRoster, Worker};
 use e2e::entry;
 use futures::FutureExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Two patients' heart rates race three readings in a row (warning: tachycardia), so each
 /// health worker gets an alert; p-1's then settles, so w-1 also gets a `cleared`
@@ -74,23 +74,29 @@ static VITALS: Scenario = Scenario::new("vitals", |stack: &Stack| {
             fixed_reading("p-v", "heart_rate", 133.0, 3),
         ]);
         let second = json!([fixed_reading("p-v", "heart_rate", 72.0, 2)]);
-        for (i, body) in [first, second].iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(SNAPSHOT_PAUSE).await;
-            }
-            let correlation = format!("corr-crash-vitals-{i}");
-            post_until_accepted(
-                stack,
-                &TokenSpec::operator("op-crash"),
-                "/readings",
-                body,
-                &[("x-correlation-id", correlation.as_str())],
-            )
-            .await;
-        }
+        post_paused(stack, "vitals", &[first, second]).await;
     }
     .boxed()
 });
+
+/// Posts each body as one `POST /readings` by an operator, [`SNAPSHOT_PAUSE`] apart,
+/// correlation ids `corr-crash-{name}-{i}`.
+async fn post_paused(stack: &Stack, name: &str, bodies: &[Value]) {
+    for (i, body) in bodies.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(SNAPSHOT_PAUSE).await;
+        }
+        let correlation = format!("corr-crash-{name}-{i}");
+        post_until_accepted(
+            stack,
+            &TokenSpec::operator("op-crash"),
+            "/readings",
+            body,
+            &[("x-correlation-id", correlation.as_str())],
+        )
+        .await;
+    }
+}
 
 /// Detection state per shard (docs/detection.md, "State per shard"): ALERTS' readings in
 /// four requests [`SNAPSHOT_PAUSE`] apart, so that detect writes the shard's snapshot
@@ -124,20 +130,7 @@ static SNAPSHOT: Scenario = Scenario::new("snapshot", |stack: &Stack| {
             ]),
             json!([fixed_reading("p-1", "heart_rate", 72.0, 2)]),
         ];
-        for (i, body) in requests.iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(SNAPSHOT_PAUSE).await;
-            }
-            let correlation = format!("corr-crash-snapshot-{i}");
-            post_until_accepted(
-                stack,
-                &TokenSpec::operator("op-crash"),
-                "/readings",
-                body,
-                &[("x-correlation-id", correlation.as_str())],
-            )
-            .await;
-        }
+        post_paused(stack, "snapshot", &requests).await;
     }
     .boxed()
 });

@@ -50,7 +50,6 @@ impl PatientStateStore for LoadsMeet {
 }
 
 fn record(t: DateTime<Utc>, value: f64, seq: usize) -> serde_json::Value {
-    use base64::Engine;
     let reading = Reading {
         patient_id: "p-race".into(),
         vital: VitalType::HeartRate,
@@ -65,22 +64,13 @@ fn record(t: DateTime<Utc>, value: f64, seq: usize) -> serde_json::Value {
     };
     let env = Envelope::new(reading.event_id(), "ingest", lineage, t, reading);
     // (The envelope's time, when ingest received it, is the reading's own time here.)
-    json!({
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "p-race",
-            "sequenceNumber": format!("{seq:020}"),
-            "data": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&env).unwrap()),
-            "approximateArrivalTimestamp": 1_764_000_000.0
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": format!("shardId-000000000000:{seq:020}"),
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
-    })
+    testkit::fixtures::kinesis_record(
+        "shardId-000000000000",
+        testkit::fixtures::READINGS_STREAM_ARN,
+        "p-race",
+        &format!("{seq:020}"),
+        &serde_json::to_vec(&env).unwrap(),
+    )
 }
 
 fn batch(records: Vec<serde_json::Value>) -> KinesisEvent {

@@ -27,7 +27,6 @@ async fn put(
     t: DateTime<Utc>,
     beats: &[(f64, i64)],
 ) -> (KinesisEvent, Vec<String>) {
-    use base64::Engine;
     let mut records = Vec::new();
     let mut ids = Vec::new();
     for (value, after) in beats {
@@ -61,19 +60,13 @@ async fn put(
             .send()
             .await
             .unwrap();
-        records.push(json!({
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": "p-race",
-                "sequenceNumber": put.sequence_number(),
-                "data": base64::engine::general_purpose::STANDARD.encode(&data),
-                "approximateArrivalTimestamp": 1_764_000_000.0
-            },
-            "eventSource": "aws:kinesis",
-            "eventID": format!("{}:{}", put.shard_id(), put.sequence_number()),
-            "eventName": "aws:kinesis:record",
-            "eventSourceARN": arn
-        }));
+        records.push(testkit::fixtures::kinesis_record(
+            put.shard_id(),
+            arn,
+            "p-race",
+            put.sequence_number(),
+            &data,
+        ));
     }
     let event = serde_json::from_value(json!({ "Records": records })).unwrap();
     (event, ids)

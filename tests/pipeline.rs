@@ -14,6 +14,17 @@ fn data_of<'a>(events: &'a [Value], field: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The patients of every `AlertRaised` in the store, sorted.
+async fn alerted_patients(stack: &devstack::Stack) -> Vec<String> {
+    let events = inspect::events_of_type(stack, "AlertRaised").await.unwrap();
+    let mut alerted: Vec<String> = data_of(&events, "patientId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    alerted.sort();
+    alerted
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_flow_from_the_http_api_to_a_health_worker_notification() {
     let stack = start_stack("happy_path").await;
@@ -326,16 +337,7 @@ async fn poison_records_end_in_their_failure_destinations_and_the_rest_are_proce
     stack.wait_idle(DRAIN).await.unwrap();
 
     // Both good readings raised their alerts and were notified.
-    let mut alerted = data_of(
-        &inspect::events_of_type(&stack, "AlertRaised")
-            .await
-            .unwrap(),
-        "patientId",
-    )
-    .into_iter()
-    .map(str::to_string)
-    .collect::<Vec<_>>();
-    alerted.sort();
+    let alerted = alerted_patients(&stack).await;
     assert_eq!(alerted, ["p-1", "p-2"]);
     assert_eq!(inspect::scan(&stack, "OutboxTable").await.unwrap().len(), 2);
 
@@ -487,16 +489,7 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_destination_and_other
         "{report:?}"
     );
     stack.wait_idle(DRAIN).await.unwrap();
-    let mut alerted = data_of(
-        &inspect::events_of_type(&stack, "AlertRaised")
-            .await
-            .unwrap(),
-        "patientId",
-    )
-    .into_iter()
-    .map(str::to_string)
-    .collect::<Vec<_>>();
-    alerted.sort();
+    let alerted = alerted_patients(&stack).await;
     assert_eq!(alerted, ["p-bad", "p-good"]);
     assert_eq!(
         inspect::queue_depth(&stack, "DetectFailureQueue")

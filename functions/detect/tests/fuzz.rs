@@ -18,19 +18,13 @@ use testkit::*;
 
 /// A one-record Kinesis event carrying `data`.
 fn event(data: &[u8]) -> Result<KinesisEvent, String> {
-    use base64::Engine;
-    serde_json::from_value(json!({"Records": [{
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "pk",
-            "sequenceNumber": "00000000000000000001",
-            "data": base64::engine::general_purpose::STANDARD.encode(data),
-            "approximateArrivalTimestamp": 1_764_000_000.0
-        },
-        "eventSource": "aws:kinesis",
-        "eventID": "shardId-000000000000:00000000000000000001",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
-    }]}))
+    serde_json::from_value(json!({"Records": [fixtures::kinesis_record(
+        "shardId-000000000000",
+        fixtures::READINGS_STREAM_ARN,
+        "pk",
+        "00000000000000000001",
+        data,
+    )]}))
     .map_err(|e| format!("event: {e}"))
 }
 

@@ -41,27 +41,17 @@ fn envelope(patient: &str, vital: VitalType, value: f64, minute: i64) -> Envelop
 
 /// A Kinesis event as Lambda delivers it, built from raw data payloads.
 fn kinesis_event(payloads: &[Vec<u8>]) -> KinesisEvent {
-    use base64::Engine;
     let records: Vec<_> = payloads
         .iter()
         .enumerate()
         .map(|(i, data)| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "pk",
-                    "sequenceNumber": format!("{:020}", i + 1),
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "approximateArrivalTimestamp": 1_764_000_000.0
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000000:{:020}", i + 1),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
-            })
+            testkit::fixtures::kinesis_record(
+                "shardId-000000000000",
+                testkit::fixtures::READINGS_STREAM_ARN,
+                "pk",
+                &format!("{:020}", i + 1),
+                data,
+            )
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).unwrap()

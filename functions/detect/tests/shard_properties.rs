@@ -127,24 +127,11 @@ impl World {
 
     /// Puts the readings on the shard; the Kinesis event Lambda delivers.
     fn put(&self, readings: &[(String, Vec<u8>)]) -> KinesisEvent {
-        use base64::Engine;
         let records: Vec<_> = readings
             .iter()
             .map(|(pk, data)| {
                 let r = self.stream.put(SHARD, pk, data.clone());
-                json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": pk,
-                        "sequenceNumber": r.sequence_number,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                        "approximateArrivalTimestamp": 1_764_000_000.0
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventID": format!("{SHARD}:{}", r.sequence_number),
-                    "eventName": "aws:kinesis:record",
-                    "eventSourceARN": ARN
-                })
+                testkit::fixtures::kinesis_record(SHARD, ARN, pk, &r.sequence_number, &r.data)
             })
             .collect();
         serde_json::from_value(json!({ "Records": records })).unwrap()

@@ -163,3 +163,34 @@ pub fn stored_event(id: &str, data: serde_json::Value) -> domain::recorded::Stor
         data,
     }
 }
+
+/// The readings stream's ARN in Kinesis event fixtures.
+pub const READINGS_STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/readings";
+
+/// One record of a Kinesis Lambda event, as the event source mapping delivers it: `data`
+/// base64-encoded, the event id `shard:sequence_number`.
+pub fn kinesis_record(
+    shard: &str,
+    stream_arn: &str,
+    partition_key: &str,
+    sequence_number: &str,
+    data: &[u8],
+) -> serde_json::Value {
+    use base64::Engine;
+    serde_json::json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": sequence_number,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "approximateArrivalTimestamp": 1_764_000_000.0
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("{shard}:{sequence_number}"),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": stream_arn
+    })
+}
