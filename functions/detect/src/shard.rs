@@ -112,6 +112,10 @@ pub struct ShardSession {
 struct Slot {
     bucket: Bucket,
     dirty: bool,
+    /// Counts the saves into this bucket (in this process).
+    changes: u64,
+    /// The `changes` the last successful write of the bucket carried.
+    written: u64,
 }
 
 struct Data {
@@ -157,6 +161,8 @@ impl ShardSession {
                     ..Bucket::default()
                 },
                 dirty: false,
+                changes: 0,
+                written: 0,
             })
             .collect();
         for bucket in buckets {
@@ -329,7 +335,7 @@ impl ShardSession {
         store: &dyn ShardStateStore,
         index: usize,
     ) -> Result<(), PortError> {
-        let (bucket, expected) = {
+        let (bucket, expected, changes) = {
             let mut d = lock(&self.data);
             if d.stale {
                 return Err(stale_error(&self.shard));
@@ -339,12 +345,13 @@ impl ShardSession {
                 .get_mut(index)
                 .ok_or_else(|| PortError::Backend(format!("no bucket {index}")))?;
             slot.dirty = false;
-            (slot.bucket.clone(), slot.bucket.version)
+            (slot.bucket.clone(), slot.bucket.version, slot.changes)
         };
         match store.save_bucket(&self.shard, expected, &bucket).await {
             Ok(()) => {
                 if let Some(slot) = lock(&self.data).slots.get_mut(index) {
                     slot.bucket.version = expected + 1;
+                    slot.written = slot.written.max(changes);
                 }
                 lambda_kit::fault::crash_point("detect.after_write_bucket");
                 Ok(())
@@ -362,14 +369,34 @@ impl ShardSession {
         }
     }
 
-    /// Writes one patient's bucket now (before its outbox is carried out).
+    /// Makes sure one patient's bucket is stored as of save number `change` of the bucket
+    /// (before the patient's outbox is carried out): writes it, unless a write since
+    /// carried that save.
     pub async fn flush_patient(
         &self,
         store: &dyn ShardStateStore,
         patient_id: &str,
+        change: u64,
     ) -> Result<(), PortError> {
         let _serial = self.flush_lock.lock().await;
-        let index = bucket_of(patient_id, lock(&self.data).meta.buckets) as usize;
+        let index = {
+            let d = lock(&self.data);
+            if d.stale {
+                return Err(stale_error(&self.shard));
+            }
+            let index = bucket_of(patient_id, d.meta.buckets) as usize;
+            // Group commit: writes are serialised by `flush_lock` and a write's `changes`
+            // are recorded only once it is stored, so `written >= change` means a stored
+            // write carried this patient's save. The patients whose alerts a batch decides
+            // together share one write per bucket instead of one each.
+            if d.slots
+                .get(index)
+                .is_some_and(|slot| slot.written >= change)
+            {
+                return Ok(());
+            }
+            index
+        };
         self.write_bucket(store, index).await
     }
 
@@ -541,7 +568,7 @@ impl PatientStateStore for SessionStore<'_> {
         expected_version: u64,
         state: &PatientState,
     ) -> Result<(), PortError> {
-        {
+        let change = {
             let mut guard = lock(&self.session.data);
             let d = &mut *guard;
             if d.stale {
@@ -568,10 +595,14 @@ impl PatientStateStore for SessionStore<'_> {
                 entry.seq = seq;
             }
             slot.dirty = true;
-        }
+            slot.changes += 1;
+            slot.changes
+        };
         if !state.outbox.is_empty() {
             // Facts before effects: the decision is in the snapshot before it is carried out.
-            self.session.flush_patient(self.store, patient_id).await?;
+            self.session
+                .flush_patient(self.store, patient_id, change)
+                .await?;
         }
         Ok(())
     }

@@ -108,24 +108,11 @@ impl World {
 
     /// Puts readings on the stream and returns them as the Kinesis event Lambda delivers.
     fn put(&self, payloads: Vec<(String, Vec<u8>)>) -> KinesisEvent {
-        use base64::Engine;
         let records: Vec<_> = payloads
             .into_iter()
             .map(|(pk, data)| {
                 let r = self.stream.put(SHARD, &pk, data);
-                json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": pk,
-                        "sequenceNumber": r.sequence_number,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                        "approximateArrivalTimestamp": 1_764_000_000.0
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventID": format!("{SHARD}:{}", r.sequence_number),
-                    "eventName": "aws:kinesis:record",
-                    "eventSourceARN": ARN
-                })
+                testkit::fixtures::kinesis_record(SHARD, ARN, &pk, &r.sequence_number, &r.data)
             })
             .collect();
         serde_json::from_value(json!({ "Records": records })).unwrap()
@@ -454,4 +441,150 @@ fn the_state_is_kept_per_shard_unless_patient_is_asked_for() {
     assert_eq!(layout_is_per_shard(Some("shard")), Ok(true));
     assert_eq!(layout_is_per_shard(Some("patient")), Ok(false));
     assert!(layout_is_per_shard(Some("per-patient")).is_err());
+}
+
+/// [`MemoryShardStore`] whose bucket writes take 2 ms (so that patients processed
+/// concurrently wait for each other's writes, as they do against DynamoDB).
+struct SlowBuckets<'a>(&'a MemoryShardStore);
+
+#[async_trait::async_trait]
+impl application::shard_state::ShardStateStore for SlowBuckets<'_> {
+    async fn load_meta(
+        &self,
+        shard: &str,
+    ) -> Result<Option<domain::detection::snapshot::ShardMeta>, application::ports::PortError> {
+        self.0.load_meta(shard).await
+    }
+    async fn load_buckets(
+        &self,
+        shard: &str,
+        buckets: u32,
+    ) -> Result<Vec<domain::detection::snapshot::Bucket>, application::ports::PortError> {
+        self.0.load_buckets(shard, buckets).await
+    }
+    async fn load_bucket(
+        &self,
+        shard: &str,
+        index: u32,
+    ) -> Result<Option<domain::detection::snapshot::Bucket>, application::ports::PortError> {
+        self.0.load_bucket(shard, index).await
+    }
+    async fn save_bucket(
+        &self,
+        shard: &str,
+        expected: u64,
+        bucket: &domain::detection::snapshot::Bucket,
+    ) -> Result<(), application::ports::PortError> {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        self.0.save_bucket(shard, expected, bucket).await
+    }
+    async fn save_meta(
+        &self,
+        shard: &str,
+        expected: u64,
+        meta: &domain::detection::snapshot::ShardMeta,
+    ) -> Result<(), application::ports::PortError> {
+        self.0.save_meta(shard, expected, meta).await
+    }
+    async fn due_shards(
+        &self,
+        sweep_shard: u32,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, application::ports::PortError> {
+        self.0.due_shards(sweep_shard, now_ms, limit).await
+    }
+    async fn shards(&self) -> Result<Vec<String>, application::ports::PortError> {
+        self.0.shards().await
+    }
+    async fn register(&self, shard: &str) -> Result<(), application::ports::PortError> {
+        self.0.register(shard).await
+    }
+}
+
+/// The event store, checking facts before effects: when an `AlertRaised` is appended (an
+/// alert's first effect), the patient's stored snapshot already holds the alert in its
+/// outbox. Violations are collected.
+struct StoredBeforeAppended<'a> {
+    events: &'a MemoryEventStore,
+    store: &'a MemoryShardStore,
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl application::ports::EventStore for StoredBeforeAppended<'_> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected_version: u64,
+        event: &application::ports::StoredEvent,
+    ) -> Result<application::ports::Appended, application::ports::PortError> {
+        if event.event_type == "AlertRaised" {
+            let patient = event.data["patientId"].as_str().unwrap_or_default();
+            let stored = self.store.patient(patient).unwrap_or_default();
+            let held = stored
+                .outbox
+                .iter()
+                .any(|e| matches!(e, domain::detection::Emit::Raise(_)));
+            if !held {
+                self.violations.lock().unwrap().push(patient.to_string());
+            }
+        }
+        self.events.append(stream_id, expected_version, event).await
+    }
+}
+
+/// Issue 15: the alerts one batch decides are each written into the snapshot before their
+/// effects, but patients whose alerts are decided together share a bucket write (group
+/// commit) instead of one write each: 40 alerts in one batch, far fewer than 40 writes.
+#[tokio::test]
+async fn alerts_decided_together_share_bucket_writes_and_are_stored_before_their_effects() {
+    let world = World::new();
+    let slow = SlowBuckets(&world.store);
+    let checked = StoredBeforeAppended {
+        events: &world.events,
+        store: &world.store,
+        violations: std::sync::Mutex::new(Vec::new()),
+    };
+    let cache = ShardCache::default();
+    let shards = Shards {
+        store: &slow,
+        ..world.shards(&cache)
+    };
+    let guard = world.guard();
+    let deps = Deps {
+        events: &checked,
+        ..world.deps(&guard)
+    };
+    let patients: Vec<String> = (0..40).map(|i| format!("p-{i}")).collect();
+    let mut writes_before_last = 0;
+    for minute in 0..3 {
+        let at = t0() + Duration::minutes(minute);
+        let batch = world.put(
+            patients
+                .iter()
+                .map(|p| (p.clone(), reading(p, VitalType::HeartRate, 130.0, at)))
+                .collect(),
+        );
+        writes_before_last = *world.store.bucket_writes.lock().unwrap();
+        let (response, _) = handle_stream(&deps, &shards, &batch, at + Duration::seconds(1)).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    // The third fast beat raised every patient's alert, each appended and published once.
+    assert_eq!(world.publisher.published.lock().unwrap().len(), 40);
+    let raised = world
+        .events
+        .all()
+        .into_iter()
+        .filter(|e| e.event_type == "AlertRaised")
+        .count();
+    assert_eq!(raised, 40);
+    assert!(
+        checked.violations.lock().unwrap().is_empty(),
+        "appended before the snapshot held them: {:?}",
+        checked.violations.lock().unwrap()
+    );
+    let writes = *world.store.bucket_writes.lock().unwrap() - writes_before_last;
+    println!("bucket writes for 40 alerts decided in one batch: {writes}");
+    assert!(writes < 20, "{writes} bucket writes for 40 alerts");
 }
