@@ -23,8 +23,8 @@ use application::ports::{PatientStateStore, PortError, Versioned};
 use application::shard_state::{ShardStateStore, StreamReplay};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::detection::PatientState;
 use domain::detection::snapshot::{Bucket, ShardMeta, SnapshotEntry, bucket_of};
+use domain::detection::{PatientState, RuleSet};
 use domain::vitals::{HourBlock, take_closed};
 
 /// The default number of buckets of a new shard's snapshot (`DETECT_STATE_BUCKETS`).
@@ -402,11 +402,13 @@ impl ShardSession {
 
     /// Writes the closed hours of recent vitals the dirty buckets' patients hold (one
     /// item per hour, whose key digests its content: a repeat rewrites the same item),
-    /// then takes them out of the states. Before the buckets are written, so a crash
-    /// between the two only writes the same items again.
+    /// then takes them out of the states, whose due time no longer counts them (`rules`:
+    /// the engine's part of it). Before the buckets are written, so a crash between the
+    /// two only writes the same items again.
     async fn write_closed_hours(
         &self,
         vitals: &dyn application::vitals::RecentVitals,
+        rules: &RuleSet,
         dirty: &[usize],
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<HourBlock>)>, PortError> {
@@ -439,6 +441,7 @@ impl ShardSession {
                 .and_then(|s| s.bucket.patients.get_mut(patient_id))
             {
                 take_closed(&mut entry.state.vitals, now_ms);
+                entry.state.due_at = crate::vitals::due(rules.due_at(&entry.state), &entry.state);
             }
         }
         Ok(closed)
@@ -450,6 +453,7 @@ impl ShardSession {
         &self,
         store: &dyn ShardStateStore,
         vitals: &dyn application::vitals::RecentVitals,
+        rules: &RuleSet,
         watermark: Option<&str>,
         due_at: Option<i64>,
         now: DateTime<Utc>,
@@ -464,7 +468,7 @@ impl ShardSession {
         };
         let mut flushed = Flushed {
             blocks: self
-                .write_closed_hours(vitals, &dirty, now.timestamp_millis())
+                .write_closed_hours(vitals, rules, &dirty, now.timestamp_millis())
                 .await?,
             ..Flushed::default()
         };

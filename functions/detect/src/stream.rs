@@ -143,7 +143,7 @@ async fn flush(
     summary: &mut BatchSummary,
 ) -> bool {
     match session
-        .flush(shards.store, deps.vitals, watermark, due, now)
+        .flush(shards.store, deps.vitals, deps.rules, watermark, due, now)
         .await
     {
         Ok(flushed) => {

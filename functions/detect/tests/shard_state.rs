@@ -23,13 +23,23 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn reading(patient: &str, vital: VitalType, value: f64, at: DateTime<Utc>) -> Vec<u8> {
+    reading_from("wearable-1", patient, vital, value, at)
+}
+
+fn reading_from(
+    device: &str,
+    patient: &str,
+    vital: VitalType,
+    value: f64,
+    at: DateTime<Utc>,
+) -> Vec<u8> {
     let reading = Reading {
         patient_id: patient.into(),
         vital,
         value,
         unit: vital.unit().into(),
         timestamp: at,
-        device_id: "wearable-1".into(),
+        device_id: device.into(),
     };
     let lineage = Lineage {
         correlation_id: format!("corr-{patient}"),
@@ -587,4 +597,46 @@ async fn alerts_decided_together_share_bucket_writes_and_are_stored_before_their
     let writes = *world.store.bucket_writes.lock().unwrap() - writes_before_last;
     println!("bucket writes for 40 alerts decided in one batch: {writes}");
     assert!(writes < 20, "{writes} bucket writes for 40 alerts");
+}
+
+/// A spot check just before the hour and one just after: once the snapshot has written the
+/// closed hour to the vitals table, the patient is due only at the open hour's end plus
+/// the flush grace (not still at the closed hour's, which would bring the sweep back for
+/// nothing).
+#[tokio::test]
+async fn a_closed_hour_written_with_the_snapshot_no_longer_makes_the_patient_due() {
+    let world = World::new();
+    let cache = ShardCache::default();
+    let hour = t0() + Duration::hours(1);
+    let spot = |at: DateTime<Utc>, vital: VitalType, value: f64| {
+        world.put(vec![(
+            "p-spot".into(),
+            reading_from("kiosk-1", "p-spot", vital, value, at),
+        )])
+    };
+    let batches = [
+        (hour - Duration::seconds(10), VitalType::Spo2, 97.0),
+        (hour + Duration::seconds(10), VitalType::HeartRate, 72.0),
+        (hour + Duration::seconds(90), VitalType::HeartRate, 74.0),
+    ];
+    for (at, vital, value) in batches {
+        let batch = spot(at, vital, value);
+        let (response, _) = handle_stream(
+            &world.deps(&world.guard()),
+            &world.shards(&cache),
+            &batch,
+            at + Duration::seconds(1),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    // The closed hour is in the vitals table, the open one in the snapshot.
+    let written: Vec<i64> = world.vitals.of("p-spot").iter().map(|b| b.start).collect();
+    assert_eq!(written, [(hour - Duration::hours(1)).timestamp_millis()]);
+    let state = world.store.patient("p-spot").unwrap();
+    assert_eq!(
+        state.due_at,
+        Some(hour.timestamp_millis() + domain::vitals::HOUR_MS + domain::vitals::FLUSH_GRACE_MS),
+        "{state:?}"
+    );
 }
