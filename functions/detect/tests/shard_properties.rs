@@ -23,8 +23,7 @@ use detect::shard::{ShardCache, Shards};
 use detect::stream::{handle_stream, sweep_shards};
 use detect::{Deps, default_rules};
 use domain::detection::snapshot::{Bucket, ShardMeta};
-use domain::envelope::{Envelope, Lineage};
-use domain::reading::{Reading, VitalType};
+use domain::reading::VitalType;
 use proptest::prelude::*;
 use serde_json::json;
 use testkit::*;
@@ -183,26 +182,7 @@ fn reading(patient: &str, spo2: bool, high: bool, at: DateTime<Utc>) -> Vec<u8> 
         (true, false) => (VitalType::Spo2, 97.0),
         (true, true) => (VitalType::Spo2, 85.0),
     };
-    let reading = Reading {
-        patient_id: patient.into(),
-        vital,
-        value,
-        unit: vital.unit().into(),
-        timestamp: at,
-        device_id: format!("wearable-{patient}"),
-    };
-    let lineage = Lineage {
-        correlation_id: format!("corr-{patient}"),
-        causation_id: "req".into(),
-    };
-    serde_json::to_vec(&Envelope::new(
-        reading.event_id(),
-        "ingest",
-        lineage,
-        at,
-        reading,
-    ))
-    .unwrap()
+    testkit::fixtures::ingested_reading(&format!("wearable-{patient}"), patient, vital, value, at)
 }
 
 /// A batch: when it is handled, and its records (partition key, data).

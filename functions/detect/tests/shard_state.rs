@@ -33,26 +33,7 @@ fn reading_from(
     value: f64,
     at: DateTime<Utc>,
 ) -> Vec<u8> {
-    let reading = Reading {
-        patient_id: patient.into(),
-        vital,
-        value,
-        unit: vital.unit().into(),
-        timestamp: at,
-        device_id: device.into(),
-    };
-    let lineage = Lineage {
-        correlation_id: format!("corr-{patient}"),
-        causation_id: "req".into(),
-    };
-    serde_json::to_vec(&Envelope::new(
-        reading.event_id(),
-        "ingest",
-        lineage,
-        at,
-        reading,
-    ))
-    .unwrap()
+    testkit::fixtures::ingested_reading(device, patient, vital, value, at)
 }
 
 struct World {
@@ -453,7 +434,7 @@ fn the_state_is_kept_per_shard_unless_patient_is_asked_for() {
     assert!(layout_is_per_shard(Some("per-patient")).is_err());
 }
 
-/// [`MemoryShardStore`] whose bucket writes take 2 ms (so that patients processed
+/// [`MemoryShardStore`] whose bucket writes take 5 ms (so that patients processed
 /// concurrently wait for each other's writes, as they do against DynamoDB).
 struct SlowBuckets<'a>(&'a MemoryShardStore);
 
@@ -485,7 +466,7 @@ impl application::shard_state::ShardStateStore for SlowBuckets<'_> {
         expected: u64,
         bucket: &domain::detection::snapshot::Bucket,
     ) -> Result<(), application::ports::PortError> {
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         self.0.save_bucket(shard, expected, bucket).await
     }
     async fn save_meta(

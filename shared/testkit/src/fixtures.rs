@@ -194,3 +194,28 @@ pub fn kinesis_record(
         "eventSourceARN": stream_arn
     })
 }
+
+/// A reading as `ingest` puts it on the stream: the JSON envelope (source `ingest`,
+/// correlation id `corr-<patient>`, received at the reading's own time).
+pub fn ingested_reading(
+    device: &str,
+    patient: &str,
+    vital: domain::reading::VitalType,
+    value: f64,
+    at: DateTime<Utc>,
+) -> Vec<u8> {
+    let reading = domain::reading::Reading {
+        patient_id: patient.into(),
+        vital,
+        value,
+        unit: vital.unit().into(),
+        timestamp: at,
+        device_id: device.into(),
+    };
+    let lineage = Lineage {
+        correlation_id: format!("corr-{patient}"),
+        causation_id: "req".into(),
+    };
+    let envelope = Envelope::new(reading.event_id(), "ingest", lineage, at, reading);
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
