@@ -39,9 +39,9 @@ use detect::shard::{ShardCache, Shards};
 use detect::{Deps, default_rules};
 use domain::detection::snapshot::{Bucket, ShardMeta};
 use domain::detection::{PatientState, RuleSet};
-use domain::envelope::{Envelope, Lineage};
+use domain::envelope::Envelope;
 use domain::events::{AlertRaised, AlertResolved};
-use domain::reading::{Reading, VitalType};
+use domain::reading::VitalType;
 use domain::routing::DirectoryEntry;
 use domain::village_stats::StatsDelta;
 use domain::vitals::HourBlock;
@@ -336,47 +336,29 @@ enum Layout {
     Patient,
 }
 
+/// `cargo bench -p detect --bench latency -- [options]`.
+#[derive(clap::Parser)]
 struct Options {
-    latency: Duration,
-    batches: usize,
-    batch: usize,
-    patients: usize,
+    /// Milliseconds every port call waits.
+    #[arg(long = "latency-ms", default_value_t = 10)]
+    latency_ms: u64,
+    /// Batches handed to detect, one after the other.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    batches: u64,
+    /// Readings per batch.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// Patients the readings go round.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    patients: u64,
+    /// Passed by `cargo bench` itself.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 impl Options {
-    /// `--latency-ms N --batches N --batch N --patients N`; anything else (cargo bench's
-    /// own `--bench`) is ignored.
-    fn from_args() -> Result<Options, String> {
-        let mut o = Options {
-            latency: Duration::from_millis(10),
-            batches: 50,
-            batch: 100,
-            patients: 1000,
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let mut i = 0;
-        while i < args.len() {
-            let value = || {
-                args.get(i + 1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| format!("{} needs a whole number", args[i]))
-            };
-            match args[i].as_str() {
-                "--latency-ms" => o.latency = Duration::from_millis(value()?),
-                "--batches" => o.batches = value()? as usize,
-                "--batch" => o.batch = value()? as usize,
-                "--patients" => o.patients = value()? as usize,
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        }
-        if o.batches == 0 || o.batch == 0 || o.patients == 0 {
-            return Err("--batches, --batch and --patients must be above 0".into());
-        }
-        Ok(o)
+    fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
     }
 }
 
@@ -393,24 +375,13 @@ fn t0() -> DateTime<Utc> {
 fn reading(i: usize, patients: &[String]) -> (String, Vec<u8>) {
     let p = i % patients.len();
     let at = t0() + chrono::Duration::milliseconds(i as i64);
-    let reading = Reading {
-        patient_id: patients[p].clone(),
-        vital: VitalType::HeartRate,
-        value: if p < patients.len().div_ceil(10) {
-            112.0
-        } else {
-            60.0 + (i * 7 % 25) as f64
-        },
-        unit: VitalType::HeartRate.unit().to_string(),
-        timestamp: at,
-        device_id: format!("band-{}", patients[p]),
+    let value = if p < patients.len().div_ceil(10) {
+        112.0
+    } else {
+        60.0 + (i * 7 % 25) as f64
     };
-    let lineage = Lineage {
-        correlation_id: format!("bench-latency-{i}"),
-        causation_id: format!("bench-latency-{i}"),
-    };
-    let envelope = Envelope::new(reading.event_id(), "ingest", lineage, at, reading);
-    let data = serde_json::to_vec(&envelope).unwrap_or_default();
+    let device = format!("band-{}", patients[p]);
+    let data = fixtures::ingested_reading(&device, &patients[p], VitalType::HeartRate, value, at);
     (patients[p].clone(), data)
 }
 
@@ -422,8 +393,9 @@ struct Outcome {
 }
 
 async fn run(layout: Layout, options: &Options, rules: &RuleSet) -> Outcome {
+    let (batches, batch) = (options.batches as usize, options.batch as usize);
     let patients: Vec<String> = (0..options.patients).map(|p| format!("p-{p:05}")).collect();
-    let world = World::new(options.latency, &patients);
+    let world = World::new(options.latency(), &patients);
     let guard = Idempotency::new(&world.idempotency, detect::publish_idempotency_config());
     let deps = Deps {
         rules,
@@ -446,13 +418,13 @@ async fn run(layout: Layout, options: &Options, rules: &RuleSet) -> Outcome {
         flush_interval: chrono::Duration::seconds(60),
     };
     let mut outcome = Outcome {
-        batch_ms: Vec::with_capacity(options.batches),
+        batch_ms: Vec::with_capacity(batches),
         failed_records: 0,
         calls: BTreeMap::new(),
     };
-    for b in 0..options.batches {
-        let first = b * options.batch;
-        let records: Vec<serde_json::Value> = (first..first + options.batch)
+    for b in 0..batches {
+        let first = b * batch;
+        let records: Vec<serde_json::Value> = (first..first + batch)
             .map(|i| {
                 let (patient, data) = reading(i, &patients);
                 let put = world.stream.inner.put(SHARD, &patient, data);
@@ -474,7 +446,7 @@ async fn run(layout: Layout, options: &Options, rules: &RuleSet) -> Outcome {
                 }
             };
         // Delivered 200 ms after its last reading was written.
-        let now = t0() + chrono::Duration::milliseconds((first + options.batch) as i64 + 200);
+        let now = t0() + chrono::Duration::milliseconds((first + batch) as i64 + 200);
         let started = Instant::now();
         let response = match layout {
             Layout::Shard => {
@@ -505,7 +477,7 @@ fn report(layout: Layout, options: &Options, outcome: &Outcome) {
     let mut sorted = outcome.batch_ms.clone();
     sorted.sort_by(f64::total_cmp);
     let seconds: f64 = sorted.iter().sum::<f64>() / 1000.0;
-    let readings = outcome.batch_ms.len() * options.batch;
+    let readings = outcome.batch_ms.len() * options.batch as usize;
     let calls: u64 = outcome.calls.values().sum();
     let per_batch = calls as f64 / outcome.batch_ms.len().max(1) as f64;
     println!(
@@ -532,13 +504,7 @@ fn report(layout: Layout, options: &Options, outcome: &Outcome) {
 }
 
 fn main() {
-    let options = match Options::from_args() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("bench latency: {e}");
-            std::process::exit(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -551,10 +517,7 @@ fn main() {
     };
     println!(
         "detect on one shard, {} ms per port call, {} batches of {} readings over {} patients (the first tenth unwell), in memory:",
-        options.latency.as_millis(),
-        options.batches,
-        options.batch,
-        options.patients
+        options.latency_ms, options.batches, options.batch, options.patients
     );
     let rules = match default_rules() {
         Ok(rules) => rules,
