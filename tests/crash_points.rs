@@ -19,6 +19,19 @@ use e2e::entry;
 use futures::FutureExt;
 use serde_json::{Value, json};
 
+/// p-1 and p-2 in the directory, with their health workers w-1 and w-2.
+async fn seed_two_patients(stack: &Stack) {
+    inspect::seed_directory(
+        stack,
+        &[
+            entry("p-1", "w-1", "+254700000301"),
+            entry("p-2", "w-2", "+254700000302"),
+        ],
+    )
+    .await
+    .expect("seeding the directory");
+}
+
 /// Two patients' heart rates race three readings in a row (warning: tachycardia), so each
 /// health worker gets an alert; p-1's then settles, so w-1 also gets a `cleared`
 /// notification. One request, as a device batch; the client retries it until accepted.
@@ -26,15 +39,7 @@ use serde_json::{Value, json};
 /// has nobody to escalate to: the run involves ingest, detect, route, notify and project.
 static ALERTS: Scenario = Scenario::new("alerts", |stack: &Stack| {
     async move {
-        inspect::seed_directory(
-            stack,
-            &[
-                entry("p-1", "w-1", "+254700000301"),
-                entry("p-2", "w-2", "+254700000302"),
-            ],
-        )
-        .await
-        .expect("seeding the directory");
+        seed_two_patients(stack).await;
         let body = json!([
             fixed_reading("p-1", "heart_rate", 121.0, 5),
             fixed_reading("p-2", "heart_rate", 124.0, 5),
@@ -106,15 +111,7 @@ async fn post_paused(stack: &Stack, name: &str, bodies: &[Value]) {
 /// fourth resolves p-1's.
 static SNAPSHOT: Scenario = Scenario::new("snapshot", |stack: &Stack| {
     async move {
-        inspect::seed_directory(
-            stack,
-            &[
-                entry("p-1", "w-1", "+254700000301"),
-                entry("p-2", "w-2", "+254700000302"),
-            ],
-        )
-        .await
-        .expect("seeding the directory");
+        seed_two_patients(stack).await;
         let requests = [
             json!([
                 fixed_reading("p-1", "heart_rate", 121.0, 5),
